@@ -1,0 +1,56 @@
+# kdbook: two commands do everything on a fresh machine.
+#   make book   set up, execute the notebooks with papermill at the embedded default, build _build/html
+#   make test   set up, run the whole test suite (kdlib tests + notebook smoke runs under nbval)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kdbook-installed
+PRESET ?= cpu
+ONLY ?=
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: book test setup data notebooks lint bench clean-book
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[book,test]"
+	@touch $(STAMP)
+
+# The embedded data: Debian's dataset-fashion-mnist, or a folder named by KDLIB_DATA.
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+data:
+	@if [ -n "$$KDLIB_DATA" ] && [ -f "$$KDLIB_DATA/train-images-idx3-ubyte.gz" ]; then exit 0; fi; \
+	if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's dataset-fashion-mnist (the embedded data) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+	  echo "Fashion-MNIST is missing: install Debian's package dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist), or set KDLIB_DATA to a folder holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz."; \
+	  exit 1; \
+	fi
+
+# Execute notebooks with papermill (stored results are reused; only missing runs train).
+notebooks: setup
+	$(PY) -m kdlib.book run --preset $(PRESET) $(if $(ONLY),--only $(ONLY))
+
+book: setup
+	$(PY) -m kdlib.book run --preset $(PRESET)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: setup
+	$(PY) -m pytest -q tests
+	KDLIB_PRESET=smoke $(PY) -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check kdlib tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/building_blocks.py --quick
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,300 @@
+"""Image augmentation on device: crop boxes, crop-and-resize, flips, value range and mixup.
+
+Everything is pure JAX, batched over NHWC images and jit-able (output sizes are static Python
+ints). A crop is a box ``(y0, x0, h, w)`` in relative ``[0, 1]`` image coordinates, so one box
+can be resized to two resolutions: the consistent teacher/student views of paper section 3.3.
+
+Differences from the authors' TF pipeline (big_vision ``inception_crop``, which calls
+``tf.image.sample_distorted_bounding_box``), all documented choices:
+
+- Inception crop: area fraction uniform in ``area_range`` and aspect ratio log-uniform in
+  ``aspect_range`` (torchvision's RandomResizedCrop sampling); TF samples the aspect ratio
+  uniformly and then the crop height, and rounds boxes to whole pixels. Our boxes are
+  continuous (sub-pixel), which only makes the set of views richer.
+- Mild random crop: a box of fixed relative side ``fraction`` (default 0.875 = 224/256, the
+  classic ``resize(256)|random_crop(224)``) at a uniform random position. The authors' small
+  dataset sweeps use ``resize(160)|random_crop(128)``, i.e. ``fraction=0.8``.
+- Mixup: one coefficient ``lam ~ U[0, 1]`` for the whole batch (the paper; big_vision's
+  ``mixup(p=1.0, n=2)`` draws Dirichlet(1, 1), which is the same, then sorts so the own image
+  weighs at least 0.5: ``dominant=True`` does that too). The partner is the batch rolled by
+  one (as big_vision) or a random cyclic permutation: never the batch's reverse, which pairs
+  the middle image with itself for odd batch sizes and creates duplicate pairs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+PARTNERS = ("roll", "permutation")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_size(size: int, name: str = "size") -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{name}={size!r} must be a positive Python int (a static output size)")
+    return size
+
+
+def _check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n={n!r} must be a non-negative Python int (a static batch size)")
+    return n
+
+
+def _check_images(images: jax.Array) -> None:
+    if getattr(images, "ndim", None) != 4:
+        raise ValueError(
+            f"images must be a 4-d NHWC array, got shape {getattr(images, 'shape', None)}"
+        )
+
+
+def _check_fraction(fraction: float) -> float:
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"fraction={fraction!r} must lie in (0, 1]")
+    return float(fraction)
+
+
+def _check_range(rng_: tuple[float, float], name: str, lo: float, hi: float) -> tuple:
+    try:
+        a, b = (float(v) for v in rng_)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={rng_!r} must be a pair (min, max) of numbers") from None
+    if not (lo < a <= b <= hi):
+        raise ValueError(f"{name}={rng_!r} must satisfy {lo} < min <= max <= {hi}")
+    return a, b
+
+
+# ----------------------------------------------------------------------------- boxes
+
+
+def full_boxes(n: int) -> jax.Array:
+    """The whole image as ``n`` boxes ``(0, 0, 1, 1)``: plain resizing."""
+    return jnp.tile(jnp.array([[0.0, 0.0, 1.0, 1.0]], jnp.float32), (_check_n(n), 1))
+
+
+def central_crop_boxes(n: int, fraction: float = 0.875) -> jax.Array:
+    """``n`` central boxes whose sides are ``fraction`` of the image's (0.875 = 224/256)."""
+    f = _check_fraction(fraction)
+    off = (1.0 - f) / 2.0
+    return jnp.tile(jnp.array([[off, off, f, f]], jnp.float32), (_check_n(n), 1))
+
+
+def random_crop_boxes(rng: jax.Array, n: int, fraction: float = 0.875) -> jax.Array:
+    """The paper's mild random crop: sides ``fraction`` of the image, uniform random position.
+
+    Same as resizing to ``size / fraction`` and taking a random ``size`` crop, but continuous.
+    """
+    f, n = _check_fraction(fraction), _check_n(n)
+    pos = jax.random.uniform(rng, (n, 2), jnp.float32) * (1.0 - f)
+    side = jnp.full((n, 2), f, jnp.float32)
+    return jnp.concatenate([pos, side], axis=1)
+
+
+def inception_crop_boxes(
+    rng: jax.Array,
+    n: int,
+    area_range: tuple[float, float] = (0.05, 1.0),
+    aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
+    *,
+    image_aspect: float = 1.0,
+    max_tries: int = 10,
+) -> jax.Array:
+    """Inception-style random boxes (Szegedy et al.), as used by the paper for all training.
+
+    Area fraction ~ U(area_range), aspect ratio (width / height in pixels) log-uniform in
+    ``aspect_range``; a vectorized rejection over ``max_tries`` candidates keeps the first one
+    that fits in the image, else the largest central box with the aspect clamped into range
+    (the full image for square images). ``image_aspect`` is the images' W / H, so the aspect
+    ratio holds in pixels for non-square images.
+    """
+    n = _check_n(n)
+    a_lo, a_hi = _check_range(area_range, "area_range", 0.0, 1.0)
+    r_lo, r_hi = _check_range(aspect_range, "aspect_range", 0.0, math.inf)
+    if not float(image_aspect) > 0.0:
+        raise ValueError(f"image_aspect={image_aspect!r} must be > 0 (image width / height)")
+    _check_size(max_tries, "max_tries")
+    k_area, k_aspect, k_pos = jax.random.split(rng, 3)
+    area = jax.random.uniform(k_area, (n, max_tries), jnp.float32, a_lo, a_hi)
+    log_r = jax.random.uniform(
+        k_aspect, (n, max_tries), jnp.float32, math.log(r_lo), math.log(r_hi)
+    )
+    r = jnp.exp(log_r) / float(image_aspect)  # aspect in relative coordinates
+    h = jnp.sqrt(area / r)
+    w = jnp.sqrt(area * r)
+    fits = (h <= 1.0) & (w <= 1.0)
+    first = jnp.argmax(fits, axis=1)  # index of the first fitting candidate (0 if none)
+    any_fit = jnp.any(fits, axis=1)
+    # Fallback: the largest central box whose aspect is clamped into range (the whole image
+    # when its own aspect is in range); its position draw below lands it in the center.
+    fallback_r = min(max(float(image_aspect), r_lo), r_hi) / float(image_aspect)
+    fallback_h, fallback_w = (1.0, fallback_r) if fallback_r <= 1.0 else (1.0 / fallback_r, 1.0)
+    h = jnp.where(any_fit, jnp.take_along_axis(h, first[:, None], axis=1)[:, 0], fallback_h)
+    w = jnp.where(any_fit, jnp.take_along_axis(w, first[:, None], axis=1)[:, 0], fallback_w)
+    u = jnp.where(any_fit[:, None], jax.random.uniform(k_pos, (n, 2), jnp.float32), 0.5)
+    y0 = u[:, 0] * (1.0 - h)
+    x0 = u[:, 1] * (1.0 - w)
+    return jnp.stack([y0, x0, h, w], axis=1)
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+def _resample_weights(
+    in_size: int, out_size: int, start: jax.Array, length: jax.Array, antialias: bool
+) -> jax.Array:
+    """Per-example linear-interpolation matrices (N, out_size, in_size) for one spatial axis.
+
+    Same convention as ``jax.image.scale_and_translate`` (half-pixel centers, triangle kernel
+    widened by the downscale factor when antialiasing, weights renormalized at the borders).
+    """
+    scale = out_size / (length * in_size)  # output pixels per input pixel, (N,)
+    inv = 1.0 / scale
+    centers = jnp.arange(out_size, dtype=jnp.float32) + 0.5
+    sample = centers[None, :] * inv[:, None] + (start * in_size)[:, None] - 0.5  # (N, out)
+    width = jnp.maximum(inv, 1.0) if antialias else jnp.ones_like(inv)
+    dist = jnp.abs(sample[:, :, None] - jnp.arange(in_size, dtype=jnp.float32)[None, None, :])
+    weights = jnp.maximum(0.0, 1.0 - dist / width[:, None, None])
+    total = jnp.sum(weights, axis=2, keepdims=True)
+    ok = total > 1000.0 * float(jnp.finfo(jnp.float32).eps)
+    weights = jnp.where(ok, weights / jnp.where(ok, total, 1.0), 0.0)
+    inside = (sample >= -0.5) & (sample <= in_size - 0.5)
+    return jnp.where(inside[:, :, None], weights, 0.0)
+
+
+def crop_resize(
+    images: jax.Array, boxes: jax.Array, size: int, *, antialias: bool = True
+) -> jax.Array:
+    """Bilinear crop-and-resize of each image's box to ``size`` x ``size``: float32 NHWC.
+
+    ``images`` is uint8 or float (N, H, W, C), ``boxes`` (N, 4) = (y0, x0, h, w) relative.
+    Separable: two small matmuls per image; antialiased (widened kernel) when downsampling.
+    The full box at the image's own size returns the image.
+    """
+    _check_images(images)
+    size = _check_size(size)
+    n, height, width, _ = images.shape
+    if getattr(boxes, "shape", None) != (n, 4):
+        raise ValueError(
+            f"boxes must have shape ({n}, 4) = (y0, x0, h, w) per image, "
+            f"got {getattr(boxes, 'shape', None)}"
+        )
+    x = images.astype(jnp.float32)
+    boxes = boxes.astype(jnp.float32)
+    wy = _resample_weights(height, size, boxes[:, 0], boxes[:, 2], antialias)  # (N, S, H)
+    wx = _resample_weights(width, size, boxes[:, 1], boxes[:, 3], antialias)  # (N, S, W)
+    hi = lax.Precision.HIGHEST  # no TF32/bf16 passes on accelerators: exact identity crops
+    rows = jnp.einsum("nsh,nhwc->nswc", wy, x, precision=hi)
+    return jnp.einsum("ntw,nswc->nstc", wx, rows, precision=hi)
+
+
+# ----------------------------------------------------------------------------- flips, range
+
+
+def flip_mask(rng: jax.Array, n: int) -> jax.Array:
+    """Per-example left-right flip decisions, bool (n,), each True with probability 1/2."""
+    return jax.random.bernoulli(rng, 0.5, (_check_n(n),))
+
+
+def apply_flip(images: jax.Array, mask: jax.Array) -> jax.Array:
+    """Flips left-right the images whose ``mask`` entry is True (share a mask across views)."""
+    _check_images(images)
+    if getattr(mask, "shape", None) != (images.shape[0],):
+        raise ValueError(
+            f"mask must have shape ({images.shape[0]},), got {getattr(mask, 'shape', None)}"
+        )
+    return jnp.where(mask[:, None, None, None], images[:, :, ::-1, :], images)
+
+
+def random_flip(rng: jax.Array, images: jax.Array) -> jax.Array:
+    """Flips each image left-right with probability 1/2."""
+    _check_images(images)
+    return apply_flip(images, flip_mask(rng, images.shape[0]))
+
+
+def value_range(
+    images: jax.Array,
+    lo: float = -1.0,
+    hi: float = 1.0,
+    in_min: float = 0.0,
+    in_max: float = 255.0,
+) -> jax.Array:
+    """Maps values linearly from ``[in_min, in_max]`` to ``[lo, hi]``, as float32."""
+    if not float(in_max) > float(in_min):
+        raise ValueError(f"in_max={in_max!r} must be greater than in_min={in_min!r}")
+    if not float(hi) > float(lo):
+        raise ValueError(f"hi={hi!r} must be greater than lo={lo!r}")
+    x = jnp.asarray(images).astype(jnp.float32)
+    scale = (float(hi) - float(lo)) / (float(in_max) - float(in_min))
+    return (x - float(in_min)) * scale + float(lo)
+
+
+# ----------------------------------------------------------------------------- mixup
+
+
+def mixup_params(
+    rng: jax.Array, n: int, *, partner: str = "roll", dominant: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    """One mixing coefficient for the batch and each example's partner index.
+
+    ``lam ~ U[0, 1]`` (``dominant=True``: ``max(lam, 1 - lam)``, as big_vision's sorted
+    Dirichlet). ``partner="roll"``: example i mixes with i - 1 (mod n); ``"permutation"``:
+    with its successor on a random cycle through the batch. No example is its own partner.
+    """
+    n = _check_n(n)
+    if partner not in PARTNERS:
+        raise ValueError(f"partner={partner!r} is not one of {PARTNERS}")
+    if n < 2:
+        raise ValueError(f"mixup needs a batch of at least 2 examples, got n={n}")
+    k_lam, k_perm = jax.random.split(rng)
+    lam = jax.random.uniform(k_lam, (), jnp.float32)
+    if dominant:
+        lam = jnp.maximum(lam, 1.0 - lam)
+    idx = jnp.arange(n, dtype=jnp.int32)
+    if partner == "roll":
+        partner_idx = (idx - 1) % n
+    else:
+        order = jax.random.permutation(k_perm, idx)
+        partner_idx = jnp.zeros(n, jnp.int32).at[order].set(jnp.roll(order, -1))
+    return lam, partner_idx
+
+
+def apply_mixup(x: jax.Array, lam: jax.Array, partner_idx: jax.Array) -> jax.Array:
+    """``lam * x + (1 - lam) * x[partner_idx]`` over the leading (batch) axis, float32."""
+    x = jnp.asarray(x)
+    if getattr(partner_idx, "shape", None) != (x.shape[0],):
+        raise ValueError(
+            f"partner_idx must have shape ({x.shape[0]},), got "
+            f"{getattr(partner_idx, 'shape', None)}"
+        )
+    x = x.astype(jnp.float32)
+    lam = jnp.asarray(lam, jnp.float32)
+    return lam * x + (1.0 - lam) * jnp.take(x, partner_idx, axis=0)
+
+
+def mixup(
+    rng: jax.Array, images: jax.Array, *, partner: str = "roll", dominant: bool = False
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Mixes each image with its partner: returns ``(mixed, lam, partner_idx)``.
+
+    Use ``apply_mixup`` with the returned ``lam, partner_idx`` to mix a second view (the
+    teacher's) or ``mix_labels`` for the labels identically.
+    """
+    images = jnp.asarray(images)
+    lam, partner_idx = mixup_params(rng, images.shape[0], partner=partner, dominant=dominant)
+    return apply_mixup(images, lam, partner_idx), lam, partner_idx
+
+
+def mix_labels(labels_onehot: jax.Array, lam: jax.Array, partner_idx: jax.Array) -> jax.Array:
+    """Mixes (N, C) one-hot or soft labels like their images: ``lam * y + (1 - lam) * y[p]``."""
+    if getattr(labels_onehot, "ndim", None) != 2:
+        raise ValueError(
+            "labels_onehot must be a 2-d (N, num_classes) array, got shape "
+            f"{getattr(labels_onehot, 'shape', None)}; convert int labels with losses.onehot"
+        )
+    return apply_mixup(labels_onehot, lam, partner_idx)

@@ -1,0 +1,52 @@
+"""Orbax checkpoints of a run's training state, for resuming interrupted runs exactly.
+
+The state (any pytree) is saved as its flat list of leaves; restoring needs a pytree of the
+same structure (the freshly initialized state), so custom nodes (nnx.State, optax states)
+round-trip without orbax having to know them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+    """Keeps the latest ``max_to_keep`` checkpoints of a training state under ``directory``."""
+
+    def __init__(self, directory: str | Path, max_to_keep: int = 1):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        """The step of the newest complete checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any) -> None:
+        """Saves ``state`` at ``step`` and waits until it is on disk."""
+        leaves = jax.tree.leaves(state)
+        payload = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+        self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)
+        self._manager.wait_until_finished()
+
+    def restore(self, step: int, like: Any) -> Any:
+        """Restores the checkpoint at ``step`` into the structure of ``like``."""
+        leaves, treedef = jax.tree.flatten(like)
+        target = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+        payload = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        restored = [payload[f"{i:05d}"] for i in range(len(leaves))]
+        for old, new in zip(leaves, restored, strict=True):
+            if np.shape(old) != np.shape(new):
+                raise ValueError(
+                    f"checkpoint in {self.directory} does not match this config: "
+                    f"leaf shape {np.shape(new)} != {np.shape(old)}"
+                )
+        return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in restored])
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,122 @@
+"""Experiment configs: frozen dataclasses of plain values, readable in a notebook and hashable.
+
+One :class:`RunConfig` fully determines a run (data, student, teacher, views, loss, optimizer,
+schedule, seed); its hash keys the results store, so two runs with equal configs are one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LOSSES = ("kl", "dist", "labels")
+OPTIMIZERS = ("adam", "sgd", "shampoo")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images a run trains and evaluates on (split strings with tfds semantics)."""
+
+    name: str = "fashion_mnist"
+    train_split: str = "train[:55000]"
+    val_split: str = "train[55000:]"
+    test_split: str = "test"
+    train_size: int | None = None  # class-balanced subset of the train split (small-data regimes)
+    classes: tuple[int, ...] | None = None  # keep only these classes of the train split
+    val_size: int | None = None  # evaluate on a balanced subset of validation (speed)
+    test_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model by its registry name (``kdlib.models.create``) and keyword arguments."""
+
+    name: str = "bit"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: distillation from ``teachers`` or, with ``loss='labels'``, from labels."""
+
+    preset: str = "smoke"
+    section: str = "scratch"
+    data: DataConfig = field(default_factory=DataConfig)
+    student: ModelConfig = field(default_factory=ModelConfig)
+    teachers: tuple[str, ...] = ()  # names of stored teachers (results/teachers/<name>)
+    policy: str = "mix"  # one of kdlib.views.POLICIES
+    loss: str = "kl"  # "kl" | "dist" | "labels"
+    temperature: float = 1.0
+    dist_beta: float = 1.0
+    dist_gamma: float = 1.0
+    fixed_num_crops: int = 8  # K of fix/ic_ens
+    student_size: int = 28
+    teacher_size: int | None = None  # None: same as the student
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    wd: float = 1e-4
+    momentum: float = 0.9
+    warmup_frac: float = 0.05
+    grad_clip: float = 1.0
+    shampoo: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 128
+    epochs: float = 1.0
+    steps_per_call: int = 50  # steps fused into one jitted lax.scan call
+    eval_every: int = 0  # steps between evaluations; 0: about 10 evaluations per run
+    checkpoint_every: int = 0  # steps between checkpoints; 0: at every evaluation
+    init: str | None = None  # a stored model ("teachers/<name>") to start the student from
+    seed: int = 0
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` applied (dotted keys like ``"data.train_size"`` allowed)."""
+        return replace(self, **changes)
+
+
+def replace(config: Any, _prefix: str = "", **changes: Any) -> Any:
+    """``dataclasses.replace`` that also accepts dotted keys for nested dataclasses."""
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    names = {f.name for f in dataclasses.fields(config)}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            raise ValueError(
+                f"unknown config field {_prefix + key!r} for {type(config).__name__}; "
+                f"allowed: {sorted(names)}"
+            )
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = replace(direct.get(head, getattr(config, head)), f"{_prefix}{head}.", **sub)
+    return dataclasses.replace(config, **direct)
+
+
+def validate(config: RunConfig) -> None:
+    """Raises ValueError naming the first bad field of ``config`` and what is allowed."""
+    from kdlib.views import POLICIES
+
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss={config.loss!r} is not one of {LOSSES}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={config.optimizer!r} is not one of {OPTIMIZERS}")
+    if config.policy not in POLICIES:
+        raise ValueError(f"policy={config.policy!r} is not one of {POLICIES}")
+    if config.loss != "labels" and not config.teachers:
+        raise ValueError(f"loss={config.loss!r} distills from a teacher: set teachers=(name, ...)")
+    if config.loss == "labels" and config.policy.startswith("fix/"):
+        raise ValueError(f"policy={config.policy!r} needs a teacher; loss='labels' has none")
+    positive = {
+        "temperature": config.temperature, "lr": config.lr, "batch_size": config.batch_size,
+        "epochs": config.epochs, "steps_per_call": config.steps_per_call,
+        "student_size": config.student_size,
+    }
+    for name, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"{name}={value!r} must be > 0")
+    if config.wd < 0:
+        raise ValueError(f"wd={config.wd!r} must be >= 0")
+    if not 0 <= config.warmup_frac < 1:
+        raise ValueError(f"warmup_frac={config.warmup_frac!r} must be in [0, 1)")

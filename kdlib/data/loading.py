@@ -1,0 +1,141 @@
+"""``load(name, split)``: one entry point for the embedded and the tfds datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from kdlib.data import embedded, tfds_source
+from kdlib.data.dataset import Dataset, check_classes, filter_classes
+from kdlib.data.resize import resize_images
+from kdlib.data.splits import parse_split, resolve_split
+
+EMBEDDED = ("fashion_mnist", "digits")
+IN_MEMORY_TFDS = ("oxford_flowers102", "oxford_iiit_pet", "food101", "sun397")
+STREAMING_TFDS = ("imagenet2012",)
+DATASETS = EMBEDDED + IN_MEMORY_TFDS + STREAMING_TFDS
+
+# Split names of each tfds dataset: checked before tfds is asked, for a clear error.
+TFDS_SPLITS = {
+    "oxford_flowers102": ("train", "validation", "test"),
+    "oxford_iiit_pet": ("train", "test"),
+    "food101": ("train", "validation"),
+    "sun397": ("train", "validation", "test"),
+    "imagenet2012": ("train", "validation", "test"),
+}
+
+
+def _check_size(image_size: int | None) -> None:
+    """image_size must be None or a positive int."""
+    if image_size is not None and (
+        isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1
+    ):
+        raise ValueError(f"image_size must be a positive int or None; got {image_size!r}.")
+
+
+def _gather(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenates (images, labels) parts; a single part stays a (read-only) view."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST from idx files ($KDLIB_DATA or Debian's package), else from tfds."""
+    folder = embedded.fashion_mnist_dir()
+    if folder is None:
+        return _fashion_mnist_from_tfds(split)
+    ranges = resolve_split(split, embedded.fashion_mnist_sizes(folder))
+    parts = []
+    for r in ranges:
+        images, labels = embedded.fashion_mnist_split(folder, r.split)
+        parts.append((images[r.start : r.stop], labels[r.start : r.stop]))
+    return _gather(parts)
+
+
+def _fashion_mnist_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The tfds fallback for Fashion-MNIST; one-sentence FileNotFoundError when it fails too."""
+    files = ", ".join(f for pair in embedded.FASHION_MNIST_FILES.values() for f in pair)
+    message = embedded.MISSING_FASHION_MNIST.format(files=files)
+    resolve_split(split, embedded.FASHION_MNIST_SIZES)  # bad splits fail before tfds is tried
+    try:
+        images, labels, _, _ = tfds_source.read_all("fashion_mnist", split, image_size=None)
+    except (ImportError, FileNotFoundError) as e:
+        raise FileNotFoundError(message) from e
+    return images, labels
+
+
+def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn digits with our fixed train/test division (see kdlib.data.embedded)."""
+    parts = []
+    for r in resolve_split(split, embedded.DIGITS_SIZES):
+        images, labels = embedded.digits_split(r.split)
+        parts.append((images[r.start : r.stop], labels[r.start : r.stop]))
+    return _gather(parts)
+
+
+def _check_tfds_split(name: str, split: str) -> None:
+    """Validates a split string's syntax and split names for a tfds dataset before opening it."""
+    allowed = TFDS_SPLITS[name]
+    for term in parse_split(split):
+        if term.split not in allowed and term.split != "all":
+            raise ValueError(
+                f"Unknown split {term.split!r} of {name} in {split!r}; allowed: {list(allowed)}."
+            )
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    classes: Sequence[int] | None = None,
+    image_size: int | None = None,
+    data_dir: str | None = None,
+    download: bool = False,
+) -> Dataset | tfds_source.StreamingDataset:
+    """Loads split ``split`` (tfds syntax, e.g. 'train[:90%]') of dataset ``name`` (see DATASETS).
+
+    Embedded datasets keep their native size unless ``image_size`` is given (then resized,
+    square, bilinear). tfds datasets are decoded and stored at ``image_size`` (default 160:
+    shorter side resized, then centre-cropped, 3 channels). ``classes`` keeps only those class
+    ids, with their original labels and num_classes. ``imagenet2012`` returns a
+    ``StreamingDataset`` instead of reading the split into memory. ``data_dir`` and
+    ``download`` are passed to tfds.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; allowed: {DATASETS}.")
+    _check_size(image_size)
+    if name in STREAMING_TFDS:
+        if classes is not None:
+            raise ValueError(f"classes is not supported for the streaming dataset {name!r}.")
+        _check_tfds_split(name, split)
+        return tfds_source.open_streaming(
+            name,
+            split,
+            image_size=image_size or tfds_source.DEFAULT_IMAGE_SIZE,
+            data_dir=data_dir,
+            download=download,
+        )
+    if name in IN_MEMORY_TFDS:
+        _check_tfds_split(name, split)
+        source = tfds_source.open_source(name, split, data_dir=data_dir, download=download)
+        num_classes, names = tfds_source.label_info(source)
+        if classes is not None:
+            check_classes(classes, num_classes)  # fail before decoding the whole split
+        images, labels = tfds_source.read_examples(
+            source, range(len(source)), image_size or tfds_source.DEFAULT_IMAGE_SIZE
+        )
+    elif name == "fashion_mnist":
+        images, labels = _load_fashion_mnist(split)
+        num_classes, names = 10, embedded.FASHION_MNIST_CLASSES
+    else:
+        images, labels = _load_digits(split)
+        num_classes, names = 10, embedded.DIGITS_CLASSES
+    ds = Dataset(images, labels, num_classes, name, split, names)
+    if classes is not None:
+        ds = filter_classes(ds, classes)
+    if image_size is not None and name in EMBEDDED:
+        ds = dataclasses.replace(ds, images=resize_images(ds.images, image_size))
+    return ds

@@ -1,0 +1,1 @@
+"""Per-chapter experiment definitions: the configs of each notebook at each preset."""

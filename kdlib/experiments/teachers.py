@@ -1,0 +1,106 @@
+"""Chapter 00: the embedded teachers, trained from labels like the paper's BiT teachers.
+
+The paper distills BiT-M-R152x2 teachers fine-tuned on each dataset. The embedded default
+trains its own: a BiT ResNet-v2 several times bigger than the students, on the full
+Fashion-MNIST training split minus a validation hold-out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from kdlib import data, presets, teachers, train
+from kdlib.config import DataConfig, ModelConfig, RunConfig
+from kdlib.provenance import provenance
+
+SECTION = "00_teachers"
+
+# Architectures of the embedded default (BiT ResNet-v2, small-image stem for 28 px).
+TEACHER_MODEL = ModelConfig("bit", {"depth": [2, 2, 2, 2], "width": 0.125, "stem": "small"})
+STUDENT_MODEL = ModelConfig("bit", {"depth": [1, 1, 1, 1], "width": 0.0625, "stem": "small"})
+
+
+def teacher_configs(preset: str) -> dict[str, RunConfig]:
+    """The teachers to train at ``preset``, by the name they are stored under."""
+    presets.check(preset)
+    splits = data.paper_splits("fashion_mnist")
+    fmnist = DataConfig("fashion_mnist", splits["train"], splits["validation"], splits["test"])
+    base = RunConfig(
+        preset=preset, section=SECTION, data=fmnist, student=TEACHER_MODEL, loss="labels",
+        policy="same/rc", optimizer="adam", lr=3e-3, wd=1e-4, warmup_frac=0.05,
+        batch_size=128, epochs=12, student_size=28, steps_per_call=43, seed=0,
+    )
+    if preset == "smoke":
+        small = base.replace(
+            student=STUDENT_MODEL, epochs=2, batch_size=64, steps_per_call=8,
+            **{"data.train_size": 512, "data.val_size": 256, "data.test_size": 256},
+        )
+        return {"smoke_fmnist_bit_t28": small}
+    return {"fmnist_bit_t28": base}
+
+
+def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) -> dict[str, Any]:
+    """Trains (or loads) the teacher run, stores it as teacher ``name``; returns its card."""
+    if not retrain and name in teachers.available():
+        card = teachers.load_card(name)
+        if card.get("config_hash") == train.store.config_hash(config):
+            return card
+    started = time.time()
+    record = train.run(config, retrain=retrain, save_model=True)
+    rd = train.load_data(config)
+    kwargs = model_kwargs(config, rd.train)
+    model = teachers.build(config.student.name, kwargs)
+    teachers.load_weights(model, record.path / "model.npz")
+    model.eval()
+    accs = {}
+    for split, ds in (("val", rd.val), ("test", rd.test)):
+        accs[f"{split}_acc"] = evaluate(model, ds, config.student_size)
+    card = {
+        "name": name,
+        "model": config.student.name,
+        "model_kwargs": kwargs,
+        "image_size": config.student_size,
+        "dataset": config.data.name,
+        "splits": {"train": config.data.train_split, "validation": config.data.val_split,
+                   "test": config.data.test_split},
+        "num_train": record.summary.get("num_train"),
+        "epochs": config.epochs,
+        "val_acc": accs["val_acc"],
+        "test_acc": accs["test_acc"],
+        "config_hash": train.store.config_hash(config),
+        "run_dir": str(record.path.relative_to(train.store.results_root().parent)),
+        "train_wall_time_s": record.summary.get("wall_time_s"),
+        "provenance": record.provenance or provenance(config, wall_time_s=time.time() - started,
+                                                      started_at=started),
+    }
+    teachers.save(name, model, card)
+    return card
+
+
+def evaluate(model: Any, ds: data.Dataset, image_size: int) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on ``ds`` at ``image_size``."""
+    graphdef, state = nnx.split(model)
+    logits = train.predict(graphdef, (state,), ds.images, image_size)
+    return float(np.mean(np.argmax(logits, -1) == ds.labels))
+
+
+def model_kwargs(config: RunConfig, train_set: data.Dataset) -> dict[str, Any]:
+    """The student's constructor kwargs with the dataset's class and channel counts filled in."""
+    kwargs = dict(config.student.kwargs)
+    kwargs.setdefault("num_classes", train_set.num_classes)
+    kwargs.setdefault("in_channels", train_set.images.shape[-1])
+    return kwargs
+
+
+def student_baseline_config(preset: str) -> RunConfig:
+    """The student architecture trained from labels on a 1,000-image subset (the bar to beat)."""
+    config = next(iter(teacher_configs(preset).values()))
+    if preset == "smoke":
+        return config.replace(**{"data.train_size": 256}, epochs=2)
+    return config.replace(
+        student=STUDENT_MODEL, epochs=100, **{"data.train_size": 1000}
+    )

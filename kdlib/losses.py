@@ -1,0 +1,156 @@
+"""Distillation and supervised losses on logits, plus small metrics (agreement, ensembles).
+
+- ``kl``: the paper's distance, ``T**2 * KL(softmax(teacher / T) || softmax(student / T))`` per
+  example (big_vision ``distance='kl'``); average it over the batch yourself.
+- ``dist``: DIST (Huang et al. 2022), Pearson-correlation relations between the softmax
+  outputs: inter-class per example plus intra-class per class over the whole batch.
+- ``softmax_xent``: cross-entropy against int labels or soft / mixed-up label distributions.
+
+Under ``jax.jit`` with the batch sharded by a ``NamedSharding`` these are ordinary ``jnp`` ops on
+the global array, so the batch statistics of ``dist`` are global with no extra code. Inside
+``shard_map``/``vmap``/``pmap`` over a named batch axis pass ``axis_name`` to ``dist``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+DIST_EPS = 1e-8  # added to the denominator of the Pearson correlation (authors' value)
+
+
+def _check_temperature(temperature: float | jax.Array) -> None:
+    if isinstance(temperature, (int, float)) and not temperature > 0:
+        raise ValueError(f"temperature={temperature!r} must be > 0")
+
+
+def _check_pair(student_logits: jax.Array, teacher_logits: jax.Array, ndim: int | None) -> None:
+    s, t = jnp.shape(student_logits), jnp.shape(teacher_logits)
+    if s != t:
+        raise ValueError(f"student logits {s} and teacher logits {t} must have the same shape")
+    if ndim is not None and len(s) != ndim:
+        raise ValueError(f"logits must be {ndim}-d (batch, num_classes), got shape {s}")
+    if len(s) < 1 or s[-1] < 1:
+        raise ValueError(f"logits need a class axis of size >= 1, got shape {s}")
+
+
+def kl(
+    student_logits: jax.Array, teacher_logits: jax.Array, temperature: float = 1.0
+) -> jax.Array:
+    """Per-example ``T**2 * KL(softmax(teacher / T) || softmax(student / T))``, shape (...,).
+
+    Computed from log-softmaxes (stable for any logit scale); classes on the last axis.
+    """
+    _check_pair(student_logits, teacher_logits, None)
+    _check_temperature(temperature)
+    log_p_t = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
+    log_p_s = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+    return temperature**2 * jnp.sum(jnp.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+
+
+def _safe_sqrt(x: jax.Array) -> jax.Array:
+    """sqrt with a zero (not NaN) gradient at 0: constant rows/columns stay differentiable."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def _pearson_rows(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (over the last axis)."""
+    a = a - jnp.mean(a, axis=-1, keepdims=True)
+    b = b - jnp.mean(b, axis=-1, keepdims=True)
+    dot = jnp.sum(a * b, axis=-1)
+    norms = _safe_sqrt(jnp.sum(a * a, axis=-1)) * _safe_sqrt(jnp.sum(b * b, axis=-1))
+    return dot / (norms + DIST_EPS)
+
+
+def _pearson_columns(a: jax.Array, b: jax.Array, axis_name: str | None) -> jax.Array:
+    """Pearson correlation per column over the batch, across all shards of ``axis_name``."""
+    if axis_name is None:
+        return _pearson_rows(a.T, b.T)
+    mean_a = jax.lax.pmean(jnp.mean(a, axis=0), axis_name)
+    mean_b = jax.lax.pmean(jnp.mean(b, axis=0), axis_name)
+    a, b = a - mean_a, b - mean_b
+    dot, ssa, ssb = jax.lax.psum(
+        (jnp.sum(a * b, axis=0), jnp.sum(a * a, axis=0), jnp.sum(b * b, axis=0)), axis_name
+    )
+    return dot / (_safe_sqrt(ssa) * _safe_sqrt(ssb) + DIST_EPS)
+
+
+def dist(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    temperature: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 1.0,
+    axis_name: str | None = None,
+) -> jax.Array:
+    """DIST loss (scalar): ``T**2 * (beta * inter + gamma * intra)`` on softmax(logits / T).
+
+    inter = mean over examples of 1 - Pearson over classes; intra = mean over classes of
+    1 - Pearson over the batch (the transposed matrix), as in the authors' ``DIST`` module.
+    ``axis_name``: the named axis the batch is split over (vmap/shard_map/pmap); the intra
+    statistics are then psum'd over it, so every shard returns the global-batch loss. Shards
+    must be of equal size. Not needed under plain jit with sharded arrays.
+    """
+    _check_pair(student_logits, teacher_logits, 2)
+    _check_temperature(temperature)
+    y_s = jax.nn.softmax(student_logits / temperature, axis=-1)
+    y_t = jax.nn.softmax(teacher_logits / temperature, axis=-1)
+    inter = 1.0 - jnp.mean(_pearson_rows(y_s, y_t))
+    if axis_name is not None:
+        inter = jax.lax.pmean(inter, axis_name)
+    intra = 1.0 - jnp.mean(_pearson_columns(y_s, y_t, axis_name))
+    return temperature**2 * (beta * inter + gamma * intra)
+
+
+def onehot(labels: jax.Array, num_classes: int) -> jax.Array:
+    """Int class ids (...,) as float32 one-hot vectors (..., num_classes)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} must be a positive Python int")
+    labels = jnp.asarray(labels)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"labels must be int class ids, got dtype {labels.dtype}")
+    return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+
+
+def softmax_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example cross-entropy, shape (...,): int labels (...,) or soft labels (..., C).
+
+    Soft labels (one-hot, mixed-up, or teacher probabilities) give ``-sum(y * log_softmax)``.
+    """
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    if logits.ndim < 1:
+        raise ValueError(f"logits need a class axis, got shape {logits.shape}")
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        if labels.shape != logits.shape[:-1]:
+            raise ValueError(
+                f"int labels must have shape {logits.shape[:-1]} for logits {logits.shape}, "
+                f"got {labels.shape}"
+            )
+        return -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"soft labels must have the logits' shape {logits.shape}, got {labels.shape}"
+        )
+    return -jnp.sum(labels * log_p, axis=-1)
+
+
+def ensemble_logits(logits: Sequence[jax.Array]) -> jax.Array:
+    """Mean of several models' logits: the paper's ensemble teacher (section 3.4)."""
+    logits = list(logits)
+    if not logits:
+        raise ValueError("ensemble_logits needs at least one array of logits")
+    shapes = {tuple(jnp.shape(x)) for x in logits}
+    if len(shapes) != 1:
+        raise ValueError(f"all logits must have the same shape, got {sorted(shapes)}")
+    return jnp.mean(jnp.stack(logits), axis=0)
+
+
+def agreement(a_logits: jax.Array, b_logits: jax.Array) -> jax.Array:
+    """Fraction of examples whose top-1 class is the same under both logits (scalar)."""
+    _check_pair(a_logits, b_logits, None)
+    same = jnp.argmax(a_logits, axis=-1) == jnp.argmax(b_logits, axis=-1)
+    return jnp.mean(same.astype(jnp.float32))

@@ -1,0 +1,599 @@
+"""Results store: one folder per run, addressed by a hash of its full config.
+
+Layout: `<root>/<preset>/<section>/<config hash>/` holding
+  config.json      written before training starts
+  metrics.jsonl    appended by the engine while training (one JSON object per line)
+  provenance.json  written after training
+  summary.json     written LAST: a run is finished iff summary.json exists
+  failed.json      written when train_fn raised (the run is not finished and is retried)
+All JSON files are written atomically (temp file in the same folder, fsync, os.replace), so a
+killed process leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kdlib.provenance import provenance as make_provenance
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+PROVENANCE_FILE = "provenance.json"
+METRICS_FILE = "metrics.jsonl"
+FAILED_FILE = "failed.json"
+
+FINISHED_STATUSES = ("done", "diverged")
+STATUSES = ("done", "diverged", "failed", "running")
+RESULTS_ENV = "KDLIB_RESULTS"
+HASH_LENGTH = 12
+
+_PATH_PART = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_FLOAT_DIGITS = 15  # canonical floats: 15 significant digits absorb round-off like 0.1 + 0.2
+
+
+# --------------------------------------------------------------------------- config -> JSON
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Convert one config value to plain JSON types (dataclass -> dict, tuple -> list)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"config key {key!r} at {where} must be a str (JSON objects have str keys)"
+                )
+            out[key] = _plain(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and not value.shape:
+        # numpy scalar: str() gives the shortest repr of its own precision (float32 0.001)
+        item = value.item()
+        return float(str(value)) if isinstance(item, float) else item
+    raise ValueError(
+        f"config value at {where} has type {type(value).__name__}; allowed: str, int, float, "
+        "bool, None, list/tuple, dict with str keys, dataclass"
+    )
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready dict of a (nested) dataclass config; tuples become lists.
+
+    Field order follows the dataclass definition; a mapping is accepted too (e.g. a config
+    read back from config.json).
+    """
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)) and not isinstance(
+        config, Mapping
+    ):
+        raise ValueError(
+            f"config must be a dataclass instance or a mapping, got {type(config).__name__}"
+        )
+    return _plain(config, "config")
+
+
+def _canonical(value: Any) -> Any:
+    """Canonical form for hashing: floats rounded to 15 digits, integral floats as ints."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        value = float(f"{value:.{_FLOAT_DIGITS}g}")
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
+        return value
+    return value
+
+
+def canonical_json(config: Any) -> str:
+    """The exact string that config_hash hashes: sorted keys, no whitespace, canonical floats."""
+    return json.dumps(
+        _canonical(config_to_dict(config)),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+    )
+
+
+def config_hash(config: Any) -> str:
+    """First 12 hex chars of the sha256 of the canonical JSON of a config.
+
+    1e-3 and 0.001 (and 1 and 1.0) hash equal; any other change of any field changes it.
+    """
+    return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:HASH_LENGTH]
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path:
+    """Nearest folder at or above `start` (default CWD) holding pyproject.toml and kdlib/.
+
+    Falls back to `start` itself when no such folder exists.
+    """
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "kdlib").is_dir():
+            return folder
+    return here
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """The results root: `root` if given, else $KDLIB_RESULTS, else <repo root>/results."""
+    if root is not None:
+        return Path(root)
+    from_env = os.environ.get(RESULTS_ENV)
+    if from_env:
+        return Path(from_env)
+    return find_repo_root() / "results"
+
+
+def _path_part(config: Any, name: str) -> str:
+    """Field `name` of the config, checked to be a safe single folder name."""
+    if isinstance(config, Mapping):
+        if name not in config:
+            raise ValueError(f"config has no {name!r} key; a stored config needs preset+section")
+        value = config[name]
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        if not hasattr(config, name):
+            raise ValueError(
+                f"config {type(config).__name__} has no field {name!r}; "
+                "a stored config needs preset and section"
+            )
+        value = getattr(config, name)
+    else:
+        raise ValueError(f"config must be a dataclass or a mapping, got {type(config).__name__}")
+    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
+        raise ValueError(
+            f"config.{name}={value!r} must be a non-empty folder name of letters, digits, "
+            "'_', '-', '.', '+'"
+        )
+    return value
+
+
+def run_dir(config: Any, root: str | os.PathLike | None = None) -> Path:
+    """Folder of a config's run: `<root>/<preset>/<section>/<config hash>`."""
+    return (
+        results_root(root)
+        / _path_part(config, "preset")
+        / _path_part(config, "section")
+        / config_hash(config)
+    )
+
+
+# --------------------------------------------------------------------------- atomic JSON
+
+
+def _json_default(value: Any) -> Any:
+    """JSON fallback: numpy/jax arrays and scalars, paths, dataclasses."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist"):  # numpy and jax arrays / scalars
+        return value.tolist()
+    raise TypeError(f"value of type {type(value).__name__} is not JSON serializable")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as JSON to `path` so that readers see the old file or the new, never a part.
+
+    Writes a temp file in the same folder, flushes and fsyncs it, then os.replace()s it.
+    On any error the temp file is removed and the old `path` (if any) is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+            json.dump(obj, tmp, indent=2, sort_keys=True, default=_json_default)
+            tmp.write("\n")
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable by fsyncing its folder (best effort: not all systems allow it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, with a ValueError naming the file when it is not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+
+
+# --------------------------------------------------------------------------- metrics log
+
+
+class MetricsLog:
+    """Append-only JSON-lines log of training metrics, durable after every record.
+
+    Each append is flushed and fsynced. A process killed mid-write leaves a truncated last
+    line: `read()` ignores it and the next `append()` cuts it off before writing.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def in_run(cls, run_path: str | os.PathLike) -> MetricsLog:
+        """The metrics log of a run folder (`<run_dir>/metrics.jsonl`)."""
+        return cls(Path(run_path) / METRICS_FILE)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append one record (a mapping with str keys) as one JSON line, then fsync."""
+        if not isinstance(record, Mapping):
+            raise ValueError(f"metrics record must be a mapping, got {type(record).__name__}")
+        line = json.dumps(dict(record), sort_keys=True, default=_json_default) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        with open(self.path, "a", encoding="utf-8") as log:
+            log.write(line)
+            log.flush()
+            os.fsync(log.fileno())
+
+    def _repair_tail(self) -> None:
+        """End the file on a newline: complete a parsable last line, drop a truncated one."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as log:
+            size = log.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            log.seek(size - 1)
+            if log.read(1) == b"\n":
+                return
+            log.seek(0)
+            data = log.read()
+            cut = data.rfind(b"\n") + 1
+            if _parses(data[cut:]):
+                log.write(b"\n")
+            else:
+                log.truncate(cut)
+            log.flush()
+            os.fsync(log.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        """All complete records in order; a truncated last line is ignored.
+
+        A corrupt line anywhere else raises ValueError naming the file and line number.
+        """
+        if not self.path.exists():
+            return []
+        lines = self.path.read_bytes().split(b"\n")
+        records = []
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                records.append(json.loads(raw))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                if number == len(lines):  # last line without newline: a killed writer
+                    break
+                raise ValueError(f"{self.path}:{number} is not valid JSON: {err}") from err
+        return records
+
+    def drop_after(self, step: int, key: str = "step") -> None:
+        """Keep only records with record[key] <= step (for resuming from a checkpoint)."""
+        kept = [r for r in self.read() if not (key in r and r[key] > step)]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        handle, tmp_name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+                tmp.write(text)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+
+def _parses(data: bytes) -> bool:
+    """Whether `data` is one complete JSON value."""
+    try:
+        json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- run records
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One stored run: its config, summary, metrics history, provenance and status."""
+
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    status: str
+    path: Path
+
+    @property
+    def hash(self) -> str:
+        """The config hash (the run folder's name)."""
+        return self.path.name
+
+    @property
+    def finished(self) -> bool:
+        """True for done and diverged runs (those with a summary.json)."""
+        return self.status in FINISHED_STATUSES
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Look up `key` in the summary, then the config; dotted keys reach into nested dicts.
+
+        Prefix with "config.", "summary." or "provenance." to pick the source explicitly.
+        """
+        sources = {"config": self.config, "summary": self.summary, "provenance": self.provenance}
+        head, _, rest = key.partition(".")
+        if head in sources and rest:
+            return _dotted(sources[head], rest, default)
+        missing = object()
+        for source in (self.summary, self.config):
+            value = _dotted(source, key, missing)
+            if value is not missing:
+                return value
+        return default
+
+
+def _dotted(tree: Mapping[str, Any], key: str, default: Any) -> Any:
+    """tree["a"]["b"] for key "a.b", or `default` when any part is absent."""
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def save_run(
+    path: str | os.PathLike,
+    config: Any,
+    summary: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    status: str,
+) -> RunRecord:
+    """Store a run's outcome in folder `path` and return its record.
+
+    For "done"/"diverged": writes config.json, provenance.json, then summary.json LAST (the
+    finished marker; its "status" key holds the status) and removes a stale failed.json.
+    For "failed": writes failed.json (summary holds the error); the run stays unfinished.
+    """
+    if status not in ("done", "diverged", "failed"):
+        raise ValueError(f"status={status!r} cannot be saved; allowed: done, diverged, failed")
+    if not isinstance(summary, Mapping):
+        raise ValueError(f"summary must be a mapping, got {type(summary).__name__}")
+    path = Path(path)
+    config_dict = config_to_dict(config)
+    write_json_atomic(path / CONFIG_FILE, config_dict)
+    summary_dict = {**summary, "status": status}
+    if status == "failed":
+        write_json_atomic(
+            path / FAILED_FILE, {"summary": summary_dict, "provenance": dict(provenance)}
+        )
+    else:
+        write_json_atomic(path / PROVENANCE_FILE, dict(provenance))
+        write_json_atomic(path / SUMMARY_FILE, summary_dict)
+        (path / FAILED_FILE).unlink(missing_ok=True)
+    return RunRecord(
+        config=config_dict,
+        summary=summary_dict,
+        history=MetricsLog.in_run(path).read(),
+        provenance=dict(provenance),
+        status=status,
+        path=path,
+    )
+
+
+def load_run(path: str | os.PathLike, *, finished_only: bool = True) -> RunRecord | None:
+    """The record stored in folder `path`; None when absent or (by default) not finished.
+
+    With finished_only=False an unfinished folder gives status "failed" (failed.json) or
+    "running" (only config.json: training, or interrupted and resumable).
+    """
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        return None
+    history = MetricsLog.in_run(path).read
+    if (path / SUMMARY_FILE).is_file():
+        summary = read_json(path / SUMMARY_FILE)
+        status = summary.get("status", "done")
+        if status not in FINISHED_STATUSES:
+            raise ValueError(
+                f"{path / SUMMARY_FILE} has status {status!r}; allowed: {FINISHED_STATUSES}"
+            )
+        prov_path = path / PROVENANCE_FILE
+        prov = read_json(prov_path) if prov_path.is_file() else {}
+        return RunRecord(read_json(path / CONFIG_FILE), summary, history(), prov, status, path)
+    if finished_only:
+        return None
+    if (path / FAILED_FILE).is_file():
+        failed = read_json(path / FAILED_FILE)
+        return RunRecord(
+            read_json(path / CONFIG_FILE),
+            failed.get("summary", {}),
+            history(),
+            failed.get("provenance", {}),
+            "failed",
+            path,
+        )
+    return RunRecord(read_json(path / CONFIG_FILE), {}, history(), {}, "running", path)
+
+
+def list_runs(
+    root: str | os.PathLike | None = None,
+    preset: str | None = None,
+    section: str | None = None,
+    *,
+    include_unfinished: bool = False,
+) -> list[RunRecord]:
+    """All runs stored under `root` (optionally of one preset/section), sorted by path."""
+    base = results_root(root)
+    presets = [base / preset] if preset is not None else _subdirs(base)
+    records = []
+    for preset_dir in presets:
+        sections = [preset_dir / section] if section is not None else _subdirs(preset_dir)
+        for section_dir in sections:
+            for folder in _subdirs(section_dir):
+                record = load_run(folder, finished_only=not include_unfinished)
+                if record is not None:
+                    records.append(record)
+    return records
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """Sorted visible subfolders of `folder` ([] when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def check_summary(summary: Any) -> str:
+    """Validate a train_fn summary and return its status ("done" unless it says "diverged")."""
+    if not isinstance(summary, Mapping):
+        raise ValueError(f"train_fn must return a dict summary, got {type(summary).__name__}")
+    status = summary.get("status", "done")
+    if status not in FINISHED_STATUSES:
+        raise ValueError(
+            f"train_fn summary has status={status!r}; allowed: {', '.join(FINISHED_STATUSES)}"
+        )
+    return status
+
+
+def prepare_run(
+    config: Any, root: str | os.PathLike | None = None, *, retrain: bool = False
+) -> Path:
+    """Create a run's folder and write config.json before training; retrain empties it first.
+
+    Raises ValueError when the folder holds a different config (a hash collision).
+    """
+    path = run_dir(config, root)
+    if retrain and path.exists():
+        shutil.rmtree(path)
+    stored = path / CONFIG_FILE
+    if stored.is_file() and config_hash(read_json(stored)) != path.name:
+        raise ValueError(f"{stored} holds a config whose hash is not {path.name}")
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored, config_to_dict(config))
+    return path
+
+
+def record_failure(config: Any, path: Path, error: BaseException, started_at: float) -> RunRecord:
+    """Store failed.json for a run whose training raised `error`; return its record."""
+    summary = {
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+    prov = make_provenance(
+        config,
+        wall_time_s=time.time() - started_at,
+        started_at=started_at,
+        extra={"config_hash": path.name},
+    )
+    return save_run(path, config, summary, prov, "failed")
+
+
+def run_or_load(
+    config: Any,
+    train_fn: Callable[[Any, Path], Mapping[str, Any]],
+    *,
+    root: str | os.PathLike | None = None,
+    retrain: bool = False,
+) -> RunRecord:
+    """Return the stored finished run of `config`, or train it with train_fn and store it.
+
+    train_fn(config, run_dir) -> summary dict (status "diverged" if it diverged). An exception
+    in train_fn is recorded in failed.json and re-raised; the folder stays for resuming.
+    KeyboardInterrupt leaves the folder as "running". retrain=True empties the folder first.
+    """
+    if not retrain:
+        stored = load_run(run_dir(config, root))
+        if stored is not None:
+            if config_hash(stored.config) != stored.hash:
+                raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
+            return stored
+    path = prepare_run(config, root, retrain=retrain)
+    started_at = time.time()
+    try:
+        summary = train_fn(config, path)
+        status = check_summary(summary)
+    except Exception as err:
+        record_failure(config, path, err, started_at)
+        raise
+    prov = make_provenance(
+        config,
+        wall_time_s=time.time() - started_at,
+        started_at=started_at,
+        extra={"config_hash": path.name},
+    )
+    return save_run(path, config, summary, prov, status)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summaries_table(records: Iterable[RunRecord], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per record: hash, status, and each key (summary first, then config; dotted ok).
+
+    Missing values are None. Feed the rows to pandas.DataFrame in a notebook.
+    """
+    if isinstance(keys, str):
+        raise ValueError(f"keys must be a list of names, got the string {keys!r}")
+    return [
+        {"hash": r.hash, "status": r.status, **{key: r.get(key) for key in keys}} for r in records
+    ]

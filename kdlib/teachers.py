@@ -1,0 +1,132 @@
+"""Stored models (the embedded teachers, pretrained students): weights + a card, by name.
+
+A stored model lives in ``<results>/teachers/<name>/``: ``weights.npz`` (the flat nnx state,
+keys joined with "/") and ``card.json`` (architecture, input size, data, accuracies,
+provenance). Loading rebuilds the architecture from the card, so a card is self-describing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from kdlib import models
+from kdlib.store import results_root, write_json_atomic
+
+
+def teachers_dir(root: str | Path | None = None) -> Path:
+    """The folder that holds the stored teachers."""
+    return Path(results_root() if root is None else root) / "teachers"
+
+
+def available(root: str | Path | None = None) -> list[str]:
+    """Names of the stored models that have a card and weights."""
+    base = teachers_dir(root)
+    if not base.is_dir():
+        return []
+    return sorted(
+        p.name for p in base.iterdir() if (p / "card.json").exists() and (p / "weights.npz").exists()
+    )
+
+
+def _flatten_state(state: nnx.State) -> dict[str, np.ndarray]:
+    flat = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state.to_pure_dict())[0]:
+        key = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+        flat[key] = np.asarray(leaf)
+    return flat
+
+
+def _unflatten_into(state: nnx.State, flat: dict[str, np.ndarray], where: str) -> None:
+    expected = _flatten_state(state)
+    missing = sorted(set(expected) - set(flat))
+    unexpected = sorted(set(flat) - set(expected))
+    bad_shapes = [
+        f"{k}: stored {flat[k].shape}, model {expected[k].shape}"
+        for k in sorted(set(expected) & set(flat))
+        if flat[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or bad_shapes:
+        raise ValueError(
+            f"weights in {where} do not fit the model: missing={missing[:5]} "
+            f"unexpected={unexpected[:5]} shape mismatches={bad_shapes[:5]}"
+        )
+    pure = state.to_pure_dict()
+
+    def fill(tree: Any, prefix: str) -> Any:
+        if isinstance(tree, dict):
+            return {k: fill(v, f"{prefix}{k}/") for k, v in tree.items()}
+        return jnp.asarray(flat[prefix[:-1]])
+
+    nnx.replace_by_pure_dict(state, fill(pure, ""))
+
+
+def save_weights(model: nnx.Module, path: str | Path) -> None:
+    """Writes the model's full nnx state to ``path`` (.npz, keys joined by "/"), atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **_flatten_state(nnx.state(model)))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_weights(model: nnx.Module, path: str | Path) -> nnx.Module:
+    """Loads weights written by :func:`save_weights` into ``model`` (in place); returns it."""
+    with np.load(path) as stored:
+        flat = {k: stored[k] for k in stored.files}
+    state = nnx.state(model)
+    _unflatten_into(state, flat, str(path))
+    nnx.update(model, state)
+    return model
+
+
+def build(model_name: str, model_kwargs: dict[str, Any], seed: int = 0) -> nnx.Module:
+    """Builds an architecture from its registry name and kwargs (as stored on a card)."""
+    return models.create(model_name, rngs=nnx.Rngs(seed), **model_kwargs)
+
+
+def save(
+    name: str, model: nnx.Module, card: dict[str, Any], root: str | Path | None = None
+) -> Path:
+    """Stores ``model`` with ``card`` (must hold ``model`` and ``model_kwargs``); atomic."""
+    for key in ("model", "model_kwargs", "image_size"):
+        if key not in card:
+            raise ValueError(f"a teacher card needs the key {key!r}; got keys {sorted(card)}")
+    folder = teachers_dir(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(model, folder / "weights.npz")
+    write_json_atomic(folder / "card.json", card)
+    return folder
+
+
+def load_card(name: str, root: str | Path | None = None) -> dict[str, Any]:
+    """The card of a stored model; a clear error lists the stored names when it is missing."""
+    path = teachers_dir(root) / name / "card.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no stored teacher {name!r} in {teachers_dir(root)}; available: {available(root)}. "
+            "Run notebooks/00_teachers.ipynb to train the embedded teachers."
+        )
+    return json.loads(path.read_text())
+
+
+def load(name: str, root: str | Path | None = None) -> tuple[nnx.Module, dict[str, Any]]:
+    """Rebuilds a stored model from its card and weights, in eval mode; returns (model, card)."""
+    card = load_card(name, root)
+    model = build(card["model"], card["model_kwargs"])
+    load_weights(model, teachers_dir(root) / name / "weights.npz")
+    model.eval()
+    return model, card

@@ -1,0 +1,409 @@
+"""The training engine: one jitted, scanned distill (or label) step over a device mesh.
+
+``train(config, run_dir)`` trains one :class:`kdlib.config.RunConfig`, evaluating, logging
+and checkpointing as it goes; ``run(config)`` returns the stored result when there is one.
+The dataset and the batch order live on device and follow from (seed, step), so a run
+resumed from a checkpoint continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from kdlib import augment, data, losses, models, optim, store, teachers, views
+from kdlib.checkpoint import Checkpointer
+from kdlib.config import RunConfig, validate
+
+EVAL_BATCH = 500
+
+
+def make_mesh(devices: list | None = None) -> Mesh:
+    """A 1-D mesh with a ``data`` axis over ``devices`` (default: all)."""
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), ("data",))
+
+
+@dataclass
+class RunData:
+    """Arrays of one run, in memory: train/val/test images (uint8) and labels."""
+
+    train: data.Dataset
+    val: data.Dataset
+    test: data.Dataset
+
+
+def load_data(config: RunConfig) -> RunData:
+    """Loads the run's splits, with the optional class filter and balanced subsets."""
+    d = config.data
+    train = data.load(d.name, d.train_split, classes=d.classes)
+    if d.train_size is not None:
+        train = data.subset(train, d.train_size, seed=config.seed)
+    val = data.load(d.name, d.val_split)
+    test = data.load(d.name, d.test_split)
+    if d.val_size is not None:
+        val = data.subset(val, d.val_size, seed=0)
+    if d.test_size is not None:
+        test = data.subset(test, d.test_size, seed=0)
+    return RunData(train, val, test)
+
+
+def batch_indices(key: jax.Array, step: jax.Array, n: int, batch: int) -> jax.Array:
+    """Example indices of ``step``: epoch-wise permutations of ``range(n)`` from (key, epoch)."""
+    pos = step * batch + jnp.arange(batch)
+    first_epoch = (step * batch) // n
+    epoch = pos // n
+    perm0 = jax.random.permutation(jax.random.fold_in(key, first_epoch), n)
+    perm1 = jax.random.permutation(jax.random.fold_in(key, first_epoch + 1), n)
+    return jnp.where(epoch == first_epoch, perm0[pos % n], perm1[pos % n])
+
+
+def total_steps(config: RunConfig, num_train: int) -> int:
+    """Number of optimizer steps of a run: ``epochs`` passes over the training images."""
+    return max(1, math.ceil(config.epochs * num_train / config.batch_size))
+
+
+def make_optimizer(config: RunConfig, steps: int) -> optax.GradientTransformation:
+    """The run's optimizer with a linear warmup and a decay to zero at ``steps``."""
+    warmup = int(round(config.warmup_frac * steps))
+    if config.optimizer == "adam":
+        schedule = optim.warmup_cosine(1.0, steps, warmup)
+        return optim.adam_bv(
+            config.lr, schedule=schedule, weight_decay=config.wd, grad_clip_norm=config.grad_clip
+        )
+    if config.optimizer == "sgd":
+        schedule = optim.warmup_cosine(1.0, steps, warmup)
+        return optim.sgd_momentum(
+            config.lr, schedule=schedule, momentum=config.momentum, weight_decay=config.wd,
+            grad_clip_norm=config.grad_clip,
+        )
+    schedule = optim.warmup_quadratic_decay(1.0, steps, warmup)
+    return optim.shampoo(
+        learning_rate=config.lr, schedule=schedule, weight_decay=config.wd,
+        grad_clip_norm=config.grad_clip, **config.shampoo,
+    )
+
+
+class Teacher:
+    """A frozen teacher (or an ensemble: mean of logits) as a pure function of its state."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+        loaded = [teachers.load(n) for n in names]
+        self.cards = [card for _, card in loaded]
+        self.graphdefs = []
+        self.states = []
+        for model, _ in loaded:
+            gd, state = nnx.split(model)
+            self.graphdefs.append(gd)
+            self.states.append(state)
+        self.image_size = self.cards[0]["image_size"] if self.cards else None
+
+    def apply(self, states: list, images: jax.Array) -> jax.Array:
+        """Mean logits of the teachers on float images (already at the teacher size)."""
+        logits = [nnx.merge(gd, s)(images) for gd, s in zip(self.graphdefs, states, strict=True)]
+        return jax.lax.stop_gradient(losses.ensemble_logits(logits))
+
+
+def _eval_views(images: jax.Array, size: int) -> jax.Array:
+    boxes = augment.full_boxes(images.shape[0])
+    return augment.value_range(augment.crop_resize(images, boxes, size))
+
+
+def predict(
+    graphdef: Any, states: tuple, images: np.ndarray, size: int, batch: int = EVAL_BATCH
+) -> np.ndarray:
+    """Logits of a model (``nnx.merge(graphdef, *states)``) on uint8 images at ``size``."""
+    fn = _predict_fn(graphdef, size)
+    outs = []
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch]
+        pad = batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+        outs.append(np.asarray(fn(states, jnp.asarray(chunk)))[: batch - pad])
+    return np.concatenate(outs)
+
+
+_PREDICT_CACHE: dict = {}
+
+
+def _predict_fn(graphdef: Any, size: int) -> Callable:
+    key = (graphdef, size)
+    if key not in _PREDICT_CACHE:
+
+        @jax.jit
+        def fn(states, images):
+            return nnx.merge(graphdef, *states)(_eval_views(images, size))
+
+        _PREDICT_CACHE[key] = fn
+    return _PREDICT_CACHE[key]
+
+
+def eval_metrics(
+    student_logits: np.ndarray, labels: np.ndarray, teacher_logits: np.ndarray | None, prefix: str
+) -> dict[str, float]:
+    """Accuracy, and with a teacher its accuracy, top-1 agreement and KL (T=1) to the student."""
+    out = {f"{prefix}_acc": float(np.mean(np.argmax(student_logits, -1) == labels))}
+    if teacher_logits is not None:
+        out[f"{prefix}_teacher_acc"] = float(np.mean(np.argmax(teacher_logits, -1) == labels))
+        out[f"{prefix}_agreement"] = float(
+            np.mean(np.argmax(student_logits, -1) == np.argmax(teacher_logits, -1))
+        )
+        kl = losses.kl(jnp.asarray(student_logits), jnp.asarray(teacher_logits), 1.0)
+        out[f"{prefix}_kl"] = float(jnp.mean(kl))
+    return out
+
+
+def build_student(config: RunConfig, num_classes: int, in_channels: int) -> nnx.Module:
+    """The student, from scratch or initialized from a stored model (``config.init``)."""
+    kwargs = dict(config.student.kwargs)
+    kwargs.setdefault("num_classes", num_classes)
+    kwargs.setdefault("in_channels", in_channels)
+    student = models.create(config.student.name, rngs=nnx.Rngs(config.seed), **kwargs)
+    if config.init:
+        source, _ = teachers.load(config.init)
+        init_state = nnx.state(source, nnx.Param)
+        target = nnx.state(student, nnx.Param)
+        merged = _copy_matching(init_state.to_pure_dict(), target.to_pure_dict())
+        nnx.replace_by_pure_dict(target, merged)
+        nnx.update(student, target)
+    return student
+
+
+def _copy_matching(src: Any, dst: Any) -> Any:
+    """Copies leaves of ``src`` into ``dst`` where paths and shapes agree (new heads stay)."""
+    if isinstance(dst, dict):
+        return {k: _copy_matching(src.get(k) if isinstance(src, dict) else None, v)
+                for k, v in dst.items()}
+    if src is not None and np.shape(src) == np.shape(dst):
+        return src
+    return dst
+
+
+def make_train_chunk(
+    config: RunConfig,
+    graphdef: Any,
+    tx: optax.GradientTransformation,
+    teacher: Teacher | None,
+    steps: int,
+    mesh: Mesh,
+) -> Callable:
+    """Returns ``chunk(carry, consts, start_step) -> (carry, mean_loss)``: a scan of steps.
+
+    ``carry`` = (params, rest, opt_state); ``consts`` = device arrays of the dataset, fixed
+    targets and teacher states. Steps past ``steps`` (the last, partial chunk) are no-ops.
+    """
+    policy = config.policy
+    fixed = policy in views.FIXED_POLICIES
+    distill = config.loss != "labels"
+    teacher_size = config.teacher_size or config.student_size
+    batch_sharding = NamedSharding(mesh, P("data"))
+    base_key = jax.random.key(config.seed)
+    data_key, aug_key = jax.random.split(base_key)
+
+    def one_step(carry, step, consts):
+        params, rest, opt_state = carry
+        images_all, labels_all, targets_all, teacher_states = consts
+        n = images_all.shape[0]
+        idx = batch_indices(data_key, step, n, config.batch_size)
+        idx = jax.lax.with_sharding_constraint(idx, batch_sharding)
+        images = images_all[idx]
+        v = views.make_views(
+            policy, jax.random.fold_in(aug_key, step), images,
+            student_size=config.student_size, teacher_size=teacher_size,
+            need_teacher=distill and not fixed,
+        )
+        x = jax.lax.with_sharding_constraint(v.student, batch_sharding)
+        if distill:
+            if fixed:
+                t_logits = targets_all[idx]
+            else:
+                t_logits = teacher.apply(teacher_states, v.teacher)
+        num_classes = targets_all.shape[-1]
+
+        def loss_fn(p):
+            model = nnx.merge(graphdef, p, rest)
+            logits = model(x)
+            new_rest = nnx.state(model, nnx.Not(nnx.Param))
+            if config.loss == "kl":
+                loss = jnp.mean(losses.kl(logits, t_logits, config.temperature))
+            elif config.loss == "dist":
+                loss = losses.dist(
+                    logits, t_logits, config.temperature, config.dist_beta, config.dist_gamma
+                )
+            else:
+                y = losses.onehot(labels_all[idx], num_classes)
+                y = augment.mix_labels(y, v.mix_lam, v.mix_partner)
+                loss = jnp.mean(losses.softmax_xent(logits, y))
+            return loss, new_rest
+
+        (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, new_opt = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        active = step < steps
+        new_carry = jax.tree.map(
+            lambda a, b: jnp.where(active, a, b), (new_params, new_rest, new_opt), carry
+        )
+        return new_carry, jnp.where(active, loss, jnp.nan)
+
+    @jax.jit
+    def chunk(carry, consts, start_step):
+        step_ids = start_step + jnp.arange(config.steps_per_call)
+        carry, chunk_losses = jax.lax.scan(lambda c, s: one_step(c, s, consts), carry, step_ids)
+        return carry, jnp.nanmean(chunk_losses)
+
+    return chunk
+
+
+def train(
+    config: RunConfig, run_dir: str | Path, *, progress: bool = True, save_model: bool = False
+) -> dict[str, Any]:
+    """Trains ``config`` into ``run_dir`` (metrics.jsonl, ckpt/), resuming if interrupted.
+
+    With ``save_model`` the final student is written to ``run_dir/model.npz``; the
+    checkpoints are deleted once the run has finished.
+    Returns the summary: final val/test metrics, steps, wall time, throughput and
+    ``status`` ("done" or "diverged").
+    """
+    validate(config)
+    run_dir = Path(run_dir)
+    started = time.time()
+    mesh = make_mesh()
+    rd = load_data(config)
+    num_classes = rd.train.num_classes
+    in_channels = rd.train.images.shape[-1]
+    steps = total_steps(config, len(rd.train.labels))
+    if config.batch_size > len(rd.train.labels):
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the {len(rd.train.labels)} training images"
+        )
+    if config.batch_size % mesh.size:
+        raise ValueError(
+            f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices"
+        )
+
+    teacher = Teacher(config.teachers) if config.teachers else None
+    teacher_size = config.teacher_size or config.student_size
+    replicated = NamedSharding(mesh, P())
+    put = lambda x: jax.device_put(x, replicated)
+
+    student = build_student(config, num_classes, in_channels)
+    student.train()
+    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    student.eval()
+    eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
+    tx = make_optimizer(config, steps)
+    opt_state = tx.init(params)
+    carry = put((params, rest, opt_state))
+
+    # Teacher outputs that do not change during training: fixed targets and eval logits.
+    teacher_states = put(teacher.states) if teacher else []
+    if teacher and config.policy in views.FIXED_POLICIES:
+        targets = views.precompute_fixed_targets(
+            config.policy, lambda imgs: teacher.apply(teacher.states, imgs), rd.train.images,
+            teacher_size=teacher_size, batch_size=EVAL_BATCH,
+            num_crops=config.fixed_num_crops, seed=config.seed,
+        )
+    else:
+        targets = np.zeros((1, num_classes), np.float32)
+    teacher_eval = {}
+    if teacher:
+        for split, ds in (("val", rd.val), ("test", rd.test)):
+            per = [predict(gd, (s,), ds.images, teacher_size)
+                   for gd, s in zip(teacher.graphdefs, teacher.states, strict=True)]
+            teacher_eval[split] = np.mean(per, axis=0)
+    consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states))
+
+    k = config.steps_per_call
+    eval_every = config.eval_every or max(k, steps // 10)
+    eval_every = max(k, (eval_every // k) * k)
+    ckpt_every = config.checkpoint_every or eval_every
+    ckpt = Checkpointer(run_dir / "ckpt")
+    log = store.MetricsLog(run_dir / "metrics.jsonl")
+    step = 0
+    latest = ckpt.latest_step()
+    if latest is not None:
+        carry = put(ckpt.restore(latest, carry))
+        step = latest
+        log.drop_after(step)
+
+    chunk = make_train_chunk(config, graphdef, tx, teacher, steps, mesh)
+
+    def evaluate(carry, step, train_loss):
+        record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / len(
+            rd.train.labels), "train_loss": train_loss}
+        for split, ds in (("val", rd.val), ("test", rd.test)):
+            logits = predict(eval_graphdef, carry[:2], ds.images, config.student_size)
+            record.update(eval_metrics(logits, ds.labels, teacher_eval.get(split), split))
+        return record
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, initial=step, unit="step", disable=not progress, leave=False,
+               desc=f"{config.section}:{config.policy}")
+    status = "done"
+    losses_since_eval: list[float] = []
+    t_train = 0.0
+    images_seen = 0
+    record: dict[str, Any] = {}
+    while step < steps:
+        t0 = time.perf_counter()
+        carry, loss = chunk(carry, consts, jnp.asarray(step, jnp.int32))
+        loss = float(loss)
+        dt = time.perf_counter() - t0
+        n_steps = min(k, steps - step)
+        step += n_steps
+        t_train += dt
+        images_seen += n_steps * config.batch_size
+        losses_since_eval.append(loss)
+        bar.update(n_steps)
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{n_steps * config.batch_size / dt:.0f}")
+        if not math.isfinite(loss):
+            status = "diverged"
+            log.append({"step": step, "train_loss": loss, "status": "diverged"})
+            break
+        if step % eval_every == 0 or step >= steps:
+            train_loss = float(np.mean(losses_since_eval))
+            losses_since_eval = []
+            if step % ckpt_every == 0 or step >= steps:
+                ckpt.save(step, carry)
+            record = evaluate(carry, step, train_loss)
+            log.append(record)
+    bar.close()
+    ckpt.close()
+    if status == "done":
+        if save_model:
+            nnx.update(student, jax.device_get(carry[0]), jax.device_get(carry[1]))
+            teachers.save_weights(student, run_dir / "model.npz")
+        shutil.rmtree(run_dir / "ckpt", ignore_errors=True)
+    summary = {k2: v for k2, v in record.items()} if status == "done" else {}
+    summary.update(
+        status=status, steps=steps, final_step=step, num_train=len(rd.train.labels),
+        wall_time_s=time.time() - started, train_time_s=t_train,
+        img_per_s=images_seen / t_train if t_train else None,
+    )
+    return summary
+
+
+def run(
+    config: RunConfig, *, retrain: bool = False, progress: bool = True, save_model: bool = False
+) -> store.RunRecord:
+    """Trains ``config`` unless its result is stored; returns the stored record."""
+    return store.run_or_load(
+        config, lambda c, d: train(c, d, progress=progress, save_model=save_model),
+        retrain=retrain,
+    )

@@ -1,0 +1,265 @@
+"""The paper's eight teacher/student view policies (section 3.1.1, Figure 2), on device.
+
+| policy | teacher sees | student sees |
+| --- | --- | --- |
+| fix/rs | the resized image, once (precomputed) | the same resized image, no flip |
+| fix/cc | a central crop, once (precomputed) | a mild random crop + flip |
+| fix/ic_ens | mean logits of K inception crops + flips, once | an inception crop + flip |
+| ind/rc | its own mild random crop + flip | an independent mild random crop + flip |
+| ind/ic | its own inception crop + flip | an independent inception crop + flip |
+| same/rc | the student's mild random crop and flip | mild random crop + flip |
+| same/ic | the student's inception crop and flip | inception crop + flip |
+| mix | the student's mixed-up inception crop | inception crop + flip, then mixup |
+
+One crop box is resized separately to the student's and the teacher's resolution (section
+3.3), so the "same" policies stay consistent across resolutions. The fixed policies never run
+the teacher in the train step: ``precompute_fixed_targets`` computes its logits once per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kdlib import augment
+
+POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens", "ind/rc", "ind/ic", "same/rc", "same/ic", "mix")
+FIXED_POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens")
+
+
+class Views(NamedTuple):
+    """One batch of views: float32 NHWC in [-1, 1], and the mixup used (identity if none).
+
+    ``teacher`` is None for the fixed policies and when ``need_teacher=False``. Labels are
+    mixed like the images with ``augment.mix_labels(y, mix_lam, mix_partner)``.
+    """
+
+    student: jax.Array
+    teacher: jax.Array | None
+    mix_lam: jax.Array  # scalar float32; 1.0 without mixup
+    mix_partner: jax.Array  # (N,) int32; arange(N) without mixup
+
+
+def check_policy(policy: str) -> str:
+    """Returns ``policy`` if it is one of ``POLICIES``, else raises a ValueError."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r} is not one of {POLICIES}")
+    return policy
+
+
+def _check_uint8(images: jax.Array) -> None:
+    augment._check_images(images)
+    if images.dtype != jnp.uint8:
+        raise ValueError(
+            f"images must be uint8 NHWC in [0, 255] (the dataset's pixels), got {images.dtype}"
+        )
+
+
+def _boxes(kind: str, rng: jax.Array, images: jax.Array, crop_fraction: float,
+           area_range: tuple[float, float], aspect_range: tuple[float, float]) -> jax.Array:
+    n, height, width, _ = images.shape
+    if kind == "rs":
+        return augment.full_boxes(n)
+    if kind == "rc":
+        return augment.random_crop_boxes(rng, n, crop_fraction)
+    return augment.inception_crop_boxes(
+        rng, n, area_range, aspect_range, image_aspect=width / height
+    )
+
+
+def _view(images: jax.Array, boxes: jax.Array, flips: jax.Array | None, size: int) -> jax.Array:
+    out = augment.crop_resize(images, boxes, size)
+    if flips is not None:
+        out = augment.apply_flip(out, flips)
+    return augment.value_range(out)
+
+
+def make_views(
+    policy: str,
+    rng: jax.Array,
+    images: jax.Array,
+    *,
+    student_size: int,
+    teacher_size: int | None = None,
+    need_teacher: bool = True,
+    crop_fraction: float = 0.875,
+    area_range: tuple[float, float] = (0.05, 1.0),
+    aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
+    mixup_partner: str = "roll",
+) -> Views:
+    """The student's (and teacher's) views of a uint8 NHWC batch under ``policy``.
+
+    Jit-able with ``policy``, sizes and options static. ``teacher_size`` defaults to
+    ``student_size``. With ``need_teacher=False`` (labels-only baselines) the teacher view is
+    skipped; the student's view is the same as with it (same random draws).
+    """
+    check_policy(policy)
+    _check_uint8(images)
+    augment._check_size(student_size, "student_size")
+    teacher_size = student_size if teacher_size is None else teacher_size
+    augment._check_size(teacher_size, "teacher_size")
+    n = images.shape[0]
+    k_box_s, k_flip_s, k_box_t, k_flip_t, k_mix = jax.random.split(rng, 5)
+    no_mix = (jnp.ones((), jnp.float32), jnp.arange(n, dtype=jnp.int32))
+    crops = dict(crop_fraction=crop_fraction, area_range=area_range, aspect_range=aspect_range)
+
+    if policy in FIXED_POLICIES:
+        kind = {"fix/rs": "rs", "fix/cc": "rc", "fix/ic_ens": "ic"}[policy]
+        flips = None if kind == "rs" else augment.flip_mask(k_flip_s, n)
+        student = _view(images, _boxes(kind, k_box_s, images, **crops), flips, student_size)
+        return Views(student, None, *no_mix)
+
+    kind = "ic" if policy in ("ind/ic", "same/ic", "mix") else "rc"
+    boxes_s = _boxes(kind, k_box_s, images, **crops)
+    flips_s = augment.flip_mask(k_flip_s, n)
+    student = _view(images, boxes_s, flips_s, student_size)
+    teacher = None
+    if need_teacher:
+        if policy.startswith("ind/"):
+            boxes_t = _boxes(kind, k_box_t, images, **crops)
+            teacher = _view(images, boxes_t, augment.flip_mask(k_flip_t, n), teacher_size)
+        elif teacher_size == student_size:
+            teacher = student  # the same box and flip: bit-identical pixels by construction
+        else:
+            teacher = _view(images, boxes_s, flips_s, teacher_size)
+    if policy != "mix":
+        return Views(student, teacher, *no_mix)
+    lam, partner = augment.mixup_params(k_mix, n, partner=mixup_partner)
+    student = augment.apply_mixup(student, lam, partner)
+    if teacher is not None:
+        teacher = student if teacher_size == student_size else augment.apply_mixup(
+            teacher, lam, partner
+        )
+    return Views(student, teacher, lam, partner)
+
+
+def fixed_teacher_inputs(
+    policy: str,
+    images: jax.Array,
+    *,
+    teacher_size: int,
+    rng: jax.Array | None = None,
+    indices: jax.Array | None = None,
+    num_crops: int = 8,
+    crop_fraction: float = 0.875,
+    area_range: tuple[float, float] = (0.05, 1.0),
+    aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
+) -> jax.Array:
+    """The teacher's fixed inputs for a fixed policy, float32 in [-1, 1].
+
+    fix/rs: the resized image (N, T, T, C); fix/cc: the central crop (N, T, T, C);
+    fix/ic_ens: ``num_crops`` inception crops + random flips per image (K, N, T, T, C), crop k
+    of an image drawn from ``fold_in(fold_in(rng, index), k)`` (``indices`` default
+    ``arange(N)``), so an image's crops do not depend on its batch or on K.
+    """
+    check_policy(policy)
+    if policy not in FIXED_POLICIES:
+        raise ValueError(f"policy={policy!r} is not a fixed-teacher policy {FIXED_POLICIES}")
+    _check_uint8(images)
+    augment._check_size(teacher_size, "teacher_size")
+    n, height, width, _ = images.shape
+    if policy == "fix/rs":
+        return _view(images, augment.full_boxes(n), None, teacher_size)
+    if policy == "fix/cc":
+        return _view(images, augment.central_crop_boxes(n, crop_fraction), None, teacher_size)
+    augment._check_size(num_crops, "num_crops")
+    if rng is None:
+        raise ValueError("policy='fix/ic_ens' needs rng (its random inception crops)")
+    indices = jnp.arange(n) if indices is None else jnp.asarray(indices)
+    if indices.shape != (n,):
+        raise ValueError(f"indices must have shape ({n},), got {indices.shape}")
+
+    crops = [
+        _ensemble_crop(images, rng, indices, k, teacher_size, area_range, aspect_range)
+        for k in range(num_crops)
+    ]
+    return jnp.stack(crops)
+
+
+def _ensemble_crop(
+    images: jax.Array, rng: jax.Array, indices: jax.Array, k: int | jax.Array, size: int,
+    area_range: tuple[float, float], aspect_range: tuple[float, float],
+) -> jax.Array:
+    """Crop ``k`` of fix/ic_ens for each image: its key is ``fold_in(fold_in(rng, index), k)``."""
+    _, height, width, _ = images.shape
+
+    def draw(index: jax.Array) -> tuple[jax.Array, jax.Array]:
+        key = jax.random.fold_in(jax.random.fold_in(rng, index), k)
+        k_box, k_flip = jax.random.split(key)
+        box = augment.inception_crop_boxes(
+            k_box, 1, area_range, aspect_range, image_aspect=width / height
+        )
+        return box[0], augment.flip_mask(k_flip, 1)[0]
+
+    boxes, flips = jax.vmap(draw)(indices)
+    return _view(images, boxes, flips, size)
+
+
+def precompute_fixed_targets(
+    policy: str,
+    teacher_apply_fn: Callable[[jax.Array], jax.Array],
+    images: np.ndarray | jax.Array,
+    *,
+    teacher_size: int,
+    batch_size: int,
+    num_crops: int = 8,
+    seed: int = 0,
+    crop_fraction: float = 0.875,
+) -> np.ndarray:
+    """The fixed teacher's logits for every image, float32 (N, num_classes), computed once.
+
+    ``teacher_apply_fn`` maps float32 images (B, T, T, C) in [-1, 1] to logits (B, classes);
+    pass a jitted function: it is always called with ``B = batch_size`` (the last batch is
+    padded), so it compiles once. fix/ic_ens averages the logits (not the probabilities) of
+    ``num_crops`` inception crops, like an ensemble. Deterministic given ``seed`` and
+    independent of ``batch_size``; the train step gathers the rows by example index.
+    """
+    check_policy(policy)
+    if policy not in FIXED_POLICIES:
+        raise ValueError(f"policy={policy!r} is not a fixed-teacher policy {FIXED_POLICIES}")
+    augment._check_size(batch_size, "batch_size")
+    images = np.asarray(images)
+    _check_uint8(images)
+    n = images.shape[0]
+    rng = jax.random.key(seed)
+
+    num_views = num_crops if policy == "fix/ic_ens" else 1
+    augment._check_size(num_views, "num_crops")
+
+    @jax.jit
+    def inputs(batch: jax.Array, idx: jax.Array, k: jax.Array) -> jax.Array:
+        if policy == "fix/ic_ens":  # one crop at a time: memory O(batch), not O(K * batch)
+            return _ensemble_crop(
+                batch, rng, idx, k, teacher_size, (0.05, 1.0), (3 / 4, 4 / 3)
+            )
+        return fixed_teacher_inputs(
+            policy, batch, teacher_size=teacher_size, crop_fraction=crop_fraction
+        )
+
+    out = []
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        batch = images[start:stop]
+        idx = np.arange(start, stop)
+        pad = batch_size - (stop - start)
+        if pad:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
+            idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
+        batch, idx = jnp.asarray(batch), jnp.asarray(idx)
+        total = None
+        for k in range(num_views):
+            logits = jnp.asarray(teacher_apply_fn(inputs(batch, idx, k)), jnp.float32)
+            if logits.ndim != 2 or logits.shape[0] != batch_size:
+                raise ValueError(
+                    f"teacher_apply_fn must return logits ({batch_size}, num_classes), "
+                    f"got shape {logits.shape}"
+                )
+            total = logits if total is None else total + logits
+        out.append(np.asarray(total / num_views, np.float32)[: stop - start])
+    if not out:
+        raise ValueError("images is empty: no targets to compute")
+    return np.concatenate(out)
