@@ -24,9 +24,11 @@ Differences from the authors' TF pipeline (big_vision ``inception_crop``, which 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 PARTNERS = ("roll", "permutation")
@@ -71,18 +73,21 @@ def _check_range(rng_: tuple[float, float], name: str, lo: float, hi: float) -> 
 
 
 # ----------------------------------------------------------------------------- boxes
+# Public functions validate their arguments eagerly (clear ValueErrors), then call a jitted
+# core: fast when called eagerly (one compiled program, not one per jnp op) and inlined when
+# called inside a jitted train step.
 
 
 def full_boxes(n: int) -> jax.Array:
     """The whole image as ``n`` boxes ``(0, 0, 1, 1)``: plain resizing."""
-    return jnp.tile(jnp.array([[0.0, 0.0, 1.0, 1.0]], jnp.float32), (_check_n(n), 1))
+    return jnp.asarray(np.tile(np.array([[0, 0, 1, 1]], np.float32), (_check_n(n), 1)))
 
 
 def central_crop_boxes(n: int, fraction: float = 0.875) -> jax.Array:
     """``n`` central boxes whose sides are ``fraction`` of the image's (0.875 = 224/256)."""
     f = _check_fraction(fraction)
     off = (1.0 - f) / 2.0
-    return jnp.tile(jnp.array([[off, off, f, f]], jnp.float32), (_check_n(n), 1))
+    return jnp.asarray(np.tile(np.array([[off, off, f, f]], np.float32), (_check_n(n), 1)))
 
 
 def random_crop_boxes(rng: jax.Array, n: int, fraction: float = 0.875) -> jax.Array:
@@ -90,10 +95,13 @@ def random_crop_boxes(rng: jax.Array, n: int, fraction: float = 0.875) -> jax.Ar
 
     Same as resizing to ``size / fraction`` and taking a random ``size`` crop, but continuous.
     """
-    f, n = _check_fraction(fraction), _check_n(n)
-    pos = jax.random.uniform(rng, (n, 2), jnp.float32) * (1.0 - f)
-    side = jnp.full((n, 2), f, jnp.float32)
-    return jnp.concatenate([pos, side], axis=1)
+    return _random_crop_boxes(rng, _check_n(n), _check_fraction(fraction))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _random_crop_boxes(rng: jax.Array, n: int, fraction: float) -> jax.Array:
+    pos = jax.random.uniform(rng, (n, 2), jnp.float32) * (1.0 - fraction)
+    return jnp.concatenate([pos, jnp.full((n, 2), fraction, jnp.float32)], axis=1)
 
 
 def inception_crop_boxes(
@@ -114,32 +122,39 @@ def inception_crop_boxes(
     ratio holds in pixels for non-square images.
     """
     n = _check_n(n)
-    a_lo, a_hi = _check_range(area_range, "area_range", 0.0, 1.0)
-    r_lo, r_hi = _check_range(aspect_range, "aspect_range", 0.0, math.inf)
+    area = _check_range(area_range, "area_range", 0.0, 1.0)
+    aspect = _check_range(aspect_range, "aspect_range", 0.0, math.inf)
     if not float(image_aspect) > 0.0:
         raise ValueError(f"image_aspect={image_aspect!r} must be > 0 (image width / height)")
     _check_size(max_tries, "max_tries")
+    return _inception_crop_boxes(rng, n, area, aspect, float(image_aspect), max_tries)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _inception_crop_boxes(
+    rng: jax.Array, n: int, area_range: tuple[float, float],
+    aspect_range: tuple[float, float], image_aspect: float, max_tries: int,
+) -> jax.Array:
+    (a_lo, a_hi), (r_lo, r_hi) = area_range, aspect_range
     k_area, k_aspect, k_pos = jax.random.split(rng, 3)
     area = jax.random.uniform(k_area, (n, max_tries), jnp.float32, a_lo, a_hi)
     log_r = jax.random.uniform(
         k_aspect, (n, max_tries), jnp.float32, math.log(r_lo), math.log(r_hi)
     )
-    r = jnp.exp(log_r) / float(image_aspect)  # aspect in relative coordinates
+    r = jnp.exp(log_r) / image_aspect  # aspect in relative coordinates
     h = jnp.sqrt(area / r)
     w = jnp.sqrt(area * r)
     fits = (h <= 1.0) & (w <= 1.0)
     first = jnp.argmax(fits, axis=1)  # index of the first fitting candidate (0 if none)
     any_fit = jnp.any(fits, axis=1)
     # Fallback: the largest central box whose aspect is clamped into range (the whole image
-    # when its own aspect is in range); its position draw below lands it in the center.
-    fallback_r = min(max(float(image_aspect), r_lo), r_hi) / float(image_aspect)
+    # when its own aspect is in range).
+    fallback_r = min(max(image_aspect, r_lo), r_hi) / image_aspect
     fallback_h, fallback_w = (1.0, fallback_r) if fallback_r <= 1.0 else (1.0 / fallback_r, 1.0)
     h = jnp.where(any_fit, jnp.take_along_axis(h, first[:, None], axis=1)[:, 0], fallback_h)
     w = jnp.where(any_fit, jnp.take_along_axis(w, first[:, None], axis=1)[:, 0], fallback_w)
     u = jnp.where(any_fit[:, None], jax.random.uniform(k_pos, (n, 2), jnp.float32), 0.5)
-    y0 = u[:, 0] * (1.0 - h)
-    x0 = u[:, 1] * (1.0 - w)
-    return jnp.stack([y0, x0, h, w], axis=1)
+    return jnp.stack([u[:, 0] * (1.0 - h), u[:, 1] * (1.0 - w), h, w], axis=1)
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -178,12 +193,18 @@ def crop_resize(
     """
     _check_images(images)
     size = _check_size(size)
-    n, height, width, _ = images.shape
+    n = images.shape[0]
     if getattr(boxes, "shape", None) != (n, 4):
         raise ValueError(
             f"boxes must have shape ({n}, 4) = (y0, x0, h, w) per image, "
             f"got {getattr(boxes, 'shape', None)}"
         )
+    return _crop_resize(images, boxes, size, bool(antialias))
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _crop_resize(images: jax.Array, boxes: jax.Array, size: int, antialias: bool) -> jax.Array:
+    _, height, width, _ = images.shape
     x = images.astype(jnp.float32)
     boxes = boxes.astype(jnp.float32)
     wy = _resample_weights(height, size, boxes[:, 0], boxes[:, 2], antialias)  # (N, S, H)
@@ -198,7 +219,12 @@ def crop_resize(
 
 def flip_mask(rng: jax.Array, n: int) -> jax.Array:
     """Per-example left-right flip decisions, bool (n,), each True with probability 1/2."""
-    return jax.random.bernoulli(rng, 0.5, (_check_n(n),))
+    return _flip_mask(rng, _check_n(n))
+
+
+@partial(jax.jit, static_argnums=1)
+def _flip_mask(rng: jax.Array, n: int) -> jax.Array:
+    return jax.random.bernoulli(rng, 0.5, (n,))
 
 
 def apply_flip(images: jax.Array, mask: jax.Array) -> jax.Array:
@@ -208,6 +234,11 @@ def apply_flip(images: jax.Array, mask: jax.Array) -> jax.Array:
         raise ValueError(
             f"mask must have shape ({images.shape[0]},), got {getattr(mask, 'shape', None)}"
         )
+    return _apply_flip(images, mask)
+
+
+@jax.jit
+def _apply_flip(images: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask[:, None, None, None], images[:, :, ::-1, :], images)
 
 
@@ -229,9 +260,13 @@ def value_range(
         raise ValueError(f"in_max={in_max!r} must be greater than in_min={in_min!r}")
     if not float(hi) > float(lo):
         raise ValueError(f"hi={hi!r} must be greater than lo={lo!r}")
-    x = jnp.asarray(images).astype(jnp.float32)
     scale = (float(hi) - float(lo)) / (float(in_max) - float(in_min))
-    return (x - float(in_min)) * scale + float(lo)
+    return _value_range(jnp.asarray(images), float(in_min), scale, float(lo))
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _value_range(x: jax.Array, in_min: float, scale: float, lo: float) -> jax.Array:
+    return (x.astype(jnp.float32) - in_min) * scale + lo
 
 
 # ----------------------------------------------------------------------------- mixup
@@ -251,29 +286,38 @@ def mixup_params(
         raise ValueError(f"partner={partner!r} is not one of {PARTNERS}")
     if n < 2:
         raise ValueError(f"mixup needs a batch of at least 2 examples, got n={n}")
+    return _mixup_params(rng, n, partner, bool(dominant))
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _mixup_params(
+    rng: jax.Array, n: int, partner: str, dominant: bool
+) -> tuple[jax.Array, jax.Array]:
     k_lam, k_perm = jax.random.split(rng)
     lam = jax.random.uniform(k_lam, (), jnp.float32)
     if dominant:
         lam = jnp.maximum(lam, 1.0 - lam)
     idx = jnp.arange(n, dtype=jnp.int32)
     if partner == "roll":
-        partner_idx = (idx - 1) % n
-    else:
-        order = jax.random.permutation(k_perm, idx)
-        partner_idx = jnp.zeros(n, jnp.int32).at[order].set(jnp.roll(order, -1))
-    return lam, partner_idx
+        return lam, (idx - 1) % n
+    order = jax.random.permutation(k_perm, idx)  # a random cycle order[0] -> order[1] -> ...
+    return lam, jnp.zeros(n, jnp.int32).at[order].set(jnp.roll(order, -1))
 
 
 def apply_mixup(x: jax.Array, lam: jax.Array, partner_idx: jax.Array) -> jax.Array:
     """``lam * x + (1 - lam) * x[partner_idx]`` over the leading (batch) axis, float32."""
     x = jnp.asarray(x)
-    if getattr(partner_idx, "shape", None) != (x.shape[0],):
+    if x.ndim < 1 or getattr(partner_idx, "shape", None) != (x.shape[0],):
         raise ValueError(
-            f"partner_idx must have shape ({x.shape[0]},), got "
-            f"{getattr(partner_idx, 'shape', None)}"
+            f"partner_idx must have shape (batch,) = ({x.shape[0] if x.ndim else '?'},), "
+            f"got {getattr(partner_idx, 'shape', None)}"
         )
+    return _apply_mixup(x, jnp.asarray(lam, jnp.float32), partner_idx)
+
+
+@jax.jit
+def _apply_mixup(x: jax.Array, lam: jax.Array, partner_idx: jax.Array) -> jax.Array:
     x = x.astype(jnp.float32)
-    lam = jnp.asarray(lam, jnp.float32)
     return lam * x + (1.0 - lam) * jnp.take(x, partner_idx, axis=0)
 
 
@@ -286,6 +330,8 @@ def mixup(
     teacher's) or ``mix_labels`` for the labels identically.
     """
     images = jnp.asarray(images)
+    if images.ndim < 1:
+        raise ValueError(f"images need a batch axis, got shape {images.shape}")
     lam, partner_idx = mixup_params(rng, images.shape[0], partner=partner, dominant=dominant)
     return apply_mixup(images, lam, partner_idx), lam, partner_idx
 

@@ -14,6 +14,7 @@ the global array, so the batch statistics of ``dist`` are global with no extra c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,12 @@ DIST_EPS = 1e-8  # added to the denominator of the Pearson correlation (authors'
 
 
 def _check_temperature(temperature: float | jax.Array) -> None:
-    if isinstance(temperature, (int, float)) and not temperature > 0:
+    """Rejects a concrete temperature <= 0; traced ones (a vmapped sweep) pass unchecked."""
+    try:
+        value = float(temperature)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return
+    if not value > 0:
         raise ValueError(f"temperature={temperature!r} must be > 0")
 
 
@@ -45,6 +51,11 @@ def kl(
     """
     _check_pair(student_logits, teacher_logits, None)
     _check_temperature(temperature)
+    return _kl(student_logits, teacher_logits, temperature)
+
+
+@jax.jit
+def _kl(student_logits: jax.Array, teacher_logits: jax.Array, temperature: jax.Array) -> jax.Array:
     log_p_t = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
     log_p_s = jax.nn.log_softmax(student_logits / temperature, axis=-1)
     return temperature**2 * jnp.sum(jnp.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
@@ -96,6 +107,14 @@ def dist(
     """
     _check_pair(student_logits, teacher_logits, 2)
     _check_temperature(temperature)
+    return _dist(student_logits, teacher_logits, temperature, beta, gamma, axis_name)
+
+
+@partial(jax.jit, static_argnums=5)
+def _dist(
+    student_logits: jax.Array, teacher_logits: jax.Array, temperature: jax.Array,
+    beta: jax.Array, gamma: jax.Array, axis_name: str | None,
+) -> jax.Array:
     y_s = jax.nn.softmax(student_logits / temperature, axis=-1)
     y_t = jax.nn.softmax(teacher_logits / temperature, axis=-1)
     inter = 1.0 - jnp.mean(_pearson_rows(y_s, y_t))
@@ -123,19 +142,29 @@ def softmax_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
     logits, labels = jnp.asarray(logits), jnp.asarray(labels)
     if logits.ndim < 1:
         raise ValueError(f"logits need a class axis, got shape {logits.shape}")
-    log_p = jax.nn.log_softmax(logits, axis=-1)
     if jnp.issubdtype(labels.dtype, jnp.integer):
         if labels.shape != logits.shape[:-1]:
             raise ValueError(
                 f"int labels must have shape {logits.shape[:-1]} for logits {logits.shape}, "
                 f"got {labels.shape}"
             )
-        return -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+        return _xent_int(logits, labels)
     if labels.shape != logits.shape:
         raise ValueError(
             f"soft labels must have the logits' shape {logits.shape}, got {labels.shape}"
         )
-    return -jnp.sum(labels * log_p, axis=-1)
+    return _xent_soft(logits, labels)
+
+
+@jax.jit
+def _xent_int(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+
+
+@jax.jit
+def _xent_soft(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return -jnp.sum(labels * jax.nn.log_softmax(logits, axis=-1), axis=-1)
 
 
 def ensemble_logits(logits: Sequence[jax.Array]) -> jax.Array:

@@ -258,13 +258,15 @@ def make_train_chunk(
         new_carry = jax.tree.map(
             lambda a, b: jnp.where(active, a, b), (new_params, new_rest, new_opt), carry
         )
-        return new_carry, jnp.where(active, loss, jnp.nan)
+        return new_carry, loss
 
     @jax.jit
     def chunk(carry, consts, start_step):
         step_ids = start_step + jnp.arange(config.steps_per_call)
         carry, chunk_losses = jax.lax.scan(lambda c, s: one_step(c, s, consts), carry, step_ids)
-        return carry, jnp.nanmean(chunk_losses)
+        active = step_ids < steps  # a NaN of an active step must reach the divergence check
+        mean_loss = jnp.sum(jnp.where(active, chunk_losses, 0.0)) / jnp.maximum(active.sum(), 1)
+        return carry, mean_loss
 
     return chunk
 
@@ -379,10 +381,10 @@ def train(
         if step % eval_every == 0 or step >= steps:
             train_loss = float(np.mean(losses_since_eval))
             losses_since_eval = []
+            record = evaluate(carry, step, train_loss)
+            log.append(record)  # before the checkpoint: a resume drops records after it
             if step % ckpt_every == 0 or step >= steps:
                 ckpt.save(step, carry)
-            record = evaluate(carry, step, train_loss)
-            log.append(record)
     bar.close()
     ckpt.close()
     if status == "done":

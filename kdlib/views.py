@@ -19,6 +19,7 @@ the teacher in the train step: ``precompute_fixed_targets`` computes its logits 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -102,10 +103,30 @@ def make_views(
     augment._check_size(student_size, "student_size")
     teacher_size = student_size if teacher_size is None else teacher_size
     augment._check_size(teacher_size, "teacher_size")
+    if mixup_partner not in augment.PARTNERS:
+        raise ValueError(f"mixup_partner={mixup_partner!r} is not one of {augment.PARTNERS}")
+    if policy == "mix" and images.shape[0] < 2:
+        raise ValueError(f"policy='mix' needs a batch of at least 2 images, got {images.shape}")
+    crops = dict(
+        crop_fraction=augment._check_fraction(crop_fraction),
+        area_range=augment._check_range(area_range, "area_range", 0.0, 1.0),
+        aspect_range=augment._check_range(aspect_range, "aspect_range", 0.0, float("inf")),
+    )
+    return _make_views(
+        policy, rng, images, student_size, teacher_size, bool(need_teacher),
+        tuple(crops.items()), mixup_partner,
+    )
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4, 5, 6, 7))
+def _make_views(
+    policy: str, rng: jax.Array, images: jax.Array, student_size: int, teacher_size: int,
+    need_teacher: bool, crop_items: tuple, mixup_partner: str,
+) -> Views:
+    crops = dict(crop_items)
     n = images.shape[0]
     k_box_s, k_flip_s, k_box_t, k_flip_t, k_mix = jax.random.split(rng, 5)
     no_mix = (jnp.ones((), jnp.float32), jnp.arange(n, dtype=jnp.int32))
-    crops = dict(crop_fraction=crop_fraction, area_range=area_range, aspect_range=aspect_range)
 
     if policy in FIXED_POLICIES:
         kind = {"fix/rs": "rs", "fix/cc": "rc", "fix/ic_ens": "ic"}[policy]
@@ -180,6 +201,7 @@ def fixed_teacher_inputs(
     return jnp.stack(crops)
 
 
+@partial(jax.jit, static_argnums=(4, 5, 6))
 def _ensemble_crop(
     images: jax.Array, rng: jax.Array, indices: jax.Array, k: int | jax.Array, size: int,
     area_range: tuple[float, float], aspect_range: tuple[float, float],
@@ -230,8 +252,7 @@ def precompute_fixed_targets(
     num_views = num_crops if policy == "fix/ic_ens" else 1
     augment._check_size(num_views, "num_crops")
 
-    @jax.jit
-    def inputs(batch: jax.Array, idx: jax.Array, k: jax.Array) -> jax.Array:
+    def inputs(batch: jax.Array, idx: jax.Array, k: int) -> jax.Array:
         if policy == "fix/ic_ens":  # one crop at a time: memory O(batch), not O(K * batch)
             return _ensemble_crop(
                 batch, rng, idx, k, teacher_size, (0.05, 1.0), (3 / 4, 4 / 3)

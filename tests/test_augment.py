@@ -14,8 +14,8 @@ def _key(seed: int = 0) -> jax.Array:
     return jax.random.key(seed)
 
 
-def _images(n: int = 4, h: int = 8, w: int = 8, c: int = 3, seed: int = 0) -> jax.Array:
-    return jax.random.randint(_key(seed), (n, h, w, c), 0, 256).astype(jnp.uint8)
+def _images(n: int = 4, h: int = 8, w: int = 8, c: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, c), dtype=np.uint8)
 
 
 def _reference_crop(image: jax.Array, box: jax.Array, size: int) -> jax.Array:
@@ -109,8 +109,8 @@ def test_box_errors(call):
 
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.float32])
 def test_crop_resize_full_box_same_size_is_identity(dtype):
-    images = _images(3, 6, 9, 2).astype(dtype)  # non-square
-    square = _images(3, 7, 7, 1).astype(dtype)
+    images = jnp.asarray(_images(3, 6, 9, 2), dtype)  # non-square
+    square = jnp.asarray(_images(3, 7, 7, 1), dtype)
     out = augment.crop_resize(square, augment.full_boxes(3), 7)
     assert out.dtype == jnp.float32 and out.shape == (3, 7, 7, 1)
     np.testing.assert_allclose(out, square.astype(np.float32), atol=1e-4)
@@ -140,7 +140,9 @@ def test_crop_resize_matches_scale_and_translate():
     boxes = augment.inception_crop_boxes(_key(8), 16, image_aspect=10 / 12)
     for size in (5, 12, 23):  # down-, same- and up-sampling
         out = augment.crop_resize(images, boxes, size)
-        ref = jax.vmap(_reference_crop, in_axes=(0, 0, None))(images, boxes, size)
+        ref = jax.jit(jax.vmap(_reference_crop, in_axes=(0, 0, None)), static_argnums=2)(
+            images, boxes, size
+        )
         np.testing.assert_allclose(out, ref, atol=2e-3)
 
 
@@ -162,7 +164,7 @@ def test_crop_resize_is_jittable_and_errors():
     images = _images(4)
     boxes = augment.inception_crop_boxes(_key(9), 4)
     jitted = jax.jit(augment.crop_resize, static_argnums=2)(images, boxes, 5)
-    np.testing.assert_allclose(jitted, augment.crop_resize(images, boxes, 5), atol=1e-5)
+    np.testing.assert_allclose(jitted, augment.crop_resize(images, boxes, 5), rtol=1e-6)
     with pytest.raises(ValueError, match="boxes"):
         augment.crop_resize(images, boxes[:3], 5)
     with pytest.raises(ValueError, match="size"):
@@ -210,7 +212,7 @@ def test_value_range():
 
 
 @pytest.mark.parametrize("partner", augment.PARTNERS)
-@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 9, 16, 33])
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 33])
 def test_mixup_never_pairs_an_example_with_itself(n, partner):
     for seed in range(3):
         lam, idx = augment.mixup_params(_key(seed), n, partner=partner)
@@ -224,7 +226,7 @@ def test_mixup_never_pairs_an_example_with_itself(n, partner):
 
 
 def test_mixup_values_and_labels():
-    images = _images(5, 2, 2, 1).astype(jnp.float32)
+    images = _images(5, 2, 2, 1).astype(np.float32)
     mixed, lam, idx = augment.mixup(_key(12), images, partner="permutation")
     lam_v, idx_v = float(lam), np.asarray(idx)
     expect = lam_v * np.asarray(images) + (1 - lam_v) * np.asarray(images)[idx_v]

@@ -189,8 +189,8 @@ class BiT(nnx.Module):
         self.num_features = features
         self.norm_pre_head = layers.GroupNorm(features, impl=impl)
         self.head = nnx.Linear(
-            features, num_classes, kernel_init=nnx.initializers.zeros,
-            bias_init=nnx.initializers.zeros, rngs=rngs)
+            features, num_classes, kernel_init=layers.zeros, bias_init=layers.zeros,
+            rngs=rngs)
 
     def stages(self) -> list[ResNetStage]:
         """The four stages ``block1`` ... ``block4`` in order."""

@@ -7,10 +7,12 @@ and the CPU-tuned ones. Kernels are HWIO, activations NHWC.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -18,6 +20,74 @@ from kdlib.models import ops
 
 Initializer = Callable[..., jax.Array]
 POOL_PADDINGS = ("zero", "neg_inf")
+DISTRIBUTIONS = ("truncated_normal", "normal")
+FAN_MODES = ("fan_in", "fan_out")
+
+
+# Initializers. Eagerly, every jax.random call compiles one small XLA program per parameter
+# shape (about 0.1-0.5 s each on a busy 2-core CPU: 20-80 s for one MobileNetV3). These draw
+# the same distributions as jax.nn.initializers with numpy, seeded by the (concrete) key, and
+# fall back to the jax initializer when the key is traced (nnx.eval_shape, nnx.jit), so an
+# abstract build still allocates nothing.
+
+
+def _host_rng(key: jax.Array) -> np.random.Generator:
+    """A numpy generator seeded by the bits of a concrete jax key."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
+    """(fan_in, fan_out) of a (..., in, out) kernel, as jax.nn.initializers computes them."""
+    if len(shape) < 2:
+        raise ValueError(f"a variance-scaled kernel needs rank >= 2, got shape {shape}")
+    receptive = math.prod(shape[:-2])
+    return float(shape[-2] * receptive), float(shape[-1] * receptive)
+
+
+def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
+    """``jax.nn.initializers.variance_scaling`` (truncated to +-2 std or plain normal), drawn
+    on the host for concrete keys (no per-shape compile), by jax for traced keys."""
+    if mode not in FAN_MODES:
+        raise ValueError(f"mode={mode!r} is not one of {FAN_MODES}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution={distribution!r} is not one of {DISTRIBUTIONS}")
+    jax_init = jax.nn.initializers.variance_scaling(scale, mode, distribution)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        if isinstance(key, jax.core.Tracer):
+            return jax_init(key, shape, dtype)
+        fan_in, fan_out = _fans(tuple(shape))
+        std = math.sqrt(scale / max(1.0, fan_in if mode == "fan_in" else fan_out))
+        rng = _host_rng(key)
+        values = rng.standard_normal(shape)
+        if distribution == "truncated_normal":
+            outside = np.abs(values) > 2
+            while outside.any():  # Rejection sampling: redraw values outside (-2, 2).
+                values[outside] = rng.standard_normal(int(outside.sum()))
+                outside = np.abs(values) > 2
+            std /= 0.87962566103423978  # std of a standard normal truncated to (-2, 2)
+        return jax.device_put((values * std).astype(np.dtype(dtype)))  # no compile
+
+    return init
+
+
+def constant(value: float) -> Initializer:
+    """Initializer filling with ``value`` (host-side for concrete keys, jax for traced ones)."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        if isinstance(key, jax.core.Tracer):
+            return jnp.full(shape, value, dtype)
+        return jax.device_put(np.full(shape, value, np.dtype(dtype)))
+
+    return init
+
+
+lecun_normal = variance_scaling(1.0, "fan_in", "truncated_normal")
+he_normal_fan_out = variance_scaling(2.0, "fan_out", "normal")
+zeros = constant(0.0)
+ones = constant(1.0)
 
 
 def same_padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -46,7 +116,7 @@ class Conv(nnx.Module):
     def __init__(
         self, in_features: int, out_features: int, kernel_size: int, *, strides: int = 1,
         padding: ops.Padding | None = None, use_bias: bool = False,
-        kernel_init: Initializer = nnx.initializers.lecun_normal(), impl: str | None = None,
+        kernel_init: Initializer = lecun_normal, impl: str | None = None,
         rngs: nnx.Rngs,
     ):
         for name, v in [("in_features", in_features), ("out_features", out_features),
@@ -60,7 +130,7 @@ class Conv(nnx.Module):
         self.impl = impl
         shape = (kernel_size, kernel_size, in_features, out_features)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+        self.bias = nnx.Param(zeros(None, (out_features,))) if use_bias else None
 
     def effective_kernel(self) -> jax.Array:
         """The kernel the convolution uses (hook for weight standardization)."""
@@ -80,7 +150,7 @@ class StdConv(Conv):
     def __init__(
         self, in_features: int, out_features: int, kernel_size: int, *, strides: int = 1,
         padding: ops.Padding | None = None,
-        kernel_init: Initializer = nnx.initializers.lecun_normal(), eps: float = 1e-10,
+        kernel_init: Initializer = lecun_normal, eps: float = 1e-10,
         impl: str | None = None, rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -100,7 +170,7 @@ class DepthwiseConv(nnx.Module):
     def __init__(
         self, features: int, kernel_size: int, *, strides: int = 1,
         padding: ops.Padding | None = None,
-        kernel_init: Initializer = nnx.initializers.lecun_normal(), impl: str | None = None,
+        kernel_init: Initializer = lecun_normal, impl: str | None = None,
         rngs: nnx.Rngs,
     ):
         for name, v in [("features", features), ("kernel_size", kernel_size),
@@ -143,8 +213,8 @@ class GroupNorm(nnx.Module):
         self.num_groups = num_groups
         self.eps = eps
         self.impl = impl
-        self.scale = nnx.Param(jnp.ones((num_features,), jnp.float32))
-        self.bias = nnx.Param(jnp.zeros((num_features,), jnp.float32))
+        self.scale = nnx.Param(ones(None, (num_features,)))
+        self.bias = nnx.Param(zeros(None, (num_features,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return ops.group_norm(x, self.num_groups, self.scale[...], self.bias[...], self.eps,

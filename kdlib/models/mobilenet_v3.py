@@ -100,11 +100,18 @@ def make_norm(features: int, norm: str, impl: str | None, rngs: nnx.Rngs) -> nnx
     if norm == "gn":
         return layers.GroupNorm(features, max_groups=8, eps=1e-5, impl=impl)
     if norm == "bn":
-        return nnx.BatchNorm(features, momentum=0.99, epsilon=1e-3, rngs=rngs)
+        return nnx.BatchNorm(features, momentum=0.99, epsilon=1e-3, scale_init=layers.ones,
+                             bias_init=layers.zeros, rngs=rngs)
     raise ValueError(f"norm={norm!r} is not one of {NORMS}")
 
 
-_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+_conv_init = layers.he_normal_fan_out
+
+
+def _dense(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
+    """Dense layer with LeCun-normal kernel and zero bias."""
+    return nnx.Linear(in_features, out_features, kernel_init=layers.lecun_normal,
+                      bias_init=layers.zeros, rngs=rngs)
 
 
 class ConvNormAct(nnx.Module):
@@ -141,8 +148,8 @@ class SqueezeExcite(nnx.Module):
     """Squeeze-excite: global pool -> dense to ``squeeze`` + ReLU -> dense + hard-sigmoid gate."""
 
     def __init__(self, features: int, squeeze: int, *, rngs: nnx.Rngs):
-        self.reduce = nnx.Linear(features, squeeze, rngs=rngs)
-        self.expand = nnx.Linear(squeeze, features, rngs=rngs)
+        self.reduce = _dense(features, squeeze, rngs)
+        self.expand = _dense(squeeze, features, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         s = jnp.mean(x, axis=(1, 2), keepdims=True)
@@ -243,10 +250,11 @@ class MobileNetV3(nnx.Module):
         self.last_conv = ConvNormAct(
             features, last, 1, activation="hswish", norm=norm, impl=impl, rngs=rngs)
         self.num_features = scale(PRE_LOGITS[variant])
-        self.pre_logits_dense = nnx.Linear(last, self.num_features, rngs=rngs)
+        self.pre_logits_dense = _dense(last, self.num_features, rngs)
         self.dropout = nnx.Dropout(float(dropout), rngs=rngs)
         self.head = nnx.Linear(
-            self.num_features, num_classes, kernel_init=nnx.initializers.zeros, rngs=rngs)
+            self.num_features, num_classes, kernel_init=layers.zeros,
+            bias_init=layers.zeros, rngs=rngs)
 
     def pre_logits(self, x: jax.Array) -> jax.Array:
         """Features (N, 1280 or 1024 scaled) after the hard-swish dense layer."""

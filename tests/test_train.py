@@ -1,0 +1,131 @@
+"""The training engine end to end on tiny digits runs (8x8 px, tiny BiT)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from kdlib import models, store, teachers, train
+from kdlib.config import DataConfig, ModelConfig, RunConfig
+
+TINY = ModelConfig("bit", {"depth": [1, 1, 1, 1], "width": 0.0625, "stem": "small"})
+DIGITS = DataConfig("digits", "train[:1097]", "train[1097:]", "test", train_size=256,
+                    val_size=100, test_size=100)
+
+
+def tiny_config(**changes) -> RunConfig:
+    base = RunConfig(
+        preset="smoke", section="test_train", data=DIGITS, student=TINY, loss="labels",
+        policy="same/rc", lr=3e-3, wd=1e-4, batch_size=32, epochs=1.0, student_size=8,
+        steps_per_call=4, seed=0,
+    )
+    return base.replace(**changes)
+
+
+@pytest.fixture()
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture()
+def tiny_teacher(results):
+    """A randomly initialized (untrained) teacher stored under the tmp results root."""
+    kwargs = {"depth": [1, 1, 1, 1], "width": 0.125, "stem": "small", "num_classes": 10,
+              "in_channels": 1}
+    model = models.create("bit", rngs=nnx.Rngs(1), **kwargs)
+    # A zero-initialized head gives constant logits; randomize it so the teacher has opinions.
+    kernel = model.head.kernel
+    kernel.value = np.random.default_rng(0).normal(size=kernel.value.shape).astype(np.float32)
+    teachers.save("tiny", model, {"model": "bit", "model_kwargs": kwargs, "image_size": 8})
+    return "tiny"
+
+
+def test_labels_run_stores_history_and_summary(results):
+    config = tiny_config()
+    record = train.run(config, progress=False)
+    steps = train.total_steps(config, 256)
+    assert record.status == "done"
+    assert record.summary["final_step"] == steps == 8
+    assert 0.0 <= record.summary["test_acc"] <= 1.0
+    assert [h["step"] for h in record.history][-1] == steps
+    assert record.path == store.run_dir(config)
+    assert not (record.path / "ckpt").exists()  # checkpoints are removed once finished
+    again = train.run(config, progress=False)  # stored: loads, does not train
+    assert again.summary == record.summary
+
+
+def test_same_config_gives_identical_results(results, tmp_path):
+    config = tiny_config(epochs=0.5)
+    a = train.train(config, tmp_path / "a", progress=False)
+    b = train.train(config, tmp_path / "b", progress=False)
+    for key in ("val_acc", "test_acc", "train_loss"):
+        assert a[key] == b[key]
+
+
+@pytest.mark.parametrize("policy", ["mix", "fix/ic_ens", "ind/rc"])
+def test_distillation_runs_for_policies(results, tiny_teacher, policy):
+    config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy=policy, epochs=0.25,
+                         fixed_num_crops=2)
+    summary = train.train(config, results / policy.replace("/", "_"), progress=False)
+    assert summary["status"] == "done"
+    assert np.isfinite(summary["train_loss"])
+    for key in ("val_teacher_acc", "val_agreement", "val_kl", "test_teacher_acc"):
+        assert key in summary
+
+
+def test_diverged_run_is_recorded_not_raised(results):
+    config = tiny_config(lr=1e38, grad_clip=1e38, epochs=2.0)  # overflows to inf
+    record = train.run(config, progress=False)
+    assert record.status == "diverged"
+
+
+def test_bad_batch_size_is_a_clear_error(results):
+    with pytest.raises(ValueError, match="batch_size=512"):
+        train.train(tiny_config(batch_size=512), results / "x", progress=False)
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from kdlib import train
+    sys.path.insert(0, {tests!r})
+    from test_train import tiny_config
+    config = tiny_config(epochs=2.0, eval_every=4, checkpoint_every=4)
+    kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+    if kill_at:
+        orig = train.Checkpointer.save
+        def save_then_die(self, step, state):
+            orig(self, step, state)
+            if step >= kill_at:
+                os._exit(17)
+        train.Checkpointer.save = save_then_die
+    summary = train.train(config, sys.argv[1], progress=False)
+    print("SUMMARY", summary["test_acc"], summary["val_acc"], summary["train_loss"])
+    """
+)
+
+
+def test_killed_run_resumes_to_the_same_result(results, tmp_path):
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(__file__)))
+    env = dict(os.environ, KDLIB_RESULTS=str(results), JAX_PLATFORMS="cpu")
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "resumed")],
+                            env=dict(env, KILL_AT_STEP="8"), capture_output=True, text=True)
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    history = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 8
+    outs = []
+    for folder in ("resumed", "straight"):
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / folder)], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs.append([line for line in done.stdout.splitlines() if line.startswith("SUMMARY")])
+    assert outs[0] == outs[1]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicated evaluations after the resume
