@@ -17,7 +17,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -30,7 +29,10 @@ class SmallCNN(nnx.Module):
     def __init__(self, in_channels: int, width: int, classes: int, rngs: nnx.Rngs):
         chans = [in_channels, width, 2 * width, 4 * width]
         self.convs = nnx.List(
-            [nnx.Conv(a, b, (3, 3), strides=2, rngs=rngs) for a, b in zip(chans, chans[1:])]
+            [
+                nnx.Conv(a, b, (3, 3), strides=2, rngs=rngs)
+                for a, b in zip(chans[:-1], chans[1:], strict=True)
+            ]
         )
         self.norms = nnx.List([nnx.GroupNorm(c, num_groups=4, rngs=rngs) for c in chans[1:]])
         self.head = nnx.Linear(chans[-1], classes, rngs=rngs)

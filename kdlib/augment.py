@@ -135,12 +135,24 @@ def _inception_crop_boxes(
     rng: jax.Array, n: int, area_range: tuple[float, float],
     aspect_range: tuple[float, float], image_aspect: float, max_tries: int,
 ) -> jax.Array:
+    # one draw for everything (a single RNG kernel compiles fast): areas, aspects, position
+    u = jax.random.uniform(rng, (n, 2 * max_tries + 2), jnp.float32)
+    return inception_boxes_from_uniforms(u, area_range, aspect_range, image_aspect)
+
+
+def inception_boxes_from_uniforms(
+    u: jax.Array, area_range: tuple[float, float], aspect_range: tuple[float, float],
+    image_aspect: float,
+) -> jax.Array:
+    """Inception boxes (N, 4) from uniforms u (N, 2 * tries + 2) in [0, 1) (trusted arguments).
+
+    Columns: ``tries`` areas, ``tries`` log-aspects, then the y and x position. For callers
+    that draw their own random numbers (e.g. one key per example).
+    """
+    max_tries = (u.shape[1] - 2) // 2
     (a_lo, a_hi), (r_lo, r_hi) = area_range, aspect_range
-    k_area, k_aspect, k_pos = jax.random.split(rng, 3)
-    area = jax.random.uniform(k_area, (n, max_tries), jnp.float32, a_lo, a_hi)
-    log_r = jax.random.uniform(
-        k_aspect, (n, max_tries), jnp.float32, math.log(r_lo), math.log(r_hi)
-    )
+    area = a_lo + (a_hi - a_lo) * u[:, :max_tries]
+    log_r = math.log(r_lo) + (math.log(r_hi) - math.log(r_lo)) * u[:, max_tries:-2]
     r = jnp.exp(log_r) / image_aspect  # aspect in relative coordinates
     h = jnp.sqrt(area / r)
     w = jnp.sqrt(area * r)
@@ -153,7 +165,7 @@ def _inception_crop_boxes(
     fallback_h, fallback_w = (1.0, fallback_r) if fallback_r <= 1.0 else (1.0 / fallback_r, 1.0)
     h = jnp.where(any_fit, jnp.take_along_axis(h, first[:, None], axis=1)[:, 0], fallback_h)
     w = jnp.where(any_fit, jnp.take_along_axis(w, first[:, None], axis=1)[:, 0], fallback_w)
-    u = jnp.where(any_fit[:, None], jax.random.uniform(k_pos, (n, 2), jnp.float32), 0.5)
+    u = jnp.where(any_fit[:, None], u[:, -2:], 0.5)
     return jnp.stack([u[:, 0] * (1.0 - h), u[:, 1] * (1.0 - w), h, w], axis=1)
 
 

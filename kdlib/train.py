@@ -8,6 +8,7 @@ resumed from a checkpoint continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import time
@@ -260,7 +261,9 @@ def make_train_chunk(
         )
         return new_carry, loss
 
-    @jax.jit
+    # Outputs keep the inputs' (replicated) sharding, so the second call hits the jit cache
+    # instead of compiling again for differently-sharded arguments.
+    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
     def chunk(carry, consts, start_step):
         step_ids = start_step + jnp.arange(config.steps_per_call)
         carry, chunk_losses = jax.lax.scan(lambda c, s: one_step(c, s, consts), carry, step_ids)

@@ -30,6 +30,7 @@ from kdlib import augment
 
 POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens", "ind/rc", "ind/ic", "same/rc", "same/ic", "mix")
 FIXED_POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens")
+_ENSEMBLE_TRIES = 10  # rejection-sampling candidates per fix/ic_ens crop
 
 
 class Views(NamedTuple):
@@ -194,6 +195,8 @@ def fixed_teacher_inputs(
     if indices.shape != (n,):
         raise ValueError(f"indices must have shape ({n},), got {indices.shape}")
 
+    area_range = augment._check_range(area_range, "area_range", 0.0, 1.0)
+    aspect_range = augment._check_range(aspect_range, "aspect_range", 0.0, float("inf"))
     crops = [
         _ensemble_crop(images, rng, indices, k, teacher_size, area_range, aspect_range)
         for k in range(num_crops)
@@ -209,16 +212,15 @@ def _ensemble_crop(
     """Crop ``k`` of fix/ic_ens for each image: its key is ``fold_in(fold_in(rng, index), k)``."""
     _, height, width, _ = images.shape
 
-    def draw(index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def draw(index: jax.Array) -> jax.Array:
         key = jax.random.fold_in(jax.random.fold_in(rng, index), k)
-        k_box, k_flip = jax.random.split(key)
-        box = augment.inception_crop_boxes(
-            k_box, 1, area_range, aspect_range, image_aspect=width / height
-        )
-        return box[0], augment.flip_mask(k_flip, 1)[0]
+        return jax.random.uniform(key, (2 * _ENSEMBLE_TRIES + 3,), jnp.float32)
 
-    boxes, flips = jax.vmap(draw)(indices)
-    return _view(images, boxes, flips, size)
+    u = jax.vmap(draw)(indices)  # one RNG draw per image: box candidates, position, flip
+    boxes = augment.inception_boxes_from_uniforms(
+        u[:, :-1], area_range, aspect_range, width / height
+    )
+    return _view(images, boxes, u[:, -1] < 0.5, size)
 
 
 def precompute_fixed_targets(
@@ -231,6 +233,8 @@ def precompute_fixed_targets(
     num_crops: int = 8,
     seed: int = 0,
     crop_fraction: float = 0.875,
+    area_range: tuple[float, float] = (0.05, 1.0),
+    aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> np.ndarray:
     """The fixed teacher's logits for every image, float32 (N, num_classes), computed once.
 
@@ -249,13 +253,17 @@ def precompute_fixed_targets(
     n = images.shape[0]
     rng = jax.random.key(seed)
 
+    ranges = (
+        augment._check_range(area_range, "area_range", 0.0, 1.0),
+        augment._check_range(aspect_range, "aspect_range", 0.0, float("inf")),
+    )
     num_views = num_crops if policy == "fix/ic_ens" else 1
     augment._check_size(num_views, "num_crops")
 
     def inputs(batch: jax.Array, idx: jax.Array, k: int) -> jax.Array:
         if policy == "fix/ic_ens":  # one crop at a time: memory O(batch), not O(K * batch)
             return _ensemble_crop(
-                batch, rng, idx, k, teacher_size, (0.05, 1.0), (3 / 4, 4 / 3)
+                batch, rng, idx, k, teacher_size, ranges[0], ranges[1]
             )
         return fixed_teacher_inputs(
             policy, batch, teacher_size=teacher_size, crop_fraction=crop_fraction

@@ -15,8 +15,8 @@ it differs. What was slow on CPU and what replaces it (numbers: ``benchmarks/bui
   shifted add per tap); kernel gradient: XLA's own.
 * Depthwise convolutions: grouped ``lax.conv`` is ~100x slower than a sum over the kh*kw taps
   of ``x_shifted * w_tap``; the input gradient is the same sum over the (dilated) output
-  gradient with the flipped kernel, the kernel gradient one multiply-reduce per tap inside a
-  ``lax.map`` (unrolled, XLA fuses the kh*kw reductions into one slow loop).
+  gradient with the flipped kernel, the kernel gradient one variadic reduction of all taps'
+  products (XLA's own loop reads the shifted slices in place).
 * GroupNorm: custom VJP, one fused statistics pass (sum and sum of squares of the input
   shifted by its first pixel, so no catastrophic cancellation) and one fused normalize pass
   forward; one fused pass of two reductions and one elementwise pass backward. Reductions
@@ -42,12 +42,17 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 _DN = ("NHWC", "HWIO", "NHWC")
 
 # A "direct" conv (sum of shifted slices, one fused loop) is used while the number of
-# multiply-adds per output element (taps x channels summed over) stays at most this, and the
-# output is at least _DIRECT_MIN_WIDTH wide (the loop vectorizes along the width).
-DIRECT_MAX_TERMS = 48
+# multiply-adds per output element (kernel taps x channels summed over) stays at most this
+# and the output is at least _DIRECT_MIN_WIDTH wide (the loop vectorizes along the width).
+# Measured: 3x3 with 1-4 input channels at 14-28 px wins 2-3x, 8 channels 1.2-1.6x (3 runs
+# of 4), 16 channels lose 2-3x.
+DIRECT_MAX_TERMS = 72
+DIRECT_DX_MAX_TERMS = 36
 _DIRECT_MIN_WIDTH = 8
-# col2im materializes (N*H*W, kh*kw*Cin) floats; used for the input gradient below this size.
-COL2IM_MAX_ELEMENTS = 4 * 1024 * 1024
+# col2im (input gradient, stride 1) materializes (N*H*W, kh*kw*Cin) floats: used for few
+# input channels and below this size (big temporaries are slow to allocate).
+COL2IM_MAX_CIN = 8
+COL2IM_MAX_ELEMENTS = 2 * 1024 * 1024
 # Widest vectorized minor axis (k*C floats) that GroupNorm folds H*W into.
 _GN_FOLD_WIDTH = 128
 
@@ -146,11 +151,28 @@ def _conv_geometry(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _pad_hw(x: jax.Array, pads: Pads, interior: tuple[int, int] = (0, 0)) -> jax.Array:
-    """Zero-pads (or crops, for negative pads) the H and W axes of an NHWC array."""
+def _pad_hw(
+    x: jax.Array, pads: Pads, interior: tuple[int, int] = (0, 0), extra_example: bool = False
+) -> jax.Array:
+    """Zero-pads (or crops, for negative pads) the H and W axes of an NHWC array.
+
+    ``extra_example`` also appends one all-zero example: see :func:`_drop_extra_example`.
+    """
     (hl, hh), (wl, wh) = pads
-    cfg = [(0, 0, 0), (hl, hh, interior[0]), (wl, wh, interior[1]), (0, 0, 0)]
+    cfg = [(0, int(extra_example), 0), (hl, hh, interior[0]), (wl, wh, interior[1]), (0, 0, 0)]
     return lax.pad(x, jnp.zeros((), x.dtype), cfg)
+
+
+def _drop_extra_example(y: jax.Array) -> jax.Array:
+    """Slices away the zero example that :func:`_pad_hw` appended: a fusion fence.
+
+    XLA:CPU hands a reduction and the elementwise ops feeding it to YNNPACK, which cannot
+    take slices: a sum of k*k shifted slices that feeds a reduction (GroupNorm, a loss) would
+    have every slice materialized, 30x slower than the fused loop. Computing one extra
+    example (1/N more work) and slicing it off ends the op with a real slice, so XLA fuses
+    the whole sum into one loop and the reduction reads its output.
+    """
+    return y[:-1]
 
 
 def _out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
@@ -234,7 +256,7 @@ def _conv_direct(x: jax.Array, kernel: jax.Array, s: tuple[int, int], pads: Pads
     while ``kh*kw*Cin`` is small (XLA's conv is slowest exactly there).
     """
     kh, kw, cin, cout = kernel.shape
-    xp = _pad_hw(x, pads)
+    xp = _pad_hw(x, pads, extra_example=True)
     ho = _out_size(xp.shape[1], kh, s[0], 0, 0)
     wo = _out_size(xp.shape[2], kw, s[1], 0, 0)
     xt = jnp.transpose(xp, (0, 3, 1, 2))  # N C H W
@@ -245,7 +267,7 @@ def _conv_direct(x: jax.Array, kernel: jax.Array, s: tuple[int, int], pads: Pads
             for c in range(cin):
                 term = t[:, c : c + 1] * kernel[i, j, c][None, :, None, None]
                 y = term if y is None else y + term
-    return jnp.transpose(y, (0, 2, 3, 1))
+    return _drop_extra_example(jnp.transpose(y, (0, 2, 3, 1)))
 
 
 def _conv_fwd_by(method: str):
@@ -266,9 +288,10 @@ def _conv_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads, method: str) ->
         flipped = jnp.transpose(jnp.flip(kernel, (0, 1)), (0, 1, 3, 2))
         return _pad_hw(_conv_direct(d, flipped, (1, 1), ((0, 0), (0, 0))), _crop_pads(pads))
     if method == "col2im":
-        n = dy.shape[0]
+        n = dy.shape[0] + 1
         hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
-        cols = jnp.dot(dy, kernel.reshape(kh * kw * cin, cout).T)
+        cols = jnp.dot(_pad_hw(dy, ((0, 0), (0, 0)), extra_example=True),
+                       kernel.reshape(kh * kw * cin, cout).T)
         cols = cols.reshape(n, out_hw[0], out_hw[1], kh * kw, cin)
         acc = None
         for i in range(kh):
@@ -280,7 +303,7 @@ def _conv_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads, method: str) ->
                     (s[0] - 1, s[1] - 1),
                 )
                 acc = placed if acc is None else acc + placed
-        return _pad_hw(acc, _crop_pads(pads))
+        return _drop_extra_example(_pad_hw(acc, _crop_pads(pads)))
     raise ValueError(f"dx method {method!r} is not one of {DX_METHODS}")
 
 
@@ -322,14 +345,14 @@ def conv2d_plan(
     pads = _normalize_padding(padding, x_shape[1:3], (kh, kw), s)
     in_hw = x_shape[1:3]
     wo = _out_size(in_hw[1], kw, s[1], *pads[1])
-    wide_in = in_hw[1] + sum(pads[1]) >= _DIRECT_MIN_WIDTH
     fwd = "direct" if kh * kw * cin <= DIRECT_MAX_TERMS and wo >= _DIRECT_MIN_WIDTH else "xla"
-    if s == (1, 1) and kh * kw * cout <= DIRECT_MAX_TERMS and wide_in:
-        dx = "direct"
-    elif x_shape[0] * in_hw[0] * in_hw[1] * kh * kw * cin <= COL2IM_MAX_ELEMENTS and cin <= 4:
-        dx = "col2im"
-    else:
-        dx = "xla"
+    dx = "xla"
+    if s == (1, 1) and in_hw[1] + sum(pads[1]) >= _DIRECT_MIN_WIDTH:
+        cols = x_shape[0] * in_hw[0] * in_hw[1] * kh * kw * cin
+        if kh * kw * cout <= DIRECT_DX_MAX_TERMS:
+            dx = "direct"
+        elif cin <= COL2IM_MAX_CIN and cols <= COL2IM_MAX_ELEMENTS:
+            dx = "col2im"
     return ConvPlan(fwd, dx, "xla")
 
 
@@ -367,14 +390,14 @@ def conv2d(
 def _depthwise_fwd_slices(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array:
     """Sum over taps of the shifted (strided) input times the tap's per-channel weights."""
     kh, kw = kernel.shape[:2]
-    xp = _pad_hw(x, pads)
+    xp = _pad_hw(x, pads, extra_example=True)
     out_hw = (_out_size(xp.shape[1], kh, s[0], 0, 0), _out_size(xp.shape[2], kw, s[1], 0, 0))
     y = None
     for i in range(kh):
         for j in range(kw):
             term = _tap(xp, i, j, out_hw, s) * kernel[i, j, 0]
             y = term if y is None else y + term
-    return y
+    return _drop_extra_example(y)
 
 
 def _depthwise_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads) -> jax.Array:
@@ -387,22 +410,21 @@ def _depthwise_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads) -> jax.Arr
 
 
 def _depthwise_dw(x: jax.Array, kernel_shape, dy: jax.Array, s, pads) -> jax.Array:
-    """Kernel gradient: per tap, sum over N, H, W of the shifted input times dy.
+    """Kernel gradient: per tap, the sum over N, H, W of the shifted input times dy.
 
-    A ``lax.map`` over taps: XLA fuses unrolled per-tap reductions into one slow loop.
+    All taps in one variadic ``lax.reduce`` over H, W (then a small sum over N): XLA's own
+    reduction loop reads the shifted slices in place. Separate ``jnp.sum`` per tap go to
+    YNNPACK, which materializes every slice (4-5x slower).
     """
-    kh, kw, _, c = kernel_shape
+    kh, kw = kernel_shape[:2]
     xp = _pad_hw(x, pads)
-    n, (ho, wo) = x.shape[0], dy.shape[1:3]
-    span = ((ho - 1) * s[0] + 1, (wo - 1) * s[1] + 1)
-    offsets = jnp.array([(i, j) for i in range(kh) for j in range(kw)], dtype=jnp.int32)
-
-    def one_tap(offset: jax.Array) -> jax.Array:
-        window = lax.dynamic_slice(xp, (0, offset[0], offset[1], 0), (n, span[0], span[1], c))
-        tap = window[:, :: s[0], :: s[1]]
-        return jnp.sum(tap * dy, axis=(0, 1, 2))
-
-    return lax.map(one_tap, offsets).reshape(kernel_shape)
+    out_hw = dy.shape[1:3]
+    products = [_tap(xp, i, j, out_hw, s) * dy for i in range(kh) for j in range(kw)]
+    zeros = [jnp.zeros((), dy.dtype)] * len(products)
+    per_example = lax.reduce(
+        products, zeros, lambda a, b: [u + v for u, v in zip(a, b, strict=True)], (1, 2)
+    )
+    return jnp.stack(per_example).sum(axis=1).reshape(kernel_shape)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
