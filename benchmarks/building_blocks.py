@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -170,7 +171,7 @@ def time_pair(f: Callable, g: Callable, args: tuple, reps: int, warmup: int) -> 
 
 
 def matmul_peak(size: int, reps: int) -> float:
-    """Measured float32 GFLOP/s of a size x size matmul (median of ``reps``)."""
+    """Measured float32 GFLOP/s of a size x size matmul (the best of ``reps``: a peak)."""
     a = jnp.asarray(np.random.default_rng(0).normal(size=(size, size)), jnp.float32)
     mm = jax.jit(jnp.dot)
     for _ in range(2):
@@ -180,7 +181,40 @@ def matmul_peak(size: int, reps: int) -> float:
         t0 = time.perf_counter()
         jax.block_until_ready(mm(a, a))
         times.append(time.perf_counter() - t0)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    return 2 * size**3 / min(times) / 1e9
+
+
+def model_cases(batch: int) -> list[tuple[str, Callable]]:
+    """Whole models on 28x28x1 inputs: (label, impl -> model)."""
+    from kdlib.models.bit import BiT
+    from kdlib.models.mobilenet_v3 import MobileNetV3
+
+    small = dict(num_classes=10, in_channels=1, stem="small")
+    return [
+        (f"BiT [1,1,1,1] width 1/16, batch {batch}",
+         lambda impl: BiT(depth=[1, 1, 1, 1], width=1 / 16, impl=impl, **small)),
+        (f"BiT [2,2,2,2] width 1/8, batch {batch}",
+         lambda impl: BiT(depth=[2, 2, 2, 2], width=1 / 8, impl=impl, **small)),
+        (f"MobileNetV3-small (GN), batch {batch}",
+         lambda impl: MobileNetV3(variant="small", norm="gn", impl=impl, **small)),
+    ]
+
+
+def build_model_step(make: Callable, impl: str, batch: int) -> tuple[Callable, tuple]:
+    """Jitted gradient of a cross-entropy loss w.r.t. a model's parameters, and its args."""
+    import optax
+    from flax import nnx
+
+    graphdef, params, rest = nnx.split(make(impl), nnx.Param, ...)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(-1, 1, size=(batch, 28, 28, 1)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 10, size=batch))
+
+    def loss(params, x, y):
+        logits = nnx.merge(graphdef, params, rest)(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return jax.jit(jax.value_and_grad(loss)), (params, x, y)
 
 
 def keep_freed_memory() -> bool:
@@ -206,6 +240,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="timed repeats per row (median)")
     p.add_argument("--peak-size", type=int, default=2048, help="N of the NxN matmul peak")
     p.add_argument("--only", default="", help="keep rows whose group or label contains this")
+    p.add_argument("--no-models", action="store_true",
+                   help="skip the whole-model rows (run by default unless --quick)")
     p.add_argument("--keep-heap", action="store_true",
                    help="mallopt: glibc keeps freed memory instead of unmapping it (see README)")
     return p.parse_args(argv)
@@ -224,12 +260,12 @@ def main(argv: list[str] | None = None) -> None:
         cases += r50_cases(args.r50_batch)
     cases = [c for c in cases if args.only in c.group or args.only in c.label]
 
-    peak = matmul_peak(1024 if args.quick else args.peak_size, reps)
+    peak = matmul_peak(1024 if args.quick else args.peak_size, 2 * reps)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}; load average at start "
           f"{os.getloadavg()[0]:.1f}{heap_note}")
     print(f"float32 matmul peak ({1024 if args.quick else args.peak_size}^2): "
-          f"{peak:.0f} GFLOP/s; median of {reps} interleaved repeats per row\n")
+          f"{peak:.0f} GFLOP/s (best of {2 * reps}); rows: median of {reps} interleaved repeats\n")
     print("| block | x shape | kernel / groups | stride | cpu method | plain ms | cpu ms "
           "| speedup | plain GFLOP/s | cpu GFLOP/s | cpu % peak |")
     print("|" + "---|" * 11)
@@ -254,6 +290,17 @@ def main(argv: list[str] | None = None) -> None:
     for group, (t_plain, t_fast) in totals.items():
         print(f"sum over {group} rows: plain {t_plain:.1f} ms, cpu {t_fast:.1f} ms "
               f"({t_plain / t_fast:.1f}x)")
+    if not (args.quick or args.no_models or args.only):
+        print("\nWhole models, forward+backward (gradient w.r.t. all parameters), impl xla vs cpu:")
+        for label, make in model_cases(args.batch):
+            (f_xla, a_xla), (f_cpu, a_cpu) = (
+                build_model_step(make, impl, args.batch) for impl in ("xla", "cpu")
+            )
+            t_xla, t_cpu = time_pair(
+                partial(f_xla, *a_xla), partial(f_cpu, *a_cpu), (), max(5, reps // 2), warmup=1
+            )
+            print(f"  {label}: xla {t_xla:.1f} ms, cpu {t_cpu:.1f} ms ({t_xla / t_cpu:.2f}x)",
+                  flush=True)
     print(f"load average at end {os.getloadavg()[0]:.1f} (other processes share these cores)")
 
 

@@ -5,7 +5,10 @@ on a BiT student from `kdlib.models.create("bit", ...)` (or a small nnx CNN if t
 missing), and prints ms/step and the ratio to Adam. The paper (section 3.4) reports
 "minimal step time overhead" on TPUs; this measures it here.
 
-    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/shampoo_overhead.py
+On CPU, set OPENBLAS_NUM_THREADS=1: jaxlib's eigh calls OpenBLAS, whose own threads fight
+XLA's thread pool for the cores; on 2 shared cores that made Shampoo steps 3x slower.
+
+    OPENBLAS_NUM_THREADS=1 JAX_PLATFORMS=cpu .venv/bin/python benchmarks/shampoo_overhead.py
     .venv/bin/python benchmarks/shampoo_overhead.py --depth 50 --width 1 --res 128 --batch 64 \
         --in-channels 3 --stem imagenet --classes 1000      # on an accelerator
 """
@@ -13,6 +16,7 @@ missing), and prints ms/step and the ratio to Adam. The paper (section 3.4) repo
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -64,10 +68,9 @@ def build_model(args: argparse.Namespace) -> tuple[nnx.Module, str]:
     return model, f"SmallCNN width={width}"
 
 
-def time_optimizer(model_fn, tx, batch, steps: int, repeats: int) -> tuple[float, float]:
-    """(compile seconds, median ms/step over `repeats` windows of `steps` steps)."""
+def make_runner(model_fn, tx, batch):
+    """A jitted train step and a `run(n)` that takes n steps and returns ms/step."""
     graphdef, params, rest = nnx.split(model_fn(), nnx.Param, ...)
-    opt_state = tx.init(params)
     images, labels = batch
 
     def loss_fn(p):
@@ -80,18 +83,16 @@ def time_optimizer(model_fn, tx, batch, steps: int, repeats: int) -> tuple[float
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
 
-    t0 = time.perf_counter()
-    params, opt_state, loss = step(params, opt_state)
-    jax.block_until_ready(loss)
-    compile_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
+    carry = [params, tx.init(params)]
+
+    def run(n: int) -> float:
         t0 = time.perf_counter()
-        for _ in range(steps):
-            params, opt_state, loss = step(params, opt_state)
-        jax.block_until_ready((params, loss))
-        times.append(1e3 * (time.perf_counter() - t0) / steps)
-    return compile_s, statistics.median(times)
+        for _ in range(n):
+            carry[0], carry[1], loss = step(carry[0], carry[1])
+        jax.block_until_ready((carry[0], loss))
+        return 1e3 * (time.perf_counter() - t0) / n
+
+    return run
 
 
 def main() -> None:
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument(
         "--steps", type=int, default=20, help="steps per timing window (rounded up to x10)"
     )
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved timing windows")
     ap.add_argument("--block-size", type=int, default=128)
     ap.add_argument("--fallback-cnn", action="store_true", help="use SmallCNN even if BiT exists")
     args = ap.parse_args()
@@ -129,15 +130,31 @@ def main() -> None:
             1e-3, preconditioning_compute_steps=10, **common
         ),
     }
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    print(
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"OPENBLAS_NUM_THREADS={blas}"
+    )
     print(f"model: {desc}, {n_params} params; batch {args.batch} x {args.res}px")
     print(f"{'optimizer':32s} {'compile s':>9s} {'ms/step':>9s} {'vs adam':>8s}")
     steps = 10 * max(1, -(-args.steps // 10))  # whole refresh periods of the every-10 run
-    base = None
+    runners, compile_s = {}, {}
     for name, tx in candidates.items():
-        compile_s, ms = time_optimizer(model_fn, tx, batch, steps, args.repeats)
-        base = base or ms
-        print(f"{name:32s} {compile_s:9.1f} {ms:9.2f} {ms / base:8.2f}x")
+        runners[name] = make_runner(model_fn, tx, batch)
+        compile_s[name] = 1e-3 * runners[name](1)  # first call: compile + one step
+    # Interleave the timing windows so that load changes hit all optimizers alike.
+    times = {name: [] for name in candidates}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            times[name].append(run(steps))
+    base = statistics.median(times["adam_bv"])
+    for name in candidates:
+        ms = statistics.median(times[name])
+        ratios = sorted(t / a for t, a in zip(times[name], times["adam_bv"], strict=True))
+        print(
+            f"{name:32s} {compile_s[name]:9.1f} {ms:9.2f} {ms / base:8.2f}x"
+            f"   (per-window ratio {ratios[0]:.2f}-{ratios[-1]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def make_train_chunk(
     """Returns ``chunk(carry, consts, start_step) -> (carry, mean_loss)``: a scan of steps.
 
     ``carry`` = (params, rest, opt_state); ``consts`` = device arrays of the dataset, fixed
-    targets and teacher states. Steps past ``steps`` (the last, partial chunk) are no-ops.
+    targets and teacher states; ``num_steps`` (static) defaults to ``config.steps_per_call``.
     """
     policy = config.policy
     fixed = policy in views.FIXED_POLICIES
@@ -254,22 +254,24 @@ def make_train_chunk(
 
         (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, new_opt = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        active = step < steps
-        new_carry = jax.tree.map(
-            lambda a, b: jnp.where(active, a, b), (new_params, new_rest, new_opt), carry
-        )
-        return new_carry, loss
+        return (optax.apply_updates(params, updates), new_rest, new_opt), loss
 
     # Outputs keep the inputs' (replicated) sharding, so the second call hits the jit cache
     # instead of compiling again for differently-sharded arguments.
-    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
-    def chunk(carry, consts, start_step):
-        step_ids = start_step + jnp.arange(config.steps_per_call)
-        carry, chunk_losses = jax.lax.scan(lambda c, s: one_step(c, s, consts), carry, step_ids)
-        active = step_ids < steps  # a NaN of an active step must reach the divergence check
-        mean_loss = jnp.sum(jnp.where(active, chunk_losses, 0.0)) / jnp.maximum(active.sum(), 1)
-        return carry, mean_loss
+    # XLA:CPU runs a rolled while-loop body 3-7x slower than the same ops unrolled
+    # (measured: 1.87 vs 0.27 s per step of the cpu-preset teacher), so unroll on CPU.
+    unroll = jax.default_backend() == "cpu"
+
+    @functools.partial(
+        jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0,
+        static_argnames="num_steps",
+    )
+    def chunk(carry, consts, start_step, num_steps=config.steps_per_call):
+        step_ids = start_step + jnp.arange(num_steps)
+        carry, chunk_losses = jax.lax.scan(
+            lambda c, s: one_step(c, s, consts), carry, step_ids, unroll=unroll
+        )
+        return carry, jnp.mean(chunk_losses)
 
     return chunk
 
@@ -367,10 +369,10 @@ def train(
     record: dict[str, Any] = {}
     while step < steps:
         t0 = time.perf_counter()
-        carry, loss = chunk(carry, consts, jnp.asarray(step, jnp.int32))
+        n_steps = min(k, steps - step)  # the last chunk may be shorter (one more compile)
+        carry, loss = chunk(carry, consts, jnp.asarray(step, jnp.int32), num_steps=n_steps)
         loss = float(loss)
         dt = time.perf_counter() - t0
-        n_steps = min(k, steps - step)
         step += n_steps
         t_train += dt
         images_seen += n_steps * config.batch_size

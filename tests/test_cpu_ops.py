@@ -147,6 +147,15 @@ def test_depthwise_uses_no_grouped_convolution():
     assert "conv_general_dilated" not in str(jax.make_jaxpr(grad)(x, w))
 
 
+def test_slice_sums_run_behind_a_loop_fence():
+    """Without the loop XLA fuses (and recomputes) the slice sums inside every consumer."""
+    x = jnp.ones((3, 9, 9, 2))
+    direct = jax.make_jaxpr(lambda x, w: cpu_ops.conv2d(x, w))(x, jnp.ones((3, 3, 2, 2)))
+    depthwise = jax.make_jaxpr(cpu_ops.depthwise_conv2d)(x, jnp.ones((3, 3, 1, 2)))
+    assert cpu_ops.conv2d_plan(x.shape, (3, 3, 2, 2)).fwd == "direct"
+    assert "scan[" in str(direct) and "scan[" in str(depthwise)  # lax.map is a scan
+
+
 # ------------------------------------------------------------------------------- group norm
 
 GN_CASES = [
@@ -257,3 +266,26 @@ def test_gradients_match_finite_differences_in_float64():
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_ops_vectorize_over_runs_with_vmap():
+    """A sweep vmaps whole models over runs: the custom VJPs must batch like the plain ops."""
+    rng = np.random.default_rng(5)
+    x = _rand(rng, (2, 2, 9, 9, 3))  # (runs, N, H, W, C)
+    w = _rand(rng, (2, 3, 3, 3, 4))
+    wd = _rand(rng, (2, 3, 3, 1, 4))
+    s = _rand(rng, (2, 4))
+
+    def block(conv, depthwise, norm):
+        def f(x, w, wd, s):
+            y = conv(x, w, (1, 1), "SAME")
+            y = depthwise(y, wd, (2, 2), "SAME")
+            return norm(y, 2, s, None, 1e-5)
+
+        return jax.vmap(f)
+
+    _assert_same_values_and_grads(
+        block(ops.conv2d_xla, ops.depthwise_conv2d_xla, ops.group_norm_xla),
+        block(cpu_ops.conv2d, cpu_ops.depthwise_conv2d, cpu_ops.group_norm),
+        (x, w, wd, s),
+    )

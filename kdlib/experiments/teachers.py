@@ -32,11 +32,11 @@ def teacher_configs(preset: str) -> dict[str, RunConfig]:
     base = RunConfig(
         preset=preset, section=SECTION, data=fmnist, student=TEACHER_MODEL, loss="labels",
         policy="same/rc", optimizer="adam", lr=3e-3, wd=1e-4, warmup_frac=0.05,
-        batch_size=128, epochs=12, student_size=28, steps_per_call=43, seed=0,
+        batch_size=128, epochs=8, student_size=28, steps_per_call=4, seed=0,
     )
     if preset == "smoke":
         small = base.replace(
-            student=STUDENT_MODEL, epochs=2, batch_size=64, steps_per_call=8,
+            student=STUDENT_MODEL, epochs=2, batch_size=64, steps_per_call=2,
             **{"data.train_size": 512, "data.val_size": 256, "data.test_size": 256},
         )
         return {"smoke_fmnist_bit_t28": small}

@@ -2,26 +2,29 @@
 
 Every op here equals its plain ``*_xla`` twin in values and in gradients (w.r.t. the input,
 the kernel, scale and bias) up to float32 rounding; only the way XLA:CPU is asked to compute
-it differs. What was slow on CPU and what replaces it (numbers: ``benchmarks/building_blocks.py``):
+it differs. What was slow on CPU and what replaces it (forward+backward speedups measured by
+``benchmarks/building_blocks.py``, see ``benchmarks/README.md``):
 
-* 1x1 convolutions are matrix products: ``(N*H*W, Cin) @ (Cin, Cout)``; a strided or padded
-  1x1 conv first pads/slices the input. Custom VJP with 2-D matmuls for both gradients
-  (XLA's 1x1 conv backward is 1.5-2.5x slower).
-* k x k convolutions keep a custom VJP that picks, per static shape, the fastest of:
-  forward ``lax.conv`` or a *direct* sum of shifted slices in NCHW layout (for few input
-  channels XLA's conv runs at a few GFLOP/s; a fused multiply-add over shifted, W-contiguous
-  slices vectorizes along the image width); input gradient: XLA's transposed conv, the same
-  direct sum on the dilated output gradient, or *col2im* (one matmul ``dy @ W^T`` then a
-  shifted add per tap); kernel gradient: XLA's own.
-* Depthwise convolutions: grouped ``lax.conv`` is ~100x slower than a sum over the kh*kw taps
-  of ``x_shifted * w_tap``; the input gradient is the same sum over the (dilated) output
-  gradient with the flipped kernel, the kernel gradient one variadic reduction of all taps'
-  products (XLA's own loop reads the shifted slices in place).
+* 1x1 convolutions are matrix products ``(N*H*W, Cin) @ (Cin, Cout)`` (a strided or padded
+  one pads/slices first), with a custom VJP whose gradients are 2-D matmuls: 1.2-3.4x.
+* k x k convolutions with few input channels (``kh*kw*Cin <= 36``), where XLA's conv runs at
+  a few GFLOP/s: a custom VJP with a *direct* forward (sum of shifted NCHW slices times kernel
+  rows in one fused loop, vectorized along the width), an input gradient that is the same
+  direct sum over the dilated output gradient or *col2im* (one matmul ``dy @ W^T``, then a
+  shifted add per tap), and XLA's own kernel gradient: 2-4x. Wider convs keep ``lax.conv``
+  and plain autodiff (25-180 GFLOP/s here; per-tap weight-gradient matmuls and im2col were
+  measured and were slower).
+* Depthwise convolutions: grouped ``lax.conv`` runs at 0.1-1 GFLOP/s; a sum over the kh*kw
+  taps of ``x_shifted * w_tap`` forward, the same sum over the (dilated) output gradient with
+  the flipped kernel for the input gradient, and one variadic reduction of all taps' products
+  for the kernel gradient: 10-20x.
 * GroupNorm: custom VJP, one fused statistics pass (sum and sum of squares of the input
-  shifted by its first pixel, so no catastrophic cancellation) and one fused normalize pass
-  forward; one fused pass of two reductions and one elementwise pass backward. Reductions
-  over H*W run on a ``(N, H*W/k, k*C)`` view so the vectorized minor axis is long even when
-  C is 4.
+  shifted by its first pixel, so no catastrophic cancellation) and one normalize pass forward;
+  one pass of two reductions and one elementwise pass backward. Reductions over H*W run on an
+  ``(N, H*W/k, k*C)`` view so the vectorized minor axis is long even when C is 4: 1.4-4x.
+
+The slice sums run inside a loop over two halves of the batch (:func:`_in_batch_halves`), a
+fusion fence: without it XLA:CPU fuses, and recomputes, them inside every consumer.
 
 Layouts follow :mod:`kdlib.models.ops`: NHWC activations, HWIO kernels, padding "SAME",
 "VALID" or explicit ``[(lo, hi), (lo, hi)]`` (negative crops, as in ``lax``).
@@ -29,6 +32,7 @@ Layouts follow :mod:`kdlib.models.ops`: NHWC activations, HWIO kernels, padding 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
@@ -44,9 +48,9 @@ _DN = ("NHWC", "HWIO", "NHWC")
 # A "direct" conv (sum of shifted slices, one fused loop) is used while the number of
 # multiply-adds per output element (kernel taps x channels summed over) stays at most this
 # and the output is at least _DIRECT_MIN_WIDTH wide (the loop vectorizes along the width).
-# Measured: 3x3 with 1-4 input channels at 14-28 px wins 2-3x, 8 channels 1.2-1.6x (3 runs
-# of 4), 16 channels lose 2-3x.
-DIRECT_MAX_TERMS = 72
+# Measured: 3x3 with 1-4 input channels at 14-28 px wins 2-4x; 8 channels tie (stride 1)
+# or lose up to 1.6x (stride 2, strided loads along the width); 16 channels lose 2-3x.
+DIRECT_MAX_TERMS = 36
 DIRECT_DX_MAX_TERMS = 36
 _DIRECT_MIN_WIDTH = 8
 # col2im (input gradient, stride 1) materializes (N*H*W, kh*kw*Cin) floats: used for few
@@ -151,28 +155,29 @@ def _conv_geometry(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _pad_hw(
-    x: jax.Array, pads: Pads, interior: tuple[int, int] = (0, 0), extra_example: bool = False
-) -> jax.Array:
-    """Zero-pads (or crops, for negative pads) the H and W axes of an NHWC array.
-
-    ``extra_example`` also appends one all-zero example: see :func:`_drop_extra_example`.
-    """
+def _pad_hw(x: jax.Array, pads: Pads, interior: tuple[int, int] = (0, 0)) -> jax.Array:
+    """Zero-pads (or crops, for negative pads) the H and W axes of an NHWC array."""
     (hl, hh), (wl, wh) = pads
-    cfg = [(0, int(extra_example), 0), (hl, hh, interior[0]), (wl, wh, interior[1]), (0, 0, 0)]
+    cfg = [(0, 0, 0), (hl, hh, interior[0]), (wl, wh, interior[1]), (0, 0, 0)]
     return lax.pad(x, jnp.zeros((), x.dtype), cfg)
 
 
-def _drop_extra_example(y: jax.Array) -> jax.Array:
-    """Slices away the zero example that :func:`_pad_hw` appended: a fusion fence.
+def _in_batch_halves(fn, x: jax.Array) -> jax.Array:
+    """``fn(x)`` computed on two halves of the batch inside a loop: a fusion fence.
 
-    XLA:CPU hands a reduction and the elementwise ops feeding it to YNNPACK, which cannot
-    take slices: a sum of k*k shifted slices that feeds a reduction (GroupNorm, a loss) would
-    have every slice materialized, 30x slower than the fused loop. Computing one extra
-    example (1/N more work) and slicing it off ends the op with a real slice, so XLA fuses
-    the whole sum into one loop and the reduction reads its output.
+    The slice sums here are cheap elementwise expressions, so XLA:CPU would otherwise fuse
+    (and recompute) them inside every consumer: GroupNorm's passes recomputed a 36-term
+    conv in NHWC order, 3-9 ms each; a consumer's reduction handed to YNNPACK had every
+    shifted slice materialized (30x slower). A loop's result is computed once and stored.
+    The halves interleave examples (even, odd), so a batch-sharded ``x`` stays sharded
+    without collectives. ``fn`` must treat examples independently.
     """
-    return y[:-1]
+    n = x.shape[0]
+    if n % 2:
+        x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 1, 0)] + [(0, 0, 0)] * (x.ndim - 1))
+    halves = jnp.moveaxis(x.reshape(-1, 2, *x.shape[1:]), 1, 0)
+    y = lax.map(fn, halves)
+    return jnp.moveaxis(y, 0, 1).reshape(-1, *y.shape[2:])[:n]
 
 
 def _out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
@@ -255,8 +260,12 @@ def _conv_direct(x: jax.Array, kernel: jax.Array, s: tuple[int, int], pads: Pads
     One fused elementwise loop over the NCHW output, vectorized along the width; efficient
     while ``kh*kw*Cin`` is small (XLA's conv is slowest exactly there).
     """
+    return _in_batch_halves(lambda xh: _conv_direct_unfenced(xh, kernel, s, pads), x)
+
+
+def _conv_direct_unfenced(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array:
     kh, kw, cin, cout = kernel.shape
-    xp = _pad_hw(x, pads, extra_example=True)
+    xp = _pad_hw(x, pads)
     ho = _out_size(xp.shape[1], kh, s[0], 0, 0)
     wo = _out_size(xp.shape[2], kw, s[1], 0, 0)
     xt = jnp.transpose(xp, (0, 3, 1, 2))  # N C H W
@@ -267,7 +276,7 @@ def _conv_direct(x: jax.Array, kernel: jax.Array, s: tuple[int, int], pads: Pads
             for c in range(cin):
                 term = t[:, c : c + 1] * kernel[i, j, c][None, :, None, None]
                 y = term if y is None else y + term
-    return _drop_extra_example(jnp.transpose(y, (0, 2, 3, 1)))
+    return jnp.transpose(y, (0, 2, 3, 1))
 
 
 def _conv_fwd_by(method: str):
@@ -284,26 +293,33 @@ def _conv_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads, method: str) ->
         return dx
     if method == "direct":
         dpads, interior = _dilated_grad_pads(in_hw, (kh, kw), out_hw, s, pads)
-        d = _pad_hw(dy, dpads, interior)
         flipped = jnp.transpose(jnp.flip(kernel, (0, 1)), (0, 1, 3, 2))
-        return _pad_hw(_conv_direct(d, flipped, (1, 1), ((0, 0), (0, 0))), _crop_pads(pads))
+
+        def direct(d: jax.Array) -> jax.Array:
+            d = _pad_hw(d, dpads, interior)
+            dxp = _conv_direct_unfenced(d, flipped, (1, 1), ((0, 0), (0, 0)))
+            return _pad_hw(dxp, _crop_pads(pads))
+
+        return _in_batch_halves(direct, dy)
     if method == "col2im":
-        n = dy.shape[0] + 1
         hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
-        cols = jnp.dot(_pad_hw(dy, ((0, 0), (0, 0)), extra_example=True),
-                       kernel.reshape(kh * kw * cin, cout).T)
-        cols = cols.reshape(n, out_hw[0], out_hw[1], kh * kw, cin)
-        acc = None
-        for i in range(kh):
-            for j in range(kw):
-                span = ((out_hw[0] - 1) * s[0] + 1, (out_hw[1] - 1) * s[1] + 1)
-                placed = _pad_hw(
-                    cols[:, :, :, i * kw + j, :],
-                    ((i, hp - i - span[0]), (j, wp - j - span[1])),
-                    (s[0] - 1, s[1] - 1),
-                )
-                acc = placed if acc is None else acc + placed
-        return _drop_extra_example(_pad_hw(acc, _crop_pads(pads)))
+        span = ((out_hw[0] - 1) * s[0] + 1, (out_hw[1] - 1) * s[1] + 1)
+
+        def col2im(d: jax.Array) -> jax.Array:
+            cols = jnp.dot(d, kernel.reshape(kh * kw * cin, cout).T)
+            cols = cols.reshape(*d.shape[:3], kh * kw, cin)
+            acc = None
+            for i in range(kh):
+                for j in range(kw):
+                    placed = _pad_hw(
+                        cols[:, :, :, i * kw + j, :],
+                        ((i, hp - i - span[0]), (j, wp - j - span[1])),
+                        (s[0] - 1, s[1] - 1),
+                    )
+                    acc = placed if acc is None else acc + placed
+            return _pad_hw(acc, _crop_pads(pads))
+
+        return _in_batch_halves(col2im, dy)
     raise ValueError(f"dx method {method!r} is not one of {DX_METHODS}")
 
 
@@ -381,6 +397,8 @@ def conv2d(
     if kernel.shape[:2] == (1, 1):
         return _conv1x1(x, kernel, s, pads)
     plan = conv2d_plan(x.shape, kernel.shape, s, pads)
+    if plan == ConvPlan("xla", "xla", "xla"):
+        return _conv_xla(x, kernel, s, pads)  # plain autodiff computes exactly this plan
     return _conv_kxk(x, kernel, s, pads, plan)
 
 
@@ -389,24 +407,33 @@ def conv2d(
 
 def _depthwise_fwd_slices(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array:
     """Sum over taps of the shifted (strided) input times the tap's per-channel weights."""
+    return _in_batch_halves(lambda xh: _depthwise_unfenced(xh, kernel, s, pads), x)
+
+
+def _depthwise_unfenced(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array:
     kh, kw = kernel.shape[:2]
-    xp = _pad_hw(x, pads, extra_example=True)
+    xp = _pad_hw(x, pads)
     out_hw = (_out_size(xp.shape[1], kh, s[0], 0, 0), _out_size(xp.shape[2], kw, s[1], 0, 0))
     y = None
     for i in range(kh):
         for j in range(kw):
             term = _tap(xp, i, j, out_hw, s) * kernel[i, j, 0]
             y = term if y is None else y + term
-    return _drop_extra_example(y)
+    return y
 
 
 def _depthwise_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads) -> jax.Array:
     """Input gradient: the same slice sum over the dilated dy with the flipped kernel."""
     kh, kw = kernel.shape[:2]
     dpads, interior = _dilated_grad_pads(x_shape[1:3], (kh, kw), dy.shape[1:3], s, pads)
-    d = _pad_hw(dy, dpads, interior)
-    dxp = _depthwise_fwd_slices(d, jnp.flip(kernel, (0, 1)), (1, 1), ((0, 0), (0, 0)))
-    return _pad_hw(dxp, _crop_pads(pads))
+    flipped = jnp.flip(kernel, (0, 1))
+
+    def dx(d: jax.Array) -> jax.Array:
+        d = _pad_hw(d, dpads, interior)
+        dxp = _depthwise_unfenced(d, flipped, (1, 1), ((0, 0), (0, 0)))
+        return _pad_hw(dxp, _crop_pads(pads))
+
+    return _in_batch_halves(dx, dy)
 
 
 def _depthwise_dw(x: jax.Array, kernel_shape, dy: jax.Array, s, pads) -> jax.Array:
@@ -556,10 +583,18 @@ def group_norm(
     x: jax.Array, num_groups: int, scale: jax.Array | None = None,
     bias: jax.Array | None = None, eps: float = 1e-5,
 ) -> jax.Array:
-    """GroupNorm of NHWC ``x`` equal to ``ops.group_norm_xla``; fused passes, custom VJP."""
+    """GroupNorm of NHWC ``x`` equal to ``ops.group_norm_xla``; fused passes, custom VJP.
+
+    ``num_groups`` and ``eps`` must be static (Python numbers); ``scale`` and ``bias`` are
+    per-channel vectors or None (1 and 0).
+    """
     _check_4d("x", x)
     c = x.shape[-1]
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+    try:
+        num_groups = operator.index(num_groups)
+    except TypeError as e:
+        raise ValueError(f"num_groups={num_groups!r} must be a positive int") from e
+    if num_groups < 1:
         raise ValueError(f"num_groups={num_groups!r} must be a positive int")
     if c % num_groups:
         raise ValueError(f"num_groups={num_groups} must divide the channel count {c}")
@@ -567,9 +602,7 @@ def group_norm(
         eps = float(eps)
     except (TypeError, jax.errors.ConcretizationTypeError) as e:
         raise ValueError(f"eps={eps!r} must be a Python float") from e
-    dtype = jnp.result_type(
-        x, *(v for v in (scale, bias) if v is not None)
-    )
+    dtype = jnp.result_type(x, *(v for v in (scale, bias) if v is not None))
     s = _as_channel_vector("scale", scale, c, dtype, 1.0)
     b = _as_channel_vector("bias", bias, c, dtype, 0.0)
     return _group_norm(x.astype(dtype), num_groups, s.astype(dtype), b.astype(dtype), eps)

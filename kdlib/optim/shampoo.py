@@ -65,12 +65,32 @@ def inverse_pth_root(stats: jax.Array, exponent: float, matrix_eps: float) -> ja
     float32 `eigh` with negative eigenvalues clamped to 0; returns the identity where `S == 0`.
     """
     sym = 0.5 * (stats + jnp.swapaxes(stats, -1, -2))
-    evals, evecs = jnp.linalg.eigh(sym)
+    evals, evecs = _eigh(sym)
     evals = jnp.maximum(evals, 0.0)
     top = evals[..., -1:]  # eigh sorts ascending
     regularized = jnp.where(top > 0, evals + matrix_eps * top, 1.0)
     powered = regularized ** (-1.0 / exponent)
     return jnp.einsum("...ij,...j,...kj->...ik", evecs, powered, evecs)
+
+
+def _eigh(sym: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Batched `eigh`; on CPU one matrix at a time (`lax.map`).
+
+    jaxlib's CPU eigh splits a batch over XLA's intra-op thread pool and blocks until done;
+    two such calls running at once can take every pool thread and wait forever (seen with
+    jax 0.10.2 on 2 cores: a Shampoo step hung in about half of the runs). One matrix per
+    call never splits, so it cannot deadlock. Other platforms keep the batched call.
+    """
+    if sym.ndim == 2:
+        return jnp.linalg.eigh(sym)
+    n = sym.shape[-1]
+    flat = sym.reshape(-1, n, n)
+
+    def one_by_one(x):
+        return jax.lax.map(jnp.linalg.eigh, x)
+
+    evals, evecs = jax.lax.platform_dependent(flat, cpu=one_by_one, default=jnp.linalg.eigh)
+    return evals.reshape(sym.shape[:-1]), evecs.reshape(sym.shape)
 
 
 def _block_norm(blocks: jax.Array) -> jax.Array:
