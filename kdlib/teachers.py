@@ -34,7 +34,8 @@ def available(root: str | Path | None = None) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(
-        p.name for p in base.iterdir() if (p / "card.json").exists() and (p / "weights.npz").exists()
+        p.name for p in base.iterdir()
+        if (p / "card.json").exists() and (p / "weights.npz").exists()
     )
 
 

@@ -301,5 +301,5 @@ def test_optimizer_bad_arguments_raise(make, kwargs, match):
 
 @pytest.mark.parametrize("make", [optim.adam_bv, optim.sgd_momentum])
 def test_optimizer_bad_lr_raises(make):
-    with pytest.raises(ValueError, match="base_lr"):
+    with pytest.raises(ValueError, match="learning_rate"):
         make(0.0)

@@ -51,6 +51,24 @@ def test_inverse_pth_root_matches_numpy_and_zero_gives_identity():
     np.testing.assert_array_equal(got[1], np.eye(6, dtype=np.float32))
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the CPU lowering")
+def test_cpu_eigh_is_one_matrix_per_lapack_call_also_under_vmap():
+    # Batched CPU eigh calls that run concurrently can deadlock XLA's thread pool (see
+    # benchmarks/README.md); every LAPACK call must therefore see a single matrix.
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 2, 5, 5)).astype(np.float32)
+    stats = jnp.asarray(a @ np.swapaxes(a, -1, -2))
+    plain = lambda s: optim.inverse_pth_root(s, 4.0, 1e-3)  # noqa: E731
+    for fn in (plain, jax.vmap(plain), jax.vmap(jax.vmap(plain))):
+        hlo = jax.jit(fn).lower(stats).as_text()
+        calls = [line for line in hlo.splitlines() if "syevd" in line]
+        assert calls and all('num_batch_dims = "0"' in line for line in calls), calls
+        got = np.asarray(jax.jit(fn)(stats))
+        for idx in np.ndindex(3, 2):
+            want = np_inverse_root(np.asarray(stats)[idx], 4.0, 1e-3)
+            np.testing.assert_allclose(got[idx], want, rtol=2e-4, atol=1e-5)
+
+
 def test_plain_shampoo_equals_full_matrix_float64_reference():
     rng = np.random.default_rng(1)
     grads = [rng.normal(size=(4, 6)).astype(np.float32) for _ in range(3)]
@@ -288,5 +306,5 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 
 @pytest.mark.parametrize("lr", [0.0, -0.1, float("nan"), "0.1"])
 def test_bad_learning_rate_raises(lr):
-    with pytest.raises(ValueError, match="base_lr"):
+    with pytest.raises(ValueError, match="learning_rate"):
         optim.shampoo(lr)

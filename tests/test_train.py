@@ -22,7 +22,7 @@ def tiny_config(**changes) -> RunConfig:
     base = RunConfig(
         preset="smoke", section="test_train", data=DIGITS, student=TINY, loss="labels",
         policy="same/rc", lr=3e-3, wd=1e-4, batch_size=32, epochs=1.0, student_size=8,
-        steps_per_call=4, seed=0,
+        steps_per_call=2, seed=0,
     )
     return base.replace(**changes)
 
@@ -118,7 +118,8 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     killed = subprocess.run([sys.executable, str(script), str(tmp_path / "resumed")],
                             env=dict(env, KILL_AT_STEP="8"), capture_output=True, text=True)
     assert killed.returncode == 17, killed.stderr[-2000:]
-    history = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    log = tmp_path / "resumed" / "metrics.jsonl"
+    history = [json.loads(x) for x in log.read_text().splitlines()]
     assert history[-1]["step"] == 8
     outs = []
     for folder in ("resumed", "straight"):
@@ -127,5 +128,5 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         outs.append([line for line in done.stdout.splitlines() if line.startswith("SUMMARY")])
     assert outs[0] == outs[1]
-    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
     assert steps == sorted(set(steps))  # no duplicated evaluations after the resume

@@ -1,7 +1,7 @@
 """Optimizers of the paper as optax transformations: big_vision Adam/SGD, block Shampoo.
 
 All work on any pytree of parameters (nested dicts, `nnx.State` of `nnx.Param`s) and follow
-big_vision's convention `update = -mult(t) * (base_lr * direction + weight_decay * mask * w)`
+big_vision's convention `update = -mult(t) * (learning_rate * direction + wd * mask * w)`
 with a schedule multiplier `mult` in [0, 1] and kernel-only weight decay.
 """
 

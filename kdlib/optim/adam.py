@@ -12,7 +12,7 @@ from kdlib.optim.weight_decay import MaskOrFn, decoupled_tail, kernel_mask, mayb
 
 
 def adam_bv(
-    base_lr: float,
+    learning_rate: float,
     *,
     schedule: Callable[[Any], Any] | None = None,
     weight_decay: float = 0.0,
@@ -29,11 +29,11 @@ def adam_bv(
     `adam(g)` optax's bias-corrected `m_hat / (sqrt(v_hat) + eps)`, and `mult(t) =
     schedule(t)` (1 when `schedule` is None), the update at step t (from 0) is
 
-        update_t = -mult(t) * (base_lr * adam(g)_t + weight_decay * mask * w_t)
+        update_t = -mult(t) * (learning_rate * adam(g)_t + weight_decay * mask * w_t)
 
     `mask` is `decay_mask(params)` (default: True on "kernel" leaves only). `schedule` is a
     multiplier in [0, 1], e.g. `warmup_cosine(1.0, total_steps, warmup_steps)`; the effective
-    learning rate is `base_lr * mult(t)`, the effective decay `weight_decay * mult(t)`.
+    learning rate is `learning_rate * mult(t)`, the effective decay `weight_decay * mult(t)`.
     `update` needs `params` when `weight_decay > 0`.
     """
     b1 = check_float("b1", b1, low=0.0, high=1.0, high_open=True)
@@ -43,6 +43,6 @@ def adam_bv(
         *maybe_clip(grad_clip_norm),
         optax.scale_by_adam(b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype),
         decoupled_tail(
-            base_lr, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
+            learning_rate, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
         ),
     )

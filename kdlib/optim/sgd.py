@@ -12,7 +12,7 @@ from kdlib.optim.weight_decay import MaskOrFn, decoupled_tail, kernel_mask, mayb
 
 
 def sgd_momentum(
-    base_lr: float,
+    learning_rate: float,
     *,
     schedule: Callable[[Any], Any] | None = None,
     momentum: float = 0.9,
@@ -27,7 +27,7 @@ def sgd_momentum(
     momentum * m_{t-1}` (optax.trace, m_{-1} = 0) and the direction is `u_t = m_t`, or
     `g_t + momentum * m_t` with `nesterov=True`. The update is, as for `adam_bv`,
 
-        update_t = -mult(t) * (base_lr * u_t + weight_decay * mask * w_t)
+        update_t = -mult(t) * (learning_rate * u_t + weight_decay * mask * w_t)
 
     with `mult = schedule` (a multiplier in [0, 1], None means 1).
     """
@@ -37,6 +37,6 @@ def sgd_momentum(
         *maybe_clip(grad_clip_norm),
         *([direction] if direction is not None else []),
         decoupled_tail(
-            base_lr, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
+            learning_rate, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
         ),
     )

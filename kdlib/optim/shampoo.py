@@ -29,7 +29,7 @@ Per parameter `W` with gradient `G` (steps t = 0, 1, ...):
    moving-average form keeps the scale of Adam's step, so Adam learning rates transfer.
 
 `shampoo` chains optional clipping, `scale_by_shampoo` and big_vision's tail
-`-mult(t) * (base_lr * u + weight_decay * mask * w)` (see `weight_decay.py`).
+`-mult(t) * (learning_rate * u + weight_decay * mask * w)` (see `weight_decay.py`).
 """
 
 from __future__ import annotations
@@ -73,23 +73,35 @@ def inverse_pth_root(stats: jax.Array, exponent: float, matrix_eps: float) -> ja
     return jnp.einsum("...ij,...j,...kj->...ik", evecs, powered, evecs)
 
 
+@jax.custom_batching.custom_vmap
+def _eigh_single(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`eigh` of one matrix; under `vmap` it loops (`lax.map`) instead of batching."""
+    return tuple(jnp.linalg.eigh(x))
+
+
+@_eigh_single.def_vmap
+def _eigh_single_vmap(axis_size, in_batched, x):
+    del axis_size
+    if not in_batched[0]:
+        return _eigh_single(x), (False, False)
+    return jax.lax.map(_eigh_single, x), (True, True)
+
+
 def _eigh(sym: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Batched `eigh`; on CPU one matrix at a time (`lax.map`).
+    """Batched `eigh`; on CPU one matrix per LAPACK call, also under `vmap`.
 
     jaxlib's CPU eigh splits a batch over XLA's intra-op thread pool and blocks until done;
     two such calls running at once can take every pool thread and wait forever (seen with
     jax 0.10.2 on 2 cores: a Shampoo step hung in about half of the runs). One matrix per
     call never splits, so it cannot deadlock. Other platforms keep the batched call.
     """
-    if sym.ndim == 2:
-        return jnp.linalg.eigh(sym)
     n = sym.shape[-1]
     flat = sym.reshape(-1, n, n)
-
-    def one_by_one(x):
-        return jax.lax.map(jnp.linalg.eigh, x)
-
-    evals, evecs = jax.lax.platform_dependent(flat, cpu=one_by_one, default=jnp.linalg.eigh)
+    evals, evecs = jax.lax.platform_dependent(
+        flat,
+        cpu=lambda x: jax.lax.map(_eigh_single, x),
+        default=lambda x: tuple(jnp.linalg.eigh(x)),
+    )
     return evals.reshape(sym.shape[:-1]), evecs.reshape(sym.shape)
 
 
@@ -249,7 +261,7 @@ def _momentum(directions: list, buffers: tuple, beta1: float, nesterov: bool) ->
 
 
 def shampoo(
-    base_lr: float,
+    learning_rate: float,
     *,
     schedule: Callable[[Any], Any] | None = None,
     weight_decay: float = APPENDIX_D_WEIGHT_DECAY,
@@ -269,14 +281,14 @@ def shampoo(
 ) -> optax.GradientTransformation:
     """Block-diagonal Shampoo with grafting, Nesterov momentum and big_vision weight decay.
 
-    update_t = -mult(t) * (base_lr * u_t + weight_decay * mask * w_t), where `u_t` is the
+    update_t = -mult(t) * (learning_rate * u_t + weight_decay * mask * w_t), where `u_t` is the
     `scale_by_shampoo` direction of the (clipped) gradient; the algorithm is in the module
     docstring. Defaults and where they come from:
 
     - from appendix D of Beyer et al. (2022): `block_size=128` ("each preconditioner is at
       most 128x128"), `preconditioning_compute_steps=1` (inverse roots every step),
       `nesterov=True`, `weight_decay=0.000375` (applied in big_vision's convention here: not
-      multiplied by `base_lr`), and the schedule: pass
+      multiplied by `learning_rate`), and the schedule: pass
       `schedule=warmup_quadratic_decay(1.0, total_steps, 1800)`.
     - `exponent=4`: Shampoo's matrix case `L^-1/4 G R^-1/4` (Gupta et al. 2018, Alg. 1).
     - not given in the paper, chosen here: `beta1=0.9`, `beta2=0.99`, `matrix_eps=1e-6`
@@ -303,6 +315,6 @@ def shampoo(
         *maybe_clip(grad_clip_norm),
         core,
         decoupled_tail(
-            base_lr, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
+            learning_rate, schedule=schedule, weight_decay=weight_decay, decay_mask=decay_mask
         ),
     )

@@ -2,9 +2,9 @@
 
 big_vision (the authors' code) applies, for any base optimizer direction `u_t`,
 
-    update_t = -sched_mult(t) * (base_lr * u_t + weight_decay * mask * w_t)
+    update_t = -sched_mult(t) * (learning_rate * u_t + weight_decay * mask * w_t)
 
-so weight decay is decoupled, acts on kernels only, is NOT multiplied by the base learning
+so weight decay is decoupled, acts on kernels only, is NOT multiplied by the (base) learning
 rate, but IS multiplied by the schedule's relative value `sched_mult(t)` in [0, 1].
 """
 
@@ -57,21 +57,21 @@ def kernel_mask(params: Any) -> Any:
 
 
 def decoupled_tail(
-    base_lr: float,
+    learning_rate: float,
     *,
     schedule: Callable[[Any], Any] | None,
     weight_decay: float,
     decay_mask: MaskOrFn,
 ) -> optax.GradientTransformation:
-    """Turn a direction `u` into `-sched_mult(t) * (base_lr * u + weight_decay * mask * w)`.
+    """Turn a direction `u` into `-sched_mult(t) * (learning_rate * u + wd * mask * w)`.
 
     `schedule` maps the step count (from 0) to the multiplier in [0, 1]; None means 1.
     Needs `params` in `update` when `weight_decay > 0`.
     """
-    base_lr = check_float("base_lr", base_lr, low=0.0, low_open=True)
+    learning_rate = check_float("learning_rate", learning_rate, low=0.0, low_open=True)
     weight_decay = check_float("weight_decay", weight_decay, low=0.0)
     check_optional_callable("schedule", schedule)
-    parts = [optax.scale(base_lr)]
+    parts = [optax.scale(learning_rate)]
     if weight_decay > 0.0:
         parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
     if schedule is not None:
