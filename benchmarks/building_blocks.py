@@ -4,7 +4,8 @@ For each op at the shapes the models use (small BiT on 28x28 Fashion-MNIST at ba
 MobileNetV3's depthwise convs, BiT-R50 at 128 px) it times ``jax.jit(jax.value_and_grad)`` of
 ``<op(...), r>`` w.r.t. every array input (after warm-up; median of interleaved repeats) and
 prints a markdown table: ms, GFLOP/s, the speedup, and the CPU op's share of this machine's
-matmul peak (measured here with an NxN float32 matmul).
+matmul peak (measured here with an NxN float32 matmul). The full run ends with whole models
+(small BiTs, MobileNetV3-small) built with ``impl="xla"`` and ``impl="cpu"``.
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/building_blocks.py [--quick]
 """

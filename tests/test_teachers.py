@@ -68,6 +68,6 @@ def test_committed_teacher_reproduces_its_card(name):
     assert acc == pytest.approx(card["test_acc"], abs=1.5 / len(test))
     for key in ("val_acc", "test_acc", "train_wall_time_s", "provenance", "config_hash"):
         assert key in card
-    assert card["provenance"]["git_commit"] != "unknown"
+    assert card["provenance"]["commit"] != "unknown"
     assert (store.results_root(COMMITTED.parent) / card["run_dir"].split("results/", 1)[-1]
             / "summary.json").exists()

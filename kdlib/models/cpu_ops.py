@@ -6,22 +6,22 @@ it differs. What was slow on CPU and what replaces it (forward+backward speedups
 ``benchmarks/building_blocks.py``, see ``benchmarks/README.md``):
 
 * 1x1 convolutions are matrix products ``(N*H*W, Cin) @ (Cin, Cout)`` (a strided or padded
-  one pads/slices first), with a custom VJP whose gradients are 2-D matmuls: 1.2-3.4x.
+  one pads/slices first), with a custom VJP whose gradients are 2-D matmuls: 1.1-4.4x.
 * k x k convolutions with few input channels (``kh*kw*Cin <= 36``), where XLA's conv runs at
   a few GFLOP/s: a custom VJP with a *direct* forward (sum of shifted NCHW slices times kernel
   rows in one fused loop, vectorized along the width), an input gradient that is the same
   direct sum over the dilated output gradient or *col2im* (one matmul ``dy @ W^T``, then a
-  shifted add per tap), and XLA's own kernel gradient: 2-4x. Wider convs keep ``lax.conv``
+  shifted add per tap), and XLA's own kernel gradient: 2-5x. Wider convs keep ``lax.conv``
   and plain autodiff (25-180 GFLOP/s here; per-tap weight-gradient matmuls and im2col were
   measured and were slower).
 * Depthwise convolutions: grouped ``lax.conv`` runs at 0.1-1 GFLOP/s; a sum over the kh*kw
   taps of ``x_shifted * w_tap`` forward, the same sum over the (dilated) output gradient with
   the flipped kernel for the input gradient, and one variadic reduction of all taps' products
-  for the kernel gradient: 10-20x.
+  for the kernel gradient: 8-35x.
 * GroupNorm: custom VJP, one fused statistics pass (sum and sum of squares of the input
   shifted by its first pixel, so no catastrophic cancellation) and one normalize pass forward;
   one pass of two reductions and one elementwise pass backward. Reductions over H*W run on an
-  ``(N, H*W/k, k*C)`` view so the vectorized minor axis is long even when C is 4: 1.4-4x.
+  ``(N, H*W/k, k*C)`` view so the vectorized minor axis is long even when C is 4: 1.6-5.8x.
 
 The slice sums run inside a loop over two halves of the batch (:func:`_in_batch_halves`), a
 fusion fence: without it XLA:CPU fuses, and recomputes, them inside every consumer.
