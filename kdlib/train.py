@@ -392,6 +392,9 @@ def train(
                 ckpt.save(step, carry)
     bar.close()
     ckpt.close()
+    if status == "done" and not record:  # resumed from the final checkpoint: re-evaluate
+        done_losses = [r.get("train_loss") for r in log.read() if r.get("step") == step]
+        record = evaluate(carry, step, done_losses[-1] if done_losses else float("nan"))
     if status == "done":
         if save_model:
             nnx.update(student, jax.device_get(carry[0]), jax.device_get(carry[1]))

@@ -56,7 +56,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         teachers.load("t", root=tmp_path)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in COMMITTED.glob("*/card.json")
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in COMMITTED.glob("*/card.json")
                                         if not p.parent.name.startswith("smoke_")) or ["none"])
 def test_committed_teacher_reproduces_its_card(name):
     """Loading a committed teacher gives back exactly the test accuracy on its card."""

@@ -130,3 +130,36 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     assert outs[0] == outs[1]
     steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
     assert steps == sorted(set(steps))  # no duplicated evaluations after the resume
+
+
+SHARDED_SCRIPT = textwrap.dedent(
+    """
+    import sys, json
+    import jax
+    sys.path.insert(0, {tests!r})
+    from test_train import tiny_config
+    from kdlib import train
+    config = tiny_config(loss="kl", teachers=("tiny",), policy="mix", epochs=0.25)
+    summary = train.train(config, sys.argv[1], progress=False)
+    print("RESULT", json.dumps({{"devices": jax.device_count(), **summary}}))
+    """
+)
+
+
+def test_eight_simulated_devices_match_one(results, tiny_teacher, tmp_path):
+    """The batch-sharded step on 8 CPU devices gives the 1-device results (float tolerance)."""
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED_SCRIPT.format(tests=os.path.dirname(__file__)))
+    outs = {}
+    for n in (1, 8):
+        env = dict(os.environ, KDLIB_RESULTS=str(results), JAX_PLATFORMS="cpu",
+                   XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / f"d{n}")], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+        outs[n] = json.loads(line.split(" ", 1)[1])
+    assert outs[1]["devices"] == 1 and outs[8]["devices"] == 8
+    assert outs[8]["train_loss"] == pytest.approx(outs[1]["train_loss"], rel=1e-4, abs=1e-5)
+    assert outs[8]["val_kl"] == pytest.approx(outs[1]["val_kl"], rel=1e-3, abs=1e-5)
+    assert abs(outs[8]["val_acc"] - outs[1]["val_acc"]) <= 0.01
