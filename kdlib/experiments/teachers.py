@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
-from kdlib import data, presets, teachers, train
+from kdlib import data, presets, store, teachers, train
 from kdlib.config import DataConfig, ModelConfig, RunConfig
 from kdlib.provenance import provenance
 
@@ -47,7 +47,7 @@ def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) ->
     """Trains (or loads) the teacher run, stores it as teacher ``name``; returns its card."""
     if not retrain and name in teachers.available():
         card = teachers.load_card(name)
-        if card.get("config_hash") == train.store.config_hash(config):
+        if card.get("config_hash") == store.config_hash(config):
             return card
     started = time.time()
     record = train.run(config, retrain=retrain, save_model=True)
@@ -71,8 +71,8 @@ def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) ->
         "epochs": config.epochs,
         "val_acc": accs["val_acc"],
         "test_acc": accs["test_acc"],
-        "config_hash": train.store.config_hash(config),
-        "run_dir": str(record.path.relative_to(train.store.results_root().parent)),
+        "config_hash": store.config_hash(config),
+        "run_dir": str(record.path.relative_to(store.results_root().parent)),
         "train_wall_time_s": record.summary.get("wall_time_s"),
         "provenance": record.provenance or provenance(config, wall_time_s=time.time() - started,
                                                       started_at=started),
