@@ -12,6 +12,7 @@ killed process leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,9 +23,9 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kdlib.provenance import provenance as make_provenance
 
@@ -204,19 +205,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serializable")
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write `obj` as JSON to `path` so that readers see the old file or the new, never a part.
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike, mode: str) -> Iterator[IO]:
+    """Yields a temp file beside `path` that replaces `path` only if the block completes.
 
-    Writes a temp file in the same folder, flushes and fsyncs it, then os.replace()s it.
-    On any error the temp file is removed and the old `path` (if any) is left untouched.
+    The temp file is flushed and fsynced, then os.replace()d; on any error it is removed and
+    the old `path` (if any) is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            json.dump(obj, tmp, indent=2, sort_keys=True, default=_json_default)
-            tmp.write("\n")
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(handle, mode, encoding=encoding) as tmp:
+            yield tmp
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
@@ -224,6 +226,19 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as JSON to `path` so that readers see the old file or the new, never a part."""
+    with _atomic_file(path, "w") as tmp:
+        json.dump(obj, tmp, indent=2, sort_keys=True, default=_json_default)
+        tmp.write("\n")
+
+
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
+    """Write `payload` to `path` so that readers see the old file or the new, never a part."""
+    with _atomic_file(path, "wb") as tmp:
+        tmp.write(payload)
 
 
 def _fsync_dir(folder: Path) -> None:

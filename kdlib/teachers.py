@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from kdlib import models
-from kdlib.store import results_root, write_json_atomic
+from kdlib.store import results_root, write_bytes_atomic, write_json_atomic
 
 
 def teachers_dir(root: str | Path | None = None) -> Path:
@@ -73,15 +71,9 @@ def _unflatten_into(state: nnx.State, flat: dict[str, np.ndarray], where: str) -
 
 def save_weights(model: nnx.Module, path: str | Path) -> None:
     """Writes the model's full nnx state to ``path`` (.npz, keys joined by "/"), atomically."""
-    path = Path(path)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **_flatten_state(nnx.state(model)))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_weights(model: nnx.Module, path: str | Path) -> nnx.Module:

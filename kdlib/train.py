@@ -169,11 +169,17 @@ def eval_metrics(
     return out
 
 
-def build_student(config: RunConfig, num_classes: int, in_channels: int) -> nnx.Module:
-    """The student, from scratch or initialized from a stored model (``config.init``)."""
+def student_kwargs(config: RunConfig, num_classes: int, in_channels: int) -> dict[str, Any]:
+    """The student's constructor kwargs with the dataset's class and channel counts filled in."""
     kwargs = dict(config.student.kwargs)
     kwargs.setdefault("num_classes", num_classes)
     kwargs.setdefault("in_channels", in_channels)
+    return kwargs
+
+
+def build_student(config: RunConfig, num_classes: int, in_channels: int) -> nnx.Module:
+    """The student, from scratch or initialized from a stored model (``config.init``)."""
+    kwargs = student_kwargs(config, num_classes, in_channels)
     student = models.create(config.student.name, rngs=nnx.Rngs(config.seed), **kwargs)
     if config.init:
         source, _ = teachers.load(config.init)

@@ -52,7 +52,7 @@ def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) ->
     started = time.time()
     record = train.run(config, retrain=retrain, save_model=True)
     rd = train.load_data(config)
-    kwargs = model_kwargs(config, rd.train)
+    kwargs = train.student_kwargs(config, rd.train.num_classes, rd.train.images.shape[-1])
     model = teachers.build(config.student.name, kwargs)
     teachers.load_weights(model, record.path / "model.npz")
     model.eval()
@@ -86,14 +86,6 @@ def evaluate(model: Any, ds: data.Dataset, image_size: int) -> float:
     graphdef, state = nnx.split(model)
     logits = train.predict(graphdef, (state,), ds.images, image_size)
     return float(np.mean(np.argmax(logits, -1) == ds.labels))
-
-
-def model_kwargs(config: RunConfig, train_set: data.Dataset) -> dict[str, Any]:
-    """The student's constructor kwargs with the dataset's class and channel counts filled in."""
-    kwargs = dict(config.student.kwargs)
-    kwargs.setdefault("num_classes", train_set.num_classes)
-    kwargs.setdefault("in_channels", train_set.images.shape[-1])
-    return kwargs
 
 
 def student_baseline_config(preset: str) -> RunConfig:
