@@ -5,7 +5,10 @@ student forward/backward -> Adam update, ``steps_per_call`` steps per ``lax.scan
 random uint8 data, for the cpu-preset teacher/student pair and, with ``--paper``, a
 paper-scale pair (R152x2 -> R50x1 at 128 px). ``--impl xla`` times the plain ops.
 
-    python benchmarks/distill_step.py [--impl cpu|xla] [--batch 128] [--paper]
+    python benchmarks/distill_step.py [--impl cpu|xla] [--batch 128] [--group 4] [--paper]
+
+``--group K`` trains K runs that differ in their learning rate as one vectorized program
+(how ``kdlib.train.sweep`` trains a sweep): the views and the teacher forward are shared.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class _FakeTeacher(train.Teacher):
 def time_step(
     student_cfg: ModelConfig, teacher_cfg: ModelConfig | None, *, size: int, channels: int,
     classes: int, batch: int, impl: str, policy: str, steps_per_call: int, calls: int,
-    loss: str = "kl",
+    loss: str = "kl", group: int = 1,
 ) -> dict:
     """img/s and GFLOP/s of the engine's train chunk for one student/teacher pair."""
     config = RunConfig(
@@ -69,8 +72,10 @@ def time_step(
     student.train()
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     steps = steps_per_call * (calls + 1)
-    tx = train.make_optimizer(config, steps)
-    carry = (params, rest, tx.init(params))
+    configs = [config.replace(lr=config.lr * (1 + i)) for i in range(group)]
+    carry = train._stack([(params, rest, train.make_optimizer(c, steps).init(params))
+                          for c in configs])
+    hp, sched = train.hparams(configs), train.schedule_arrays(config, steps)
     n = max(batch * 4, 512)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
@@ -81,26 +86,29 @@ def time_step(
               teacher.states if teacher else [])
     # Place everything as the engine does, so the timed calls hit the jit cache.
     put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
-    carry, consts = put(carry), put(consts)
-    chunk = train.make_train_chunk(config, graphdef, tx, teacher, steps, mesh)
+    carry, consts, hp, sched = put(carry), put(consts), put(hp), put(sched)
+    chunk = train.make_train_chunk(config, graphdef, teacher, mesh)
     t0 = time.perf_counter()
-    carry, loss = chunk(carry, consts, jnp.asarray(0, jnp.int32))
-    float(loss)
+    carry, loss = chunk(carry, consts, hp, sched, jnp.asarray(0, jnp.int32))
+    np.asarray(loss)
     compile_s = time.perf_counter() - t0
     if chunk._cache_size() != 1:
         raise RuntimeError("the train chunk compiled more than once")
     t0 = time.perf_counter()
     for c in range(calls):
-        carry, loss = chunk(carry, consts, jnp.asarray((c + 1) * steps_per_call, jnp.int32))
-    float(loss)
+        start = jnp.asarray((c + 1) * steps_per_call, jnp.int32)
+        carry, loss = chunk(carry, consts, hp, sched, start)
+    np.asarray(loss)
     dt = time.perf_counter() - t0
     if chunk._cache_size() != 1:
         raise RuntimeError("the train chunk recompiled while being timed")
-    img_s = calls * steps_per_call * batch / dt
+    img_s = calls * steps_per_call * batch * group / dt  # run-images: each run sees the batch
     s_flops = profile.forward_flops(student, (1, size, size, channels))
     t_flops = profile.forward_flops(t_model, (1, size, size, channels)) if teacher_cfg else 0.0
     # Training costs about 3x the forward (forward + backward); the teacher only forwards.
-    flops_per_img = 3 * s_flops + (t_flops if policy not in views.FIXED_POLICIES else 0.0)
+    # A vectorized group of runs shares one teacher forward per image.
+    teacher_share = t_flops / group if policy not in views.FIXED_POLICIES else 0.0
+    flops_per_img = 3 * s_flops + teacher_share
     return {"img_s": img_s, "gflops": img_s * flops_per_img / 1e9, "compile_s": compile_s,
             "student_mflops": s_flops / 1e6, "teacher_mflops": t_flops / 1e6}
 
@@ -111,11 +119,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps-per-call", type=int, default=10)
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--group", type=int, default=1,
+                        help="runs trained as one vectorized program (a sweep over lr)")
     parser.add_argument("--paper", action="store_true", help="also R152x2 -> R50x1 at 128 px")
     args = parser.parse_args()
     peak = matmul_peak_gflops()
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
-          f"matmul peak {peak:.0f} GFLOP/s, impl={args.impl}, batch={args.batch}")
+          f"matmul peak {peak:.0f} GFLOP/s, impl={args.impl}, batch={args.batch}, "
+          f"group={args.group} (img/s counts every run's images)")
     rows = [
         ("cpu preset: teacher from labels (same/rc)", TEACHER_MODEL, None, "same/rc", "labels"),
         ("cpu preset: student from labels (same/rc)", STUDENT_MODEL, None, "same/rc", "labels"),
@@ -126,7 +137,7 @@ def main() -> None:
     for name, s_cfg, t_cfg, policy, loss in rows:
         r = time_step(s_cfg, t_cfg, size=28, channels=1, classes=10, batch=args.batch,
                       impl=args.impl, policy=policy, steps_per_call=args.steps_per_call,
-                      calls=args.calls, loss=loss)
+                      calls=args.calls, loss=loss, group=args.group)
         print(f"{name:46s} {r['img_s']:8.0f} img/s  {r['gflops']:6.1f} GFLOP/s "
               f"({100 * r['gflops'] / peak:4.1f}% of peak)  compile {r['compile_s']:.0f} s  "
               f"[student {r['student_mflops']:.1f} MFLOPs, teacher {r['teacher_mflops']:.1f}]")

@@ -1,30 +1,64 @@
-"""Batch execution of the notebooks with papermill: ``python -m kdlib.book run --preset cpu``.
+"""The book's command line: batch reruns with papermill, and the notebooks' Colab cells.
 
-Each notebook in ``notebooks/`` runs at the given preset; the executed copy goes to
-``book/`` (for the book) and stored results are reused, so only missing runs train.
-Prints per-notebook timings and a failure summary; exits non-zero when any notebook failed.
+``python -m kdlib.book run --preset cpu [--only 00 01]`` executes each notebook of
+``notebooks/`` at the preset; stored results are reused, so only missing runs train. Executed
+copies of the embedded default (cpu) go to ``book/`` (what the book renders), every other
+preset's to ``_build/notebooks/<preset>/``, so a rerun at another scale never overwrites the
+book. It ends with a table of notebook, status and seconds, records those timings in
+``results/<preset>/notebook_times.json`` and exits non-zero when any notebook failed.
+
+``python -m kdlib.book colab [--check]`` (re)writes the "Open in Colab" badge and set-up cells
+at the top of every notebook from ``_config.yml``'s repository; ``--check`` only reports
+notebooks that are out of date (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from kdlib import presets
+from kdlib import colab, presets
+from kdlib.store import RunRecord, list_runs, read_json, results_root, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+TIMES_FILE = "notebook_times.json"
 
 
-def notebooks(only: list[str] | None = None) -> list[Path]:
+def notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None
+              ) -> list[Path]:
     """The source notebooks, in chapter order, optionally filtered by name prefixes."""
-    found = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    folder = Path(folder) if folder is not None else REPO / "notebooks"
+    found = sorted(folder.glob(NOTEBOOK_GLOB))
     if only:
         found = [p for p in found if any(p.stem.startswith(o) for o in only)]
         if not found:
-            raise ValueError(f"--only {only} matches no notebook in {REPO / 'notebooks'}")
+            raise ValueError(f"--only {only} matches no notebook in {folder}")
     return found
+
+
+def output_dir(preset: str, out: str | os.PathLike | None = None) -> Path:
+    """Where executed copies go: `out` if given, book/ for the cpu default, else _build/.
+
+    Only the default preset may write into book/ (what the book renders), even with `out`.
+    """
+    presets.check(preset)
+    if out is not None:
+        out = Path(out)
+        book_dir = (REPO / "book").resolve()
+        inside = out.resolve() == book_dir or book_dir in out.resolve().parents
+        if inside and preset != presets.DEFAULT_PRESET:
+            raise ValueError(f"--out {out} is inside {book_dir}: only the "
+                             f"{presets.DEFAULT_PRESET!r} preset's copies go into the book")
+        return out
+    if preset == presets.DEFAULT_PRESET:
+        return REPO / "book"
+    return REPO / "_build" / "notebooks" / preset
 
 
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:
@@ -40,34 +74,222 @@ def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = No
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdlib.book", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute notebooks with papermill")
-    run.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=presets.PRESETS)
-    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01_consistency")
-    run.add_argument("--out", default=None, help="folder for executed copies (default: book/, "
-                     "or _build/notebooks/<preset> for presets other than cpu)")
-    args = parser.parse_args(argv)
-    out_dir = Path(args.out) if args.out else (
-        REPO / "book" if args.preset == presets.DEFAULT_PRESET
-        else REPO / "_build" / "notebooks" / args.preset)
-    failures = []
-    for path in notebooks(args.only):
+@dataclass(frozen=True)
+class Outcome:
+    """How one notebook's execution went: "ok" or "failed", its seconds, the error if any."""
+
+    notebook: str
+    status: str
+    seconds: float
+    error: str = ""
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    """A plain-text table of notebook, status and seconds, with a total line."""
+    width = max([len("notebook"), len("total")] + [len(o.notebook) for o in outcomes])
+    lines = [f"{'notebook':<{width}}  {'status':<6}  {'seconds':>8}"]
+    lines += [f"{o.notebook:<{width}}  {o.status:<6}  {o.seconds:>8.0f}" for o in outcomes]
+    total = sum(o.seconds for o in outcomes)
+    failed = sum(o.status != "ok" for o in outcomes)
+    lines.append(f"{'total':<{width}}  {f'{failed} bad' if failed else 'ok':<6}  {total:>8.0f}")
+    return "\n".join(lines)
+
+
+def record_times(outcomes: list[Outcome], preset: str, root: str | os.PathLike | None = None
+                 ) -> Path:
+    """Merge this batch's timings into `<results>/<preset>/notebook_times.json`; return it.
+
+    One entry per notebook stem (the latest run): seconds, status, finish date, commit and
+    accelerator, so the book can tell how long each notebook takes at each preset.
+    """
+    from kdlib.provenance import git_commit, machine
+
+    path = results_root(root) / presets.check(preset) / TIMES_FILE
+    times = read_json(path) if path.is_file() else {}
+    host, commit = machine(), git_commit()
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    for o in outcomes:
+        times[Path(o.notebook).stem] = {
+            "seconds": round(o.seconds, 1), "status": o.status, "finished_at": now,
+            "commit": commit, "backend": host.get("jax_backend"),
+            "device_kinds": host.get("device_kinds"), "hostname": host.get("hostname"),
+        }
+    write_json_atomic(path, times)
+    return path
+
+
+def run(paths: list[Path], preset: str, out_dir: Path) -> list[Outcome]:
+    """Execute each notebook in turn, printing progress; a failure does not stop the batch."""
+    outcomes = []
+    for path in paths:
         t0 = time.time()
-        print(f"[{args.preset}] {path.name} ...", flush=True)
+        print(f"[{preset}] {path.name} ...", flush=True)
         try:
-            execute(path, args.preset, out_dir)
-            print(f"[{args.preset}] {path.name} done in {time.time() - t0:.0f} s", flush=True)
+            execute(path, preset, out_dir)
+            outcomes.append(Outcome(path.name, "ok", time.time() - t0))
+            print(f"[{preset}] {path.name} done in {time.time() - t0:.0f} s", flush=True)
         except Exception as exc:  # report and go on with the other notebooks
-            failures.append((path.name, exc))
-            print(f"[{args.preset}] {path.name} FAILED after {time.time() - t0:.0f} s: "
-                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                  flush=True)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            outcomes.append(Outcome(path.name, "failed", time.time() - t0,
+                                    f"{type(exc).__name__}: {first}"))
+            print(f"[{preset}] {path.name} FAILED after {time.time() - t0:.0f} s: "
+                  f"{outcomes[-1].error}", flush=True)
+    return outcomes
+
+
+# --------------------------------------------------------------------------- provenance tables
+
+
+def _when(iso: str | None) -> str:
+    """'2026-11-22 06:36' from an ISO timestamp ('' when unknown)."""
+    return iso[:16].replace("T", " ") if isinstance(iso, str) else ""
+
+
+def _device(machine: dict) -> str:
+    """'cpu (cpu x1)' / 'gpu (NVIDIA H100 x1)' from a provenance machine record."""
+    backend = machine.get("jax_backend")
+    if not backend:
+        return ""
+    kinds = ", ".join(machine.get("device_kinds") or [])
+    return f"{backend} ({kinds} x{machine.get('device_count', '?')})" if kinds else backend
+
+
+def run_rows(records: list[RunRecord]) -> list[dict]:
+    """One row per stored run: section, hash, status, commit, machine, device, time, date."""
+    rows = []
+    for r in records:
+        prov = r.provenance
+        machine = prov.get("machine") or {}
+        wall = prov.get("wall_time_s")
+        rows.append({
+            "section": r.path.parent.name, "hash": r.hash, "status": r.status,
+            "commit": prov.get("commit", ""), "machine": machine.get("hostname", ""),
+            "device": _device(machine),
+            "wall time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
+            "finished": _when(prov.get("finished_at")),
+        })
+    return rows
+
+
+def section_totals(rows: list[dict]) -> list[dict]:
+    """Per section: number of runs, how many finished, and their summed wall time in hours."""
+    totals: dict[str, dict] = {}
+    for row in rows:
+        t = totals.setdefault(row["section"], {"section": row["section"], "runs": 0,
+                                               "finished": 0, "wall time (h)": 0.0})
+        t["runs"] += 1
+        t["finished"] += row["status"] in ("done", "diverged")
+        t["wall time (h)"] += (row["wall time (min)"] or 0.0) / 60
+    for t in totals.values():
+        t["wall time (h)"] = round(t["wall time (h)"], 3)
+    return [totals[k] for k in sorted(totals)]
+
+
+def teacher_rows(root: str | os.PathLike | None = None) -> list[dict]:
+    """One row per published teacher (`<results>/teachers/*/card.json`)."""
+    rows = []
+    for card_path in sorted((results_root(root) / "teachers").glob("*/card.json")):
+        card = read_json(card_path)
+        prov = card.get("provenance") or {}
+        wall = card.get("train_wall_time_s")
+        rows.append({
+            "teacher": card.get("name", card_path.parent.name), "dataset": card.get("dataset"),
+            "model": card.get("model"), "image size": card.get("image_size"),
+            "val acc": card.get("val_acc"), "test acc": card.get("test_acc"),
+            "preset": prov.get("preset", ""), "hash": card.get("config_hash", ""),
+            "commit": prov.get("commit", ""), "device": _device(prov.get("machine") or {}),
+            "train time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
+            "finished": _when(prov.get("finished_at")),
+        })
+    return rows
+
+
+def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
+    """Per preset and notebook: training time of its stored runs and its last batch run.
+
+    "train (h)" sums the wall time of the notebook's finished runs (what a rerun without
+    stored results costs on that machine); "last run (s)" is `python -m kdlib.book run`'s
+    measured time for the notebook (with the results stored at that moment).
+    """
+    base = results_root(root)
+    rows: dict[tuple[str, str], dict] = {}
+
+    def row(preset: str, notebook: str) -> dict:
+        return rows.setdefault((preset, notebook), {
+            "preset": preset, "notebook": notebook, "runs": 0, "train (h)": 0.0,
+            "device": "", "last run (s)": None, "last run on": ""})
+
+    for preset in presets.PRESETS:
+        for r in list_runs(base, preset=preset):
+            entry = row(preset, r.path.parent.name)
+            entry["runs"] += 1
+            entry["train (h)"] += (r.provenance.get("wall_time_s") or 0.0) / 3600
+            entry["device"] = entry["device"] or _device(r.provenance.get("machine") or {})
+        times_path = base / preset / TIMES_FILE
+        for notebook, t in (read_json(times_path) if times_path.is_file() else {}).items():
+            entry = row(preset, notebook)
+            entry["last run (s)"] = t.get("seconds") if t.get("status") == "ok" else None
+            entry["last run on"] = f"{t.get('backend') or ''} {_when(t.get('finished_at'))}"
+    for entry in rows.values():
+        entry["train (h)"] = round(entry["train (h)"], 3)
+    order = {p: i for i, p in enumerate(presets.PRESETS)}
+    return [rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], k[1]))]
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """`run`: execute, print the summary table, record timings; 1 when any notebook failed."""
+    out_dir = output_dir(args.preset, args.out)
+    outcomes = run(notebooks(args.only, args.dir), args.preset, out_dir)
+    print(summary_table(outcomes), flush=True)
+    if outcomes:
+        print(f"timings recorded in {record_times(outcomes, args.preset)}")
+    failures = [o for o in outcomes if o.status != "ok"]
     if failures:
-        print(f"{len(failures)} notebook(s) failed: {', '.join(n for n, _ in failures)}")
+        print(f"{len(failures)} notebook(s) failed: {', '.join(o.notebook for o in failures)}")
         return 1
     return 0
+
+
+def _colab_command(args: argparse.Namespace) -> int:
+    """`colab`: sync (or with --check, only list) the notebooks' badge and set-up cells."""
+    url, branch = colab.repository(args.config)
+    paths = notebooks(args.only, args.dir)
+    stale = colab.sync(paths, url, branch, check=args.check)
+    for path in paths:
+        nb = read_json(path)
+        if not colab.has_parameters_cell(nb):
+            print(f"warning: {path.name} has no cell tagged 'parameters' (papermill needs one)")
+    verb = "out of date" if args.check else "updated"
+    for path in stale:
+        print(f"{verb}: {path}")
+    if args.check and stale:
+        print("run `python -m kdlib.book colab` to rewrite their Colab cells")
+        return 1
+    print(f"{len(paths) - len(stale)} of {len(paths)} notebook(s) were up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m kdlib.book", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute notebooks with papermill")
+    run_p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=presets.PRESETS)
+    run_p.add_argument("--out", default=None, help="folder for executed copies (default: book/ "
+                       "for cpu, _build/notebooks/<preset> for the other presets)")
+    colab_p = sub.add_parser("colab", help="write the Colab badge and set-up cells")
+    colab_p.add_argument("--check", action="store_true",
+                         help="write nothing; exit 1 when a notebook is out of date")
+    colab_p.add_argument("--config", default=str(REPO / "_config.yml"),
+                         help="the Jupyter Book config holding repository.url and .branch")
+    for p in (run_p, colab_p):
+        p.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01_consistency")
+        p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run_command(args)
+    return _colab_command(args)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,47 @@ def test_eight_simulated_devices_match_one(results, tiny_teacher, tmp_path):
     assert outs[8]["train_loss"] == pytest.approx(outs[1]["train_loss"], rel=1e-4, abs=1e-5)
     assert outs[8]["val_kl"] == pytest.approx(outs[1]["val_kl"], rel=1e-3, abs=1e-5)
     assert abs(outs[8]["val_acc"] - outs[1]["val_acc"]) <= 0.01
+
+
+def test_group_equals_runs_trained_alone(results, tiny_teacher, tmp_path):
+    """A vectorized group (different lr and T) gives each run's solo results."""
+    base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix", epochs=0.5)
+    configs = [base.replace(lr=1e-3, temperature=1.0), base.replace(lr=3e-3, temperature=2.0)]
+    grouped = train.train_group(configs, [tmp_path / "g0", tmp_path / "g1"], progress=False)
+    for i, config in enumerate(configs):
+        alone = train.train(config, tmp_path / f"a{i}", progress=False)
+        assert grouped[i]["group_size"] == 2 and alone["group_size"] == 1
+        assert grouped[i]["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-4)
+        assert grouped[i]["val_kl"] == pytest.approx(alone["val_kl"], rel=1e-3)
+        assert abs(grouped[i]["val_acc"] - alone["val_acc"]) <= 0.02
+    assert grouped[0]["train_loss"] != grouped[1]["train_loss"]  # the runs really differ
+    history = [json.loads(x) for x in (tmp_path / "g1" / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == grouped[1]["steps"]
+
+
+def test_group_rejects_configs_that_differ_beyond_hparams(results, tmp_path):
+    configs = [tiny_config(), tiny_config(epochs=2.0, lr=1e-3)]
+    with pytest.raises(ValueError, match="epochs"):
+        train.train_group(configs, [tmp_path / "a", tmp_path / "b"], progress=False)
+    with pytest.raises(ValueError, match="one run_dir per config"):
+        train.train_group(configs[:1], [], progress=False)
+
+
+def test_diverged_run_does_not_stop_its_group(results, tmp_path):
+    ok, bad = tiny_config(epochs=2.0), tiny_config(epochs=2.0, lr=1e38)
+    bad = bad.replace(grad_clip=1e38)
+    ok = ok.replace(grad_clip=1e38)  # same group: grad_clip is not vectorized, so share it
+    out = train.train_group([ok, bad], [tmp_path / "ok", tmp_path / "bad"], progress=False)
+    assert [o["status"] for o in out] == ["done", "diverged"]
+    assert out[0]["final_step"] == out[0]["steps"]
+
+
+def test_sweep_trains_groups_and_selects_by_validation(results):
+    base = tiny_config(epochs=0.5)
+    swept = train.sweep(base, {"lr": [1e-3, 3e-3], "epochs": [0.5, 1.0]}, progress=False)
+    assert len(swept.runs) == 4 and all(r.status == "done" for r in swept.runs)
+    assert {r.summary["group_size"] for r in swept.runs} == {2}  # lr pairs trained together
+    best = swept.best
+    assert best.summary["val_acc"] == max(r.summary["val_acc"] for r in swept.runs)
+    again = train.sweep(base, {"lr": [1e-3, 3e-3], "epochs": [0.5, 1.0]}, progress=False)
+    assert [r.hash for r in again.runs] == [r.hash for r in swept.runs]

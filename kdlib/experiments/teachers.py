@@ -43,6 +43,29 @@ def teacher_configs(preset: str) -> dict[str, RunConfig]:
     return {"fmnist_bit_t28": base}
 
 
+def pretrained_student_name(preset: str) -> str:
+    """The stored student pretrained on other data (the analog of BiT's upstream weights)."""
+    return "smoke_digits_bit_s28" if presets.check(preset) == "smoke" else "digits_bit_s28"
+
+
+def pretrained_student_config(preset: str) -> RunConfig:
+    """The student architecture trained from labels on scikit-learn digits upsampled to 28 px.
+
+    The transfer baseline (chapter 02) and the pretrained init (chapter 06) start from it:
+    labeled images of another domain, as BiT-M's ImageNet-21k weights are for the paper.
+    """
+    splits = data.paper_splits("digits")
+    digits = DataConfig("digits", splits["train"], splits["validation"], splits["test"])
+    config = RunConfig(
+        preset=preset, section=SECTION, data=digits, student=STUDENT_MODEL, loss="labels",
+        policy="same/ic", optimizer="adam", lr=3e-3, wd=1e-4, warmup_frac=0.05,
+        batch_size=128, epochs=100, student_size=28, steps_per_call=4, seed=0,
+    )
+    if presets.check(preset) == "smoke":
+        return config.replace(epochs=2, batch_size=64, steps_per_call=2)
+    return config
+
+
 def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) -> dict[str, Any]:
     """Trains (or loads) the teacher run, stores it as teacher ``name``; returns its card."""
     if not retrain and name in teachers.available():

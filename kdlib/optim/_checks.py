@@ -5,9 +5,24 @@ from __future__ import annotations
 import math
 import numbers
 
+import jax
+
+
+def is_traced(value: object) -> bool:
+    """True for a scalar JAX array (e.g. a hyper-parameter vectorized over a sweep with vmap).
+
+    Such values cannot be range-checked at build time; the engine checks the configs instead.
+    """
+    return isinstance(value, jax.Array) and value.ndim == 0
+
 
 def check_int(name: str, value: object, *, minimum: int) -> int:
-    """Return `value` as an int, or raise ValueError if it is not an integer >= `minimum`."""
+    """Return `value` as an int, or raise ValueError if it is not an integer >= `minimum`.
+
+    A scalar JAX array is passed through unchecked (see `is_traced`).
+    """
+    if is_traced(value):
+        return value  # type: ignore[return-value]
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -24,7 +39,12 @@ def check_float(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """Return `value` as a float, or raise ValueError if it is not finite in the given range."""
+    """Return `value` as a float, or raise ValueError if it is not finite in the given range.
+
+    A scalar JAX array is passed through unchecked (see `is_traced`).
+    """
+    if is_traced(value):
+        return value  # type: ignore[return-value]
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
     allowed = f"a finite real number in {lo}{low}, {high}{hi}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -5,8 +5,9 @@ value at step 0 is 0 and rises linearly to `base_lr` at `step == warmup_steps`; 
 runs over the remaining `total_steps - warmup_steps` steps and reaches 0 at `total_steps`
 (later steps stay at 0). Steps count optimizer updates starting at 0, like optax's counters.
 
-Pass `base_lr=1.0` to get a multiplier in [0, 1] for the `schedule=` argument of
-`adam_bv`, `sgd_momentum` and `shampoo`.
+`total_steps` and `warmup_steps` may be scalar JAX arrays, so runs that differ only in their
+length share one compiled train step. Pass `base_lr=1.0` to get a multiplier in [0, 1] for
+the `schedule=` argument of `adam_bv`, `sgd_momentum` and `shampoo`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax
 
-from kdlib.optim._checks import check_float, check_int
+from kdlib.optim._checks import check_float, check_int, is_traced
 
 # Appendix D of Beyer et al. (2022): Shampoo runs used "a linear warm-up up to 1800 steps
 # followed by a quadratic decay towards zero".
@@ -25,7 +26,7 @@ def _check_common(base_lr: float, total_steps: int, warmup_steps: int) -> tuple[
     base_lr = check_float("base_lr", base_lr, low=0.0, low_open=True)
     total_steps = check_int("total_steps", total_steps, minimum=1)
     warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
-    if warmup_steps > total_steps:
+    if not (is_traced(total_steps) or is_traced(warmup_steps)) and warmup_steps > total_steps:
         raise ValueError(
             f"warmup_steps must be <= total_steps, got warmup_steps={warmup_steps} > "
             f"total_steps={total_steps}"
@@ -34,13 +35,16 @@ def _check_common(base_lr: float, total_steps: int, warmup_steps: int) -> tuple[
 
 
 def _warmup_factor(step: jnp.ndarray, warmup_steps: int) -> jnp.ndarray:
+    if is_traced(warmup_steps):
+        ramp = jnp.minimum(1.0, step / jnp.maximum(warmup_steps, 1))
+        return jnp.where(warmup_steps > 0, ramp, 1.0)
     if warmup_steps == 0:
         return jnp.ones_like(step)
     return jnp.minimum(1.0, step / warmup_steps)
 
 
 def _decay_progress(step: jnp.ndarray, total_steps: int, warmup_steps: int) -> jnp.ndarray:
-    decay_steps = max(total_steps - warmup_steps, 1)
+    decay_steps = jnp.maximum(total_steps - warmup_steps, 1)
     return jnp.clip((step - warmup_steps) / decay_steps, 0.0, 1.0)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import optax
 
-from kdlib.optim._checks import check_float, check_optional_callable
+from kdlib.optim._checks import check_float, check_optional_callable, is_traced
 
 MaskOrFn = Any | Callable[[Any], Any]
 
@@ -72,7 +72,7 @@ def decoupled_tail(
     weight_decay = check_float("weight_decay", weight_decay, low=0.0)
     check_optional_callable("schedule", schedule)
     parts = [optax.scale(learning_rate)]
-    if weight_decay > 0.0:
+    if is_traced(weight_decay) or weight_decay > 0.0:
         parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
     if schedule is not None:
         parts.append(optax.scale_by_schedule(schedule))

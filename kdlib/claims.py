@@ -1,0 +1,190 @@
+"""The paper's claims, our evidence and a verdict, stored per chapter for the summary chapter.
+
+Each chapter notebook ends with the claims it tests and saves them with `save(claims, preset,
+section)` to `results/<preset>/<section>/claims.json`; the summary chapter reads them all back
+with `load(preset)`, so its table is generated from the chapters, never typed by hand. Chapters
+may also save their analog of a paper table as `results/<preset>/<section>/table_*.csv`
+(`chapter_tables` finds them); `table_<N>_<what>.csv` is the analog of the paper's Table N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdlib.store import read_json, results_root, write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+CLAIMS_FILE = "claims.json"
+TABLE_GLOB = "table_*.csv"
+COLUMNS = ("id", "claim", "paper", "ours", "verdict", "chapter")
+
+_ID = re.compile(r"^C([1-9][0-9]*)$")
+_PAPER_TABLE = re.compile(r"^table_([1-9][0-9]*)(_.*)?$")
+_CHAPTER = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim of the paper, the paper's evidence, ours, and the verdict on it.
+
+    id: "C1", "C2", ...; claim: the paper's statement in one sentence; paper: the paper's
+    number or evidence; ours: our measured evidence, with numbers; verdict: one of VERDICTS;
+    chapter: the notebook stem that tests it (e.g. "01_consistency").
+    """
+
+    id: str
+    claim: str
+    paper: str
+    ours: str
+    verdict: str
+    chapter: str
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"Claim.{field.name}={value!r} must be a str, got {type(value).__name__}"
+                )
+        if not _ID.match(self.id):
+            raise ValueError(f"Claim id={self.id!r} must be 'C' then a number: C1, C2, ..., C13")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Claim {self.id} verdict={self.verdict!r}; allowed: {VERDICTS}")
+        if not _CHAPTER.match(self.chapter) or self.chapter in (".", ".."):
+            raise ValueError(
+                f"Claim {self.id} chapter={self.chapter!r} must be a notebook stem such as "
+                "'01_consistency' (letters, digits, '_', '-', '.', '+')"
+            )
+        for name in ("claim", "paper", "ours"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"Claim {self.id} has an empty {name!r}; say what it is")
+
+    @property
+    def number(self) -> int:
+        """The claim's number (C10 -> 10), for sorting C2 before C10."""
+        return int(self.id[1:])
+
+
+def _sorted(claims: Iterable[Claim]) -> list[Claim]:
+    """Claims by number (C2 < C10); a claim tested in two chapters keeps chapter order."""
+    return sorted(claims, key=lambda c: (c.number, c.chapter))
+
+
+def claims_path(preset: str, section: str, root: str | os.PathLike | None = None) -> Path:
+    """Where one chapter's claims live: `<results root>/<preset>/<section>/claims.json`."""
+    for name, value in (("preset", preset), ("section", section)):
+        if not isinstance(value, str) or not _CHAPTER.match(value) or value in (".", ".."):
+            raise ValueError(f"{name}={value!r} must be a folder name such as 'cpu' or '01_x'")
+    return results_root(root) / preset / section / CLAIMS_FILE
+
+
+def save(
+    claims: Iterable[Claim], preset: str, section: str, root: str | os.PathLike | None = None
+) -> Path:
+    """Store one chapter's claims (replacing what it stored before); returns the file's path.
+
+    Every claim's chapter must be `section` and ids must not repeat within a chapter.
+    """
+    claims = list(claims)
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise ValueError(f"save() takes Claim objects, got {type(claim).__name__}")
+        if claim.chapter != section:
+            raise ValueError(
+                f"Claim {claim.id} has chapter={claim.chapter!r} but is saved in section "
+                f"{section!r}; a chapter stores only its own claims"
+            )
+    ids = [c.id for c in claims]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"claim ids {repeated} appear more than once in section {section!r}")
+    path = claims_path(preset, section, root)
+    write_json_atomic(path, {"claims": [dataclasses.asdict(c) for c in _sorted(claims)]})
+    return path
+
+
+def _read(path: Path) -> list[Claim]:
+    """The claims in one claims.json, with a ValueError naming the file when malformed."""
+    stored = read_json(path)
+    rows = stored.get("claims") if isinstance(stored, dict) else None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} must hold {{'claims': [...]}}")
+    claims = []
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != set(COLUMNS):
+            raise ValueError(f"{path}: claim entry {row!r} must have exactly the keys {COLUMNS}")
+        try:
+            claims.append(Claim(**row))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+    return claims
+
+
+def load(preset: str, root: str | os.PathLike | None = None) -> list[Claim]:
+    """Every chapter's stored claims under `<results root>/<preset>/`, sorted by claim number.
+
+    An empty list when nothing is stored (e.g. at the smoke preset).
+    """
+    base = claims_path(preset, "any", root).parent.parent
+    claims: list[Claim] = []
+    for path in sorted(base.glob(f"*/{CLAIMS_FILE}")):
+        claims.extend(_read(path))
+    return _sorted(claims)
+
+
+def verdict_counts(claims: Iterable[Claim]) -> dict[str, int]:
+    """How many claims got each verdict, in VERDICTS order (zeros included)."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    for claim in claims:
+        counts[claim.verdict] += 1
+    return counts
+
+
+def table(claims: Iterable[Claim]) -> pd.DataFrame:
+    """One row per claim (columns COLUMNS); `chapter` is the notebook stem a link points to."""
+    import pandas as pd
+
+    return pd.DataFrame([dataclasses.asdict(c) for c in _sorted(claims)], columns=list(COLUMNS))
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside one markdown table cell: no newlines, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb") -> str:
+    """The claims as a markdown table whose chapter cells link to `<chapter><link_suffix>`.
+
+    Rendered with IPython.display.Markdown, the links work in Jupyter and in Jupyter Book
+    (which maps `01_x.ipynb` to the chapter's page).
+    """
+    header = ["id", "the paper's claim", "paper", "ours", "verdict", "chapter"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for c in _sorted(claims):
+        link = f"[{c.chapter}]({c.chapter}{link_suffix})"
+        cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", link]
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def chapter_tables(preset: str, root: str | os.PathLike | None = None) -> dict[str, list[Path]]:
+    """Each chapter's stored analog tables `<preset>/<section>/table_*.csv`, by section name."""
+    base = claims_path(preset, "any", root).parent.parent
+    found: dict[str, list[Path]] = {}
+    for path in sorted(base.glob(f"*/{TABLE_GLOB}")):
+        found.setdefault(path.parent.name, []).append(path)
+    return found
+
+
+def paper_table_number(path: str | os.PathLike) -> int | None:
+    """N for a chapter table named `table_<N>.csv` or `table_<N>_<what>.csv`, else None."""
+    found = _PAPER_TABLE.match(Path(path).stem)
+    return int(found.group(1)) if found else None

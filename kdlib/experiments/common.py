@@ -1,0 +1,135 @@
+"""The protocol shared by the distillation chapters: data regimes, equal sweeps, presets.
+
+Every compared arm of a chapter is a set of sweeps, one per schedule length, with the same
+hyper-parameter grid (:func:`sweep_axes`) and the same number of steps; the best run is
+chosen on validation and its test accuracy is reported (section 3.1 of the paper).
+
+An experiment is a plain nested dict ``{arm: {epochs: (base_config, axes)}}`` that a notebook
+prints, runs with :func:`run_arms` and plots with :mod:`kdlib.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kdlib import data, presets, sweep, teachers, train
+from kdlib.config import DataConfig, ModelConfig, RunConfig
+from kdlib.experiments import teachers as teacher_chapter
+
+Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
+
+# The paper's grid (section 3.1): every distillation setting sweeps all of these.
+PAPER_GRID = {
+    "lr": [3e-4, 1e-3, 3e-3, 1e-2],
+    "wd": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+    "temperature": [1.0, 2.0, 5.0, 10.0],
+}
+
+# The paper-scale models (BiT-M-R152x2 teacher, BiT ResNet-50 student).
+PAPER_STUDENT = ModelConfig("bit", {"depth": 50, "width": 1})
+PAPER_TEACHER_MODEL = ModelConfig("bit", {"depth": 152, "width": 2})
+
+
+def teacher_name(preset: str) -> str:
+    """The stored embedded teacher a preset distills from (trained in chapter 00)."""
+    return next(iter(teacher_chapter.teacher_configs(presets.check(preset))))
+
+
+def ensure_teacher(preset: str) -> str:
+    """The teacher's name; trains and stores it first when it is missing (smoke: seconds)."""
+    name = teacher_name(preset)
+    if name not in teachers.available():
+        config = teacher_chapter.teacher_configs(preset)[name]
+        teacher_chapter.train_and_publish(name, config)
+    return name
+
+
+def fmnist(preset: str, train_size: int | None = None, classes: tuple[int, ...] | None = None
+           ) -> DataConfig:
+    """Fashion-MNIST with the embedded teacher's splits; a class-balanced subset of train.
+
+    Validation uses a 2,000-image subset of the 5,000-image hold-out (speed); test is the
+    full 10,000-image test split (smoke: 256 of each).
+    """
+    splits = data.paper_splits("fashion_mnist")
+    small = presets.check(preset) == "smoke"
+    return DataConfig(
+        "fashion_mnist", splits["train"], splits["validation"], splits["test"],
+        train_size=train_size, classes=classes, val_size=256 if small else 2000,
+        test_size=256 if small else None,
+    )
+
+
+def sweep_axes(preset: str, loss: str = "kl") -> dict[str, list[Any]]:
+    """The hyper-parameter grid every arm gets (from labels: no temperature).
+
+    cpu/smoke sweep the learning rate (two values, trained as one vectorized group); gpu adds
+    the temperature; paper is the paper's full lr x wd x T grid.
+    """
+    preset = presets.check(preset)
+    if preset in ("smoke", "cpu"):
+        return {"lr": [1e-3, 3e-3]}
+    if preset == "gpu":
+        axes = {"lr": [1e-3, 3e-3, 1e-2], "temperature": [1.0, 5.0]}
+    else:
+        axes = dict(PAPER_GRID)
+    if loss == "labels":
+        axes.pop("temperature")
+        axes.setdefault("wd", [1e-5, 1e-4, 1e-3])
+    return axes
+
+
+def base_config(preset: str, section: str, data_config: DataConfig, **changes: Any
+                ) -> RunConfig:
+    """The embedded default's distillation run: BiT student, Adam, batch 128, 28 px."""
+    preset = presets.check(preset)
+    small = preset == "smoke"
+    config = RunConfig(
+        preset=preset, section=section, data=data_config, student=teacher_chapter.STUDENT_MODEL,
+        teachers=(teacher_name(preset),), policy="mix", loss="kl", temperature=1.0,
+        optimizer="adam", lr=1e-3, wd=1e-4, warmup_frac=0.05,
+        batch_size=64 if small else 128, epochs=1.0, student_size=28,
+        steps_per_call=2 if small else 4, fixed_num_crops=4 if small else 8, seed=0,
+    )
+    return config.replace(**changes)
+
+
+def paper_config(section: str, dataset: str, **changes: Any) -> RunConfig:
+    """The paper's small-dataset recipe (big_vision configs): R152x2 teacher -> R50x1.
+
+    Batch 512, 128 px inception-crop views, warmup then cosine, Adam, grad clip 1. The
+    teacher is a BiT-M-R152x2 ``.npz`` imported with :func:`kdlib.teachers.save` under the
+    name ``bit_m_r152x2_<dataset>``.
+    """
+    splits = data.paper_splits(dataset)
+    d = DataConfig(dataset, splits["train"], splits["validation"], splits["test"])
+    config = RunConfig(
+        preset="paper", section=section, data=d, student=PAPER_STUDENT,
+        teachers=(f"bit_m_r152x2_{dataset}",), policy="mix", loss="kl", optimizer="adam",
+        lr=1e-3, wd=1e-4, warmup_frac=0.01, batch_size=512, epochs=1000.0, student_size=128,
+        steps_per_call=10, seed=0,
+    )
+    return config.replace(**changes)
+
+
+def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[Any]]]]],
+             *, progress: bool = True) -> dict[str, dict[float, sweep.SweepResult]]:
+    """Trains (or loads) every sweep of every arm; ``{arm: {epochs: SweepResult}}``."""
+    return {arm: {ep: train.sweep(cfg, axes, progress=progress)
+                  for ep, (cfg, axes) in by_epochs.items()}
+            for arm, by_epochs in arms.items()}
+
+
+def describe(arms: Arms) -> list[dict[str, Any]]:
+    """One row per (arm, epochs): what is trained, for the notebook's setup table."""
+    rows = []
+    for arm, by_epochs in arms.items():
+        for ep, (cfg, axes) in by_epochs.items():
+            n = 1
+            for values in axes.values():
+                n *= len(values)
+            rows.append({"arm": arm, "epochs": ep, "train images": cfg.data.train_size,
+                         "policy": cfg.policy, "loss": cfg.loss, "optimizer": cfg.optimizer,
+                         "sweep": ", ".join(f"{k}={v}" for k, v in axes.items()), "runs": n})
+    return rows

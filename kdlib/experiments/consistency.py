@@ -1,0 +1,52 @@
+"""Chapter 01 (paper section 3.1.1): the eight teacher/student view policies.
+
+All eight policies of ``kdlib.views.POLICIES`` on a small-data regime (1,000 Fashion-MNIST
+images, like Flowers102's 1,020) and a smaller one (250 images), each at three schedule
+lengths, with the same lr sweep per policy.
+"""
+
+from __future__ import annotations
+
+from kdlib import presets, views
+from kdlib.experiments import common
+
+SECTION = "01_consistency"
+
+# Regime -> (training images, schedule lengths in epochs), per preset.
+REGIMES = {
+    "smoke": {"1k": (128, (1.0, 2.0)), "250": (64, (2.0,))},
+    "cpu": {"1k": (1000, (30.0, 100.0, 300.0)), "250": (250, (100.0, 400.0))},
+    "gpu": {"1k": (1000, (30.0, 100.0, 300.0, 1000.0)), "250": (250, (100.0, 300.0, 1000.0))},
+}
+# The paper: flowers102 (1,020 training images) and pets at their Figure 3 / 9-12 lengths.
+PAPER_REGIMES = {"flowers102": ("oxford_flowers102", (100.0, 1000.0, 10000.0)),
+                 "pets": ("oxford_iiit_pet", (30.0, 100.0, 1000.0))}
+
+
+def regimes(preset: str) -> dict[str, tuple[int | None, tuple[float, ...]]]:
+    """Data regimes of ``preset``: name -> (training images, schedule lengths)."""
+    preset = presets.check(preset)
+    if preset == "paper":
+        return {name: (None, eps) for name, (_, eps) in PAPER_REGIMES.items()}
+    return REGIMES[preset]
+
+
+def arms(preset: str, regime: str) -> common.Arms:
+    """``{policy: {epochs: (base config, sweep axes)}}`` for one regime."""
+    presets.check(preset)
+    if regime not in regimes(preset):
+        raise ValueError(f"regime={regime!r}; {preset} has {sorted(regimes(preset))}")
+    size, epochs = regimes(preset)[regime]
+    axes = common.sweep_axes(preset)
+    out: common.Arms = {}
+    for policy in views.POLICIES:
+        out[policy] = {}
+        for ep in epochs:
+            if preset == "paper":
+                cfg = common.paper_config(SECTION, PAPER_REGIMES[regime][0], policy=policy,
+                                          epochs=ep)
+            else:
+                cfg = common.base_config(preset, SECTION, common.fmnist(preset, size),
+                                         policy=policy, epochs=ep)
+            out[policy][ep] = (cfg, axes)
+    return out

@@ -1,0 +1,62 @@
+"""Chapter 03 (paper section 3.2): the largest regime, standing in for ImageNet.
+
+All 55,000 Fashion-MNIST training images: a fixed teacher, consistent teaching and function
+matching over increasing schedules, and the label-only baselines of the paper's Figure 7
+(SGD-momentum and Adam, each with and without mixup), every arm with the same sweep.
+"""
+
+from __future__ import annotations
+
+from kdlib import presets
+from kdlib.experiments import common
+
+SECTION = "03_imagenet"
+
+EPOCHS = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0), "gpu": (3.0, 10.0, 30.0, 100.0),
+          "paper": (30.0, 90.0, 300.0, 600.0, 1200.0, 4800.0, 9600.0)}
+SMOKE_TRAIN_SIZE = 256
+
+# arm -> (policy, loss, optimizer): the rows of the paper's Table 3 and Figure 7.
+ARMS = {
+    "fixed teacher": ("fix/rs", "kl", "adam"),
+    "consistent teaching": ("same/ic", "kl", "adam"),
+    "function matching": ("mix", "kl", "adam"),
+    "labels: Adam": ("same/ic", "labels", "adam"),
+    "labels: Adam + mixup": ("mix", "labels", "adam"),
+    "labels: SGD": ("same/ic", "labels", "sgd"),
+    "labels: SGD + mixup": ("mix", "labels", "sgd"),
+}
+DISTILL_ARMS = tuple(a for a, (_, loss, _) in ARMS.items() if loss != "labels")
+
+
+def paper_imagenet_config(**changes) -> common.RunConfig:
+    """The paper's ImageNet config (appendix F): R152x2@224 teacher -> R50x1@224, batch 4096."""
+    config = common.paper_config(
+        SECTION, "imagenet2012", teachers=("bit_m_r152x2_imagenet2012",), student_size=224,
+        batch_size=4096, epochs=1200.0, lr=0.01, wd=1e-5, warmup_frac=0.0125,
+    )
+    return config.replace(**changes)
+
+
+def arms(preset: str) -> common.Arms:
+    """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
+    preset = presets.check(preset)
+    out: common.Arms = {}
+    for arm, (policy, loss, optimizer) in ARMS.items():
+        out[arm] = {}
+        extra = {"teachers": ()} if loss == "labels" else {}
+        # SGD needs a larger learning rate than Adam: its sweep is the same grid times 10.
+        axes = common.sweep_axes(preset, loss)
+        if optimizer == "sgd":
+            axes = {**axes, "lr": [10 * lr for lr in axes["lr"]]}
+        for ep in EPOCHS[preset]:
+            if preset == "paper":
+                cfg = paper_imagenet_config(policy=policy, loss=loss, optimizer=optimizer,
+                                            epochs=ep, **extra)
+            else:
+                size = SMOKE_TRAIN_SIZE if preset == "smoke" else None
+                cfg = common.base_config(preset, SECTION, common.fmnist(preset, size),
+                                         policy=policy, loss=loss, optimizer=optimizer,
+                                         epochs=ep, **extra)
+            out[arm][ep] = (cfg, axes)
+    return out

@@ -1,0 +1,78 @@
+"""Chapter 02 (paper section 3.1.2): patience, function matching over long schedules.
+
+Function matching (``mix``) on three data regimes of different size, each over schedules
+spanning two orders of magnitude of epochs, against two baselines tuned the same way: the
+student trained from scratch on labels, and a transfer baseline (the student pretrained on
+labels on other data, scikit-learn digits, then fine-tuned on labels).
+
+The function-matching runs of the regimes chapter 01 also trains are the very same runs
+(same configs, stored under chapter 01's section), so they train once for both chapters.
+"""
+
+from __future__ import annotations
+
+from kdlib import presets
+from kdlib.experiments import common, consistency
+from kdlib.experiments import teachers as teacher_chapter
+
+SECTION = "02_patience"
+
+# Regime -> (training images, schedule lengths in epochs), per preset.
+REGIMES = {
+    "smoke": {"250": (64, (2.0,)), "1k": (128, (1.0, 2.0))},
+    "cpu": {"250": (250, (4.0, 40.0, 400.0)), "1k": (1000, (3.0, 30.0, 100.0, 300.0)),
+            "4k": (4000, (0.3, 3.0, 30.0))},
+    "gpu": {"250": (250, (30.0, 300.0, 3000.0)), "1k": (1000, (10.0, 100.0, 1000.0)),
+            "4k": (4000, (3.0, 30.0, 300.0))},
+}
+# The paper's Figure 4 datasets and lengths (Table 4).
+PAPER_REGIMES = {
+    "flowers102": ("oxford_flowers102", (1000.0, 10000.0, 100000.0, 1000000.0)),
+    "pets": ("oxford_iiit_pet", (300.0, 1000.0, 3000.0, 10000.0)),
+    "food101": ("food101", (30.0, 100.0, 300.0, 1000.0)),
+    "sun397": ("sun397", (30.0, 100.0, 300.0, 1000.0)),
+}
+ARMS = ("function matching", "from scratch", "transfer")
+
+
+def regimes(preset: str) -> dict[str, tuple[int | None, tuple[float, ...]]]:
+    """Data regimes of ``preset``: name -> (training images, schedule lengths)."""
+    preset = presets.check(preset)
+    if preset == "paper":
+        return {name: (None, eps) for name, (_, eps) in PAPER_REGIMES.items()}
+    return REGIMES[preset]
+
+
+def _section(preset: str, regime: str, epochs: float) -> str:
+    """Chapter 01's section where it trains the same function-matching run."""
+    shared = consistency.regimes(preset).get(regime) if preset != "paper" else None
+    size = regimes(preset)[regime][0]
+    if shared and shared[0] == size and epochs in shared[1]:
+        return consistency.SECTION
+    return SECTION
+
+
+def arms(preset: str, regime: str) -> common.Arms:
+    """``{arm: {epochs: (base config, sweep axes)}}`` for one regime (see :data:`ARMS`)."""
+    preset = presets.check(preset)
+    if regime not in regimes(preset):
+        raise ValueError(f"regime={regime!r}; {preset} has {sorted(regimes(preset))}")
+    size, epochs = regimes(preset)[regime]
+    out: common.Arms = {arm: {} for arm in ARMS}
+    init = teacher_chapter.pretrained_student_name(preset)
+    for ep in epochs:
+        if preset == "paper":
+            ds = PAPER_REGIMES[regime][0]
+            fm = common.paper_config(SECTION, ds, epochs=ep)
+            scratch = fm.replace(loss="labels", teachers=(), policy="same/ic")
+            transfer = scratch.replace(init="bit_m_r50x1_imagenet21k")
+        else:
+            data = common.fmnist(preset, size)
+            fm = common.base_config(preset, _section(preset, regime, ep), data, epochs=ep)
+            scratch = common.base_config(preset, SECTION, data, epochs=ep, loss="labels",
+                                         teachers=(), policy="same/ic")
+            transfer = scratch.replace(init=init)
+        out["function matching"][ep] = (fm, common.sweep_axes(preset))
+        out["from scratch"][ep] = (scratch, common.sweep_axes(preset, "labels"))
+        out["transfer"][ep] = (transfer, common.sweep_axes(preset, "labels"))
+    return out

@@ -1,0 +1,391 @@
+"""Tests of kdlib.book (batch reruns, provenance tables) and kdlib.colab (the Colab cells)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest
+
+from kdlib import book, colab, presets, store
+
+REPO = Path(__file__).resolve().parent.parent
+URL, BRANCH = "https://github.com/someone/kdbook", "dev"
+
+
+def notebook(*cells: dict) -> dict:
+    """A minimal nbformat 4.5 notebook holding `cells`."""
+    return {"cells": list(cells), "metadata": {"kernelspec": {"name": "python3",
+            "display_name": "Python 3", "language": "python"}}, "nbformat": 4,
+            "nbformat_minor": 5}
+
+
+def code(source: str, tags: list[str] | None = None, cid: str = "c") -> dict:
+    """A code cell (with tags in its metadata when given)."""
+    return {"cell_type": "code", "execution_count": None, "id": cid,
+            "metadata": {"tags": tags} if tags else {}, "outputs": [], "source": source}
+
+
+def markdown(source: str, cid: str = "m") -> dict:
+    """A markdown cell."""
+    return {"cell_type": "markdown", "id": cid, "metadata": {}, "source": source}
+
+
+def write(path: Path, nb: dict) -> Path:
+    """Write a notebook dict as JSON."""
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    """A _config.yml naming the test repository."""
+    path = tmp_path / "_config.yml"
+    path.write_text(f"title: t\nrepository:\n  url: {URL}\n  branch: {BRANCH}\n")
+    return path
+
+
+@pytest.fixture
+def nb_dir(tmp_path) -> Path:
+    """A notebooks folder: a copy of 00_teachers and a small chapter with a parameters cell."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(REPO / "notebooks" / "00_teachers.ipynb", folder)
+    write(folder / "07_small.ipynb", notebook(
+        markdown("# 07 · Small", "m1"), code("preset = None", ["parameters"], "p1"),
+        code("x = 1", None, "c1")))
+    (folder / "scratch.ipynb").write_text("{}")  # not a chapter: never touched
+    return folder
+
+
+# --------------------------------------------------------------------------- colab cells
+
+
+def test_repository_reads_config(config):
+    assert colab.repository(config) == (URL, BRANCH)
+
+
+@pytest.mark.parametrize("text", ["repository:\n  url: git@github.com:a/b.git\n", "title: x\n",
+                                  "repository: nope\n"])
+def test_repository_rejects_non_github_url(tmp_path, text):
+    path = tmp_path / "_config.yml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="repository.url"):
+        colab.repository(path)
+
+
+def test_repo_config_names_a_github_repository():
+    url, branch = colab.repository(REPO / "_config.yml")
+    assert url.startswith("https://github.com/") and branch
+
+
+def test_colab_url():
+    assert colab.colab_url("01_x.ipynb", URL, BRANCH) == (
+        "https://colab.research.google.com/github/someone/kdbook/blob/dev/notebooks/01_x.ipynb")
+
+
+def test_inject_puts_badge_and_setup_first_and_is_idempotent():
+    nb = notebook(markdown("# T"), code("preset = None", ["parameters"], "p"))
+    once = colab.inject(nb, "07_small.ipynb", URL, BRANCH)
+    assert [c["id"] for c in once["cells"]] == ["colab-badge", "colab-setup", "m", "p"]
+    badge, setup = once["cells"][:2]
+    assert badge["cell_type"] == "markdown" and "colab" in badge["metadata"]["tags"]
+    assert colab.colab_url("07_small.ipynb", URL, BRANCH) in "".join(badge["source"])
+    assert setup["cell_type"] == "code" and "colab" in setup["metadata"]["tags"]
+    assert f'"{URL}"' in "".join(setup["source"]) and f'"{BRANCH}"' in "".join(setup["source"])
+    assert colab.up_to_date(once, "07_small.ipynb", URL, BRANCH)
+    assert not colab.up_to_date(nb, "07_small.ipynb", URL, BRANCH)
+    assert colab.inject(once, "07_small.ipynb", URL, BRANCH) == once
+    assert nb["cells"][0]["id"] == "m"  # the input is not modified
+    # another repository: the old cells are replaced, not duplicated
+    moved = colab.inject(once, "07_small.ipynb", "https://github.com/other/repo", "main")
+    assert len(moved["cells"]) == 4 and "other/repo" in "".join(moved["cells"][1]["source"])
+    assert not colab.up_to_date(once, "07_small.ipynb", "https://github.com/other/repo", "main")
+
+
+def test_stray_colab_cell_makes_notebook_stale():
+    nb = colab.inject(notebook(markdown("# T")), "a.ipynb", URL, BRANCH)
+    nb["cells"].append(markdown("old badge") | {"metadata": {"tags": ["colab"]}})
+    assert not colab.up_to_date(nb, "a.ipynb", URL, BRANCH)
+    assert len(colab.inject(nb, "a.ipynb", URL, BRANCH)["cells"]) == 3
+
+
+def test_inject_without_cell_ids_for_older_nbformat():
+    nb = notebook(markdown("# T")) | {"nbformat_minor": 4}
+    assert all("id" not in c for c in colab.inject(nb, "a.ipynb", URL, BRANCH)["cells"][:2])
+
+
+def test_inject_rejects_non_notebook():
+    with pytest.raises(ValueError, match="not a notebook"):
+        colab.inject({"cells": "x"}, "a.ipynb", URL, BRANCH)
+
+
+def test_cli_sync_then_check_on_copies(nb_dir, config, capsys):
+    args = ["--dir", str(nb_dir), "--config", str(config)]
+    assert book.main(["colab", "--check", *args]) == 1
+    assert "out of date" in capsys.readouterr().out
+    before = {p.name: p.read_text() for p in nb_dir.iterdir()}
+    assert book.main(["colab", *args]) == 0
+    after = {p.name: p.read_text() for p in nb_dir.iterdir()}
+    assert after["scratch.ipynb"] == before["scratch.ipynb"]
+    for name in ("00_teachers.ipynb", "07_small.ipynb"):
+        nb = json.loads(after[name])
+        tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+        assert "colab" in tags[0] and "colab" in tags[1]
+        first_params = next(i for i, t in enumerate(tags) if "parameters" in t)
+        assert first_params > 1  # the papermill parameters cell stays after the two cells
+        old = json.loads(before[name])["cells"]
+        assert nb["cells"][2:] == old  # the chapter's own cells are untouched
+    assert book.main(["colab", "--check", *args]) == 0
+    assert book.main(["colab", *args]) == 0  # a second sync writes nothing
+    assert {p.name: p.read_text() for p in nb_dir.iterdir()} == after
+
+
+def test_cli_warns_about_missing_parameters_cell(tmp_path, config, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write(folder / "01_x.ipynb", notebook(markdown("# X")))
+    assert book.main(["colab", "--dir", str(folder), "--config", str(config)]) == 0
+    assert "01_x.ipynb has no cell tagged 'parameters'" in capsys.readouterr().out
+
+
+def test_setup_cell_in_colab_clones_installs_and_reports(monkeypatch, capsys):
+    """Run the set-up cell's source as if in Colab, with git/pip/chdir recorded, not run."""
+    calls, dirs = [], []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(os, "chdir", dirs.append)
+    monkeypatch.setattr(os.path, "isdir", lambda p: False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(colab, "ensure_data", lambda: print("data ok"))
+    monkeypatch.setattr(colab, "accelerator", lambda: "tpu")  # a fake google.colab upsets jax
+    monkeypatch.setenv("KDLIB_PRESET", "cpu")
+    exec("".join(colab.setup_cell(URL, BRANCH)["source"]), {})
+    assert calls[0][:2] == ["git", "clone"] and URL in calls[0] and BRANCH in calls[0]
+    assert calls[1][:4] == [sys.executable, "-m", "pip", "install"]
+    assert calls[1][-1] == colab.CLONE_DIR and sys.path[0] == colab.CLONE_DIR
+    assert dirs == [os.path.join(colab.CLONE_DIR, "notebooks")]
+    out = capsys.readouterr().out
+    assert "data ok" in out and "accelerator: tpu; preset: cpu" in out and "preset = 'gpu'" in out
+
+
+def test_setup_cell_outside_colab_only_reports(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not run commands"))
+    monkeypatch.setenv("KDLIB_PRESET", "smoke")
+    exec("".join(colab.setup_cell(URL, BRANCH)["source"]), {})
+    assert capsys.readouterr().out.startswith("accelerator: cpu; preset: smoke")
+
+
+@pytest.mark.parametrize("backend,preset,suggests", [
+    ("gpu", "cpu", True), ("tpu", "smoke", True), ("gpu", "gpu", False), ("cpu", "cpu", False),
+    ("gpu", "paper", False)])
+def test_report_suggests_gpu_preset_on_accelerators(backend, preset, suggests):
+    text = colab.report(backend, preset)
+    assert text.startswith(f"accelerator: {backend}; preset: {preset}")
+    assert ("preset = 'gpu'" in text) == suggests
+
+
+def test_ensure_data_keeps_existing_copy(tmp_path, monkeypatch):
+    from kdlib.data.embedded import FASHION_MNIST_FILES
+
+    for name in (f for pair in FASHION_MNIST_FILES.values() for f in pair):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path))
+    monkeypatch.setattr(colab, "fetch_fashion_mnist", lambda f: pytest.fail("no download"))
+    colab.ensure_data(tmp_path / "elsewhere")
+    assert os.environ["KDLIB_DATA"] == str(tmp_path)
+
+
+def test_fetch_fashion_mnist_falls_back_to_the_second_mirror(tmp_path, monkeypatch):
+    import urllib.request
+
+    tried = []
+
+    def fake_retrieve(url, target):
+        tried.append(url)
+        if url.startswith(colab.FASHION_MNIST_URLS[0]):
+            raise OSError("unreachable")
+        Path(target).write_bytes(b"gz")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_retrieve)
+    folder = colab.fetch_fashion_mnist(tmp_path / "fm")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"])
+    assert len(tried) == 8
+    tried.clear()
+    colab.fetch_fashion_mnist(tmp_path / "fm")  # all there: nothing downloaded again
+    assert tried == []
+    monkeypatch.setattr(urllib.request, "urlretrieve",
+                        lambda url, target: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(FileNotFoundError, match="could not download train-images.*offline"):
+        colab.fetch_fashion_mnist(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- batch reruns
+
+
+@pytest.mark.parametrize("preset", [p for p in presets.PRESETS if p != presets.DEFAULT_PRESET])
+def test_non_default_presets_never_write_into_book(preset):
+    out = book.output_dir(preset)
+    assert out == REPO / "_build" / "notebooks" / preset
+    assert REPO / "book" not in out.parents and out != REPO / "book"
+
+
+def test_default_preset_writes_the_book_and_out_overrides(tmp_path):
+    assert book.output_dir(presets.DEFAULT_PRESET) == REPO / "book"
+    assert book.output_dir("gpu", tmp_path) == tmp_path
+    with pytest.raises(ValueError, match="preset='tpu'"):
+        book.output_dir("tpu")
+    assert book.output_dir("cpu", REPO / "book") == REPO / "book"
+
+
+@pytest.mark.parametrize("out", ["book", "book/sub", "book/../book/x"])
+def test_out_inside_book_is_refused_for_other_presets(out):
+    with pytest.raises(ValueError, match="only the 'cpu' preset"):
+        book.output_dir("smoke", REPO / out)
+    with pytest.raises(ValueError, match="only the 'cpu' preset"):
+        book.main(["run", "--preset", "gpu", "--out", str(REPO / out), "--only", "00"])
+
+
+def test_run_prints_summary_records_times_and_fails_on_any_failure(
+        nb_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(book, "REPO", tmp_path)
+    executed = []
+
+    def fake_execute(path, preset, out_dir, parameters=None):
+        executed.append((path.name, preset, out_dir))
+        if path.name.startswith("07"):
+            raise RuntimeError("cell 3 raised\nlong traceback")
+        return out_dir / path.name
+
+    monkeypatch.setattr(book, "execute", fake_execute)
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir)]) == 1
+    assert [e[0] for e in executed] == ["00_teachers.ipynb", "07_small.ipynb"]
+    assert {e[2] for e in executed} == {tmp_path / "_build" / "notebooks" / "gpu"}
+    out = capsys.readouterr().out
+    table = out[out.index("notebook  "):].splitlines()
+    assert table[0].split() == ["notebook", "status", "seconds"]
+    assert table[1].split()[:2] == ["00_teachers.ipynb", "ok"]
+    assert table[2].split()[:2] == ["07_small.ipynb", "failed"]
+    assert table[3].split()[:3] == ["total", "1", "bad"]
+    assert "RuntimeError: cell 3 raised" in out and "long traceback" not in out
+    times = store.read_json(tmp_path / "results" / "gpu" / book.TIMES_FILE)
+    assert set(times) == {"00_teachers", "07_small"}
+    assert times["00_teachers"]["status"] == "ok" and times["07_small"]["status"] == "failed"
+    assert times["00_teachers"]["backend"] == "cpu"
+    # a later batch of one notebook keeps the other's entry
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00"]) == 0
+    assert set(store.read_json(tmp_path / "results" / "gpu" / book.TIMES_FILE)) == {
+        "00_teachers", "07_small"}
+
+
+def test_summary_table_alignment():
+    rows = [book.Outcome("00_a.ipynb", "ok", 12.4), book.Outcome("91_provenance.ipynb", "ok", 3)]
+    lines = book.summary_table(rows).splitlines()
+    assert lines[1] == "00_a.ipynb           ok            12"
+    assert lines[-1] == "total                ok            15"
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsys):
+    """One real papermill run of a tiny chapter (with its Colab cells) at the smoke preset."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write(folder / "01_tiny.ipynb", notebook(
+        markdown("# Tiny"), code("preset = None", ["parameters"], "p"),
+        code("print('ran at', preset)", None, "c")))
+    assert book.main(["colab", "--dir", str(folder), "--config", str(config)]) == 0
+    monkeypatch.setattr(book, "REPO", tmp_path)
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    assert book.main(["run", "--preset", "smoke", "--dir", str(folder)]) == 0
+    assert not (tmp_path / "book").exists()
+    executed = json.loads((tmp_path / "_build/notebooks/smoke/01_tiny.ipynb").read_text())
+    texts = ["".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])]
+    assert any(t.startswith("accelerator: cpu") for t in texts)  # the set-up cell ran
+    assert "ran at smoke\n" in texts
+    assert "01_tiny.ipynb  ok" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- provenance tables
+
+
+def _stored_run(root: Path, section: str, seconds: float, status: str = "done") -> None:
+    """Store a fake finished run with provenance under `root`/cpu/<section>/."""
+    cfg = {"preset": "cpu", "section": section, "seed": int(seconds)}
+    prov = {"commit": "abc1234", "wall_time_s": seconds, "finished_at": "2026-01-02T03:04:05+00:00",
+            "machine": {"hostname": "h", "jax_backend": "gpu", "device_kinds": ["H100"],
+                        "device_count": 1}}
+    store.save_run(store.run_dir(cfg, root), cfg, {"acc": 0.5}, prov, status)
+
+
+def test_provenance_tables(tmp_path):
+    _stored_run(tmp_path, "01_a", 1800)
+    _stored_run(tmp_path, "01_a", 5400, "diverged")
+    _stored_run(tmp_path, "02_b", 360)
+    store.prepare_run({"preset": "cpu", "section": "02_b", "seed": 99}, tmp_path)  # running
+    rows = book.run_rows(store.list_runs(tmp_path, preset="cpu", include_unfinished=True))
+    assert len(rows) == 4
+    done = next(r for r in rows if r["wall time (min)"] == 30.0)
+    assert done == {"section": "01_a", "hash": done["hash"], "status": "done",
+                    "commit": "abc1234", "machine": "h", "device": "gpu (H100 x1)",
+                    "wall time (min)": 30.0, "finished": "2026-01-02 03:04"}
+    running = next(r for r in rows if r["status"] == "running")
+    assert running["wall time (min)"] is None and running["device"] == ""
+    assert book.section_totals(rows) == [
+        {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0},
+        {"section": "02_b", "runs": 2, "finished": 1, "wall time (h)": 0.1}]
+    store.write_json_atomic(tmp_path / "cpu" / book.TIMES_FILE, {
+        "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
+                 "finished_at": "2026-01-03T00:00:00+00:00"},
+        "03_c": {"seconds": 9.0, "status": "failed", "backend": "cpu"}})
+    times = book.expected_times(tmp_path)
+    assert [(t["preset"], t["notebook"], t["runs"], t["train (h)"], t["last run (s)"])
+            for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 1, 0.1, 12.5),
+                                ("cpu", "03_c", 0, 0.0, None)]
+
+
+def test_teacher_rows(tmp_path):
+    card = {"name": "t1", "dataset": "fashion_mnist", "model": "bit", "image_size": 28,
+            "val_acc": 0.9, "test_acc": 0.8, "config_hash": "abcdef123456",
+            "train_wall_time_s": 120.0, "provenance": {"preset": "cpu", "commit": "c1"}}
+    store.write_json_atomic(tmp_path / "teachers" / "t1" / "card.json", card)
+    (rows,) = book.teacher_rows(tmp_path)
+    assert rows["teacher"] == "t1" and rows["test acc"] == 0.8 and rows["train time (min)"] == 2.0
+    assert book.teacher_rows(tmp_path / "none") == []
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+def test_repo_notebooks_have_current_colab_cells(capsys):
+    """Fails until `python -m kdlib.book colab` has been run after a notebook changed."""
+    assert book.main(["colab", "--check"]) == 0, capsys.readouterr().out
+
+
+def test_repo_summary_and_provenance_notebooks_are_parameterized():
+    for name in ("90_summary.ipynb", "91_provenance.ipynb"):
+        nb = json.loads((REPO / "notebooks" / name).read_text())
+        tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+        assert "colab" in tags[0] and "colab" in tags[1]
+        assert any("parameters" in t for t in tags[2:])
+        assert all(c.get("outputs", []) == [] for c in nb["cells"])  # sources carry no outputs
+
+
+def test_paper_tables_are_in_the_book():
+    folder = REPO / "book" / "paper_tables"
+    heads = {p.name: p.read_text().splitlines()[0] for p in sorted(folder.glob("*.csv"))}
+    assert heads == {
+        "table1_resolution.csv": "experiment,300,1200,4800,9600",
+        "table3_imagenet_runs.csv": "experiment,teacher,student,30,90,300,600,1200,4800,9600",
+        "table4_small_datasets.csv": "dataset,model,epochs,test_accuracy,temperature,lr,wd,note",
+    }

@@ -1,0 +1,193 @@
+"""The built book in headless Chromium: images load, internal links resolve, claims are shown.
+
+Skipped unless `_build/html/index.html` exists (build it with `make book`) and Chromium,
+chromedriver and selenium are installed (`make browser` installs Debian's chromium and
+chromium-driver). Opens index.html and every page of _toc.yml, checks every local image
+decoded (naturalWidth > 0), every local link points to an existing file (and, for a link to
+a page with an anchor, to an existing id), that the summary page shows the claims table, and
+saves a screenshot per page under `_build/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HTML = REPO / "_build" / "html"
+SHOTS = REPO / "_build" / "screenshots"
+SUMMARY_STEM = "90_summary"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def toc_pages() -> list[str]:
+    """index.html plus the .html page of every file in _toc.yml (root, chapters, sections)."""
+    import yaml
+
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries: list) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            for key in ("chapters", "sections", "parts"):
+                walk(entry.get(key))
+
+    walk(toc.get("chapters"))
+    walk(toc.get("parts"))
+    return ["index.html"] + [f"{Path(f).with_suffix('')}.html" for f in files]
+
+
+def _why_skip() -> str | None:
+    """The reason the browser test cannot run here, or None."""
+    if not (HTML / "index.html").is_file():
+        return f"no built book ({HTML / 'index.html'} is missing: run `make book`)"
+    if not any(shutil.which(b) for b in BROWSERS):
+        return "no Chromium (`make browser` installs Debian's chromium and chromium-driver)"
+    if not shutil.which("chromedriver"):
+        return "no chromedriver (`make browser` installs Debian's chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_skip() is not None, reason=str(_why_skip()))
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """One headless Chromium for all pages (offline: no downloads by Selenium Manager)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1600", "--allow-file-access-from-files"):
+        options.add_argument(arg)
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    browser.set_page_load_timeout(60)
+    yield browser
+    browser.quit()
+
+
+_IMAGES_JS = """
+const done = arguments[arguments.length - 1];
+const imgs = Array.from(document.images);
+imgs.forEach(i => { i.loading = 'eager'; });
+const settle = i => i.complete ? Promise.resolve() :
+  new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); });
+Promise.all(imgs.map(settle)).then(() => done(imgs.map(i => ({
+  src: i.currentSrc || i.src, raw: i.getAttribute('src') || '', alt: i.alt,
+  width: i.naturalWidth}))));
+"""
+
+_LINKS_JS = """
+return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));
+"""
+
+
+def _ids(page: Path, cache: dict[Path, set[str]]) -> set[str]:
+    """The id (and name) attributes of an HTML file, read once."""
+    if page not in cache:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        cache[page] = {html.unescape(m) for m in re.findall(r'\s(?:id|name)="([^"]*)"', text)}
+    return cache[page]
+
+
+def _local_link_problems(page: Path, hrefs: list[str], page_ids: set[str]) -> list[str]:
+    """Local hrefs of `page` whose file is missing, or whose #anchor is not in the target."""
+    problems, cache = [], {}
+    for href in hrefs:
+        parts = urlsplit(href)
+        if parts.scheme or parts.netloc or href.startswith("//"):
+            continue  # http(s), mailto, javascript: not this test's business (offline)
+        fragment = unquote(parts.fragment)
+        if not parts.path:  # same-page anchor
+            if fragment and fragment not in page_ids:
+                problems.append(f"{href}: no id {fragment!r} on this page")
+            continue
+        target = (page.parent / unquote(parts.path)).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            problems.append(f"{href}: {target} does not exist")
+        elif fragment and target.suffix == ".html" and fragment not in _ids(target, cache):
+            problems.append(f"{href}: no id {fragment!r} in {target.name}")
+    return problems
+
+
+@pytest.mark.parametrize("name", toc_pages())
+def test_page(driver, name):
+    page = HTML / name
+    assert page.is_file(), f"{name} is in _toc.yml but was not built"
+    driver.get(page.as_uri())
+    page = _follow_redirect(driver, page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    images = driver.execute_async_script(_IMAGES_JS)
+    broken = [i["raw"] for i in images if i["src"].startswith("file:") and i["width"] == 0]
+    assert not broken, f"{name}: local images that did not load: {broken}"
+    remote_without_alt = [i["raw"] for i in images
+                          if not i["src"].startswith(("file:", "data:")) and not i["alt"]]
+    assert not remote_without_alt, f"{name}: remote images need alt text (offline builds)"
+
+    page_ids = set(driver.execute_script(
+        "return Array.from(document.querySelectorAll('[id],[name]'))"
+        ".map(e => e.id || e.getAttribute('name'));"))
+    problems = _local_link_problems(page, driver.execute_script(_LINKS_JS), page_ids)
+    assert not problems, f"{name}: broken internal links:\n" + "\n".join(problems)
+
+    if Path(name).stem == SUMMARY_STEM:
+        _check_summary(driver)
+    _screenshot(driver, SHOTS / (name.replace("/", "_").removesuffix(".html") + ".png"))
+
+
+def _screenshot(driver, path: Path) -> None:
+    """A screenshot of the whole page (the window grows to the page's height, at most 12k px)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(800, min(int(height), 12000)))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1600)
+
+
+def _follow_redirect(driver, page: Path) -> Path:
+    """The file shown after a meta-refresh redirect (index.html -> the root page) settles."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if driver.find_elements("css selector", 'meta[http-equiv="refresh" i]'):
+        WebDriverWait(driver, 10).until(lambda d: d.current_url != page.as_uri())
+        WebDriverWait(driver, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+    shown = Path(unquote(urlsplit(driver.current_url).path))
+    assert shown.is_file(), f"{page.name} leads to {driver.current_url}, which does not exist"
+    return shown
+
+
+def _check_summary(driver) -> None:
+    """The summary page shows the claims table when the cpu preset has stored claims."""
+    from selenium.webdriver.common.by import By
+
+    from kdlib import claims, presets
+
+    stored = claims.load(presets.DEFAULT_PRESET)
+    headers = [[th.text.strip().lower() for th in table.find_elements(By.CSS_SELECTOR, "th")]
+               for table in driver.find_elements(By.TAG_NAME, "table")]
+    claims_tables = [h for h in headers if "verdict" in h and "chapter" in h]
+    if stored:
+        assert claims_tables, f"no table with 'verdict' and 'chapter' headers: {headers}"
+        text = driver.find_element(By.TAG_NAME, "main").text
+        missing = [c.id for c in stored if c.id not in text]
+        assert not missing, f"claims not on the summary page: {missing}"
+    else:
+        assert "No claims are stored yet" in driver.page_source

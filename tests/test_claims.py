@@ -1,0 +1,149 @@
+"""Tests of kdlib.claims: validation, per-chapter storage, ordering and the summary tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from kdlib import claims
+from kdlib.claims import Claim
+
+
+def make(cid: str, chapter: str = "01_consistency", verdict: str = "reproduced") -> Claim:
+    """A valid claim with recognizable text."""
+    return Claim(id=cid, claim=f"statement {cid}", paper=f"paper number {cid}",
+                 ours=f"our number {cid}", verdict=verdict, chapter=chapter)
+
+
+def test_verdicts_are_the_four_allowed():
+    assert claims.VERDICTS == ("reproduced", "partly", "not reproduced", "not run")
+
+
+@pytest.mark.parametrize("bad", ["yes", "Reproduced", "", "partially"])
+def test_bad_verdict_names_value_and_allowed(bad):
+    with pytest.raises(ValueError) as err:
+        make("C1", verdict=bad)
+    assert repr(bad) in str(err.value) and "not reproduced" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["1", "c1", "C0", "C01", "C1a", "claim1", "C", " C1"])
+def test_bad_id_names_value(bad):
+    with pytest.raises(ValueError, match="must be 'C' then a number") as err:
+        make(bad)
+    assert repr(bad) in str(err.value)
+
+
+@pytest.mark.parametrize("field,value", [("claim", "  "), ("ours", ""), ("chapter", "a/b"),
+                                         ("chapter", ".."), ("paper", 3.5)])
+def test_bad_fields_raise(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(make("C1"), **{field: value})
+
+
+def test_claim_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make("C1").verdict = "partly"
+
+
+def test_round_trip_and_numeric_order(tmp_path):
+    first = [make("C10", "01_consistency", "partly"), make("C2", "01_consistency")]
+    second = [make("C1", "05_patience", "not run"), make("C3", "05_patience", "not reproduced")]
+    p1 = claims.save(first, "cpu", "01_consistency", root=tmp_path)
+    claims.save(second, "cpu", "05_patience", root=tmp_path)
+    assert p1 == tmp_path / "cpu" / "01_consistency" / "claims.json"
+    loaded = claims.load("cpu", root=tmp_path)
+    assert [c.id for c in loaded] == ["C1", "C2", "C3", "C10"]  # C2 < C10
+    assert set(loaded) == set(first + second)  # every field survives the round trip
+    assert claims.load("gpu", root=tmp_path) == []  # another preset: nothing
+
+
+def test_save_replaces_a_chapters_claims(tmp_path):
+    claims.save([make("C1"), make("C2")], "cpu", "01_consistency", root=tmp_path)
+    claims.save([make("C2", verdict="partly")], "cpu", "01_consistency", root=tmp_path)
+    assert claims.load("cpu", root=tmp_path) == [make("C2", verdict="partly")]
+
+
+def test_same_claim_in_two_chapters_keeps_both_in_chapter_order(tmp_path):
+    claims.save([make("C4", "06_b")], "cpu", "06_b", root=tmp_path)
+    claims.save([make("C4", "02_a")], "cpu", "02_a", root=tmp_path)
+    assert [c.chapter for c in claims.load("cpu", root=tmp_path)] == ["02_a", "06_b"]
+
+
+def test_load_reads_results_root_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    claims.save([make("C7")], "smoke", "01_consistency")
+    assert (tmp_path / "smoke" / "01_consistency" / "claims.json").is_file()
+    assert claims.load("smoke") == [make("C7")]
+
+
+def test_empty_store_loads_nothing(tmp_path):
+    assert claims.load("cpu", root=tmp_path / "missing") == []
+
+
+def test_save_rejects_other_chapters_claims_and_repeated_ids(tmp_path):
+    with pytest.raises(ValueError, match="'02_x'.*'01_consistency'"):
+        claims.save([make("C1", "02_x")], "cpu", "01_consistency", root=tmp_path)
+    with pytest.raises(ValueError, match=r"\['C3'\]"):
+        claims.save([make("C3"), make("C3")], "cpu", "01_consistency", root=tmp_path)
+    with pytest.raises(ValueError, match="Claim objects"):
+        claims.save([{"id": "C1"}], "cpu", "01_consistency", root=tmp_path)
+    with pytest.raises(ValueError, match="preset"):
+        claims.save([make("C1")], "../x", "01_consistency", root=tmp_path)
+    assert not any(tmp_path.rglob("claims.json"))
+
+
+def test_malformed_file_names_the_file(tmp_path):
+    path = tmp_path / "cpu" / "01_consistency" / "claims.json"
+    path.parent.mkdir(parents=True)
+    row = dataclasses.asdict(make("C1"))
+    path.write_text(json.dumps({"claims": [{**row, "verdict": "maybe"}]}))
+    with pytest.raises(ValueError, match="claims.json.*'maybe'"):
+        claims.load("cpu", root=tmp_path)
+    path.write_text(json.dumps({"claims": [{**row, "extra": 1}]}))
+    with pytest.raises(ValueError, match="exactly the keys"):
+        claims.load("cpu", root=tmp_path)
+    path.write_text(json.dumps([row]))
+    with pytest.raises(ValueError, match="must hold"):
+        claims.load("cpu", root=tmp_path)
+
+
+def test_verdict_counts_in_verdict_order():
+    found = [make("C1", verdict="partly"), make("C2", verdict="partly"),
+             make("C3", verdict="not run")]
+    counts = claims.verdict_counts(found)
+    assert list(counts) == list(claims.VERDICTS)
+    assert counts == {"reproduced": 0, "partly": 2, "not reproduced": 0, "not run": 1}
+
+
+def test_table_columns_and_order():
+    df = claims.table([make("C12"), make("C3", "05_patience")])
+    assert list(df.columns) == ["id", "claim", "paper", "ours", "verdict", "chapter"]
+    assert df["id"].tolist() == ["C3", "C12"]
+    assert df["chapter"].tolist() == ["05_patience", "01_consistency"]
+
+
+def test_markdown_table_links_chapters_and_escapes_cells():
+    odd = dataclasses.replace(make("C2"), ours="acc | 0.81\nversus 0.80")
+    text = claims.markdown_table([odd, make("C1", "00_teachers")])
+    lines = text.splitlines()
+    assert lines[0] == "| id | the paper's claim | paper | ours | verdict | chapter |"
+    assert len(lines) == 4
+    assert lines[2].startswith("| C1 |") and lines[2].endswith("[00_teachers](00_teachers.ipynb) |")
+    assert "acc \\| 0.81 versus 0.80" in lines[3]  # pipe escaped, newline folded
+    assert lines[3].count(" | ") == 5  # still exactly six cells
+
+
+def test_chapter_tables_and_paper_table_numbers(tmp_path):
+    for rel in ["cpu/05_b/table_4_small.csv", "cpu/01_a/table_1.csv", "cpu/01_a/table_extra.csv",
+                "cpu/01_a/notes.csv", "gpu/01_a/table_3.csv"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("a,b\n1,2\n")
+    found = claims.chapter_tables("cpu", root=tmp_path)
+    assert {k: [p.name for p in v] for k, v in found.items()} == {
+        "01_a": ["table_1.csv", "table_extra.csv"], "05_b": ["table_4_small.csv"]}
+    numbers = [claims.paper_table_number(p) for p in found["01_a"] + found["05_b"]]
+    assert numbers == [1, None, 4]
+    assert claims.paper_table_number("table_12_x.csv") == 12
+    assert claims.paper_table_number("table_0.csv") is None
