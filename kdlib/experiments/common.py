@@ -133,3 +133,22 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
                          "policy": cfg.policy, "loss": cfg.loss, "optimizer": cfg.optimizer,
                          "sweep": ", ".join(f"{k}={v}" for k, v in axes.items()), "runs": n})
     return rows
+
+
+def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
+    """Long table (arm, epochs, val_acc, test_acc, train_loss, ...) of the selected runs."""
+    from kdlib import plots
+
+    table = plots.arm_table(results, metric="test_acc")
+    loss = plots.arm_table(results, metric="train_loss")[["arm", "epochs", "train_loss"]]
+    return table.merge(loss, on=["arm", "epochs"], how="left")
+
+
+def save_table(table: Any, preset: str, section: str, name: str) -> Any:
+    """Writes ``table`` as results/<preset>/<section>/table_<name>.csv (atomically)."""
+    from kdlib import store
+
+    path = store.results_root() / presets.check(preset) / section / f"table_{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes_atomic(path, table.to_csv(index=False).encode())
+    return path
