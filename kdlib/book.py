@@ -1,7 +1,8 @@
 """The book's command line: batch reruns with papermill, and the notebooks' Colab cells.
 
-``python -m kdlib.book run --preset cpu [--only 00 01]`` executes each notebook of
-``notebooks/`` at the preset; stored results are reused, so only missing runs train. Executed
+``python -m kdlib.book run --preset cpu [--only 00 01] [--toc]`` executes each notebook of
+``notebooks/`` (with ``--toc``: those that ``_toc.yml`` puts in the book) at the preset;
+stored results are reused, so only missing runs train. Executed
 copies of the embedded default (cpu) go to ``book/`` (what the book renders), every other
 preset's to ``_build/notebooks/<preset>/``, so a rerun at another scale never overwrites the
 book. It ends with a table of notebook, status and seconds, records those timings in
@@ -40,6 +41,26 @@ def notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = 
         if not found:
             raise ValueError(f"--only {only} matches no notebook in {folder}")
     return found
+
+
+def toc_stems(toc: str | os.PathLike | None = None) -> list[str]:
+    """Stems of the files ``_toc.yml`` puts in the book (root, chapters, sections, parts)."""
+    import yaml
+
+    path = Path(toc) if toc is not None else REPO / "_toc.yml"
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    stems = [Path(entries["root"]).stem]
+
+    def walk(items: list | None) -> None:
+        for item in items or []:
+            if "file" in item:
+                stems.append(Path(item["file"]).stem)
+            for key in ("chapters", "sections", "parts"):
+                walk(item.get(key))
+
+    walk(entries.get("chapters"))
+    walk(entries.get("parts"))
+    return stems
 
 
 def output_dir(preset: str, out: str | os.PathLike | None = None) -> Path:
@@ -239,7 +260,11 @@ def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
 def _run_command(args: argparse.Namespace) -> int:
     """`run`: execute, print the summary table, record timings; 1 when any notebook failed."""
     out_dir = output_dir(args.preset, args.out)
-    outcomes = run(notebooks(args.only, args.dir), args.preset, out_dir)
+    paths = notebooks(args.only, args.dir)
+    if args.toc:  # the book's chapters only: a notebook whose runs are not stored yet stays out
+        in_book = set(toc_stems(args.toc_file))
+        paths = [p for p in paths if p.stem in in_book]
+    outcomes = run(paths, args.preset, out_dir)
     print(summary_table(outcomes), flush=True)
     if outcomes:
         print(f"timings recorded in {record_times(outcomes, args.preset)}")
@@ -278,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=presets.PRESETS)
     run_p.add_argument("--out", default=None, help="folder for executed copies (default: book/ "
                        "for cpu, _build/notebooks/<preset> for the other presets)")
+    run_p.add_argument("--toc", action="store_true",
+                       help="only the notebooks that _toc.yml puts in the book")
+    run_p.add_argument("--toc-file", default=None, help="the table of contents (_toc.yml)")
     colab_p = sub.add_parser("colab", help="write the Colab badge and set-up cells")
     colab_p.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 when a notebook is out of date")

@@ -123,3 +123,23 @@ def load(name: str, root: str | Path | None = None) -> tuple[nnx.Module, dict[st
     load_weights(model, teachers_dir(root) / name / "weights.npz")
     model.eval()
     return model, card
+
+
+def import_bit_npz(
+    name: str, path: str | Path, *, depth: int | list[int], width: float, num_classes: int,
+    image_size: int, dataset: str, in_channels: int = 3, root: str | Path | None = None,
+    **extra: Any,
+) -> Path:
+    """Stores a big_transfer ``.npz`` (e.g. BiT-M-R152x2 fine-tuned on ``dataset``) as ``name``.
+
+    This is how the ``paper`` preset gets its teachers: the checkpoint is loaded into the
+    matching :class:`kdlib.models.BiT` (a mismatch lists every wrong key and shape) and stored
+    with a card like the embedded teachers'. ``extra`` goes onto the card (e.g. test_acc).
+    """
+    kwargs = {"depth": depth, "width": width, "num_classes": num_classes,
+              "in_channels": in_channels}
+    model = build("bit", kwargs)
+    models.load_bit_npz(model, path)
+    card = {"name": name, "model": "bit", "model_kwargs": kwargs, "image_size": image_size,
+            "dataset": dataset, "source": str(path), **extra}
+    return save(name, model, card, root)

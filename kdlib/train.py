@@ -65,14 +65,29 @@ class RunData:
     test: data.Dataset
 
 
+def stored_image_size(config: RunConfig) -> int | None:
+    """Resolution tfds images are decoded at: enough for the views (None: embedded, native)."""
+    if config.data.name in data.EMBEDDED:
+        return None
+    return max(data.DEFAULT_IMAGE_SIZE, config.student_size, config.teacher_size or 0)
+
+
 def load_data(config: RunConfig) -> RunData:
-    """Loads the run's splits, with the optional class filter and balanced subsets."""
+    """Loads the run's splits, with the optional class filter and balanced subsets.
+
+    A streamed training split (ImageNet) stays a :class:`kdlib.data.StreamingDataset` and is
+    fed to the device chunk by chunk; its validation and test splits are read into memory.
+    """
     d = config.data
-    train = data.load(d.name, d.train_split, classes=d.classes)
+    size = stored_image_size(config)
+    train = data.load(d.name, d.train_split, classes=d.classes, image_size=size)
     if d.train_size is not None:
+        if isinstance(train, data.StreamingDataset):
+            raise ValueError(f"train_size={d.train_size} needs an in-memory dataset; "
+                             f"{d.name!r} is streamed (use a split string such as 'train[:10%]')")
         train = data.subset(train, d.train_size, seed=config.seed)
-    val = data.load(d.name, d.val_split)
-    test = data.load(d.name, d.test_split)
+    val = data.to_memory(data.load(d.name, d.val_split, image_size=size))
+    test = data.to_memory(data.load(d.name, d.test_split, image_size=size))
     if d.val_size is not None:
         val = data.subset(val, d.val_size, seed=0)
     if d.test_size is not None:
@@ -88,6 +103,45 @@ def batch_indices(key: jax.Array, step: jax.Array, n: int, batch: int) -> jax.Ar
     perm0 = jax.random.permutation(jax.random.fold_in(key, first_epoch), n)
     perm1 = jax.random.permutation(jax.random.fold_in(key, first_epoch + 1), n)
     return jnp.where(epoch == first_epoch, perm0[pos % n], perm1[pos % n])
+
+
+def stream_chunk(
+    config: RunConfig, source: data.StreamingDataset, start_step: int, num_steps: int,
+    targets: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, fixed targets) of steps ``start_step..+num_steps`` of a streamed run.
+
+    The batch order follows from (seed, step) as in memory (``source.batch_indices``), so a
+    resumed streamed run reads the same batches; ``targets`` are the precomputed fixed
+    teacher's logits of every training image, or None.
+    """
+    idx = np.concatenate([source.batch_indices(s, config.batch_size, seed=config.seed)
+                          for s in range(start_step, start_step + num_steps)])
+    images, labels = source[idx]
+    rows = targets[idx] if targets is not None else np.zeros((1, source.num_classes))
+    return images, labels, np.asarray(rows, np.float32)
+
+
+def fixed_targets(
+    config: RunConfig, teacher: Teacher, train_data: Any, teacher_size: int
+) -> np.ndarray:
+    """The fixed teacher's logits of every training image, computed once (fix/* policies).
+
+    A streamed split is read block by block; each image keeps its own crops (seeded by its
+    index), so the targets equal those of the same images in memory.
+    """
+    apply = lambda imgs: teacher.apply(teacher.states, imgs)
+    kw = dict(teacher_size=teacher_size, batch_size=EVAL_BATCH,
+              num_crops=config.fixed_num_crops, seed=config.seed)
+    if not isinstance(train_data, data.StreamingDataset):
+        return views.precompute_fixed_targets(config.policy, apply, train_data.images, **kw)
+    block = 16 * EVAL_BATCH
+    out = []
+    for start in range(0, len(train_data), block):
+        images, _ = train_data[np.arange(start, min(start + block, len(train_data)))]
+        out.append(views.precompute_fixed_targets(config.policy, apply, images,
+                                                  first_index=start, **kw))
+    return np.concatenate(out)
 
 
 def total_steps(config: RunConfig, num_train: int) -> int:
@@ -256,6 +310,8 @@ def make_train_chunk(
     graphdef: Any,
     teacher: Teacher | None,
     mesh: Mesh,
+    *,
+    streamed: bool = False,
 ) -> Callable:
     """Returns ``chunk(carry, consts, hp, sched, start_step) -> (carry, mean_loss_per_run)``.
 
@@ -264,6 +320,8 @@ def make_train_chunk(
     ``consts`` = device arrays of the dataset, fixed targets and teacher states; ``hp`` =
     :func:`hparams` of the group; ``sched`` = :func:`schedule_arrays`. Views and the teacher
     forward are computed once per step and shared; each run's student step is vmapped.
+    With ``streamed``, ``consts`` hold only the chunk's batches, in step order
+    (:func:`stream_chunk`), instead of the whole dataset.
     """
     policy = config.policy
     fixed = policy in views.FIXED_POLICIES
@@ -295,11 +353,13 @@ def make_train_chunk(
         updates, new_opt = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_rest, new_opt, loss
 
-    def one_step(carry, step, consts, hp, sched):
+    def one_step(carry, step, pos, consts, hp, sched):
         params, rest, opt_state = carry
         images_all, labels_all, targets_all, teacher_states = consts
-        n = images_all.shape[0]
-        idx = batch_indices(data_key, step, n, config.batch_size)
+        if streamed:  # consts hold this chunk's batches in order (see stream_chunk)
+            idx = pos * config.batch_size + jnp.arange(config.batch_size)
+        else:
+            idx = batch_indices(data_key, step, images_all.shape[0], config.batch_size)
         idx = jax.lax.with_sharding_constraint(idx, batch_sharding)
         images = images_all[idx]
         v = views.make_views(
@@ -343,9 +403,10 @@ def make_train_chunk(
         static_argnames="num_steps",
     )
     def chunk(carry, consts, hp, sched, start_step, num_steps=config.steps_per_call):
-        step_ids = start_step + jnp.arange(num_steps)
+        positions = jnp.arange(num_steps)
         carry, chunk_losses = jax.lax.scan(
-            lambda c, s: one_step(c, s, consts, hp, sched), carry, step_ids, unroll=unroll
+            lambda c, sp: one_step(c, sp[0], sp[1], consts, hp, sched), carry,
+            (start_step + positions, positions), unroll=unroll,
         )
         return carry, jnp.mean(chunk_losses, axis=0)
 
@@ -410,12 +471,14 @@ def train_group(
     started = time.time()
     mesh = make_mesh()
     rd = load_data(config)
+    streamed = isinstance(rd.train, data.StreamingDataset)
+    num_train = len(rd.train)
     num_classes = rd.train.num_classes
-    in_channels = rd.train.images.shape[-1]
-    steps = total_steps(config, len(rd.train.labels))
-    if config.batch_size > len(rd.train.labels):
+    in_channels = rd.val.images.shape[-1]
+    steps = total_steps(config, num_train)
+    if config.batch_size > num_train:
         raise ValueError(
-            f"batch_size={config.batch_size} exceeds the {len(rd.train.labels)} training images"
+            f"batch_size={config.batch_size} exceeds the {num_train} training images"
         )
     if config.batch_size % mesh.size:
         raise ValueError(
@@ -441,11 +504,7 @@ def train_group(
     # Teacher outputs that do not change during training: fixed targets and eval logits.
     teacher_states = put(teacher.states) if teacher else []
     if teacher and config.policy in views.FIXED_POLICIES:
-        targets = views.precompute_fixed_targets(
-            config.policy, lambda imgs: teacher.apply(teacher.states, imgs), rd.train.images,
-            teacher_size=teacher_size, batch_size=EVAL_BATCH,
-            num_crops=config.fixed_num_crops, seed=config.seed,
-        )
+        targets = fixed_targets(config, teacher, rd.train, teacher_size)
     else:
         targets = np.zeros((1, num_classes), np.float32)
     teacher_eval = {}
@@ -454,7 +513,12 @@ def train_group(
             per = [predict(gd, (s,), ds.images, teacher_size)
                    for gd, s in zip(teacher.graphdefs, teacher.states, strict=True)]
             teacher_eval[split] = np.mean(per, axis=0)
-    consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states))
+    if streamed:  # the chunk's batches are read and put on device before each call
+        fixed = teacher is not None and config.policy in views.FIXED_POLICIES
+        host_targets = targets if fixed else None
+        consts = None
+    else:
+        consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states))
 
     k = config.steps_per_call
     eval_every = config.eval_every or max(k, steps // 10)
@@ -470,11 +534,11 @@ def train_group(
     for log in logs:
         log.drop_after(step)
 
-    chunk = make_train_chunk(config, graphdef, teacher, mesh)
+    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed)
 
     def evaluate(i, train_loss):
-        record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / len(
-            rd.train.labels), "train_loss": train_loss}
+        record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
+                                  "train_loss": train_loss}
         state = _take(carry[:2], i)
         for split, ds in (("val", rd.val), ("test", rd.test)):
             logits = predict(eval_graphdef, state, ds.images, config.student_size)
@@ -494,6 +558,9 @@ def train_group(
     while step < steps and "done" in status:
         t0 = time.perf_counter()
         n_steps = min(k, steps - step)  # the last chunk may be shorter (one more compile)
+        if streamed:
+            consts = put(stream_chunk(config, rd.train, step, n_steps, host_targets)
+                         + (teacher_states,))
         carry, loss = chunk(carry, consts, hp, sched, jnp.asarray(step, jnp.int32),
                             num_steps=n_steps)
         loss = np.asarray(loss)
@@ -537,7 +604,7 @@ def train_group(
             shutil.rmtree(run_dir / "ckpt", ignore_errors=True)
         summary = dict(records[i]) if status[i] == "done" else {}
         summary.update(
-            status=status[i], steps=steps, final_step=step, num_train=len(rd.train.labels),
+            status=status[i], steps=steps, final_step=step, num_train=num_train,
             wall_time_s=time.time() - started, train_time_s=t_train,
             img_per_s=images_seen / t_train if t_train else None, group_size=group,
         )

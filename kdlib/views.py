@@ -232,6 +232,7 @@ def precompute_fixed_targets(
     batch_size: int,
     num_crops: int = 8,
     seed: int = 0,
+    first_index: int = 0,
     crop_fraction: float = 0.875,
     area_range: tuple[float, float] = (0.05, 1.0),
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
@@ -243,6 +244,7 @@ def precompute_fixed_targets(
     padded), so it compiles once. fix/ic_ens averages the logits (not the probabilities) of
     ``num_crops`` inception crops, like an ensemble. Deterministic given ``seed`` and
     independent of ``batch_size``; the train step gathers the rows by example index.
+    ``first_index`` is the dataset index of ``images[0]`` (a block of a streamed split).
     """
     check_policy(policy)
     if policy not in FIXED_POLICIES:
@@ -273,7 +275,7 @@ def precompute_fixed_targets(
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         batch = images[start:stop]
-        idx = np.arange(start, stop)
+        idx = np.arange(start, stop) + first_index
         pad = batch_size - (stop - start)
         if pad:
             batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])

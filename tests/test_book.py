@@ -289,6 +289,29 @@ def test_run_prints_summary_records_times_and_fails_on_any_failure(
         "00_teachers", "07_small"}
 
 
+def test_toc_selects_the_book_chapters_only(nb_dir, tmp_path, monkeypatch):
+    """`run --toc` executes only the notebooks the table of contents puts in the book."""
+    toc = tmp_path / "_toc.yml"
+    toc.write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/running\n"
+                   "  - file: book/00_teachers\n    sections:\n      - file: book/x\n")
+    assert book.toc_stems(toc) == ["intro", "running", "00_teachers", "x"]
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(book, "REPO", tmp_path)
+    executed = []
+    monkeypatch.setattr(book, "execute", lambda path, *a, **k: executed.append(path.name))
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--toc",
+                      "--toc-file", str(toc)]) == 0
+    assert executed == ["00_teachers.ipynb"]  # 07_small is not in the toc
+
+
+def test_repo_toc_chapters_have_executed_notebooks():
+    """Every notebook chapter of the book has its executed copy in book/ (what is rendered)."""
+    sources = {p.stem for p in book.notebooks()}
+    for stem in book.toc_stems():
+        if stem in sources:
+            assert (REPO / "book" / f"{stem}.ipynb").is_file(), stem
+
+
 def test_summary_table_alignment():
     rows = [book.Outcome("00_a.ipynb", "ok", 12.4), book.Outcome("91_provenance.ipynb", "ok", 3)]
     lines = book.summary_table(rows).splitlines()

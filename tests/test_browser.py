@@ -5,7 +5,8 @@ chromedriver and selenium are installed (`make browser` installs Debian's chromi
 chromium-driver). Opens index.html and every page of _toc.yml, checks every local image
 decoded (naturalWidth > 0), every local link points to an existing file (and, for a link to
 a page with an anchor, to an existing id), that the summary page shows the claims table, and
-saves a screenshot per page under `_build/screenshots/`.
+saves a screenshot per page under `_build/screenshots/`. With ``KDLIB_REQUIRE_BROWSER=1``
+(CI) it fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def _why_skip() -> str | None:
     return None
 
 
+# CI sets KDLIB_REQUIRE_BROWSER=1: there a missing book or browser is a failure, not a skip.
+if _why_skip() is not None and os.environ.get("KDLIB_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"KDLIB_REQUIRE_BROWSER=1 but the browser test cannot run: {_why_skip()}")
 pytestmark = pytest.mark.skipif(_why_skip() is not None, reason=str(_why_skip()))
 
 

@@ -7,7 +7,7 @@ resolution variants of the experiments.
 """
 
 from kdlib.data.dataset import Dataset, filter_classes, subset, subset_indices
-from kdlib.data.loading import DATASETS, load
+from kdlib.data.loading import DATASETS, EMBEDDED, load
 from kdlib.data.resize import resize_and_center_crop, resize_images
 from kdlib.data.splits import (
     PAPER_SPLITS,
@@ -17,11 +17,12 @@ from kdlib.data.splits import (
     parse_split,
     resolve_split,
 )
-from kdlib.data.tfds_source import DEFAULT_IMAGE_SIZE, StreamingDataset
+from kdlib.data.tfds_source import DEFAULT_IMAGE_SIZE, StreamingDataset, to_memory
 
 __all__ = [
     "DATASETS",
     "DEFAULT_IMAGE_SIZE",
+    "EMBEDDED",
     "PAPER_SPLITS",
     "Dataset",
     "SliceSpec",
@@ -36,4 +37,5 @@ __all__ = [
     "resolve_split",
     "subset",
     "subset_indices",
+    "to_memory",
 ]

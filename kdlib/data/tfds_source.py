@@ -165,6 +165,18 @@ class StreamingDataset:
             step += 1
 
 
+def to_memory(ds: Any) -> Any:
+    """An in-memory ``Dataset`` of a ``StreamingDataset`` (all examples decoded); a
+    ``Dataset`` is returned as it is. For evaluation splits of streamed datasets."""
+    if not isinstance(ds, StreamingDataset):
+        return ds
+    from kdlib.data.dataset import Dataset
+
+    images, labels = ds[np.arange(ds.num_examples)]
+    return Dataset(images, labels.astype(np.int32), ds.num_classes, ds.name, ds.split,
+                   ds.class_names)
+
+
 @functools.lru_cache(maxsize=2)
 def _epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """The permutation of ``n`` examples for one epoch (cached: consecutive batches share it)."""
