@@ -56,6 +56,23 @@ ARM_COLORS: dict[str, str] = {
     "food101": "#e6ab02",
     "sun397": "#a6761d",
     "imagenet2012": "#666666",
+    # chapters 04-09: the reference arm (plain function matching) keeps the mix purple
+    "same resolution": "#7b1fa2",
+    "low-res student": "#ff7f0e",
+    "high-res teacher": "#2ca02c",
+    "random init": "#7b1fa2",
+    "pretrained init": "#17becf",
+    "bit student": "#7b1fa2",
+    "bit student, 2 teachers": "#e7298a",
+    "mobilenetv3-l (gn)": "#1f77b4",
+    "mobilenetv3-l (bn)": "#9ecae1",
+    "mobilenetv3-s (gn)": "#e6ab02",
+    "related": "#98df8a",
+    "unrelated": "#bcbd22",
+    "kl, strong teacher": "#1f77b4",
+    "dist, strong teacher": "#d95f02",
+    "kl, weak teacher": "#9ecae1",
+    "dist, weak teacher": "#fdae6b",
 }
 
 # Qualitative palette (tab10 then Dark2) for any other name, picked by a stable hash.

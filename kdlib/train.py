@@ -336,7 +336,7 @@ def make_train_chunk(
                             wd=hp["wd"])
 
         def loss_fn(p):
-            model = nnx.merge(graphdef, p, rest)
+            model = nnx.merge(graphdef, p, rest, copy=True)  # BatchNorm stats: fresh Variables
             logits = model(x)
             new_rest = nnx.state(model, nnx.Not(nnx.Param))
             if config.loss == "kl":

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -207,3 +208,18 @@ def test_sweep_trains_groups_and_selects_by_validation(results):
     assert best.summary["val_acc"] == max(r.summary["val_acc"] for r in swept.runs)
     again = train.sweep(base, {"lr": [1e-3, 3e-3], "epochs": [0.5, 1.0]}, progress=False)
     assert [r.hash for r in again.runs] == [r.hash for r in swept.runs]
+
+
+def test_batchnorm_student_trains_and_updates_its_statistics(results):
+    """A BatchNorm student (MobileNetV3, BN) trains: its batch statistics move off init."""
+    student = ModelConfig("mobilenet_v3", {"variant": "small", "width": 0.25, "norm": "bn",
+                                           "stem": "small"})
+    config = tiny_config(student=student, epochs=0.25, steps_per_call=2)
+    record = train.run(config, progress=False, save_model=True)
+    assert record.status == "done" and np.isfinite(record.summary["train_loss"])
+    model = train.build_student(config, 10, 1)
+    init_stats = [np.array(x) for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
+    assert init_stats
+    teachers.load_weights(model, record.path / "model.npz")
+    trained = [np.array(x) for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
+    assert any(not np.allclose(a, b) for a, b in zip(init_stats, trained, strict=True))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kdlib import data, presets, sweep, teachers, train
+from kdlib import data, models, presets, profile, sweep, teachers, train
 from kdlib.config import DataConfig, ModelConfig, RunConfig
 from kdlib.experiments import teachers as teacher_chapter
 
@@ -43,6 +43,48 @@ def ensure_teacher(preset: str) -> str:
         config = teacher_chapter.teacher_configs(preset)[name]
         teacher_chapter.train_and_publish(name, config)
     return name
+
+
+def ensure_stored(configs: Mapping[str, RunConfig]) -> list[str]:
+    """Names of ``configs`` (name -> teacher run); trains and stores any that is missing.
+
+    For the extra teachers of later chapters (``teachers.high_res_teacher_configs``, ...):
+    seconds at smoke, minutes at cpu. A config that starts from a stored model (``init``)
+    needs that model first; :func:`ensure_teacher` provides the chapter-00 teacher.
+    """
+    for name, config in configs.items():
+        if name not in teachers.available():
+            teacher_chapter.train_and_publish(name, config)
+    return list(configs)
+
+
+def small_data_regime(preset: str) -> tuple[int | None, tuple[float, ...]]:
+    """Chapter 01's main regime (training images, schedule lengths): chapters 04-09 use it.
+
+    Sharing it means the plain function-matching runs of those chapters are chapter 01's.
+    """
+    from kdlib.experiments import consistency
+
+    if presets.check(preset) == "paper":
+        raise ValueError("preset='paper' has no Fashion-MNIST regime: its chapters use the "
+                         "paper's datasets (see each chapter's paper configs)")
+    return consistency.regimes(preset)["1k"]
+
+
+def reference_fm(preset: str, section: str, size: int | None, epochs: float) -> RunConfig:
+    """The plain function-matching run (``base_config``) on ``size`` images for ``epochs``.
+
+    When chapter 01 or 02 trains the very same config, it is returned with that chapter's
+    section, so it is one stored run; otherwise it belongs to ``section``.
+    """
+    from kdlib.experiments import consistency, patience
+
+    config = base_config(preset, section, fmnist(preset, size), epochs=epochs)
+    for chapter in (consistency, patience):
+        for n, lengths in chapter.regimes(preset).values():
+            if n == size and epochs in lengths:
+                return config.replace(section=chapter.SECTION)
+    return config
 
 
 def fmnist(preset: str, train_size: int | None = None, classes: tuple[int, ...] | None = None
@@ -142,6 +184,51 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
     table = plots.arm_table(results, metric="test_acc")
     loss = plots.arm_table(results, metric="train_loss")[["arm", "epochs", "train_loss"]]
     return table.merge(loss, on=["arm", "epochs"], how="left")
+
+
+def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
+    """Measured speed of the selected run per (arm, epochs): img/s, training seconds, group.
+
+    ``img_per_s`` counts batch images per second of the whole vectorized group (its runs
+    share views and the teacher forward pass), so compare arms with equal group sizes.
+    """
+    import pandas as pd
+
+    rows = []
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            best = result.best
+            summary = best.summary if best is not None else {}
+            rows.append({"arm": arm, "epochs": ep, "img_per_s": summary.get("img_per_s"),
+                         "train_time_s": summary.get("train_time_s"),
+                         "group_size": summary.get("group_size")})
+    return pd.DataFrame(rows, columns=["arm", "epochs", "img_per_s", "train_time_s",
+                                       "group_size"])
+
+
+def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
+                ) -> list[dict[str, Any]]:
+    """Per arm: resolutions, forward MFLOPs of student and teacher(s) per image, parameters.
+
+    The teachers' FLOPs are counted when they are stored (``teachers.available``).
+    """
+    rows = []
+    for arm, by_epochs in experiment.items():
+        cfg = next(iter(by_epochs.values()))[0]
+        t_size = cfg.teacher_size or cfg.student_size
+        kwargs = train.student_kwargs(cfg, num_classes, in_channels)
+        student = teachers.build(cfg.student.name, kwargs)
+        s_shape = (1, cfg.student_size, cfg.student_size, in_channels)
+        t_flops = None
+        if all(n in teachers.available() for n in cfg.teachers):
+            t_flops = sum(profile.forward_flops(teachers.load(n)[0],
+                                                (1, t_size, t_size, in_channels))
+                          for n in cfg.teachers) / 1e6
+        rows.append({"arm": arm, "teacher px": t_size, "student px": cfg.student_size,
+                     "student MFLOPs": profile.forward_flops(student, s_shape) / 1e6,
+                     "student params": models.count_params(student),
+                     "teacher MFLOPs": t_flops})
+    return rows
 
 
 def save_table(table: Any, preset: str, section: str, name: str) -> Any:

@@ -192,3 +192,203 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
                  "distillation.",
                  "Figure 7 / Table 3: best from labels 78.15% (1200 ep), 76.59% at 4800; "
                  "FunMatch 82.31%.", ours, verdict, chapter)
+
+
+# --------------------------------------------------------------------------- chapters 04-09
+
+
+def _eps(table: pd.DataFrame, arm: str) -> list[float]:
+    """The schedule lengths of ``arm`` in ``table``, shortest first."""
+    eps = sorted(table[table["arm"] == arm]["epochs"])
+    if not eps:
+        raise ValueError(f"no row for arm={arm!r} (arms: {sorted(table['arm'].unique())})")
+    return eps
+
+
+def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resolution",
+                  low_res: str = "low-res student", high_res: str = "high-res teacher",
+                  max_drop: float = 0.03) -> Claim:
+    """C8: a low-res student loses little; a high-res teacher helps at every length.
+
+    Reproduced: the low-res student is within ``max_drop`` of the baseline at the longest
+    schedule and the high-res teacher's student is at least the baseline at every length.
+    Partly: one of the two, or the high-res teacher ahead at the longest length only.
+    """
+    eps = _eps(table, baseline)
+    longest = eps[-1]
+    drop = _acc(table, baseline, longest) - _acc(table, low_res, longest)
+    gains = [_acc(table, high_res, e) - _acc(table, baseline, e) for e in eps]
+    small_drop, consistent = drop <= max_drop, all(g >= 0 for g in gains)
+    if small_drop and consistent:
+        verdict = "reproduced"
+    elif small_drop or consistent or gains[-1] > 0:
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    ours = (f"at {longest:g} epochs: same resolution {_pct(_acc(table, baseline, longest))}, "
+            f"low-res student {_pct(_acc(table, low_res, longest))} "
+            f"({100 * (_acc(table, low_res, longest) - _acc(table, baseline, longest)):+.1f} pts); "
+            "high-res teacher vs same resolution: "
+            + ", ".join(f"{100 * g:+.1f} pts at {e:g}" for e, g in zip(eps, gains, strict=True)))
+    return Claim("C8", "Consistent views work across resolutions: a student at a lower "
+                 "resolution than its teacher stays close to the full-resolution one at a "
+                 "fraction of the cost, and a higher-resolution teacher gives a modest gain "
+                 "at every schedule.",
+                 "Table 1: T224->S160 80.49% vs T224->S224 82.31% at 9600 epochs (a 2x "
+                 "faster student); T384->S224 above T224->S224 at 300-9600 epochs "
+                 "(+0.15 to +0.33 pts).", ours, verdict, chapter)
+
+
+def c9_shampoo(table: pd.DataFrame, chapter: str, speed: dict[str, float] | None = None,
+               adam: str = "Adam", shampoo: str = "Shampoo", min_factor: float = 3.0,
+               tolerance: float = 0.002, max_overhead: float = 1.25) -> Claim:
+    """C9: Shampoo matches Adam with a several-times shorter schedule, at little overhead.
+
+    ``faster``: Shampoo at some length e reaches (within ``tolerance``) Adam's accuracy at a
+    length >= ``min_factor`` x e. ``better``: Shampoo >= Adam at every length. ``speed``
+    (img/s per arm, optional): the step-time overhead Adam/Shampoo must be <= ``max_overhead``.
+    Reproduced: faster, better and (if measured) cheap; partly: faster or better or Shampoo
+    ahead at the longest length; else not reproduced.
+    """
+    eps = _eps(table, adam)
+    faster = [(e, f) for e in eps for f in eps if f >= min_factor * e
+              and _acc(table, shampoo, e) >= _acc(table, adam, f) - tolerance]
+    better = all(_acc(table, shampoo, e) >= _acc(table, adam, e) for e in eps)
+    overhead = speed[adam] / speed[shampoo] if speed else None
+    cheap = overhead is None or overhead <= max_overhead
+    if faster and better and cheap:
+        verdict = "reproduced"
+    elif faster or better or _acc(table, shampoo, eps[-1]) > _acc(table, adam, eps[-1]):
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    parts = [f"{e:g} ep: Adam {_pct(_acc(table, adam, e))}, Shampoo {_pct(_acc(table, shampoo, e))}"
+             for e in eps]
+    match = (f"Shampoo at {faster[0][0]:g} epochs matches Adam at {faster[0][1]:g}"
+             if faster else f"Shampoo matches Adam at no {min_factor:g}x shorter schedule")
+    cost = f"; step time Shampoo/Adam {overhead:.2f}x" if overhead is not None else ""
+    ours = "; ".join(parts) + f"; {match}{cost}"
+    return Claim("C9", "A second-order preconditioner (Shampoo) reaches Adam's accuracy with a "
+                 "several-times shorter schedule, at minimal step-time overhead.",
+                 "Figure 5 (middle): Shampoo at 1200 epochs matches Adam at 4800, and improves "
+                 "on Adam in all settings.", ours, verdict, chapter)
+
+
+def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
+             init: str = "pretrained init", short_gain: float = 0.005,
+             tolerance: float = 0.002) -> Claim:
+    """C10: a pretrained init helps short schedules; from scratch catches up at long ones.
+
+    Reproduced: init ahead by more than ``short_gain`` at the shortest length, and at the
+    longest the random init within ``tolerance`` of it or ahead. Partly: init ahead at the
+    shortest and the gap shrinks. Else not reproduced.
+    """
+    eps = _eps(table, scratch)
+    gaps = [_acc(table, init, e) - _acc(table, scratch, e) for e in eps]
+    helps_short = gaps[0] > short_gain
+    closes = gaps[-1] <= tolerance
+    if helps_short and closes:
+        verdict = "reproduced"
+    elif helps_short and gaps[-1] < gaps[0]:
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    ours = "pretrained minus random init: " + ", ".join(
+        f"{100 * g:+.1f} pts at {e:g} ep" for e, g in zip(eps, gaps, strict=True))
+    return Claim("C10", "A pretrained student initialization improves short distillation runs, "
+                 "but its advantage vanishes with long schedules.",
+                 "Figure 5 (right) / Table 3: BiT-M init 77.52% vs 73.89% at 30 epochs; "
+                 "81.11% vs 81.54% at 1200, 81.45% vs 82.18% at 4800.", ours, verdict, chapter)
+
+
+def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L (GN)",
+                     bn: str = "MobileNetV3-L (BN)", single: str = "BiT student",
+                     ensemble: str = "BiT student, 2 teachers") -> Claim:
+    """C11: function matching distills into another family; GN beats BN; ensembles help.
+
+    Three checks: the MobileNet (GN) student improves from the shortest to the longest length;
+    GN >= BN at the longest; the ensemble teacher's student >= the single teacher's at every
+    length. All three: reproduced; none: not reproduced; else partly. A BN result that is
+    missing (NaN: no run finished) leaves its check out, and then at best "partly".
+    """
+    eps = _eps(table, gn)
+    improves = _acc(table, gn, eps[-1]) > _acc(table, gn, eps[0])
+    bn_acc = _acc(table, bn, eps[-1])
+    gn_wins = None if np.isnan(bn_acc) else _acc(table, gn, eps[-1]) >= bn_acc
+    ens = [_acc(table, ensemble, e) - _acc(table, single, e) for e in eps]
+    ens_wins = all(g >= 0 for g in ens)
+    checks = [c for c in (improves, gn_wins, ens_wins) if c is not None]
+    score = sum(checks)
+    verdict = ("reproduced" if score == 3 else "not reproduced" if score == 0 else "partly")
+    bn_text = "not measured (no finished run)" if gn_wins is None else _pct(bn_acc)
+    ours = (f"{gn}: {_pct(_acc(table, gn, eps[0]))} ({eps[0]:g} ep) -> "
+            f"{_pct(_acc(table, gn, eps[-1]))} ({eps[-1]:g} ep); {bn} {bn_text}; "
+            "ensemble minus single teacher: "
+            + ", ".join(f"{100 * g:+.1f} pts at {e:g}" for e, g in zip(eps, ens, strict=True)))
+    return Claim("C11", "Function matching works across model families (a MobileNetV3 student "
+                 "of a BiT teacher, better with GroupNorm than BatchNorm), and an ensemble "
+                 "teacher gives a better student at every schedule.",
+                 "Table 3: MobileNet v3 (GN) 74.60% -> 76.31% (300 -> 1200 ep), (BN) 72.32% "
+                 "-> 73.51%; ensemble teacher T384+224 82.12% vs 81.54% at 1200 ep.",
+                 ours, verdict, chapter)
+
+
+def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
+                      in_domain: str = "in-domain", related: str = "related",
+                      unrelated: str = "unrelated") -> Claim:
+    """C12: in-domain images are best, related ones close, unrelated ones well above chance.
+
+    At the longest length: ``best`` = in-domain >= both others; ``works`` = unrelated above
+    twice chance (2 / num_classes); ``ordered`` = related > unrelated. All three:
+    reproduced; ``best`` or ``works``: partly; else not reproduced.
+    """
+    eps = _eps(table, in_domain)
+    longest = eps[-1]
+    acc = {a: _acc(table, a, longest) for a in (in_domain, related, unrelated)}
+    best = acc[in_domain] >= max(acc[related], acc[unrelated])
+    works = acc[unrelated] > 2.0 / num_classes
+    ordered = acc[related] > acc[unrelated]
+    if best and works and ordered:
+        verdict = "reproduced"
+    elif best or works:
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    gain = {a: _acc(table, a, longest) - _acc(table, a, eps[0]) for a in acc}
+    ours = (f"at {longest:g} epochs: " + ", ".join(f"{a} {_pct(v)}" for a, v in acc.items())
+            + f" (chance {_pct(1 / num_classes)}); gain from {eps[0]:g} epochs: "
+            + ", ".join(f"{a} {100 * g:+.1f} pts" for a, g in gain.items()))
+    return Claim("C12", "Distillation works on images of another domain: in-domain images are "
+                 "best, related images come close (given longer schedules), unrelated images "
+                 "still teach well above chance.",
+                 "Figure 6: pets from food101 images roughly 30%; pets / sun397 from ImageNet "
+                 "close to in-domain with long schedules.", ours, verdict, chapter)
+
+
+def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
+             weak: str = "weak teacher") -> Claim:
+    """C13: DIST beats KL with the strong teacher, by more than with the weak one.
+
+    At the longest length: ``gain_t`` = acc(DIST, t) - acc(KL, t). Reproduced: the strong
+    teacher's gain is positive and larger than the weak teacher's; partly: one of the gains is
+    positive; else not reproduced (KL as good or better with both teachers).
+    """
+    arm = lambda loss, t: f"{loss}, {t}"  # noqa: E731
+    eps = _eps(table, arm("KL", strong))
+    longest = eps[-1]
+    gain = {t: _acc(table, arm("DIST", t), longest) - _acc(table, arm("KL", t), longest)
+            for t in (strong, weak)}
+    if gain[strong] > 0 and gain[strong] > gain[weak]:
+        verdict = "reproduced"
+    elif gain[strong] > 0 or gain[weak] > 0:
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    kl_up = _acc(table, arm("KL", strong), longest) - _acc(table, arm("KL", weak), longest)
+    ours = (f"at {longest:g} epochs, DIST minus KL: {strong} {100 * gain[strong]:+.1f} pts, "
+            f"{weak} {100 * gain[weak]:+.1f} pts; KL from the strong minus the weak teacher "
+            f"{100 * kl_up:+.1f} pts")
+    return Claim("C13", "(DIST, Huang et al. 2022) A correlation-based loss (DIST) distills a "
+                 "stronger teacher better than KL, and gains more the stronger the teacher.",
+                 "DIST slides, Table 3: ResNet-18 from ResNet-34 / -152: KD 71.21% / 71.12%, "
+                 "DIST 72.07% / 72.24% (+0.86 / +1.12 pts).", ours, verdict, chapter)

@@ -251,7 +251,9 @@ class MobileNetV3(nnx.Module):
             features, last, 1, activation="hswish", norm=norm, impl=impl, rngs=rngs)
         self.num_features = scale(PRE_LOGITS[variant])
         self.pre_logits_dense = _dense(last, self.num_features, rngs)
-        self.dropout = nnx.Dropout(float(dropout), rngs=rngs)
+        # Without dropout no RNG stream is kept: a key in the model state would not survive
+        # a checkpoint (PRNGKey arrays do not convert to numpy) and would change per step.
+        self.dropout = nnx.Dropout(float(dropout), rngs=rngs if dropout > 0 else None)
         self.head = nnx.Linear(
             self.num_features, num_classes, kernel_init=layers.zeros,
             bias_init=layers.zeros, rngs=rngs)

@@ -1,0 +1,102 @@
+"""Chapter 04 (paper section 3.3, Table 1): teacher and student at different resolutions.
+
+Consistency survives a change of resolution: one crop box is cut from the image and resized
+twice, once for the student (``student_size``) and once for the teacher (``teacher_size``;
+``kdlib.views.make_views``). Three function-matching arms on chapter 01's 1,000-image regime,
+each at chapter 01's schedule lengths, with the same lr sweep:
+
+- ``same resolution``: teacher and student at 28 px (the paper's T224 -> S224). These are
+  chapter 01's ``mix`` runs (same configs, stored under its section): they train once.
+- ``low-res student``: the student at 20 px (28 * 160 / 224), the teacher still at 28 px
+  (T224 -> S160): a cheaper student.
+- ``high-res teacher``: the student at 28 px, the teacher fine-tuned at 48 px
+  (28 * 384 / 224; T384 -> S224), ``teachers.high_res_teacher_configs``.
+
+Cost is reported per arm: the student's forward FLOPs (``kdlib.profile.forward_flops``) and
+the measured training img/s of the selected run (its summary).
+
+Budget at the cpu preset (2 cores; ~1000 img/s for a 2-run mix group at 28 px):
+
+- high-res teacher, trained on demand (not by chapter 00, so ``make book`` does not):
+  2 epochs x 55,000 images = 110k label steps' images at 48 px; the 28 px teacher trained at
+  ~400 img/s (8 epochs in 18 min), at 48 px about 3x slower -> ~9-14 min.
+- low-res student: 1,000 images x (30 + 100 + 300) epochs = 430k images = 3,360 steps of 128;
+  the student at 20 px is half as costly, the 28 px teacher unchanged -> ~1300 img/s ->
+  ~6 min + 3 sweeps x ~70 s (compile + evaluation) = ~9 min.
+- high-res teacher arm: the same 430k images; the teacher forward at 48 px is ~3x the 28 px
+  one (~half of a mix step) -> ~500 img/s -> ~14 min + 3.5 min = ~18 min.
+- same resolution: chapter 01's runs (0 min when chapter 01 has run; else ~10 min).
+
+Total ~35-45 min. The cpu preset's 48 px teacher (``results/teachers/fmnist_bit_t48``) is not
+stored yet: the first cpu run of this chapter trains it; that run must commit it with the
+results, like ``fmnist_bit_t28``.
+"""
+
+from __future__ import annotations
+
+from kdlib import presets
+from kdlib.experiments import common, imagenet
+from kdlib.experiments import teachers as teacher_chapter
+
+SECTION = "04_resolution"
+
+ARMS = ("same resolution", "low-res student", "high-res teacher")
+# Table 1's rows for our arms (book/paper_tables/table1_resolution.csv, column "experiment").
+PAPER_ROWS = {"same resolution": "T224 -> S224", "low-res student": "T224 -> S160",
+              "high-res teacher": "T384 -> S224"}
+LOW_RES = 20  # 28 * 160 / 224
+PAPER_EPOCHS = (300.0, 1200.0, 4800.0, 9600.0)
+PAPER_HIGH_RES_TEACHER = "bit_m_r152x2_imagenet2012_384"
+
+
+def high_res_teacher(preset: str) -> str:
+    """Name of the preset's higher-resolution teacher."""
+    return next(iter(teacher_chapter.high_res_teacher_configs(presets.check(preset))))
+
+
+def ensure_high_res_teacher(preset: str) -> str:
+    """The high-resolution teacher's name; trains it (and the teacher it starts from) if missing."""
+    common.ensure_teacher(preset)
+    return common.ensure_stored(teacher_chapter.high_res_teacher_configs(preset))[0]
+
+
+def resolutions(preset: str) -> dict[str, tuple[int, int]]:
+    """``{arm: (teacher px, student px)}``."""
+    if presets.check(preset) == "paper":
+        return {"same resolution": (224, 224), "low-res student": (224, 160),
+                "high-res teacher": (384, 224)}
+    high = teacher_chapter.high_res_teacher_configs(preset)[high_res_teacher(preset)]
+    return {"same resolution": (28, 28), "low-res student": (28, LOW_RES),
+            "high-res teacher": (high.student_size, 28)}
+
+
+def epochs(preset: str) -> tuple[float, ...]:
+    """Schedule lengths of every arm."""
+    if presets.check(preset) == "paper":
+        return PAPER_EPOCHS
+    return common.small_data_regime(preset)[1]
+
+
+def arms(preset: str) -> common.Arms:
+    """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
+    preset = presets.check(preset)
+    axes = common.sweep_axes(preset)
+    res = resolutions(preset)
+    out: common.Arms = {arm: {} for arm in ARMS}
+    for ep in epochs(preset):
+        if preset == "paper":
+            # Chapter 03 trains the same-resolution function-matching runs at these lengths.
+            same = imagenet.paper_imagenet_config(epochs=ep)
+            high_teacher = PAPER_HIGH_RES_TEACHER
+        else:
+            size = common.small_data_regime(preset)[0]
+            same = common.reference_fm(preset, SECTION, size, ep)
+            high_teacher = high_res_teacher(preset)
+        new = same.replace(section=SECTION)
+        t_low, s_low = res["low-res student"]
+        t_high, s_high = res["high-res teacher"]
+        out["same resolution"][ep] = (same, axes)
+        out["low-res student"][ep] = (new.replace(student_size=s_low, teacher_size=t_low), axes)
+        out["high-res teacher"][ep] = (new.replace(teachers=(high_teacher,), student_size=s_high,
+                                                   teacher_size=t_high), axes)
+    return out
