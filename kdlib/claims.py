@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,16 +160,19 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb") -> str:
+def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
+                   linked: Collection[str] | None = None) -> str:
     """The claims as a markdown table whose chapter cells link to `<chapter><link_suffix>`.
 
     Rendered with IPython.display.Markdown, the links work in Jupyter and in Jupyter Book
-    (which maps `01_x.ipynb` to the chapter's page).
+    (which maps `01_x.ipynb` to the chapter's page). With ``linked``, only those chapters
+    are links (a chapter not in the book yet is named, not linked: no broken link).
     """
     header = ["id", "the paper's claim", "paper", "ours", "verdict", "chapter"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for c in _sorted(claims):
-        link = f"[{c.chapter}]({c.chapter}{link_suffix})"
+        link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
+                if linked is None or c.chapter in linked else f"{c.chapter} (not in the book yet)")
         cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -147,3 +147,23 @@ def test_chapter_tables_and_paper_table_numbers(tmp_path):
     assert numbers == [1, None, 4]
     assert claims.paper_table_number("table_12_x.csv") == 12
     assert claims.paper_table_number("table_0.csv") is None
+
+
+def test_markdown_table_links_only_chapters_in_the_book():
+    found = [make("C1", chapter="01_a"), make("C2", chapter="05_b")]
+    text = claims.markdown_table(found, linked={"01_a"})
+    assert "[01_a](01_a.ipynb)" in text
+    assert "05_b (not in the book yet)" in text and "(05_b.ipynb)" not in text
+
+
+def test_every_claim_has_a_statement_and_missing_ones_are_not_run():
+    from kdlib.experiments import verdicts
+
+    assert list(verdicts.STATEMENTS) == [f"C{i}" for i in range(1, 14)]
+    found = [make("C3", chapter="01_consistency")]
+    full = verdicts.with_not_run(found)
+    assert [c.id for c in full][0] == "C3" and len(full) == 13
+    missing = {c.id: c for c in full if c.id != "C3"}
+    assert all(c.verdict == "not run" for c in missing.values())
+    assert missing["C9"].chapter == "05_shampoo"
+    assert missing["C9"].claim == verdicts.STATEMENTS["C9"][0]

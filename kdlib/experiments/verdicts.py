@@ -20,6 +20,107 @@ INDEPENDENT = ("ind/rc", "ind/ic")
 CONSISTENT = ("same/rc", "same/ic", "mix")
 
 
+# Every claim the chapters test: id -> (the paper's claim, the paper's evidence, chapter).
+# The verdict functions below give these statements their measured evidence.
+STATEMENTS: dict[str, tuple[str, str, str]] = {
+    "C1": (
+        'Consistent teaching (same crops, or function matching) beats a fixed teacher and '
+        'independent views when training long enough.',
+        'Figure 3 / 9-12: same/ic, same/rc and mix end highest on all four datasets.',
+        "01_consistency"),
+    "C2": (
+        'Fixed-teacher policies fit the training objective better but generalize worse (they '
+        'overfit).',
+        'Figure 3: fix/* reach the lowest distillation loss and lower validation accuracy than '
+        'consistent policies.',
+        "01_consistency"),
+    "C3": (
+        'Function matching needs patience: at short schedules it is not the best policy, at long '
+        'ones it is.',
+        'Figures 3, 9-12: mix trails at the shortest schedules and leads at the longest.',
+        "01_consistency"),
+    "C4": (
+        'With function matching, accuracy keeps improving with longer schedules, without '
+        "overfitting, and approaches the teacher's.",
+        'Figure 4 / Table 4: flowers102 77.5% (1k epochs) -> 96.9% (1M epochs), teacher 97.6%.',
+        "02_patience"),
+    "C5": (
+        'The distilled student beats the same architecture trained from scratch at every '
+        'schedule, and a transfer-learned one at long schedules.',
+        'Figure 4: from-scratch far below at all lengths; transfer overtaken by the student at '
+        'the longest schedules.',
+        "02_patience"),
+    "C6": (
+        'On the largest dataset, a fixed teacher saturates with longer schedules, while '
+        'consistent teaching and function matching keep improving; function matching trails at '
+        'short schedules and leads at long ones.',
+        'Table 3: fixed teacher 78.11% (1200 ep) -> 76.95% (9600); consistent 81.76%, FunMatch '
+        '82.31% at 9600 (73.89% vs 74.95% at 30).',
+        "03_imagenet"),
+    "C7": (
+        'Training from labels alone overfits at long schedules and stays below distillation.',
+        'Figure 7 / Table 3: best from labels 78.15% (1200 ep), 76.59% at 4800; FunMatch 82.31%.',
+        "03_imagenet"),
+    "C8": (
+        'Consistent views work across resolutions: a student at a lower resolution than its '
+        'teacher stays close to the full-resolution one at a fraction of the cost, and a higher-'
+        'resolution teacher gives a modest gain at every schedule.',
+        'Table 1: T224->S160 80.49% vs T224->S224 82.31% at 9600 epochs (a 2x faster student); '
+        'T384->S224 above T224->S224 at 300-9600 epochs (+0.15 to +0.33 pts).',
+        "04_resolution"),
+    "C9": (
+        "A second-order preconditioner (Shampoo) reaches Adam's accuracy with a several-times "
+        'shorter schedule, at minimal step-time overhead.',
+        'Figure 5 (middle): Shampoo at 1200 epochs matches Adam at 4800, and improves on Adam in '
+        'all settings.',
+        "05_shampoo"),
+    "C10": (
+        'A pretrained student initialization improves short distillation runs, but its advantage '
+        'vanishes with long schedules.',
+        'Figure 5 (right) / Table 3: BiT-M init 77.52% vs 73.89% at 30 epochs; 81.11% vs 81.54% '
+        'at 1200, 81.45% vs 82.18% at 4800.',
+        "06_init"),
+    "C11": (
+        'Function matching works across model families (a MobileNetV3 student of a BiT teacher, '
+        'better with GroupNorm than BatchNorm), and an ensemble teacher gives a better student at'
+        ' every schedule.',
+        'Table 3: MobileNet v3 (GN) 74.60% -> 76.31% (300 -> 1200 ep), (BN) 72.32% -> 73.51%; '
+        'ensemble teacher T384+224 82.12% vs 81.54% at 1200 ep.',
+        "07_cross_family"),
+    "C12": (
+        'Distillation works on images of another domain: in-domain images are best, related '
+        'images come close (given longer schedules), unrelated images still teach well above '
+        'chance.',
+        'Figure 6: pets from food101 images roughly 30%; pets / sun397 from ImageNet close to in-'
+        'domain with long schedules.',
+        "08_out_of_domain"),
+    "C13": (
+        '(DIST, Huang et al. 2022) A correlation-based loss (DIST) distills a stronger teacher '
+        'better than KL, and gains more the stronger the teacher.',
+        'DIST slides, Table 3: ResNet-18 from ResNet-34 / -152: KD 71.21% / 71.12%, DIST 72.07% /'
+        ' 72.24% (+0.86 / +1.12 pts).',
+        "09_dist"),
+}
+
+
+def _claim(cid: str, ours: str, verdict: str, chapter: str) -> Claim:
+    """The claim ``cid`` of :data:`STATEMENTS` with our evidence and verdict."""
+    claim, paper, _ = STATEMENTS[cid]
+    return Claim(cid, claim, paper, ours, verdict, chapter)
+
+
+def not_run(cid: str) -> Claim:
+    """Claim ``cid`` as it stands before its chapter has stored results."""
+    claim, paper, chapter = STATEMENTS[cid]
+    return Claim(cid, claim, paper, "no stored results at this preset yet", "not run", chapter)
+
+
+def with_not_run(found: list[Claim]) -> list[Claim]:
+    """``found`` plus a "not run" entry for every claim of :data:`STATEMENTS` it lacks."""
+    have = {c.id for c in found}
+    return list(found) + [not_run(cid) for cid in STATEMENTS if cid not in have]
+
+
 def _acc(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> float:
     rows = table[(table["arm"] == arm) & (table["epochs"] == epochs)]
     if rows.empty:
@@ -52,10 +153,7 @@ def c1_consistency_wins(table: pd.DataFrame, chapter: str) -> Claim:
     listed = ", ".join(f"{a} {_pct(v)}" for a, v in cons.items())
     ours = (f"at {longest:g} epochs: consistent {listed}"
             f"; best fixed/independent {best_o} {_pct(other[best_o])} (best consistent {best_c})")
-    return Claim("C1", "Consistent teaching (same crops, or function matching) beats a fixed "
-                 "teacher and independent views when training long enough.",
-                 "Figure 3 / 9-12: same/ic, same/rc and mix end highest on all four datasets.",
-                 ours, verdict, chapter)
+    return _claim("C1", ours, verdict, chapter)
 
 
 def c2_fixed_overfits(table: pd.DataFrame, chapter: str) -> Claim:
@@ -70,10 +168,7 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str) -> Claim:
                else "partly" if lower_loss or worse_acc else "not reproduced")
     ours = (f"at {longest:g} epochs, mean over policies: fixed train loss {loss_f:.3f} vs "
             f"consistent {loss_c:.3f}; test {_pct(acc_f)} vs {_pct(acc_c)}")
-    return Claim("C2", "Fixed-teacher policies fit the training objective better but "
-                 "generalize worse (they overfit).",
-                 "Figure 3: fix/* reach the lowest distillation loss and lower validation "
-                 "accuracy than consistent policies.", ours, verdict, chapter)
+    return _claim("C2", ours, verdict, chapter)
 
 
 def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str) -> Claim:
@@ -90,10 +185,7 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str) -> Claim:
         verdict = "not reproduced"
     ours = (f"mix ranks {r_short} of 8 at {shortest:g} epochs and {r_long} at {longest:g}; "
             f"best short: {short_rank[0]}, best long: {long_rank[0]}")
-    return Claim("C3", "Function matching needs patience: at short schedules it is not the "
-                 "best policy, at long ones it is.",
-                 "Figures 3, 9-12: mix trails at the shortest schedules and leads at the longest.",
-                 ours, verdict, chapter)
+    return _claim("C3", ours, verdict, chapter)
 
 
 def c4_patience_pays(tables: dict[str, pd.DataFrame], teacher_acc: float, chapter: str,
@@ -115,10 +207,7 @@ def c4_patience_pays(tables: dict[str, pd.DataFrame], teacher_acc: float, chapte
     else:
         verdict = "not reproduced"
     ours = "; ".join(parts) + f"; teacher {_pct(teacher_acc)}, smallest gap {_pct(min(gaps))}"
-    return Claim("C4", "With function matching, accuracy keeps improving with longer "
-                 "schedules, without overfitting, and approaches the teacher's.",
-                 "Figure 4 / Table 4: flowers102 77.5% (1k epochs) -> 96.9% (1M epochs), "
-                 "teacher 97.6%.", ours, verdict, chapter)
+    return _claim("C4", ours, verdict, chapter)
 
 
 def c5_beats_baselines(tables: dict[str, pd.DataFrame], chapter: str) -> Claim:
@@ -142,10 +231,7 @@ def c5_beats_baselines(tables: dict[str, pd.DataFrame], chapter: str) -> Claim:
     ours = (f"beats scratch at {sum(beats_scratch)}/{len(beats_scratch)} (regime, length) "
             f"points; beats transfer at the longest length in {sum(beats_transfer)}/"
             f"{len(beats_transfer)} regimes. " + "; ".join(parts))
-    return Claim("C5", "The distilled student beats the same architecture trained from scratch "
-                 "at every schedule, and a transfer-learned one at long schedules.",
-                 "Figure 4: from-scratch far below at all lengths; transfer overtaken by the "
-                 "student at the longest schedules.", ours, verdict, chapter)
+    return _claim("C5", ours, verdict, chapter)
 
 
 def c6_fixed_saturates(table: pd.DataFrame, chapter: str) -> Claim:
@@ -165,11 +251,7 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str) -> Claim:
             + ", ".join(f"{a} {100 * g:+.1f} pts" for a, g in gain.items())
             + f"; FM trails consistent at {eps[0]:g} epochs: {fm_trails}; FM best at "
             f"{eps[-1]:g}: {fm_leads}")
-    return Claim("C6", "On the largest dataset, a fixed teacher saturates with longer "
-                 "schedules, while consistent teaching and function matching keep improving; "
-                 "function matching trails at short schedules and leads at long ones.",
-                 "Table 3: fixed teacher 78.11% (1200 ep) -> 76.95% (9600); consistent 81.76%, "
-                 "FunMatch 82.31% at 9600 (73.89% vs 74.95% at 30).", ours, verdict, chapter)
+    return _claim("C6", ours, verdict, chapter)
 
 
 def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
@@ -188,10 +270,7 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
     ours = (f"at {eps[-1]:g} epochs: best label-only {_pct(best_label)} vs best distillation "
             f"{_pct(best_distill)}; best label-only at any length {_pct(peak_label)}; "
             f"some label-only arm declines at the longest schedule: {overfits}")
-    return Claim("C7", "Training from labels alone overfits at long schedules and stays below "
-                 "distillation.",
-                 "Figure 7 / Table 3: best from labels 78.15% (1200 ep), 76.59% at 4800; "
-                 "FunMatch 82.31%.", ours, verdict, chapter)
+    return _claim("C7", ours, verdict, chapter)
 
 
 # --------------------------------------------------------------------------- chapters 04-09
@@ -230,13 +309,7 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
             f"({100 * (_acc(table, low_res, longest) - _acc(table, baseline, longest)):+.1f} pts); "
             "high-res teacher vs same resolution: "
             + ", ".join(f"{100 * g:+.1f} pts at {e:g}" for e, g in zip(eps, gains, strict=True)))
-    return Claim("C8", "Consistent views work across resolutions: a student at a lower "
-                 "resolution than its teacher stays close to the full-resolution one at a "
-                 "fraction of the cost, and a higher-resolution teacher gives a modest gain "
-                 "at every schedule.",
-                 "Table 1: T224->S160 80.49% vs T224->S224 82.31% at 9600 epochs (a 2x "
-                 "faster student); T384->S224 above T224->S224 at 300-9600 epochs "
-                 "(+0.15 to +0.33 pts).", ours, verdict, chapter)
+    return _claim("C8", ours, verdict, chapter)
 
 
 def c9_shampoo(table: pd.DataFrame, chapter: str, speed: dict[str, float] | None = None,
@@ -268,10 +341,7 @@ def c9_shampoo(table: pd.DataFrame, chapter: str, speed: dict[str, float] | None
              if faster else f"Shampoo matches Adam at no {min_factor:g}x shorter schedule")
     cost = f"; step time Shampoo/Adam {overhead:.2f}x" if overhead is not None else ""
     ours = "; ".join(parts) + f"; {match}{cost}"
-    return Claim("C9", "A second-order preconditioner (Shampoo) reaches Adam's accuracy with a "
-                 "several-times shorter schedule, at minimal step-time overhead.",
-                 "Figure 5 (middle): Shampoo at 1200 epochs matches Adam at 4800, and improves "
-                 "on Adam in all settings.", ours, verdict, chapter)
+    return _claim("C9", ours, verdict, chapter)
 
 
 def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
@@ -295,10 +365,7 @@ def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
         verdict = "not reproduced"
     ours = "pretrained minus random init: " + ", ".join(
         f"{100 * g:+.1f} pts at {e:g} ep" for e, g in zip(eps, gaps, strict=True))
-    return Claim("C10", "A pretrained student initialization improves short distillation runs, "
-                 "but its advantage vanishes with long schedules.",
-                 "Figure 5 (right) / Table 3: BiT-M init 77.52% vs 73.89% at 30 epochs; "
-                 "81.11% vs 81.54% at 1200, 81.45% vs 82.18% at 4800.", ours, verdict, chapter)
+    return _claim("C10", ours, verdict, chapter)
 
 
 def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L (GN)",
@@ -325,12 +392,7 @@ def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L
             f"{_pct(_acc(table, gn, eps[-1]))} ({eps[-1]:g} ep); {bn} {bn_text}; "
             "ensemble minus single teacher: "
             + ", ".join(f"{100 * g:+.1f} pts at {e:g}" for e, g in zip(eps, ens, strict=True)))
-    return Claim("C11", "Function matching works across model families (a MobileNetV3 student "
-                 "of a BiT teacher, better with GroupNorm than BatchNorm), and an ensemble "
-                 "teacher gives a better student at every schedule.",
-                 "Table 3: MobileNet v3 (GN) 74.60% -> 76.31% (300 -> 1200 ep), (BN) 72.32% "
-                 "-> 73.51%; ensemble teacher T384+224 82.12% vs 81.54% at 1200 ep.",
-                 ours, verdict, chapter)
+    return _claim("C11", ours, verdict, chapter)
 
 
 def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
@@ -358,11 +420,7 @@ def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
     ours = (f"at {longest:g} epochs: " + ", ".join(f"{a} {_pct(v)}" for a, v in acc.items())
             + f" (chance {_pct(1 / num_classes)}); gain from {eps[0]:g} epochs: "
             + ", ".join(f"{a} {100 * g:+.1f} pts" for a, g in gain.items()))
-    return Claim("C12", "Distillation works on images of another domain: in-domain images are "
-                 "best, related images come close (given longer schedules), unrelated images "
-                 "still teach well above chance.",
-                 "Figure 6: pets from food101 images roughly 30%; pets / sun397 from ImageNet "
-                 "close to in-domain with long schedules.", ours, verdict, chapter)
+    return _claim("C12", ours, verdict, chapter)
 
 
 def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
@@ -388,7 +446,4 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
     ours = (f"at {longest:g} epochs, DIST minus KL: {strong} {100 * gain[strong]:+.1f} pts, "
             f"{weak} {100 * gain[weak]:+.1f} pts; KL from the strong minus the weak teacher "
             f"{100 * kl_up:+.1f} pts")
-    return Claim("C13", "(DIST, Huang et al. 2022) A correlation-based loss (DIST) distills a "
-                 "stronger teacher better than KL, and gains more the stronger the teacher.",
-                 "DIST slides, Table 3: ResNet-18 from ResNet-34 / -152: KD 71.21% / 71.12%, "
-                 "DIST 72.07% / 72.24% (+0.86 / +1.12 pts).", ours, verdict, chapter)
+    return _claim("C13", ours, verdict, chapter)
