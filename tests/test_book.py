@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -54,10 +53,13 @@ def config(tmp_path) -> Path:
 
 @pytest.fixture
 def nb_dir(tmp_path) -> Path:
-    """A notebooks folder: a copy of 00_teachers and a small chapter with a parameters cell."""
+    """A notebooks folder: 00_teachers without its Colab cells, and a small chapter."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    shutil.copy(REPO / "notebooks" / "00_teachers.ipynb", folder)
+    teachers_nb = json.loads((REPO / "notebooks" / "00_teachers.ipynb").read_text())
+    teachers_nb["cells"] = [c for c in teachers_nb["cells"]
+                            if "colab" not in c.get("metadata", {}).get("tags", [])]
+    write(folder / "00_teachers.ipynb", teachers_nb)
     write(folder / "07_small.ipynb", notebook(
         markdown("# 07 · Small", "m1"), code("preset = None", ["parameters"], "p1"),
         code("x = 1", None, "c1")))
