@@ -563,6 +563,38 @@ def record_failure(config: Any, path: Path, error: BaseException, started_at: fl
     return save_run(path, config, summary, prov, "failed")
 
 
+@contextlib.contextmanager
+def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
+    """Holds an exclusive lock on each run folder (``.<hash>.lock`` beside it).
+
+    Two processes that need the same run (notebooks run in parallel, sharing a chapter's
+    runs) train it once: the second waits, then finds it stored. Locks are taken in sorted
+    order, so processes locking overlapping groups cannot deadlock.
+    """
+    import fcntl
+
+    files: list[IO[str]] = []
+    try:
+        for path in sorted({Path(p) for p in paths}):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.parent / f".{path.name}.lock", "w")  # noqa: SIM115
+            files.append(handle)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in reversed(files):
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _stored(config: Any, root: str | os.PathLike | None) -> RunRecord | None:
+    """The finished stored run of ``config`` (its hash checked), or None."""
+    stored = load_run(run_dir(config, root))
+    if stored is not None and config_hash(stored.config) != stored.hash:
+        raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
+    return stored
+
+
 def run_or_load(
     config: Any,
     train_fn: Callable[[Any, Path], Mapping[str, Any]],
@@ -575,28 +607,28 @@ def run_or_load(
     train_fn(config, run_dir) -> summary dict (status "diverged" if it diverged). An exception
     in train_fn is recorded in failed.json and re-raised; the folder stays for resuming.
     KeyboardInterrupt leaves the folder as "running". retrain=True empties the folder first.
+    Another process training the same config is waited for (:func:`run_locks`).
     """
-    if not retrain:
-        stored = load_run(run_dir(config, root))
-        if stored is not None:
-            if config_hash(stored.config) != stored.hash:
-                raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
-            return stored
-    path = prepare_run(config, root, retrain=retrain)
-    started_at = time.time()
-    try:
-        summary = train_fn(config, path)
-        status = check_summary(summary)
-    except Exception as err:
-        record_failure(config, path, err, started_at)
-        raise
-    prov = make_provenance(
-        config,
-        wall_time_s=time.time() - started_at,
-        started_at=started_at,
-        extra={"config_hash": path.name},
-    )
-    return save_run(path, config, summary, prov, status)
+    if not retrain and (stored := _stored(config, root)) is not None:
+        return stored
+    with run_locks([run_dir(config, root)]):
+        if not retrain and (stored := _stored(config, root)) is not None:
+            return stored  # finished by another process while this one waited
+        path = prepare_run(config, root, retrain=retrain)
+        started_at = time.time()
+        try:
+            summary = train_fn(config, path)
+            status = check_summary(summary)
+        except Exception as err:
+            record_failure(config, path, err, started_at)
+            raise
+        prov = make_provenance(
+            config,
+            wall_time_s=time.time() - started_at,
+            started_at=started_at,
+            extra={"config_hash": path.name},
+        )
+        return save_run(path, config, summary, prov, status)
 
 
 # --------------------------------------------------------------------------- tables

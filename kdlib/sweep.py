@@ -25,6 +25,7 @@ from kdlib.store import (
     prepare_run,
     record_failure,
     run_dir,
+    run_locks,
     run_or_load,
     save_run,
 )
@@ -203,7 +204,24 @@ def _train_batch(
     root: str | os.PathLike | None,
     on_error: str,
 ) -> None:
-    """Train configs together with batch_train_fn and store each run's outcome."""
+    """Train configs together with batch_train_fn and store each run's outcome.
+
+    The runs are locked first (:func:`kdlib.store.run_locks`); any that another process
+    finished meanwhile are left out.
+    """
+    with run_locks([run_dir(c, root) for c in configs]):
+        configs = _missing(configs, root)
+        if configs:
+            _train_locked(configs, batch_train_fn, root, on_error)
+
+
+def _train_locked(
+    configs: list[Any],
+    batch_train_fn: BatchTrainFn,
+    root: str | os.PathLike | None,
+    on_error: str,
+) -> None:
+    """:func:`_train_batch`'s body, with the runs' locks held."""
     paths = [prepare_run(c, root) for c in configs]
     started_at = time.time()
     try:

@@ -517,3 +517,56 @@ def test_provenance_fields_and_validation():
         prov_mod.provenance(Cfg(), wall_time_s=1.0, started_at="yesterday")
     with pytest.raises(ValueError, match="'seed'"):
         prov_mod.provenance(Cfg(), wall_time_s=1.0, started_at=0.0, extra={"seed": 3})
+
+
+_CONCURRENT = """
+import sys, time
+from pathlib import Path
+from kdlib import store
+
+root, log = sys.argv[1], Path(sys.argv[2])
+
+def train_fn(config, path):
+    with open(log, "a") as f:
+        f.write("trained\\n")
+    time.sleep(1.5)
+    return {"acc": 0.5}
+
+record = store.run_or_load({"preset": "smoke", "section": "locks", "seed": 1}, train_fn,
+                           root=root)
+print(record.status, record.summary["acc"])
+"""
+
+
+def test_two_processes_needing_one_run_train_it_once(tmp_path):
+    """The second process waits on the run's lock, then loads what the first stored."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text(_CONCURRENT)
+    log = tmp_path / "trained.log"
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(log)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs == ["done 0.5\n", "done 0.5\n"]
+    assert log.read_text() == "trained\n"  # trained exactly once
+
+
+def test_sweep_batch_skips_runs_finished_while_waiting(tmp_path):
+    """A batch that finds some of its runs stored after taking the locks trains the rest."""
+    from kdlib import sweep as sweeps
+
+    base = {"preset": "smoke", "section": "locks", "lr": 0.1}
+    done = dict(base, lr=0.2)
+    store.run_or_load(done, lambda c, p: {"acc": 0.2}, root=tmp_path)
+    trained = []
+
+    def batch_fn(configs, paths):
+        trained.extend(c["lr"] for c in configs)
+        return [{"acc": c["lr"]} for c in configs]
+
+    sweeps._train_batch([base, done], batch_fn, tmp_path, "raise")
+    assert trained == [0.1]
+    assert store.load_run(store.run_dir(base, tmp_path)).summary["acc"] == 0.1
