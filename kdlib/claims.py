@@ -166,13 +166,14 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
 
     Rendered with IPython.display.Markdown, the links work in Jupyter and in Jupyter Book
     (which maps `01_x.ipynb` to the chapter's page). With ``linked``, only those chapters
-    are links (a chapter not in the book yet is named, not linked: no broken link).
+    are links: a chapter not in the book yet, or a chapter's table of its own claims
+    (``linked=()``: Jupyter Book leaves a page's link to itself unresolved), names it.
     """
     header = ["id", "the paper's claim", "paper", "ours", "verdict", "chapter"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for c in _sorted(claims):
         link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
-                if linked is None or c.chapter in linked else f"{c.chapter} (not in the book yet)")
+                if linked is None or c.chapter in linked else f"`{c.chapter}`")
         cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
