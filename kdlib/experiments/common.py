@@ -87,6 +87,19 @@ def reference_fm(preset: str, section: str, size: int | None, epochs: float) -> 
     return config
 
 
+def chapter_reference(preset: str, section: str, epochs: float) -> RunConfig:
+    """The function-matching run a later chapter varies, at ``epochs``.
+
+    paper: chapter 03's ImageNet FunMatch config; otherwise :func:`reference_fm` on the
+    small-data regime (chapter 01's run when identical, else ``section``'s).
+    """
+    if presets.check(preset) == "paper":
+        from kdlib.experiments import imagenet
+
+        return imagenet.paper_imagenet_config(epochs=epochs)
+    return reference_fm(preset, section, small_data_regime(preset)[0], epochs)
+
+
 def fmnist(preset: str, train_size: int | None = None, classes: tuple[int, ...] | None = None
            ) -> DataConfig:
     """Fashion-MNIST with the embedded teacher's splits; a class-balanced subset of train.

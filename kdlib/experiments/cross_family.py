@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from kdlib import presets
 from kdlib.config import ModelConfig
-from kdlib.experiments import common, imagenet, resolution
+from kdlib.experiments import common, resolution
 
 SECTION = "07_cross_family"
 
@@ -86,10 +86,7 @@ def arms(preset: str) -> common.Arms:
     axes = common.sweep_axes(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
-        if preset == "paper":
-            ref = imagenet.paper_imagenet_config(epochs=ep)  # chapter 03's FunMatch run
-        else:
-            ref = common.reference_fm(preset, SECTION, common.small_data_regime(preset)[0], ep)
+        ref = common.chapter_reference(preset, SECTION, ep)
         new = ref.replace(section=SECTION)
         out["BiT student"][ep] = (ref, axes)
         for arm in STUDENTS:

@@ -16,8 +16,8 @@ have run); the digits-pretrained student is chapter 02's (~2 min if missing).
 
 from __future__ import annotations
 
-from kdlib import presets, teachers
-from kdlib.experiments import common, imagenet, patience
+from kdlib import presets
+from kdlib.experiments import common, patience
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "06_init"
@@ -40,9 +40,7 @@ def epochs(preset: str) -> tuple[float, ...]:
 def ensure_pretrained_student(preset: str) -> str:
     """The pretrained student's name; trains and stores it first when it is missing."""
     name = teacher_chapter.pretrained_student_name(preset)
-    if name not in teachers.available():
-        teacher_chapter.train_and_publish(name, teacher_chapter.pretrained_student_config(preset))
-    return name
+    return common.ensure_stored({name: teacher_chapter.pretrained_student_config(preset)})[0]
 
 
 def arms(preset: str) -> common.Arms:
@@ -51,13 +49,8 @@ def arms(preset: str) -> common.Arms:
     axes = common.sweep_axes(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
-        if preset == "paper":
-            scratch = imagenet.paper_imagenet_config(epochs=ep)  # chapter 03's FunMatch run
-            init = PAPER_INIT
-        else:
-            size = common.small_data_regime(preset)[0]
-            scratch = common.reference_fm(preset, SECTION, size, ep)
-            init = teacher_chapter.pretrained_student_name(preset)
+        scratch = common.chapter_reference(preset, SECTION, ep)
+        init = PAPER_INIT if preset == "paper" else teacher_chapter.pretrained_student_name(preset)
         out["random init"][ep] = (scratch, axes)
         out["pretrained init"][ep] = (scratch.replace(section=SECTION, init=init), axes)
     return out

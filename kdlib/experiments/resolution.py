@@ -35,7 +35,7 @@ results, like ``fmnist_bit_t28``.
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, imagenet
+from kdlib.experiments import common
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "04_resolution"
@@ -84,14 +84,8 @@ def arms(preset: str) -> common.Arms:
     res = resolutions(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
-        if preset == "paper":
-            # Chapter 03 trains the same-resolution function-matching runs at these lengths.
-            same = imagenet.paper_imagenet_config(epochs=ep)
-            high_teacher = PAPER_HIGH_RES_TEACHER
-        else:
-            size = common.small_data_regime(preset)[0]
-            same = common.reference_fm(preset, SECTION, size, ep)
-            high_teacher = high_res_teacher(preset)
+        same = common.chapter_reference(preset, SECTION, ep)  # chapter 03's / 01's when shared
+        high_teacher = PAPER_HIGH_RES_TEACHER if preset == "paper" else high_res_teacher(preset)
         new = same.replace(section=SECTION)
         t_low, s_low = res["low-res student"]
         t_high, s_high = res["high-res teacher"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from kdlib import presets
-from kdlib.experiments import common, imagenet
+from kdlib.experiments import common
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
 SECTION = "05_shampoo"
@@ -49,16 +49,12 @@ def arms(preset: str) -> common.Arms:
     axes = common.sweep_axes(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
-        if preset == "paper":
-            adam = imagenet.paper_imagenet_config(epochs=ep)  # chapter 03's FunMatch run
+        adam = common.chapter_reference(preset, SECTION, ep)
+        shampoo = adam.replace(section=SECTION, optimizer="shampoo", shampoo=dict(SHAMPOO))
+        if preset == "paper":  # appendix D's weight decay and warmup steps
             steps = math.ceil(ep * IMAGENET_TRAIN / adam.batch_size)
-            shampoo = adam.replace(section=SECTION, optimizer="shampoo", shampoo=dict(SHAMPOO),
-                                   wd=APPENDIX_D_WEIGHT_DECAY,
-                                   warmup_frac=PAPER_WARMUP_STEPS / steps)
-        else:
-            size = common.small_data_regime(preset)[0]
-            adam = common.reference_fm(preset, SECTION, size, ep)
-            shampoo = adam.replace(section=SECTION, optimizer="shampoo", shampoo=dict(SHAMPOO))
+            shampoo = shampoo.replace(wd=APPENDIX_D_WEIGHT_DECAY,
+                                      warmup_frac=PAPER_WARMUP_STEPS / steps)
         out["Adam"][ep] = (adam, axes)
         out["Shampoo"][ep] = (shampoo, axes)
     return out
