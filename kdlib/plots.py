@@ -333,6 +333,48 @@ def plot_final_vs_schedule(
     return ax
 
 
+def plot_final_bars(
+    ax: Any,
+    table: pd.DataFrame,
+    y: str = "test_acc",
+    hue: str = "arm",
+    teacher: float | None = None,
+) -> Any:
+    """Final accuracy per arm as horizontal bars, for a comparison at one schedule length.
+
+    `table` is long format with one row per arm (e.g. :func:`arm_table` of one length); arms
+    keep their order and :func:`color_for` color; each bar is labelled with its value.
+    `teacher` adds a dashed teacher line. Returns the axes.
+    """
+    _check_columns(table, {"y": y, "hue": hue})
+    rows = table[table[y].notna()]
+    if rows.empty:
+        raise ValueError(f"table has no {y!r} values: nothing to plot")
+    if rows[hue].duplicated().any():
+        dup = sorted(map(str, rows.loc[rows[hue].duplicated(), hue].unique()))
+        raise ValueError(f"one row per {hue!r} is needed (one schedule length); repeated: {dup}")
+    ax = _axes(ax)
+    names = [str(a) for a in rows[hue]]
+    values = rows[y].to_numpy(dtype=float)
+    positions = np.arange(len(names))[::-1]  # first arm on top
+    ax.barh(positions, values, color=[color_for(n) for n in names])
+    ax.set_yticks(positions, names)
+    for pos, value in zip(positions, values, strict=True):
+        ax.annotate(f"{value:.1%}" if value <= 1 else f"{value:.3g}", (value, pos),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=9)
+    if teacher is not None:
+        if not _finite(teacher):
+            raise ValueError(f"teacher value must be a finite number, got {teacher!r}")
+        ax.axvline(float(teacher), color=TEACHER_COLOR, linestyle="--", linewidth=1.5,
+                   label="teacher")
+        _legend(ax)
+    low = min(values.min(), teacher if teacher is not None else values.min())
+    ax.set_xlim(max(0.0, low - 0.1 * (values.max() - low + 0.01)), None)
+    if not ax.get_xlabel():
+        ax.set_xlabel(y)
+    return ax
+
+
 # --------------------------------------------------------------------------- tables
 
 

@@ -253,6 +253,26 @@ def test_plot_final_vs_schedule(ax, runs):
     np.testing.assert_allclose(ax.get_xticks(), [30, 300])
 
 
+def test_plot_final_bars(ax):
+    table = pd.DataFrame({"arm": ["mix", "fix/rs", "ind/ic"], "test_acc": [0.7, 0.5, None]})
+    plots.plot_final_bars(ax, table, teacher=0.9)
+    bars = ax.patches
+    assert [b.get_width() for b in bars] == [0.7, 0.5]  # the missing value is left out
+    assert bars[0].get_y() > bars[1].get_y()  # first arm on top
+    assert mcolors.to_hex(bars[0].get_facecolor()) == plots.POLICY_COLORS["mix"]
+    ticks = dict(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True))
+    assert ticks == {bars[0].get_y() + bars[0].get_height() / 2: "mix",
+                     bars[1].get_y() + bars[1].get_height() / 2: "fix/rs"}
+    assert [t.get_text() for t in ax.texts] == ["70.0%", "50.0%"]
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [0.9, 0.9])
+    with pytest.raises(ValueError, match="one row per 'arm'.*mix"):
+        plots.plot_final_bars(ax, pd.concat([table, table]))
+    with pytest.raises(ValueError, match="no 'test_acc' values"):
+        plots.plot_final_bars(ax, table.iloc[2:])
+    with pytest.raises(ValueError, match="finite"):
+        plots.plot_final_bars(ax, table, teacher=float("nan"))
+
+
 def test_plot_final_vs_schedule_yerr_and_bad_input(ax):
     table = pd.DataFrame({"epochs": [10, 100], "acc": [0.5, 0.6], "arm": ["a", "a"],
                           "yerr": [0.01, 0.02]})
