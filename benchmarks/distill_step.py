@@ -47,6 +47,7 @@ class _FakeTeacher(train.Teacher):
         self.cards = [{"image_size": size}]
         gd, state = nnx.split(model)
         self.graphdefs, self.states, self.image_size = [gd], [state], size
+        self.sizes = (size,)
 
 
 def time_step(

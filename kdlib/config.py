@@ -52,7 +52,8 @@ class RunConfig:
     dist_gamma: float = 1.0
     fixed_num_crops: int = 8  # K of fix/ic_ens
     student_size: int = 28
-    teacher_size: int | None = None  # None: same as the student
+    # None: the student's; a tuple: one per teacher (an ensemble at several resolutions)
+    teacher_size: int | tuple[int, ...] | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     wd: float = 1e-4
@@ -118,5 +119,33 @@ def validate(config: RunConfig) -> None:
             raise ValueError(f"{name}={value!r} must be > 0")
     if config.wd < 0:
         raise ValueError(f"wd={config.wd!r} must be >= 0")
+    if isinstance(config.teacher_size, tuple | list):
+        if len(config.teacher_size) != len(config.teachers):
+            raise ValueError(
+                f"teacher_size={config.teacher_size!r} gives {len(config.teacher_size)} sizes "
+                f"for {len(config.teachers)} teachers {config.teachers!r}: one size per teacher"
+            )
+        bad = [s for s in config.teacher_size if not (isinstance(s, int) and s > 0)]
+        if bad:
+            raise ValueError(f"teacher_size={config.teacher_size!r}: sizes must be ints > 0")
+    elif config.teacher_size is not None and not (
+        isinstance(config.teacher_size, int) and config.teacher_size > 0
+    ):
+        raise ValueError(
+            f"teacher_size={config.teacher_size!r} must be None, an int > 0 or one int per teacher"
+        )
     if not 0 <= config.warmup_frac < 1:
         raise ValueError(f"warmup_frac={config.warmup_frac!r} must be in [0, 1)")
+
+
+def teacher_sizes(config: RunConfig) -> tuple[int, ...]:
+    """The input resolution of each of ``config.teachers`` (see ``RunConfig.teacher_size``)."""
+    if isinstance(config.teacher_size, tuple | list):
+        return tuple(config.teacher_size)
+    return (config.teacher_size or config.student_size,) * len(config.teachers)
+
+
+def teacher_view_size(config: RunConfig) -> int:
+    """The resolution teacher views are cut at: the largest teacher size (each teacher gets
+    the view resized to its own); the student's size without teachers."""
+    return max(teacher_sizes(config), default=config.student_size)

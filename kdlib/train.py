@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from kdlib import augment, data, losses, models, optim, store, teachers, views
 from kdlib.checkpoint import Checkpointer
-from kdlib.config import RunConfig, validate
+from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, validate
 
 EVAL_BATCH = 500
 
@@ -69,7 +69,7 @@ def stored_image_size(config: RunConfig) -> int | None:
     """Resolution tfds images are decoded at: enough for the views (None: embedded, native)."""
     if config.data.name in data.EMBEDDED:
         return None
-    return max(data.DEFAULT_IMAGE_SIZE, config.student_size, config.teacher_size or 0)
+    return max(data.DEFAULT_IMAGE_SIZE, config.student_size, teacher_view_size(config))
 
 
 def load_data(config: RunConfig) -> RunData:
@@ -203,9 +203,14 @@ def schedule_arrays(config: RunConfig, steps: int) -> dict[str, jax.Array]:
 
 
 class Teacher:
-    """A frozen teacher (or an ensemble: mean of logits) as a pure function of its state."""
+    """A frozen teacher (or an ensemble: mean of logits) as a pure function of its state.
 
-    def __init__(self, names: tuple[str, ...]):
+    ``sizes`` are the teachers' input resolutions (default: none, each takes the views as
+    given): :meth:`apply` takes views at the largest and resizes them for the others, so
+    every teacher sees the same crop (the paper's 224 px + 384 px ensemble).
+    """
+
+    def __init__(self, names: tuple[str, ...], sizes: tuple[int | None, ...] | None = None):
         self.names = names
         loaded = [teachers.load(n) for n in names]
         self.cards = [card for _, card in loaded]
@@ -216,10 +221,22 @@ class Teacher:
             self.graphdefs.append(gd)
             self.states.append(state)
         self.image_size = self.cards[0]["image_size"] if self.cards else None
+        if sizes is None:
+            sizes = (None,) * len(names)
+        if len(sizes) != len(names):
+            raise ValueError(f"sizes={sizes!r}: one size per teacher of {names!r}")
+        self.sizes = tuple(sizes)
 
     def apply(self, states: list, images: jax.Array) -> jax.Array:
-        """Mean logits of the teachers on float images (already at the teacher size)."""
-        logits = [nnx.merge(gd, s)(images) for gd, s in zip(self.graphdefs, states, strict=True)]
+        """Mean logits of the teachers on float NHWC views (each resized to its teacher's size
+        when it differs from the views')."""
+        logits = []
+        for gd, s, size in zip(self.graphdefs, states, self.sizes, strict=True):
+            x = images
+            if size is not None and size != images.shape[1]:
+                x = jax.image.resize(images, (images.shape[0], size, size, images.shape[3]),
+                                     "linear", antialias=True)
+            logits.append(nnx.merge(gd, s)(x))
         return jax.lax.stop_gradient(losses.ensemble_logits(logits))
 
 
@@ -326,7 +343,7 @@ def make_train_chunk(
     policy = config.policy
     fixed = policy in views.FIXED_POLICIES
     distill = config.loss != "labels"
-    teacher_size = config.teacher_size or config.student_size
+    teacher_size = teacher_view_size(config)
     batch_sharding = NamedSharding(mesh, P("data"))
     base_key = jax.random.key(config.seed)
     data_key, aug_key = jax.random.split(base_key)
@@ -485,8 +502,8 @@ def train_group(
             f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices"
         )
 
-    teacher = Teacher(config.teachers) if config.teachers else None
-    teacher_size = config.teacher_size or config.student_size
+    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
+    teacher_size = teacher_view_size(config)
     replicated = NamedSharding(mesh, P())
     put = lambda x: jax.device_put(x, replicated)
 
@@ -510,8 +527,8 @@ def train_group(
     teacher_eval = {}
     if teacher:
         for split, ds in (("val", rd.val), ("test", rd.test)):
-            per = [predict(gd, (s,), ds.images, teacher_size)
-                   for gd, s in zip(teacher.graphdefs, teacher.states, strict=True)]
+            per = [predict(gd, (s,), ds.images, size) for gd, s, size
+                   in zip(teacher.graphdefs, teacher.states, teacher.sizes, strict=True)]
             teacher_eval[split] = np.mean(per, axis=0)
     if streamed:  # the chunk's batches are read and put on device before each call
         fixed = teacher is not None and config.policy in views.FIXED_POLICIES

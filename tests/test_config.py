@@ -3,7 +3,14 @@
 import pytest
 
 from kdlib import presets
-from kdlib.config import DataConfig, RunConfig, replace, validate
+from kdlib.config import (
+    DataConfig,
+    RunConfig,
+    replace,
+    teacher_sizes,
+    teacher_view_size,
+    validate,
+)
 
 
 def test_dotted_replace_changes_nested_field_only():
@@ -32,6 +39,9 @@ def test_replace_unknown_field_names_it():
         ({"wd": -1e-4}, "wd=-0.0001"),
         ({"warmup_frac": 1.5}, "warmup_frac=1.5"),
         ({"teachers": ()}, "teacher"),
+        ({"teacher_size": (28, 48)}, r"2 sizes for 1 teachers"),
+        ({"teacher_size": (0,)}, "ints > 0"),
+        ({"teacher_size": 0}, "must be None, an int > 0"),
     ],
 )
 def test_validate_names_bad_field(changes, match):
@@ -59,3 +69,13 @@ def test_presets(monkeypatch):
 def test_data_config_defaults_are_the_embedded_splits():
     d = DataConfig()
     assert (d.train_split, d.val_split, d.test_split) == ("train[:55000]", "train[55000:]", "test")
+
+
+def test_teacher_sizes_one_per_teacher():
+    two = RunConfig(teachers=("a", "b"), student_size=20)
+    assert teacher_sizes(two) == (20, 20) and teacher_view_size(two) == 20
+    assert teacher_sizes(two.replace(teacher_size=32)) == (32, 32)
+    mixed = two.replace(teacher_size=(28, 48))
+    validate(mixed)
+    assert teacher_sizes(mixed) == (28, 48) and teacher_view_size(mixed) == 48
+    assert teacher_view_size(RunConfig(loss="labels", student_size=16)) == 16

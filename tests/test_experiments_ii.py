@@ -91,7 +91,7 @@ def test_new_arms_differ_only_where_they_should():
     assert s.optimizer == "shampoo" and s.shampoo["block_size"] == 128
     assert init.arms("cpu")["pretrained init"][30.0][0].init == "digits_bit_s28"
     ens = cross_family.arms("cpu")[cross_family.ENSEMBLE][30.0][0]
-    assert ens.teachers == ("fmnist_bit_t28", "fmnist_bit_t48") and ens.teacher_size == 28
+    assert ens.teachers == ("fmnist_bit_t28", "fmnist_bit_t48") and ens.teacher_size == (28, 48)
     ood = out_of_domain.arms("cpu")
     assert ood["related"][30.0][0].data.classes == out_of_domain.KEPT_CLASSES
     assert ood["unrelated"][30.0][0].data.name == "digits"

@@ -223,3 +223,29 @@ def test_batchnorm_student_trains_and_updates_its_statistics(results):
     teachers.load_weights(model, record.path / "model.npz")
     trained = [np.array(x) for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat))]
     assert any(not np.allclose(a, b) for a, b in zip(init_stats, trained, strict=True))
+
+
+def test_ensemble_teachers_each_see_the_crop_at_their_own_resolution(results, tiny_teacher):
+    """teacher_size=(8, 12): views are cut at 12 px and resized to 8 px for the first teacher."""
+    teachers.save("tiny12", teachers.load(tiny_teacher)[0],
+                  {**teachers.load_card(tiny_teacher), "image_size": 12})
+    ens = train.Teacher((tiny_teacher, "tiny12"), (8, 12))
+    images = jax.random.uniform(jax.random.key(0), (4, 12, 12, 1))
+    a, b = (nnx.merge(gd, s) for gd, s in zip(ens.graphdefs, ens.states, strict=True))
+    small = jax.image.resize(images, (4, 8, 8, 1), "linear", antialias=True)
+    expected = np.mean([np.asarray(a(small)), np.asarray(b(images))], axis=0)
+    np.testing.assert_allclose(np.asarray(ens.apply(ens.states, images)), expected,
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(np.asarray(a(small)), np.asarray(b(images)), atol=1e-3)
+
+    config = tiny_config(loss="kl", teachers=(tiny_teacher, "tiny12"), teacher_size=(8, 12),
+                         policy="mix", epochs=0.25)
+    summary = train.train(config, results / "ens", progress=False)
+    assert summary["status"] == "done" and np.isfinite(summary["train_loss"])
+    # The teacher's eval logits: each teacher on the full image at its own size.
+    rd = train.load_data(config)
+    per = [train.predict(gd, (s,), rd.val.images, size)
+           for gd, s, size in zip(ens.graphdefs, ens.states, (8, 12), strict=True)]
+    want = train.eval_metrics(per[0], rd.val.labels, np.mean(per, axis=0), "val")
+    assert summary["val_teacher_acc"] == pytest.approx(want["val_teacher_acc"])
+

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdlib import data, models, presets, profile, sweep, teachers, train
-from kdlib.config import DataConfig, ModelConfig, RunConfig
+from kdlib.config import DataConfig, ModelConfig, RunConfig, teacher_sizes
 from kdlib.experiments import teachers as teacher_chapter
 
 Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
@@ -228,16 +228,17 @@ def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
     rows = []
     for arm, by_epochs in experiment.items():
         cfg = next(iter(by_epochs.values()))[0]
-        t_size = cfg.teacher_size or cfg.student_size
+        t_sizes = teacher_sizes(cfg)
         kwargs = train.student_kwargs(cfg, num_classes, in_channels)
         student = teachers.build(cfg.student.name, kwargs)
         s_shape = (1, cfg.student_size, cfg.student_size, in_channels)
         t_flops = None
         if all(n in teachers.available() for n in cfg.teachers):
             t_flops = sum(profile.forward_flops(teachers.load(n)[0],
-                                                (1, t_size, t_size, in_channels))
-                          for n in cfg.teachers) / 1e6
-        rows.append({"arm": arm, "teacher px": t_size, "student px": cfg.student_size,
+                                                (1, size, size, in_channels))
+                          for n, size in zip(cfg.teachers, t_sizes, strict=True)) / 1e6
+        t_px = t_sizes[0] if len(set(t_sizes)) == 1 else " + ".join(map(str, t_sizes))
+        rows.append({"arm": arm, "teacher px": t_px, "student px": cfg.student_size,
                      "student MFLOPs": profile.forward_flops(student, s_shape) / 1e6,
                      "student params": models.count_params(student),
                      "teacher MFLOPs": t_flops})

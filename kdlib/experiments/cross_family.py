@@ -17,8 +17,8 @@ sweep and steps:
   student's FLOPs and its train step 2.2x slower on CPU: no longer the cheaper family.)
 - ``BiT student, 2 teachers``: the BiT student from the ensemble of the chapter-00 teacher
   and chapter 04's teacher fine-tuned at 48 px (``teachers=(a, b)``: the engine averages their
-  logits). The engine feeds every teacher one ``teacher_size``, so both see the student's
-  28 px crop here, not each its own resolution as in the paper.
+  logits). Each teacher sees the same crop at its own resolution (``teacher_size=(28, 48)``:
+  the views are cut at 48 px and resized to 28 px for the first), as in the paper.
 
 The BatchNorm arm does not train with today's engine: the BatchNorm statistics are updated
 inside ``jax.value_and_grad`` on variables merged from the outer trace (flax
@@ -80,6 +80,12 @@ def ensemble_teachers(preset: str) -> tuple[str, str]:
     return (common.teacher_name(preset), resolution.high_res_teacher(preset))
 
 
+def ensemble_teacher_sizes(preset: str) -> tuple[int, int]:
+    """Input resolutions of :func:`ensemble_teachers` (paper: 224 and 384 px)."""
+    sizes = resolution.resolutions(preset)
+    return (sizes["same resolution"][0], sizes["high-res teacher"][0])
+
+
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
@@ -91,7 +97,7 @@ def arms(preset: str) -> common.Arms:
         out["BiT student"][ep] = (ref, axes)
         for arm in STUDENTS:
             out[arm][ep] = (new.replace(student=student(arm, preset)), axes)
-        # One teacher_size for both (the engine's limit): the student's resolution.
+        # Each teacher at its own resolution, both on the same crop (engine: teacher_size).
         out[ENSEMBLE][ep] = (new.replace(teachers=ensemble_teachers(preset),
-                                         teacher_size=ref.student_size), axes)
+                                         teacher_size=ensemble_teacher_sizes(preset)), axes)
     return out

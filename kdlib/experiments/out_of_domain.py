@@ -38,7 +38,7 @@ from flax import nnx
 
 from kdlib import data, presets, store, teachers, train
 from kdlib import sweep as sweeps
-from kdlib.config import DataConfig, RunConfig
+from kdlib.config import DataConfig, RunConfig, teacher_sizes
 from kdlib.experiments import common
 
 SECTION = "08_out_of_domain"
@@ -182,12 +182,11 @@ def _evaluate(weights: Any, config: RunConfig, evaluation: DataConfig) -> dict[s
     model.eval()
     graphdef, state = nnx.split(model)
     rd = train.load_data(config.replace(data=evaluation))
-    t_size = config.teacher_size or config.student_size
     metrics: dict[str, float] = {}
     for split, ds in (("val", rd.val), ("test", rd.test)):
         logits = train.predict(graphdef, (state,), ds.images, config.student_size)
         per = []
-        for name in config.teachers:
+        for name, t_size in zip(config.teachers, teacher_sizes(config), strict=True):
             t_model, _ = teachers.load(name)
             t_graphdef, t_state = nnx.split(t_model)
             per.append(train.predict(t_graphdef, (t_state,), ds.images, t_size))
