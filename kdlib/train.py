@@ -32,6 +32,10 @@ from kdlib.checkpoint import Checkpointer
 from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, validate
 
 EVAL_BATCH = 500
+# Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
+# faster but it compiles ~1.7x longer (measured, smoke mix chunk: 23.6 vs 14.3 s), which
+# only pays off over many steps. Every stored cpu run is longer (>= 235 steps): unrolled.
+UNROLL_MIN_STEPS = 100
 
 
 def enable_compile_cache() -> None:
@@ -329,6 +333,7 @@ def make_train_chunk(
     mesh: Mesh,
     *,
     streamed: bool = False,
+    unroll: bool | None = None,
 ) -> Callable:
     """Returns ``chunk(carry, consts, hp, sched, start_step) -> (carry, mean_loss_per_run)``.
 
@@ -338,7 +343,8 @@ def make_train_chunk(
     :func:`hparams` of the group; ``sched`` = :func:`schedule_arrays`. Views and the teacher
     forward are computed once per step and shared; each run's student step is vmapped.
     With ``streamed``, ``consts`` hold only the chunk's batches, in step order
-    (:func:`stream_chunk`), instead of the whole dataset.
+    (:func:`stream_chunk`), instead of the whole dataset. ``unroll`` (default: on CPU)
+    unrolls the scan: faster steps, slower compile (see :data:`UNROLL_MIN_STEPS`).
     """
     policy = config.policy
     fixed = policy in views.FIXED_POLICIES
@@ -409,7 +415,8 @@ def make_train_chunk(
     # instead of compiling again for differently-sharded arguments.
     # XLA:CPU runs a rolled while-loop body 3-7x slower than the same ops unrolled
     # (measured: 1.87 vs 0.27 s per step of the cpu-preset teacher), so unroll on CPU.
-    unroll = jax.default_backend() == "cpu"
+    if unroll is None:
+        unroll = jax.default_backend() == "cpu"
     # The runs of a group share views and teacher; their student steps are vmapped on
     # accelerators but unrolled on CPU, where vmapped convs run 1.3-1.6x slower per run
     # (measured, cpu-preset student: 2359 img/s alone, 1757 per run under vmap of 2).
@@ -551,7 +558,8 @@ def train_group(
     for log in logs:
         log.drop_after(step)
 
-    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed)
+    unroll = jax.default_backend() == "cpu" and steps >= UNROLL_MIN_STEPS
+    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
 
     def evaluate(i, train_loss):
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
