@@ -20,11 +20,8 @@ sweep and steps:
   logits). Each teacher sees the same crop at its own resolution (``teacher_size=(28, 48)``:
   the views are cut at 48 px and resized to 28 px for the first), as in the paper.
 
-The BatchNorm arm does not train with today's engine: the BatchNorm statistics are updated
-inside ``jax.value_and_grad`` on variables merged from the outer trace (flax
-``TraceContextError``); ``nnx.merge(graphdef, p, rest, copy=True)`` in the loss function of
-``train.make_train_chunk`` fixes it. Until then its runs are stored as failed (failed runs
-are retried by the next sweep) and C11 leaves the GN-vs-BN check out.
+The BatchNorm student's statistics are updated inside the gradient (``nnx.merge(..., copy=True)``
+in ``train.make_train_chunk``) and move during training (tested).
 
 Budget at the cpu preset: each new arm is 1,000 images x (30 + 100 + 300) epochs = 430k
 images = 3,360 steps of 128 per run. Measured forward + backward of one student on batch
