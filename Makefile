@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test test-chapters-ii setup data notebooks lint bench clean-book browser browser-deps html
+.PHONY: book test test-notebooks setup data notebooks lint bench clean-book browser browser-deps html
 
 setup: $(STAMP) data
 
@@ -53,17 +53,17 @@ html: setup
 # Notebooks run two at a time (-n auto: a run two notebooks share is locked and trained once).
 NBVAL := KDLIB_PRESET=smoke $(PY) -m pytest -q -n auto --dist loadfile --nbval-lax \
 	--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
-# Chapters 04-09 are smoke-tested by `make test-chapters-ii` until their smoke presets fit CI.
-CORE_NOTEBOOKS := $(filter-out $(wildcard notebooks/0[4-9]_*.ipynb),$(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
 test: setup browser-deps
 	$(PY) -m pytest -q tests --ignore=tests/test_browser.py
-	$(NBVAL) $(CORE_NOTEBOOKS)
+	$(NBVAL) $(NOTEBOOKS)
 	$(MAKE) html
 	$(PY) -m pytest -q -rs tests/test_browser.py
 
-test-chapters-ii: setup
-	$(NBVAL) $(wildcard notebooks/0[4-9]_*.ipynb)
+# Only the notebooks at the smoke preset (nbval), e.g. after editing one.
+test-notebooks: setup
+	$(NBVAL) $(NOTEBOOKS)
 
 # The built book in headless Chromium (Debian's chromium + chromium-driver, installed when root
 # and apt-get are available): images load, internal links resolve; screenshots in _build/screenshots.
