@@ -260,6 +260,23 @@ def test_digits_split_is_a_fixed_permutation() -> None:
     assert np.bincount(test.labels, minlength=10).min() >= 30  # every class is tested
 
 
+def test_noise_is_fixed_uniform_noise_at_fashion_mnist_shape() -> None:
+    train = kd.load("noise", "train")
+    assert train.images.shape == (5000, 28, 28, 1) and train.images.dtype == np.uint8
+    assert train.num_classes == 10 and train.labels.dtype == np.int32
+    again = kd.load("noise", "train[:10]")
+    np.testing.assert_array_equal(again.images, train.images[:10])  # fixed, not redrawn
+    test = kd.load("noise", "test")
+    assert test.images.shape == (1000, 28, 28, 1)
+    assert not np.array_equal(test.images[:10], train.images[:10])  # splits differ
+    hist = np.bincount(train.images.ravel(), minlength=256) / train.images.size
+    np.testing.assert_allclose(hist, 1 / 256, rtol=0.05)  # uniform over 0..255
+    assert np.bincount(train.labels, minlength=10).min() > 400  # balanced subsets work
+    assert kd.load("noise", "train", image_size=16).images.shape == (5000, 16, 16, 1)
+    with pytest.raises(ValueError, match=r"Unknown split 'val'.*allowed"):
+        kd.load("noise", "val")
+
+
 # --------------------------------------------------------------------------- subset / classes
 
 

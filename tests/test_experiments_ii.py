@@ -205,6 +205,9 @@ def test_c12_out_of_domain():
     assert verdicts.c12_out_of_domain(long(near_chance), "08").verdict == "partly"
     upside_down = {"in-domain": (.1, .1, .1), "related": (.1, .1, .1), "unrelated": (.1, .1, .15)}
     assert verdicts.c12_out_of_domain(long(upside_down), "08").verdict == "not reproduced"
+    floor = verdicts.c12_out_of_domain(long(dict(acc, noise=(.3, .2, .12))), "08")
+    assert floor.verdict == "reproduced" and floor.ours.endswith("noise images (floor): 12.0%")
+    assert "floor" not in c.ours
 
 
 def test_c13_dist():

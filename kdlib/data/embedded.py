@@ -1,4 +1,5 @@
-"""The small datasets that ship with the environment: Fashion-MNIST (idx files) and sklearn digits.
+"""The small datasets that ship with the environment: Fashion-MNIST (idx files), sklearn digits,
+and uniform noise images (chapter 08's floor: distilling from images with no content).
 
 Full splits are parsed once per process (``functools.lru_cache``) and returned as read-only
 arrays, so repeated loads cost only the slicing.
@@ -6,6 +7,10 @@ arrays, so repeated loads cost only the slicing.
 Digits has no official split: we draw a fixed permutation of the 1797 images with
 ``numpy.random.default_rng(0)`` and call its first 1297 images ``train`` and its last 500
 ``test`` (``DIGITS_SEED``, ``DIGITS_TRAIN_SIZE``).
+
+Noise is drawn from ``numpy.random.default_rng((NOISE_SEED, split index))``: every pixel
+uniform in 0..255, at Fashion-MNIST's shape, with uniformly random labels (so that the
+class-balanced subsets of ``DataConfig.train_size`` work; no label means anything).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ DIGITS_SEED = 0
 DIGITS_TRAIN_SIZE = 1297
 DIGITS_SIZES = {"train": 1297, "test": 500}
 DIGITS_CLASSES = tuple(str(d) for d in range(10))
+
+NOISE_SEED = 0
+NOISE_SIZES = {"train": 5000, "test": 1000}
+NOISE_SHAPE = (28, 28, 1)  # Fashion-MNIST's
+NOISE_CLASSES = tuple(str(d) for d in range(10))
 
 _IDX_UBYTE = 0x08
 
@@ -157,3 +167,17 @@ def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     if split == "test":
         return images[DIGITS_TRAIN_SIZE:], labels[DIGITS_TRAIN_SIZE:]
     raise ValueError(f"Unknown digits split {split!r}; allowed: {list(DIGITS_SIZES)}.")
+
+
+@functools.lru_cache(maxsize=len(NOISE_SIZES))
+def noise_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``train`` or ``test`` split of uniform noise images (read-only uint8, int32 labels)."""
+    if split not in NOISE_SIZES:
+        raise ValueError(f"Unknown noise split {split!r}; allowed: {list(NOISE_SIZES)}.")
+    rng = np.random.default_rng((NOISE_SEED, list(NOISE_SIZES).index(split)))
+    n = NOISE_SIZES[split]
+    images = rng.integers(0, 256, size=(n, *NOISE_SHAPE), dtype=np.uint8)
+    labels = rng.integers(0, len(NOISE_CLASSES), size=n).astype(np.int32)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels

@@ -12,7 +12,7 @@ from kdlib.data.dataset import Dataset, check_classes, filter_classes
 from kdlib.data.resize import resize_images
 from kdlib.data.splits import parse_split, resolve_split
 
-EMBEDDED = ("fashion_mnist", "digits")
+EMBEDDED = ("fashion_mnist", "digits", "noise")
 IN_MEMORY_TFDS = ("oxford_flowers102", "oxford_iiit_pet", "food101", "sun397")
 STREAMING_TFDS = ("imagenet2012",)
 DATASETS = EMBEDDED + IN_MEMORY_TFDS + STREAMING_TFDS
@@ -67,11 +67,11 @@ def _fashion_mnist_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """sklearn digits with our fixed train/test division (see kdlib.data.embedded)."""
+def _load_split(split: str, sizes: dict[str, int], read) -> tuple[np.ndarray, np.ndarray]:
+    """A tfds-syntax ``split`` of an embedded dataset whose full splits ``read`` returns."""
     parts = []
-    for r in resolve_split(split, embedded.DIGITS_SIZES):
-        images, labels = embedded.digits_split(r.split)
+    for r in resolve_split(split, sizes):
+        images, labels = read(r.split)
         parts.append((images[r.start : r.stop], labels[r.start : r.stop]))
     return _gather(parts)
 
@@ -130,9 +130,12 @@ def load(
     elif name == "fashion_mnist":
         images, labels = _load_fashion_mnist(split)
         num_classes, names = 10, embedded.FASHION_MNIST_CLASSES
-    else:
-        images, labels = _load_digits(split)
+    elif name == "digits":  # our fixed train/test division (see kdlib.data.embedded)
+        images, labels = _load_split(split, embedded.DIGITS_SIZES, embedded.digits_split)
         num_classes, names = 10, embedded.DIGITS_CLASSES
+    else:
+        images, labels = _load_split(split, embedded.NOISE_SIZES, embedded.noise_split)
+        num_classes, names = len(embedded.NOISE_CLASSES), embedded.NOISE_CLASSES
     ds = Dataset(images, labels, num_classes, name, split, names)
     if classes is not None:
         ds = filter_classes(ds, classes)

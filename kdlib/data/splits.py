@@ -177,6 +177,8 @@ PAPER_SPLITS: dict[str, dict[str, str]] = {
     "fashion_mnist": {"train": "train[:55000]", "validation": "train[55000:]", "test": "test"},
     # Ours: 1297 digits train (see kdlib.data.embedded), the last 200 of them validate.
     "digits": {"train": "train[:1097]", "validation": "train[1097:]", "test": "test"},
+    # Ours: 5000 noise images train, the last 500 of them validate (see kdlib.data.embedded).
+    "noise": {"train": "train[:4500]", "validation": "train[4500:]", "test": "test"},
 }
 
 
