@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from kdlib.store import HASH_NEUTRAL
+
 LOSSES = ("kl", "dist", "labels")
 OPTIMIZERS = ("adam", "sgd", "shampoo")
 
@@ -26,6 +28,14 @@ class DataConfig:
     classes: tuple[int, ...] | None = None  # keep only these classes of the train split
     val_size: int | None = None  # evaluate on a balanced subset of validation (speed)
     test_size: int | None = None
+    # Evaluate (val_split, test_split) on this dataset instead of ``name``: distilling on
+    # images of another domain (chapter 08). Added later: hash-neutral at its default.
+    eval_name: str | None = field(default=None, metadata={HASH_NEUTRAL: True})
+
+    @property
+    def eval_dataset(self) -> str:
+        """The dataset whose val/test splits score the run."""
+        return self.eval_name or self.name
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,26 @@ _FLOAT_DIGITS = 15  # canonical floats: 15 significant digits absorb round-off l
 # --------------------------------------------------------------------------- config -> JSON
 
 
+# Field metadata of a config field added after runs were stored: at its default it is left out
+# of config.json and the hash, so those runs keep their folders (see _at_neutral_default).
+HASH_NEUTRAL = "hash_neutral_default"
+
+
+def _at_neutral_default(f: dataclasses.Field, value: Any) -> bool:
+    """True for a field marked ``metadata={HASH_NEUTRAL: True}`` that holds its default."""
+    if not f.metadata.get(HASH_NEUTRAL):
+        return False
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return value == default
+
+
 def _plain(value: Any, where: str) -> Any:
     """Convert one config value to plain JSON types (dataclass -> dict, tuple -> list)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
             for f in dataclasses.fields(value)
+            if not _at_neutral_default(f, getattr(value, f.name))
         }
     if isinstance(value, Mapping):
         out = {}
@@ -85,7 +99,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain JSON-ready dict of a (nested) dataclass config; tuples become lists.
 
     Field order follows the dataclass definition; a mapping is accepted too (e.g. a config
-    read back from config.json).
+    read back from config.json). Fields marked hash-neutral (:data:`HASH_NEUTRAL`) are left
+    out while they hold their default.
     """
     if not (dataclasses.is_dataclass(config) and not isinstance(config, type)) and not isinstance(
         config, Mapping

@@ -71,13 +71,15 @@ class RunData:
 
 def stored_image_size(config: RunConfig) -> int | None:
     """Resolution tfds images are decoded at: enough for the views (None: embedded, native)."""
-    if config.data.name in data.EMBEDDED:
+    if config.data.name in data.EMBEDDED and config.data.eval_dataset in data.EMBEDDED:
         return None
     return max(data.DEFAULT_IMAGE_SIZE, config.student_size, teacher_view_size(config))
 
 
 def load_data(config: RunConfig) -> RunData:
     """Loads the run's splits, with the optional class filter and balanced subsets.
+
+    Validation and test come from ``data.eval_name`` when set (distilling on another domain).
 
     A streamed training split (ImageNet) stays a :class:`kdlib.data.StreamingDataset` and is
     fed to the device chunk by chunk; its validation and test splits are read into memory.
@@ -90,8 +92,8 @@ def load_data(config: RunConfig) -> RunData:
             raise ValueError(f"train_size={d.train_size} needs an in-memory dataset; "
                              f"{d.name!r} is streamed (use a split string such as 'train[:10%]')")
         train = data.subset(train, d.train_size, seed=config.seed)
-    val = data.to_memory(data.load(d.name, d.val_split, image_size=size))
-    test = data.to_memory(data.load(d.name, d.test_split, image_size=size))
+    val = data.to_memory(data.load(d.eval_dataset, d.val_split, image_size=size))
+    test = data.to_memory(data.load(d.eval_dataset, d.test_split, image_size=size))
     if d.val_size is not None:
         val = data.subset(val, d.val_size, seed=0)
     if d.test_size is not None:
@@ -497,7 +499,8 @@ def train_group(
     rd = load_data(config)
     streamed = isinstance(rd.train, data.StreamingDataset)
     num_train = len(rd.train)
-    num_classes = rd.train.num_classes
+    # The student outputs the classes it is scored on (another domain's images: the teacher's).
+    num_classes = (rd.val if config.data.eval_name else rd.train).num_classes
     in_channels = rd.val.images.shape[-1]
     steps = total_steps(config, num_train)
     if config.batch_size > num_train:

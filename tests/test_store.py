@@ -157,6 +157,31 @@ def test_config_hash_sensitive_to_every_field():
     assert config_hash(Cfg()) == config_hash(base)  # deterministic
 
 
+@dataclasses.dataclass(frozen=True)
+class Old:
+    preset: str = "smoke"
+    section: str = "s"
+    lr: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class New(Old):
+    """Old plus a field added later, marked hash-neutral at its default."""
+
+    eval_on: str | None = dataclasses.field(default=None, metadata={store.HASH_NEUTRAL: True})
+    tags: tuple = dataclasses.field(default=(), metadata={store.HASH_NEUTRAL: True})
+
+
+def test_hash_neutral_field_at_its_default_keeps_the_old_hash():
+    assert config_to_dict(New()) == config_to_dict(Old())  # config.json does not show it
+    assert config_hash(New()) == config_hash(Old()) == config_hash(config_to_dict(New()))
+    set_one = New(eval_on="digits")
+    assert config_to_dict(set_one)["eval_on"] == "digits"
+    assert config_hash(set_one) != config_hash(Old())
+    assert config_hash(New(tags=("a",))) not in {config_hash(Old()), config_hash(set_one)}
+    assert config_hash(set_one) == config_hash(config_to_dict(set_one))
+
+
 # ----------------------------------------------------------------------------- paths
 
 

@@ -249,3 +249,18 @@ def test_ensemble_teachers_each_see_the_crop_at_their_own_resolution(results, ti
     want = train.eval_metrics(per[0], rd.val.labels, np.mean(per, axis=0), "val")
     assert summary["val_teacher_acc"] == pytest.approx(want["val_teacher_acc"])
 
+
+
+def test_run_distills_on_one_dataset_and_is_scored_on_another(results, tiny_teacher):
+    """data.eval_name: noise images for distillation, digits val/test for every evaluation."""
+    noise_data = DataConfig("noise", "train[:500]", DIGITS.val_split, DIGITS.test_split,
+                            train_size=64, val_size=100, test_size=100, eval_name="digits")
+    config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix", epochs=0.5,
+                         data=noise_data)
+    rd = train.load_data(config)
+    assert rd.train.name == "noise" and rd.train.images.shape[1:] == (28, 28, 1)
+    assert rd.val.name == rd.test.name == "digits" and len(rd.val) == len(rd.test) == 100
+    summary = train.train(config, results / "noise", progress=False)
+    ens = train.Teacher((tiny_teacher,), (8,))
+    logits = train.predict(ens.graphdefs[0], (ens.states[0],), rd.val.images, 8)
+    assert summary["val_teacher_acc"] == pytest.approx(np.mean(logits.argmax(-1) == rd.val.labels))
