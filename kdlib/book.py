@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -80,6 +81,18 @@ def output_dir(preset: str, out: str | os.PathLike | None = None) -> Path:
     if preset == presets.DEFAULT_PRESET:
         return REPO / "book"
     return REPO / "_build" / "notebooks" / preset
+
+
+def batch_parameters(path: Path) -> dict:
+    """``{"progress": False}`` for a notebook whose parameters cell has ``progress``: a batch
+    run writes no progress bars into the executed copy (what the book renders)."""
+    nb = read_json(path)
+    for cell in nb.get("cells", []):
+        if colab.PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell.get("source", []))
+            if re.search(r"^progress\s*=", source, re.MULTILINE):
+                return {"progress": False}
+    return {}
 
 
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:
@@ -146,7 +159,7 @@ def run(paths: list[Path], preset: str, out_dir: Path) -> list[Outcome]:
         t0 = time.time()
         print(f"[{preset}] {path.name} ...", flush=True)
         try:
-            execute(path, preset, out_dir)
+            execute(path, preset, out_dir, batch_parameters(path))
             outcomes.append(Outcome(path.name, "ok", time.time() - t0))
             print(f"[{preset}] {path.name} done in {time.time() - t0:.0f} s", flush=True)
         except Exception as exc:  # report and go on with the other notebooks

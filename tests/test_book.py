@@ -414,3 +414,20 @@ def test_paper_tables_are_in_the_book():
         "table3_imagenet_runs.csv": "experiment,teacher,student,30,90,300,600,1200,4800,9600",
         "table4_small_datasets.csv": "dataset,model,epochs,test_accuracy,temperature,lr,wd,note",
     }
+
+
+def test_batch_runs_turn_off_progress_bars_where_a_notebook_has_them(tmp_path):
+    def notebook(source):
+        cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": source,
+                "outputs": [], "execution_count": None}
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.ipynb"
+        path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}))
+        return path
+
+    assert book.batch_parameters(notebook("preset = None\nprogress = True  # bars\n")) == {
+        "progress": False}
+    assert book.batch_parameters(notebook("preset = None\n")) == {}
+    assert book.batch_parameters(notebook("show_progress = True\n")) == {}
+    for name in ("01_consistency", "03_imagenet"):
+        assert book.batch_parameters(REPO / "notebooks" / f"{name}.ipynb") == {"progress": False}
