@@ -86,13 +86,8 @@ def output_dir(preset: str, out: str | os.PathLike | None = None) -> Path:
 def batch_parameters(path: Path) -> dict:
     """``{"progress": False}`` for a notebook whose parameters cell has ``progress``: a batch
     run writes no progress bars into the executed copy (what the book renders)."""
-    nb = read_json(path)
-    for cell in nb.get("cells", []):
-        if colab.PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
-            source = "".join(cell.get("source", []))
-            if re.search(r"^progress\s*=", source, re.MULTILINE):
-                return {"progress": False}
-    return {}
+    source = colab.parameters_source(read_json(path)) or ""
+    return {"progress": False} if re.search(r"^progress\s*=", source, re.MULTILINE) else {}
 
 
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:

@@ -166,9 +166,18 @@ def up_to_date(nb: dict[str, Any], notebook: str, url: str, branch: str) -> bool
     return head_ok and not any(COLAB_TAG in _tags(c) for c in cells[2:])
 
 
+def parameters_source(nb: dict[str, Any]) -> str | None:
+    """The source of the cell tagged "parameters" (papermill injects its overrides after it),
+    or None when there is none."""
+    for cell in nb.get("cells", []):
+        if PARAMETERS_TAG in _tags(cell):
+            return _text(cell.get("source", ""))
+    return None
+
+
 def has_parameters_cell(nb: dict[str, Any]) -> bool:
-    """Whether some cell is tagged "parameters" (papermill injects its overrides after it)."""
-    return any(PARAMETERS_TAG in _tags(c) for c in nb.get("cells", []))
+    """Whether some cell is tagged "parameters"."""
+    return parameters_source(nb) is not None
 
 
 def dumps(nb: dict[str, Any]) -> str:
