@@ -561,7 +561,7 @@ def train_group(
     for log in logs:
         log.drop_after(step)
 
-    unroll = jax.default_backend() == "cpu" and steps >= UNROLL_MIN_STEPS
+    unroll = None if steps >= UNROLL_MIN_STEPS else False  # None: the backend's default
     chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
 
     def evaluate(i, train_loss):
