@@ -474,7 +474,8 @@ def train(
     With ``save_model`` the final student is written to ``run_dir/model.npz``; the
     checkpoints are deleted once the run has finished.
     Returns the summary: final val/test metrics, steps, wall time, throughput and
-    ``status`` ("done" or "diverged").
+    ``status`` ("done" or "diverged"). metrics.jsonl has validation metrics at every
+    evaluation and test metrics only at the final step.
     """
     return train_group([config], [run_dir], progress=progress, save_model=save_model)[0]
 
@@ -565,10 +566,13 @@ def train_group(
     chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
 
     def evaluate(i, train_loss):
+        """Validation metrics at every eval; test ones only at the end (run selection and
+        the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
                                   "train_loss": train_loss}
         state = _take(carry[:2], i)
-        for split, ds in (("val", rd.val), ("test", rd.test)):
+        splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
+        for split, ds in splits:
             logits = predict(eval_graphdef, state, ds.images, config.student_size)
             record.update(eval_metrics(logits, ds.labels, teacher_eval.get(split), split))
         return record

@@ -55,6 +55,10 @@ def test_labels_run_stores_history_and_summary(results):
     assert record.summary["final_step"] == steps == 8
     assert 0.0 <= record.summary["test_acc"] <= 1.0
     assert [h["step"] for h in record.history][-1] == steps
+    # Validation at every evaluation; the test split only once, at the end.
+    assert len(record.history) > 1 and all("val_acc" in h for h in record.history)
+    assert [h["step"] for h in record.history if "test_acc" in h] == [steps]
+    assert record.history[-1]["test_acc"] == record.summary["test_acc"]
     assert record.path == store.run_dir(config)
     assert not (record.path / "ckpt").exists()  # checkpoints are removed once finished
     again = train.run(config, progress=False)  # stored: loads, does not train
