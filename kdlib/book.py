@@ -96,6 +96,9 @@ def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = No
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
+    # The kernel inherits this: OpenBLAS's own threads (jaxlib's eigh, in Shampoo) otherwise
+    # fight XLA's for the cores, and a CPU step gets several times slower (make sets it too).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     papermill.execute_notebook(
         str(path), str(out), parameters={"preset": preset, **(parameters or {})},
         cwd=str(path.parent), progress_bar=False, kernel_name="python3",

@@ -458,6 +458,70 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         validate(c)
 
 
+
+def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
+                ) -> Callable[[int], dict[str, float]]:
+    """A timer of the training program of ``configs`` (one vectorized group), steady state.
+
+    Builds what :func:`train_group` builds (data, teacher, student, optimizer states, the
+    jitted chunk) and returns ``timer(calls)``: it runs ``calls`` chunk calls and returns
+    ``{"step_s": seconds per step, "img_per_s": batch images per second, "compile_s": ...}``
+    (the first call compiles first, untimed: ``compile_s`` is that time, 0 afterwards). Two
+    settings (e.g. Adam vs Shampoo) can so be timed alternately in one process, under the
+    same load, without the compile and evaluation time a run's ``img_per_s`` includes.
+    ``num_train`` caps the training images loaded (a step does not depend on their number).
+    Nothing is written to disk.
+    """
+    _check_group(configs, [None] * len(configs))
+    config = configs[0]
+    mesh = make_mesh()
+    rd = load_data(config)
+    if isinstance(rd.train, data.StreamingDataset):
+        raise ValueError(f"dataset {config.data.name!r} is streamed; time an in-memory one")
+    train_ds = rd.train if num_train is None else data.subset(rd.train, num_train, seed=0)
+    num_classes = (rd.val if config.data.eval_name else rd.train).num_classes
+    k = config.steps_per_call
+    steps = 1_000_000  # the schedule's length; a timer may be called any number of times
+    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
+    put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
+    student = build_student(config, num_classes, rd.val.images.shape[-1])
+    student.train()
+    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    state = {"carry": put(_stack([(params, rest, make_optimizer(c, steps).init(params))
+                                  for c in configs])), "step": 0}
+    hp, sched = put(hparams(configs)), put(schedule_arrays(config, steps))
+    if teacher and config.policy in views.FIXED_POLICIES:
+        targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))
+    else:
+        targets = np.zeros((1, num_classes), np.float32)
+    consts = put((train_ds.images, train_ds.labels, jnp.asarray(targets),
+                  teacher.states if teacher else []))
+    chunk = make_train_chunk(config, graphdef, teacher, mesh)
+
+    def call() -> Any:
+        carry, loss = chunk(state["carry"], consts, hp, sched,
+                            jnp.asarray(state["step"], jnp.int32), num_steps=k)
+        state["carry"], state["step"] = carry, state["step"] + k
+        return loss
+
+    def timer(calls: int) -> dict[str, float]:
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
+            raise ValueError(f"calls={calls!r}; must be an integer >= 1")
+        compile_s = 0.0
+        if state["step"] == 0:
+            t0 = time.perf_counter()
+            np.asarray(call())
+            compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            loss = call()
+        np.asarray(loss)
+        step_s = (time.perf_counter() - t0) / (calls * k)
+        return {"step_s": step_s, "img_per_s": config.batch_size / step_s,
+                "compile_s": compile_s}
+
+    return timer
+
 def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 

@@ -431,3 +431,17 @@ def test_batch_runs_turn_off_progress_bars_where_a_notebook_has_them(tmp_path):
     assert book.batch_parameters(notebook("show_progress = True\n")) == {}
     for name in ("01_consistency", "03_imagenet"):
         assert book.batch_parameters(REPO / "notebooks" / f"{name}.ipynb") == {"progress": False}
+
+
+def test_execute_gives_the_kernel_one_openblas_thread(tmp_path, monkeypatch):
+    """Kernels inherit OPENBLAS_NUM_THREADS=1 unless the user set it (Shampoo's eigh)."""
+    import papermill
+
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: seen.append(os.environ.get("OPENBLAS_NUM_THREADS")))
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    book.execute(tmp_path / "x.ipynb", "smoke", tmp_path / "out")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    book.execute(tmp_path / "x.ipynb", "smoke", tmp_path / "out")
+    assert seen == ["1", "4"]

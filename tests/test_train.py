@@ -268,3 +268,19 @@ def test_run_distills_on_one_dataset_and_is_scored_on_another(results, tiny_teac
     ens = train.Teacher((tiny_teacher,), (8,))
     logits = train.predict(ens.graphdefs[0], (ens.states[0],), rd.val.images, 8)
     assert summary["val_teacher_acc"] == pytest.approx(np.mean(logits.argmax(-1) == rd.val.labels))
+
+
+def test_chunk_timer_times_the_group_without_writing(results, tiny_teacher):
+    config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix")
+    group = [config, config.replace(lr=1e-3)]
+    before = sorted(results.rglob("*"))
+    timer = train.chunk_timer(group, num_train=64)
+    first, second = timer(2), timer(1)
+    assert set(first) == {"step_s", "img_per_s", "compile_s"}
+    assert first["step_s"] > 0 and first["compile_s"] > 0 and second["compile_s"] == 0.0
+    assert first["img_per_s"] == pytest.approx(config.batch_size / first["step_s"])
+    assert sorted(results.rglob("*")) == before  # no run dir, no checkpoint
+    with pytest.raises(ValueError, match="calls=0"):
+        timer(0)
+    with pytest.raises(ValueError, match="differ only in"):
+        train.chunk_timer([config, config.replace(policy="same/ic")])

@@ -6,8 +6,9 @@ Here: function matching on chapter 01's 1,000-image regime at its schedule lengt
 Adam (chapter 01's ``mix`` runs, reused) and with ``optimizer="shampoo"``
 (``kdlib.optim.shampoo``: 128x128 blocks, Adam grafting, Nesterov momentum, inverse roots
 every step, warmup then quadratic decay, as in appendix D), both with the same lr sweep,
-weight decay and steps. Step cost comes from the run summaries (``img_per_s``,
-``train_time_s``); both arms train as 2-run groups, so their speeds compare.
+weight decay and steps. Step cost is timed by :func:`step_times`: each arm's training
+program, back to back in one process (the runs' own ``img_per_s`` were measured at different
+times, under different loads, with compilation included).
 
 Budget at the cpu preset: the Shampoo arm is 1,000 images x (30 + 100 + 300) epochs = 430k
 images = 3,360 steps of 128 per run. An Adam mix group runs at ~1000 img/s; Shampoo adds an
@@ -20,8 +21,9 @@ included) -> ~320 img/s -> ~22 min + 3 sweeps x ~90 s = ~27 min. The Adam arm is
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from kdlib import presets
+from kdlib import presets, sweep, train
 from kdlib.experiments import common
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
@@ -58,3 +60,23 @@ def arms(preset: str) -> common.Arms:
         out["Adam"][ep] = (adam, axes)
         out["Shampoo"][ep] = (shampoo, axes)
     return out
+
+
+def step_times(experiments: common.Arms, *, calls: int = 8, repeats: int = 2) -> Any:
+    """Seconds per step of each arm's sweep group at its longest schedule, in this process.
+
+    The arms alternate for ``repeats`` rounds (Adam, Shampoo, Adam, ...), so both are timed
+    on the same machine under the same load; :func:`kdlib.train.chunk_timer` leaves out
+    compilation (``compile_s``: round 0's). One row per (arm, round).
+    """
+    import pandas as pd
+
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}; must be >= 1")
+    timers = {}
+    for arm, by_epochs in experiments.items():
+        cfg, axes = by_epochs[max(by_epochs)]
+        timers[arm] = train.chunk_timer(sweep.expand(cfg, sweep.grid(**axes)))
+    rows = [{"arm": arm, "round": r, **timer(calls)}
+            for r in range(repeats) for arm, timer in timers.items()]
+    return pd.DataFrame(rows, columns=["arm", "round", "step_s", "img_per_s", "compile_s"])
