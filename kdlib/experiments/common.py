@@ -221,7 +221,8 @@ def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
 
 def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
                 ) -> list[dict[str, Any]]:
-    """Per arm: resolutions, forward MFLOPs of student and teacher(s) per image, parameters.
+    """Per arm: resolutions, forward MFLOPs of student and teacher(s) per image, parameters,
+    and the student's measured inference speed here (img/s, batches of 256).
 
     The teachers' FLOPs are counted when they are stored (``teachers.available``).
     """
@@ -241,6 +242,8 @@ def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
         rows.append({"arm": arm, "teacher px": t_px, "student px": cfg.student_size,
                      "student MFLOPs": profile.forward_flops(student, s_shape) / 1e6,
                      "student params": models.count_params(student),
+                     "student img/s": profile.forward_throughput(
+                         student, (256, *s_shape[1:])),
                      "teacher MFLOPs": t_flops})
     return rows
 
