@@ -56,6 +56,16 @@ ARM_COLORS: dict[str, str] = {
     "food101": "#e6ab02",
     "sun397": "#a6761d",
     "imagenet2012": "#666666",
+    # chapters 02-03: distillation arms take their view policy's color, label arms their
+    # optimizer's (light: with mixup)
+    "function matching": POLICY_COLORS["mix"],
+    "fixed teacher": POLICY_COLORS["fix/rs"],
+    "consistent teaching": POLICY_COLORS["same/ic"],
+    "labels: adam": OPTIMIZER_COLORS["adam"],
+    "labels: adam + mixup": "#aec7e8",
+    "labels: sgd": OPTIMIZER_COLORS["sgd"],
+    "labels: sgd + mixup": "#c49c94",
+    "noise": "#525252",
     # chapters 04-09: the reference arm (plain function matching) keeps the mix purple
     "same resolution": "#7b1fa2",
     "low-res student": "#ff7f0e",

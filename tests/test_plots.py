@@ -94,6 +94,20 @@ def test_named_arms_are_distinct():
     assert plots.color_for("teacher") == plots.TEACHER_COLOR
 
 
+@pytest.mark.parametrize("module", ["patience", "imagenet", "resolution", "shampoo", "init",
+                                    "cross_family", "out_of_domain", "dist_loss"])
+def test_every_chapters_arms_have_fixed_distinct_colors(module):
+    """No chapter's arms fall back to hashed colors (two of them could collide)."""
+    import importlib
+
+    arms = list(importlib.import_module(f"kdlib.experiments.{module}").ARMS)
+    known = {**plots.POLICY_COLORS, **plots.OPTIMIZER_COLORS, **plots.ARM_COLORS}
+    assert all(a.strip().lower() in known for a in arms), arms
+    colors = [plots.color_for(a) for a in arms]
+    assert len(set(colors)) == len(arms), dict(zip(arms, colors, strict=True))
+    assert plots.TEACHER_COLOR not in colors
+
+
 def test_color_for_is_stable_across_processes():
     names = ["some arm", "pets37 x long", "R50x1@160"]
     here = [plots.color_for(n) for n in names]
