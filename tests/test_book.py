@@ -445,3 +445,12 @@ def test_execute_gives_the_kernel_one_openblas_thread(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     book.execute(tmp_path / "x.ipynb", "smoke", tmp_path / "out")
     assert seen == ["1", "4"]
+
+
+def test_every_notebook_cell_has_a_unique_id():
+    """nbformat 4.5 cell ids (a missing one is a warning today, an error in future nbformat)."""
+    import json
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+        assert None not in ids and len(set(ids)) == len(ids), path.name
