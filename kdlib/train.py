@@ -522,6 +522,7 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
 
     return timer
 
+
 def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
