@@ -11,10 +11,10 @@ program, back to back in one process (the runs' own ``img_per_s`` were measured 
 times, under different loads, with compilation included).
 
 Budget at the cpu preset: the Shampoo arm is 1,000 images x (30 + 100 + 300) epochs = 430k
-images = 3,360 steps of 128 per run. An Adam mix group runs at ~1000 img/s; Shampoo adds an
-eigendecomposition per block (at most 128x128) per step and run: measured 3.1x Adam's time
-per step on this student (77 vs 238 img/s for a 2-run group on a loaded machine, compile
-included) -> ~320 img/s -> ~22 min + 3 sweeps x ~90 s = ~27 min. The Adam arm is chapter
+images = 3,360 steps of 128 per run. Shampoo adds an eigendecomposition per block (at most
+128x128) per step and run: :func:`step_times` measured 1.11x Adam's time per step (335 vs
+373 img/s for a 2-run group, with OPENBLAS_NUM_THREADS=1; several times slower without it).
+The three Shampoo sweeps took 37 min beside another training job. The Adam arm is chapter
 01's (0 min when it has run; else ~10 min).
 """
 
