@@ -27,9 +27,14 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUN_DIRS = sorted(p.parent for p in RESULTS.glob("*/*/*/summary.json"))
 
 
+def chapter_configs(arms) -> list:
+    """Every run config of an experiment's sweeps."""
+    return [c for by_epochs in arms.values()
+            for cfg, axes in by_epochs.values() for c in sweep.expand(cfg, sweep.grid(**axes))]
+
+
 def chapter_hashes(arms) -> set[str]:
-    return {store.config_hash(c) for by_epochs in arms.values()
-            for cfg, axes in by_epochs.values() for c in sweep.expand(cfg, sweep.grid(**axes))}
+    return {store.config_hash(c) for c in chapter_configs(arms)}
 
 
 def test_there_are_stored_runs():
@@ -70,7 +75,6 @@ def test_stored_cpu_runs_are_the_chapters_configs(section, arms):
                          [(s, a) for s, a in CHAPTER_ARMS if s in book.toc_stems()])
 def test_book_chapters_have_every_cpu_run_stored(section, arms):
     """A chapter in the toc has all its runs stored: `make book` replots, it never trains."""
-    missing = [store.config_hash(c) for a in arms() for by_epochs in a.values()
-               for cfg, axes in by_epochs.values() for c in sweep.expand(cfg, sweep.grid(**axes))
+    missing = [store.config_hash(c) for a in arms() for c in chapter_configs(a)
                if not (store.run_dir(c) / "summary.json").is_file()]
     assert not missing, f"{section} is in _toc.yml but {len(missing)} runs are not stored"
