@@ -459,6 +459,46 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
 
 
 
+@dataclass
+class _GroupProgram:
+    """What a vectorized group trains with: its student, stacked state and jitted chunk."""
+
+    teacher: Teacher | None
+    student: nnx.Module
+    one_carry: tuple[Any, Any, Any]  # (params, rest, optimizer state) of one run
+    carry: Any  # every run's one_carry, stacked and on device
+    hp: dict[str, jax.Array]
+    sched: dict[str, jax.Array]
+    targets: np.ndarray  # fixed teacher targets of the training images, or a dummy
+    chunk: Callable
+
+
+def _group_program(
+    configs: list[RunConfig], train_ds: Any, num_classes: int, in_channels: int, steps: int,
+    mesh: Mesh, *, streamed: bool = False, unroll: bool | None = None,
+) -> _GroupProgram:
+    """Builds the teacher, student, optimizer states and chunk of ``configs`` (one group)."""
+    config = configs[0]
+    put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
+    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
+    student = build_student(config, num_classes, in_channels)
+    student.train()
+    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    opt_states = [make_optimizer(c, steps).init(params) for c in configs]
+    # Teacher outputs that do not change during training: fixed targets.
+    if teacher and config.policy in views.FIXED_POLICIES:
+        targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))
+    else:
+        targets = np.zeros((1, num_classes), np.float32)
+    return _GroupProgram(
+        teacher=teacher, student=student, one_carry=(params, rest, opt_states[0]),
+        carry=put(_stack([(params, rest, o) for o in opt_states])),
+        hp=put(hparams(configs)), sched=put(schedule_arrays(config, steps)), targets=targets,
+        chunk=make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed,
+                               unroll=unroll),
+    )
+
+
 def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
                 ) -> Callable[[int], dict[str, float]]:
     """A timer of the training program of ``configs`` (one vectorized group), steady state.
@@ -482,21 +522,12 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
     num_classes = (rd.val if config.data.eval_name else rd.train).num_classes
     k = config.steps_per_call
     steps = 1_000_000  # the schedule's length; a timer may be called any number of times
-    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
-    put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
-    student = build_student(config, num_classes, rd.val.images.shape[-1])
-    student.train()
-    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
-    state = {"carry": put(_stack([(params, rest, make_optimizer(c, steps).init(params))
-                                  for c in configs])), "step": 0}
-    hp, sched = put(hparams(configs)), put(schedule_arrays(config, steps))
-    if teacher and config.policy in views.FIXED_POLICIES:
-        targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))
-    else:
-        targets = np.zeros((1, num_classes), np.float32)
-    consts = put((train_ds.images, train_ds.labels, jnp.asarray(targets),
-                  teacher.states if teacher else []))
-    chunk = make_train_chunk(config, graphdef, teacher, mesh)
+    prog = _group_program(configs, train_ds, num_classes, rd.val.images.shape[-1], steps, mesh)
+    state = {"carry": prog.carry, "step": 0}
+    teacher_states = prog.teacher.states if prog.teacher else []
+    consts = jax.device_put((train_ds.images, train_ds.labels, jnp.asarray(prog.targets),
+                             teacher_states), NamedSharding(mesh, P()))
+    hp, sched, chunk = prog.hp, prog.sched, prog.chunk
 
     def call() -> Any:
         carry, loss = chunk(state["carry"], consts, hp, sched,
@@ -578,28 +609,17 @@ def train_group(
             f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices"
         )
 
-    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
-    teacher_size = teacher_view_size(config)
     replicated = NamedSharding(mesh, P())
     put = lambda x: jax.device_put(x, replicated)
-
-    student = build_student(config, num_classes, in_channels)
-    student.train()
-    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    unroll = None if steps >= UNROLL_MIN_STEPS else False  # None: the backend's default
+    prog = _group_program(configs, rd.train, num_classes, in_channels, steps, mesh,
+                          streamed=streamed, unroll=unroll)
+    teacher, student, targets = prog.teacher, prog.student, prog.targets
+    carry, hp, sched, chunk = prog.carry, prog.hp, prog.sched, prog.chunk
     student.eval()
     eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
-    opt_states = [make_optimizer(c, steps).init(params) for c in configs]
-    one_carry = (params, rest, opt_states[0])
-    carry = put(_stack([(params, rest, o) for o in opt_states]))
-    hp = put(hparams(configs))
-    sched = put(schedule_arrays(config, steps))
-
-    # Teacher outputs that do not change during training: fixed targets and eval logits.
     teacher_states = put(teacher.states) if teacher else []
-    if teacher and config.policy in views.FIXED_POLICIES:
-        targets = fixed_targets(config, teacher, rd.train, teacher_size)
-    else:
-        targets = np.zeros((1, num_classes), np.float32)
+    # The teacher's logits of the evaluation splits do not change during training either.
     teacher_eval = {}
     if teacher:
         for split, ds in (("val", rd.val), ("test", rd.test)):
@@ -623,12 +643,9 @@ def train_group(
     latest = {c.latest_step() for c in ckpts}
     if len(latest) == 1 and None not in latest:  # every run of the group at the same step
         step = latest.pop()
-        carry = put(_stack([c.restore(step, one_carry) for c in ckpts]))
+        carry = put(_stack([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)
-
-    unroll = None if steps >= UNROLL_MIN_STEPS else False  # None: the backend's default
-    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
 
     def evaluate(i, train_loss):
         """Validation metrics at every eval; test ones only at the end (run selection and
