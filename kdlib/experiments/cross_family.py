@@ -6,8 +6,8 @@ teacher into MobileNetV3 students (Large with GroupNorm: 74.60% at 300 epochs, 7
 (the mean of the logits of the 224 px and the 384 px teachers) gives a better student than
 its default teacher at every length (82.82% at 9600 epochs).
 
-Here, on chapter 01's 1,000-image regime at its schedule lengths, every arm with the same lr
-sweep and steps:
+Here, on chapter 01's 1,000-image regime at its schedule lengths (cpu: up to 100 epochs),
+every arm with the same lr sweep and steps:
 
 - ``BiT student``: chapter 01's ``mix`` runs (reused).
 - ``MobileNetV3-L (GN)``, ``MobileNetV3-L (BN)``, ``MobileNetV3-S (GN)``: Large- and
@@ -23,13 +23,14 @@ sweep and steps:
 The BatchNorm student's statistics are updated inside the gradient (``nnx.merge(..., copy=True)``
 in ``train.make_train_chunk``) and move during training (tested).
 
-Budget at the cpu preset: each new arm is 1,000 images x (30 + 100 + 300) epochs = 430k
-images = 3,360 steps of 128 per run. Measured forward + backward of one student on batch
-128 (a loaded 2-core machine): BiT student 436 ms, MobileNetV3-L (width 0.25, stride-2
-stem) 134 ms, so a 2-run MobileNet mix group is dominated by the teacher forward: ~0.65 ms
-per image -> ~1500 img/s -> ~5 min + 3 sweeps x ~70 s = ~8.5 min per MobileNet arm (x3);
-the 2-teacher BiT student (two teacher forwards) ~650 img/s -> ~11 min + 3.5 min. Total
-~40 min, + chapter 04's 48 px teacher (~13 min) if it is missing.
+Budget at the cpu preset: chapter 01's lengths up to 100 epochs (:data:`CPU_EPOCHS`), each
+new arm 1,000 images x (30 + 100) epochs = 130k images = 1,020 steps of 128 per run. The
+MobileNets' depthwise convolutions are slow on XLA:CPU: measured on 2 loaded cores, a 2-run
+MobileNetV3-L (GN) group trains at 95-163 img/s (30 and 100 epochs), against ~350 for the BiT
+student, although it has 0.42x the FLOPs. At 300 epochs each MobileNet arm would cost ~35 min
+and the chapter ~3.5 h; at (30, 100) a MobileNet arm is ~17 min, the 2-teacher arm ~25, the
+chapter ~75 min (+ chapter 04's 48 px teacher if it is missing). The gpu preset keeps every
+length of chapter 01.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ ENSEMBLE = "BiT student, 2 teachers"
 ARMS = ("BiT student", *STUDENTS, ENSEMBLE)
 MOBILENET_ARMS = tuple(STUDENTS)
 PAPER_EPOCHS = (300.0, 1200.0)
+CPU_EPOCHS = (30.0, 100.0)  # see the budget note above
 
 
 def student(arm: str, preset: str) -> ModelConfig:
@@ -65,9 +67,11 @@ def student(arm: str, preset: str) -> ModelConfig:
 
 def epochs(preset: str) -> tuple[float, ...]:
     """Schedule lengths of every arm."""
-    if presets.check(preset) == "paper":
+    preset = presets.check(preset)
+    if preset == "paper":
         return PAPER_EPOCHS
-    return common.small_data_regime(preset)[1]
+    lengths = common.small_data_regime(preset)[1]
+    return tuple(ep for ep in lengths if ep in CPU_EPOCHS) if preset == "cpu" else lengths
 
 
 def ensemble_teachers(preset: str) -> tuple[str, str]:
