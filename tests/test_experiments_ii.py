@@ -201,6 +201,11 @@ def test_c12_out_of_domain():
     acc = {"in-domain": (.70, .80, .85), "related": (.60, .75, .82), "unrelated": (.2, .3, .4)}
     c = verdicts.c12_out_of_domain(long(acc), "08")
     assert c.verdict == "reproduced" and "chance 10.0%" in c.ours
+    assert "gap to in-domain +10.0 pts at 10 epochs, +3.0 at 1000 (closes)" in c.ours
+    # Related images fall further behind with longer schedules: not "close".
+    widening = dict(acc, related=(.68, .70, .70))
+    w = verdicts.c12_out_of_domain(long(widening), "08")
+    assert w.verdict == "partly" and "(does not close)" in w.ours
     near_chance = dict(acc, unrelated=(.1, .1, .15))
     assert verdicts.c12_out_of_domain(long(near_chance), "08").verdict == "partly"
     upside_down = {"in-domain": (.1, .1, .1), "related": (.1, .1, .1), "unrelated": (.1, .1, .15)}
