@@ -76,6 +76,7 @@ ARM_COLORS: dict[str, str] = {
     "bit student, 2 teachers": "#e7298a",
     "mobilenetv3-l (gn)": "#1f77b4",
     "mobilenetv3-l (bn)": "#9ecae1",
+    "mobilenetv3-l (bn, momentum 0.99)": "#8c564b",
     "mobilenetv3-s (gn)": "#e6ab02",
     "related": "#98df8a",
     "unrelated": "#bcbd22",

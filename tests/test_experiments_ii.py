@@ -124,7 +124,14 @@ def test_dist_and_kl_get_the_same_sweep_budget():
 
 def test_mobilenet_students_are_scaled_down_and_stateless():
     s = cross_family.student("MobileNetV3-L (BN)", "cpu")
-    assert s.kwargs == {"variant": "large", "norm": "bn", "width": 0.25, "stem": "imagenet"}
+    assert s.kwargs == {"variant": "large", "norm": "bn", "bn_momentum": 0.9, "width": 0.25,
+                        "stem": "imagenet"}
+    slow = cross_family.student(cross_family.BN_SLOW_STATS, "cpu")
+    assert "bn_momentum" not in slow.kwargs and slow.kwargs["norm"] == "bn"
+    paper_bn = cross_family.student("MobileNetV3-L (BN)", "paper").kwargs
+    assert paper_bn == {"variant": "large", "norm": "bn"}  # full size, Keras' momentum
+    with pytest.raises(ValueError, match="no MobileNet student at preset='paper'"):
+        cross_family.student(cross_family.BN_SLOW_STATS, "paper")
     assert "width" not in cross_family.student("MobileNetV3-S (GN)", "paper").kwargs
     model = models.create(s.name, num_classes=10, in_channels=1, **s.kwargs)
     kinds = {type(v).__name__ for _, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.Param)))}

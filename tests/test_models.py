@@ -323,6 +323,24 @@ def test_mobilenet_bn_train_eval_and_batch_stats():
     np.testing.assert_allclose(mean1, 0.99 * mean0 + 0.01 * batch_mean, rtol=1e-4, atol=1e-6)
 
 
+def test_mobilenet_bn_momentum_sets_every_batchnorm():
+    kw = dict(variant="small", norm="bn", num_classes=3, width=0.35, in_channels=1,
+              stem="small", impl="xla")
+    model = models.MobileNetV3(bn_momentum=0.9, **kw)
+    bns = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+    assert len(bns) > 10 and {bn.momentum for bn in bns} == {0.9}
+    x = images((2, 28, 28, 1))
+    mean0 = np.asarray(model.stem.norm.mean[...])
+    model.train()
+    logits(model, x)
+    batch_mean = np.asarray(model.stem.conv(x).mean((0, 1, 2)))
+    np.testing.assert_allclose(model.stem.norm.mean[...], 0.9 * mean0 + 0.1 * batch_mean,
+                               rtol=1e-4, atol=1e-6)
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="bn_momentum="):
+            models.MobileNetV3(bn_momentum=bad, **kw)
+
+
 def test_jit_and_grad_match_finite_differences():
     model = tiny_bit(stem="small", in_channels=1)
     randomize_params(model, seed=3)

@@ -201,6 +201,8 @@ class MobileNetV3(nnx.Module):
       in_channels: channels of the input images.
       stem: "imagenet" (first conv stride 2) or "small" (stride 1, for 28-32 px inputs).
       dropout: dropout rate before the classifier (0: off, the default).
+      bn_momentum: BatchNorm's running-statistics decay (norm="bn" only). 0.99 (Keras'
+        default) averages over ~100 steps; short runs need less (see ``07_cross_family``).
       impl: ops implementation ("xla", "cpu", or None: auto by backend).
       rngs: initialization (and dropout) randomness (default ``nnx.Rngs(0)``).
     """
@@ -208,7 +210,7 @@ class MobileNetV3(nnx.Module):
     def __init__(
         self, *, variant: str = "large", num_classes: int = 1000, width: float = 1.0,
         norm: str = "gn", in_channels: int = 3, stem: str = "imagenet", dropout: float = 0.0,
-        impl: str | None = None, rngs: nnx.Rngs | None = None,
+        bn_momentum: float = 0.99, impl: str | None = None, rngs: nnx.Rngs | None = None,
     ):
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
@@ -222,6 +224,10 @@ class MobileNetV3(nnx.Module):
             0 <= dropout < 1
         ):
             raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, int | float) or not (
+            0 <= bn_momentum < 1
+        ):
+            raise ValueError(f"bn_momentum={bn_momentum!r} must be in [0, 1)")
         for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive int")
@@ -257,6 +263,9 @@ class MobileNetV3(nnx.Module):
         self.head = nnx.Linear(
             self.num_features, num_classes, kernel_init=layers.zeros,
             bias_init=layers.zeros, rngs=rngs)
+        for _, module in nnx.iter_modules(self):
+            if isinstance(module, nnx.BatchNorm):
+                module.momentum = float(bn_momentum)
 
     def pre_logits(self, x: jax.Array) -> jax.Array:
         """Features (N, 1280 or 1024 scaled) after the hard-swish dense layer."""
