@@ -458,7 +458,6 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         validate(c)
 
 
-
 @dataclass
 class _GroupProgram:
     """What a vectorized group trains with: its student, stacked state and jitted chunk."""

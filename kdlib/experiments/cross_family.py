@@ -30,9 +30,9 @@ new arm 1,000 images x (30 + 100) epochs = 130k images = 1,020 steps of 128 per 
 MobileNets' depthwise convolutions are slow on XLA:CPU: measured on 2 loaded cores, a 2-run
 MobileNetV3-L (GN) group trains at 95-163 img/s (30 and 100 epochs), against ~350 for the BiT
 student, although it has 0.42x the FLOPs. At 300 epochs each MobileNet arm would cost ~35 min
-and the chapter ~3.5 h; at (30, 100) a MobileNet arm is ~17 min, the 2-teacher arm ~25, the
-chapter ~75 min (+ chapter 04's 48 px teacher if it is missing). The gpu preset keeps every
-length of chapter 01.
+and the chapter ~3.5 h. Measured at (30, 100), beside another training job: a MobileNet arm
+11-29 min, the 2-teacher arm 19 min, 88 min of group wall time for the chapter (+ chapter
+04's 48 px teacher if it is missing). The gpu preset keeps every length of chapter 01.
 """
 
 from __future__ import annotations

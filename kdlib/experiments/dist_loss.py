@@ -20,8 +20,9 @@ Budget at the cpu preset: 4 arms x 2 lengths, 4-run groups (2 lr x 2 T or tau), 
 (30 + 100) epochs = 130k images = 1,020 steps of 128 per group. The cpu lengths stop at 100
 epochs: measured on 2 loaded cores, a 2-run BiT-student group trains at ~350 img/s (chapter
 08's 100-epoch runs), so a 4-run group is ~175 img/s and 300 epochs would cost ~30 min per arm,
-~2.5 h for the chapter; at (30, 100) it is ~12 min per arm, ~50 min, + the weak teacher (2
-epochs of 55,000 images at student size). The gpu preset keeps 300 and 1000 epochs.
+~2.5 h for the chapter. Measured at (30, 100), two arms at a time beside other jobs: 6-16 min
+per sweep, 105 min of group wall time for the chapter, + the weak teacher (2 epochs of 55,000
+images at student size, ~4 min). The gpu preset keeps 300 and 1000 epochs.
 """
 
 from __future__ import annotations

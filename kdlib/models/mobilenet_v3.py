@@ -10,8 +10,8 @@ dropout (off by default), dense classifier. As in torchvision and the Keras refe
 last 1x1 conv has no squeeze-excite (Table 2 marks one; neither reference implements it).
 
 Normalization is ``norm="gn"`` (GroupNorm, 8 groups, eps 1e-5) or ``norm="bn"``
-(``nnx.BatchNorm``, momentum 0.99, eps 1e-3; switch with ``model.train()`` / ``model.eval()``;
-a fresh model is in train mode, as NNX modules are).
+(``nnx.BatchNorm``, momentum ``bn_momentum`` = 0.99 by default, eps 1e-3; switch with
+``model.train()`` / ``model.eval()``; a fresh model is in train mode, as NNX modules are).
 
 Channel counts (block widths, expansions, SE widths, stem, last conv, the 1280/1024 layer) are
 scaled by ``width`` and rounded by :func:`make_divisible` to multiples of 8, as in torchvision.
@@ -96,7 +96,10 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def make_norm(features: int, norm: str, impl: str | None, rngs: nnx.Rngs) -> nnx.Module:
-    """GroupNorm with ``num_groups_for(c, 8)`` groups, or BatchNorm (momentum 0.99, eps 1e-3)."""
+    """GroupNorm with ``num_groups_for(c, 8)`` groups, or BatchNorm (momentum 0.99, eps 1e-3).
+
+    The model sets its own BatchNorm momentum afterwards (``MobileNetV3(bn_momentum=...)``).
+    """
     if norm == "gn":
         return layers.GroupNorm(features, max_groups=8, eps=1e-5, impl=impl)
     if norm == "bn":
