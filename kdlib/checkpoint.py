@@ -28,7 +28,13 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any) -> None:
-        """Saves ``state`` at ``step`` and waits until it is on disk."""
+        """Saves ``state`` at ``step`` and waits until it is on disk.
+
+        A checkpoint already at ``step`` is replaced: a group resumed from an earlier step
+        (its runs' latest checkpoints differed after a kill) saves that step again.
+        """
+        if step in self._manager.all_steps():
+            self._manager.delete(step)
         leaves = jax.tree.leaves(state)
         payload = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)

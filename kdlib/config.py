@@ -31,6 +31,10 @@ class DataConfig:
     # Evaluate (val_split, test_split) on this dataset instead of ``name``: distilling on
     # images of another domain (chapter 08). Added later: hash-neutral at its default.
     eval_name: str | None = field(default=None, metadata={HASH_NEUTRAL: True})
+    # Seed of the ``train_size`` subset; None: the run's seed. Seed replicates of a small-data
+    # run fix it, so they differ in initialization, data order and augmentation, not in which
+    # images they see. Added later: hash-neutral at its default.
+    subset_seed: int | None = field(default=None, metadata={HASH_NEUTRAL: True})
 
     @property
     def eval_dataset(self) -> str:
