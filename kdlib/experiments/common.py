@@ -349,6 +349,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan,
                 "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
+                "train_loss_seeds": [round(v, 6) for v in losses],
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),
