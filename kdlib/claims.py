@@ -210,6 +210,23 @@ def checks_text(claim: Claim) -> str:
     return "; ".join(parts) + (f" ({tail})" if tail else "")
 
 
+def report(claims: Iterable[Claim]) -> str:
+    """A chapter's claims as markdown: the claims table (no self-links), then each sub-check
+    with its numbers, then the noise, seeds, scale and what would settle each claim."""
+    claims = _sorted(claims)
+    lines = [markdown_table(claims, linked=()), "", "| id | sub-check | outcome | numbers |",
+             "| --- | --- | --- | --- |"]
+    lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']} | {_cell(k['detail'])} |"
+              for c in claims for k in c.checks]
+    lines.append("")
+    for c in claims:
+        facts = [f"seeds per point: {c.seeds}" if c.seeds else "", c.noise and f"noise: {c.noise}",
+                 c.scale, c.settle and f"to settle it: {c.settle}",
+                 c.rule_note and f"note: {c.rule_note}"]
+        lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def checks_table(claims: Iterable[Claim]) -> pd.DataFrame:
     """One row per sub-check of each claim: id, check, outcome and its numbers."""
     import pandas as pd

@@ -191,3 +191,13 @@ def test_evidence_fields_round_trip_and_old_files_still_load(tmp_path):
 def test_check_with_a_bad_outcome_is_refused():
     with pytest.raises(ValueError, match="outcome must be one of"):
         dataclasses.replace(make("C1"), checks=({"name": "x", "outcome": "maybe"},))
+
+
+def test_report_lists_each_sub_check_and_what_would_settle_it():
+    checks = ({"name": "a > b", "outcome": "fails", "detail": "-3.0 pts | x", "margin": -0.03,
+               "se": 0.01},)
+    claim = dataclasses.replace(make("C4", verdict="not reproduced"), checks=checks,
+                                seeds="3", settle="the gpu preset", scale="ours: 300 epochs")
+    text = claims.report([claim])
+    assert "| C4 | a > b | fails | -3.0 pts \\| x |" in text
+    assert "- **C4**: seeds per point: 3; ours: 300 epochs; to settle it: the gpu preset." in text

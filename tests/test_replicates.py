@@ -143,3 +143,24 @@ def test_checkpoints_go_only_when_the_result_is_saved(tmp_path, status):
     assert (run / "ckpt").is_dir()  # a failed run keeps them for its resume
     store.save_run(run, cfg(), {"val_acc": 0.5}, {}, status)
     assert not (run / "ckpt").exists()
+
+
+def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    base = cfg().replace(preset="cpu")
+    for seed, acc in ((0, 0.80), (1, 0.82), (2, 0.84)):
+        c = base if seed == 0 else common.replicate(base, seed)
+        store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    other = base.replace(lr=3e-3)  # one seed only: no spread to pool
+    store.save_run(store.prepare_run(other), other, {"test_acc": 0.5}, {}, "done")
+    noise = common.store_noise("cpu")
+    assert noise.sd == pytest.approx(0.02) and "pooled over 1 replicated points" in noise.source
+    assert common.store_noise("gpu").source.startswith("assumed")
+
+
+def test_edge_report_counts_selected_configs_at_an_edge():
+    import pandas as pd
+
+    t = pd.DataFrame({"arm": ["a", "b"], "epochs": [1.0, 1.0], "at_edge": ["lr", ""]})
+    assert common.edge_report({"x": t}).startswith("1 of 2 selected configs sit at a grid edge")
+    assert common.edge_report(t.iloc[1:]).startswith("Every one of the 1 selected configs")

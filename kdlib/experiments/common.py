@@ -187,9 +187,10 @@ def train_extras_default(preset: str) -> bool:
     """Whether a notebook trains the evidence extras (grid growth, T=10, seed replicates).
 
     cpu: no: the book shows what is stored and the background queue (``python -m
-    kdlib.experiments.queue``) trains them; every other preset trains them in the notebook.
+    kdlib.experiments.queue``) trains them. smoke: no: notebooks under nbval stay fast (the
+    extras' logic is unit-tested). gpu and paper: yes, in the notebook.
     """
-    return presets.check(preset) != "cpu"
+    return presets.check(preset) not in ("smoke", "cpu")
 
 
 def replicate(config: RunConfig, seed: int) -> RunConfig:
@@ -287,6 +288,45 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     return results
 
 
+def store_noise(preset: str, metric: str = "test_acc") -> Any:
+    """The pooled seed noise of ``metric`` over every replicated config stored at ``preset``.
+
+    Runs whose configs differ only in the seed (and the subset seed a replicate pins) are one
+    config's seeds; every such set with 2 or more finished runs contributes
+    (:func:`kdlib.evidence.pooled_noise`). Reads config and summary files only.
+    """
+    import json
+
+    from kdlib import evidence, store
+
+    sets: dict[str, list[float]] = {}
+    for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
+        stored = json.loads(summary.read_text())
+        if stored.get("status") != "done" or metric not in stored:
+            continue
+        config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
+        data = config.get("data", {})
+        if data.get("train_size") is not None and data.get("subset_seed") is None:
+            data["subset_seed"] = config.get("seed", 0)
+        config["seed"] = None
+        sets.setdefault(json.dumps(config, sort_keys=True), []).append(float(stored[metric]))
+    return evidence.pooled_noise(sets.values(), metric)
+
+
+def edge_report(tables: Any) -> str:
+    """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line."""
+    import pandas as pd
+
+    frames = [tables] if isinstance(tables, pd.DataFrame) else list(tables.values())
+    rows = pd.concat(frames)
+    edge = rows[rows["at_edge"].astype(bool)]
+    if edge.empty:
+        return f"Every one of the {len(rows)} selected configs lies inside its grid."
+    return (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
+            f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not bracket the "
+            "optimum yet; the queue grows them for every arm alike.")
+
+
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
                 progress: bool) -> list[Any]:
     """The seed replicates of ``result``'s selected config (trained or, else, those stored)."""
@@ -347,6 +387,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "arm": arm, "epochs": ep,
                 "test_acc": float(np.mean(accs)) if accs else np.nan,
                 "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan,
+                "yerr": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                 "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],

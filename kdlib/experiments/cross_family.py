@@ -44,7 +44,9 @@ from kdlib.experiments import common, resolution
 SECTION = "07_cross_family"
 
 # Students scaled to 28 px: a quarter of the channels; the ImageNet stem (stride 2), so that
-# they stay far cheaper than the BiT student, as MobileNetV3 is than a ResNet-50.
+# they need fewer FLOPs than the BiT student, as MobileNetV3 does than a ResNet-50 (they have
+# more parameters, and depthwise convolutions make their CPU steps slower: the chapter's model
+# cost table gives each number).
 _SCALED = {"width": 0.25, "stem": "imagenet"}
 # BatchNorm's running statistics at the small presets decay with momentum 0.9 (~10 steps):
 # with Keras' 0.99 (~100 steps) the 30-epoch runs (235 steps) evaluate at chance, their
