@@ -54,5 +54,25 @@ class Checkpointer:
                 )
         return jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in restored])
 
+    def clear(self) -> None:
+        """Deletes every checkpoint (a group restarts from step 0 when its runs disagree)."""
+        for step in self._manager.all_steps():
+            self._manager.delete(step)
+
     def close(self) -> None:
         self._manager.close()
+
+
+def group_start(ckpts: list[Checkpointer]) -> int:
+    """The step a vectorized group resumes from: their common latest step, else 0.
+
+    Runs killed between their checkpoint saves disagree; those ahead are cleared, so the
+    group restarts together from 0 and no later save meets a step from the earlier attempt.
+    """
+    latest = {c.latest_step() for c in ckpts}
+    if len(latest) == 1 and None not in latest:
+        return latest.pop()
+    for c in ckpts:
+        if c.latest_step() is not None:
+            c.clear()
+    return 0

@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from kdlib import augment, data, losses, models, optim, store, teachers, views
-from kdlib.checkpoint import Checkpointer
+from kdlib.checkpoint import Checkpointer, group_start
 from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, validate
 
 EVAL_BATCH = 500
@@ -640,10 +640,8 @@ def train_group(
     ckpt_every = config.checkpoint_every or eval_every
     ckpts = [Checkpointer(d / "ckpt") for d in run_dirs]
     logs = [store.MetricsLog(d / "metrics.jsonl") for d in run_dirs]
-    step = 0
-    latest = {c.latest_step() for c in ckpts}
-    if len(latest) == 1 and None not in latest:  # every run of the group at the same step
-        step = latest.pop()
+    step = group_start(ckpts)
+    if step:  # every run of the group checkpointed at this step
         carry = put(_stack([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)

@@ -164,3 +164,16 @@ def test_edge_report_counts_selected_configs_at_an_edge():
     t = pd.DataFrame({"arm": ["a", "b"], "epochs": [1.0, 1.0], "at_edge": ["lr", ""]})
     assert common.edge_report({"x": t}).startswith("1 of 2 selected configs sit at a grid edge")
     assert common.edge_report(t.iloc[1:]).startswith("Every one of the 1 selected configs")
+
+
+def test_a_group_whose_runs_disagree_restarts_together(tmp_path):
+    from kdlib.checkpoint import group_start
+
+    a, b = Checkpointer(tmp_path / "a"), Checkpointer(tmp_path / "b")
+    a.save(4, {"w": np.zeros(2)})  # killed before b saved step 4
+    assert group_start([a, b]) == 0 and a.latest_step() is None
+    a.save(4, {"w": np.zeros(2)})
+    b.save(4, {"w": np.zeros(2)})
+    assert group_start([a, b]) == 4
+    a.close()
+    b.close()
