@@ -21,6 +21,8 @@ from kdlib.store import (
     RunRecord,
     check_summary,
     config_hash,
+    fresh_run,
+    input_record,
     load_run,
     prepare_run,
     record_failure,
@@ -224,6 +226,7 @@ def _train_locked(
     """:func:`_train_batch`'s body, with the runs' locks held."""
     paths = [prepare_run(c, root) for c in configs]
     started_at = time.time()
+    seen = [input_record(c) for c in configs]  # hashed before training: what each run reads
     try:
         summaries = list(batch_train_fn(list(configs), list(paths)))
         if len(summaries) != len(configs):
@@ -238,22 +241,30 @@ def _train_locked(
             raise
         return
     wall = time.time() - started_at
-    for config, path, summary, status in zip(configs, paths, summaries, statuses, strict=True):
+    batch = [p.name for p in paths]
+    for config, path, summary, status, inputs in zip(
+        configs, paths, summaries, statuses, seen, strict=True
+    ):
+        # Group mates: the runs it was trained with (a vectorized group shares float order).
+        summary = dict(summary)
+        group = summary.pop("group", None) or batch
         prov = make_provenance(
             config,
             wall_time_s=wall,
             started_at=started_at,
-            extra={"config_hash": path.name, "batch_size": len(configs)},
+            extra={"config_hash": path.name, "batch_size": len(configs), "group": group,
+                   **inputs},
         )
         save_run(path, config, summary, prov, status)
 
 
 def _missing(configs: list[Any], root: str | os.PathLike | None) -> list[Any]:
-    """Configs with no finished run, each once (identical configs share one run)."""
+    """Configs with no finished run that saw today's inputs (:func:`kdlib.store.fresh_run`),
+    each once (identical configs share one run)."""
     missing, seen = [], set()
     for config in configs:
         key = config_hash(config)
-        if key not in seen and load_run(run_dir(config, root)) is None:
+        if key not in seen and fresh_run(config, root) is None:
             missing.append(config)
         seen.add(key)
     return missing
