@@ -602,6 +602,8 @@ def prepare_run(
     # A finished run is only prepared again when it is retrained or stale: start it afresh.
     if path.exists() and (retrain or (path / SUMMARY_FILE).is_file()):
         shutil.rmtree(path)
+    for tmp in path.glob(".*.tmp"):  # left by a writer killed mid-write (the lock is held)
+        tmp.unlink(missing_ok=True)
     stored = path / CONFIG_FILE
     if stored.is_file() and config_hash(read_json(stored)) != path.name:
         raise ValueError(f"{stored} holds a config whose hash is not {path.name}")
