@@ -174,6 +174,16 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return find_repo_root() / "results"
 
 
+def check_folder_name(name: str, value: Any) -> str:
+    """``value`` if it is a safe single folder name, else a one-line ValueError naming it."""
+    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
+        raise ValueError(
+            f"{name}={value!r} must be a non-empty folder name of letters, digits, "
+            "'_', '-', '.', '+'"
+        )
+    return value
+
+
 def _path_part(config: Any, name: str) -> str:
     """Field `name` of the config, checked to be a safe single folder name."""
     if isinstance(config, Mapping):

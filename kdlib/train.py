@@ -27,9 +27,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import augment, data, divergence, losses, models, optim, store, teachers, views
+from kdlib import augment, checks, data, divergence, losses, models, optim, store, teachers, views
 from kdlib.checkpoint import Checkpointer
-from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, validate
+from kdlib.config import RunConfig, teacher_sizes, teacher_view_size
 
 EVAL_BATCH = 500
 # Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
@@ -445,6 +445,8 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         raise ValueError(
             f"need one run_dir per config, got {len(configs)} configs and {len(run_dirs)} dirs"
         )
+    for c in configs:
+        checks.check_run(c)
     keys = {group_key(c) for c in configs}
     if len(keys) > 1:
         diff = sorted(
@@ -454,8 +456,6 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         raise ValueError(
             f"configs of one group may differ only in {HPARAMS}; these differ too: {diff}"
         )
-    for c in configs:
-        validate(c)
 
 
 @dataclass
@@ -772,7 +772,12 @@ def train_many(
 def run(
     config: RunConfig, *, retrain: bool = False, progress: bool = True, save_model: bool = False
 ) -> store.RunRecord:
-    """Trains ``config`` unless its result is stored; returns the stored record."""
+    """Trains ``config`` unless its result is stored; returns the stored record.
+
+    The config and the files it names are checked first (:func:`kdlib.checks.check_run`):
+    a bad one is a one-line error and leaves no run folder.
+    """
+    checks.check_run(config)
     return store.run_or_load(
         config, lambda c, d: train(c, d, progress=progress, save_model=save_model),
         retrain=retrain,
@@ -789,6 +794,8 @@ def sweep(
     """
     from kdlib import sweep as sweeps
 
+    for config in sweeps.expand(base, sweeps.grid(**axes)):  # before any folder is made
+        checks.check_run(config)
     return sweeps.sweep(
         base, axes, None,
         batch_train_fn=lambda cs, ds: train_many(cs, ds, progress=progress), **kwargs,
