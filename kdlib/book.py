@@ -47,6 +47,9 @@ def notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = 
               ) -> list[Path]:
     """The source notebooks, in chapter order, optionally filtered by name prefixes."""
     folder = Path(folder) if folder is not None else REPO / "notebooks"
+    if not folder.is_dir():
+        raise ValueError(f"--dir {folder} is not a folder: give the folder of the source "
+                         "notebooks (default: notebooks/)")
     found = sorted(folder.glob(NOTEBOOK_GLOB))
     if only:
         found = [p for p in found if any(p.stem.startswith(o) for o in only)]
@@ -338,9 +341,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="notebook name prefixes, e.g. 00 01_consistency (at least one)")
         p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/)")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run_command(args)
-    return _colab_command(args)
+    try:
+        if args.command == "run":
+            return _run_command(args)
+        return _colab_command(args)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

@@ -28,17 +28,32 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any) -> None:
-        """Saves ``state`` at ``step`` and waits until it is on disk."""
+        """Saves ``state`` at ``step`` and waits until it is on disk.
+
+        A failed write (a full disk: orbax's RESOURCE_EXHAUSTED) is one OSError naming the
+        folder; the previous checkpoint stays, so the run can resume once there is room.
+        """
         leaves = jax.tree.leaves(state)
         payload = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-        self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)
-        self._manager.wait_until_finished()
+        try:
+            self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:
+            raise OSError(f"cannot write the checkpoint of step {step} to {self.directory} "
+                          f"({_first_line(err)}): free disk space (or set checkpoint_every "
+                          "higher) and rerun; the run resumes from its last checkpoint") from err
 
     def restore(self, step: int, like: Any) -> Any:
-        """Restores the checkpoint at ``step`` into the structure of ``like``."""
+        """Restores the checkpoint at ``step`` into the structure of ``like``; an unreadable
+        one is a ValueError naming its folder and the fix."""
         leaves, treedef = jax.tree.flatten(like)
         target = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-        payload = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        try:
+            payload = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as err:
+            raise ValueError(f"checkpoint {self.directory / str(step)} cannot be read "
+                             f"({_first_line(err)}): delete {self.directory} to restart the "
+                             "run from step 0") from err
         restored = [payload[f"{i:05d}"] for i in range(len(leaves))]
         for old, new in zip(leaves, restored, strict=True):
             if np.shape(old) != np.shape(new):
@@ -50,3 +65,9 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _first_line(err: BaseException) -> str:
+    """``Type: first line of the message`` of an exception (orbax's run to many lines)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
