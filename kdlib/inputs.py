@@ -34,6 +34,7 @@ log = logging.getLogger("kdlib")
 PROVENANCE_KEY = "inputs"
 _CHUNK = 1 << 20
 _CACHE: dict[tuple[str, int, int], str] = {}
+_LOGGED: set[str] = set()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -156,6 +157,9 @@ def check_fresh(path: Path, provenance: Mapping[str, Any], config: Any) -> bool:
     recorded = provenance.get(PROVENANCE_KEY)
     reasons = stale(recorded if isinstance(recorded, Mapping) else None, current)
     if reasons:
-        log.warning("kdlib: stored run %s is stale, retraining it: %s", path, "; ".join(reasons))
+        line = f"kdlib: stored run {path} is stale, retraining it: {'; '.join(reasons)}"
+        if line not in _LOGGED:  # a sweep asks twice (before and under the lock): say it once
+            _LOGGED.add(line)
+            log.warning(line)
         return False
     return True

@@ -116,13 +116,18 @@ def migrate(results: Path, *, dry_run: bool = False) -> collections.Counter:
     return counts
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
+    p = argparse.ArgumentParser(prog="python -m kdlib.migrate_inputs",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=None, help="the results folder (results/)")
+    p.add_argument("--dry-run", action="store_true", help="count only; write nothing")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: migrate, print the counts per rule; 1 when any run was skipped."""
-    parser = argparse.ArgumentParser(prog="python -m kdlib.migrate_inputs",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=None, help="the results folder (results/)")
-    parser.add_argument("--dry-run", action="store_true", help="count only; write nothing")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     results = Path(args.results) if args.results else find_repo_root() / "results"
     counts = migrate(results, dry_run=args.dry_run)
     for rule, n in sorted(counts.items()):

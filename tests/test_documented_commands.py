@@ -99,6 +99,11 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
         _check_make(words[1:])
     elif words[:3] == ["python", "-m", "kdlib.book"]:
         _check_kdlib_book(words[3:], monkeypatch)
+    elif words[:3] == ["python", "-m", "kdlib.migrate_inputs"]:
+        from kdlib import migrate_inputs
+
+        args = migrate_inputs.parser().parse_args(words[3:])
+        assert args.results is None or (REPO / args.results).is_dir()
     elif words[0] == "papermill":
         _check_papermill(words[1:])
     elif words[:3] == ["pip", "install", "-e"]:

@@ -596,3 +596,21 @@ def test_sweep_batch_skips_runs_finished_while_waiting(tmp_path):
     sweeps._train_batch([base, done], batch_fn, tmp_path, "raise")
     assert trained == [0.1]
     assert store.load_run(store.run_dir(base, tmp_path)).summary["acc"] == 0.1
+
+
+def test_provenance_records_cpu_flags_xla_env_and_versions(tmp_path, monkeypatch):
+    """What shapes a run's last bits: CPU model and vector flags, XLA/JAX env, versions."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B45\n"
+                       "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
+    info = prov_mod.cpu_info(cpuinfo)
+    assert info == {"model": "AMD EPYC 9B45",
+                    "flags": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]}
+    assert prov_mod.cpu_info(tmp_path / "absent")["flags"] == []
+    env = prov_mod.xla_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+                            "JAX_ENABLE_X64": "0", "HOME": "/root", "OPENBLAS_NUM_THREADS": "1"})
+    assert env == {"JAX_ENABLE_X64": "0", "OPENBLAS_NUM_THREADS": "1",
+                   "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    machine = prov_mod.machine()
+    assert {"cpu", "env", "versions", "device_count", "device_kinds"} <= set(machine)
+    assert {"jax", "jaxlib", "flax", "optax"} <= set(machine["versions"])
