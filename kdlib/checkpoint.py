@@ -30,9 +30,13 @@ class Checkpointer:
     def save(self, step: int, state: Any) -> None:
         """Saves ``state`` at ``step`` and waits until it is on disk.
 
-        A failed write (a full disk: orbax's RESOURCE_EXHAUSTED) is one OSError naming the
-        folder; the previous checkpoint stays, so the run can resume once there is room.
+        A checkpoint already at ``step`` is replaced: a group resumed from an earlier step
+        (its runs' latest checkpoints differed after a kill) saves that step again. A failed
+        write (a full disk: orbax's RESOURCE_EXHAUSTED) is one OSError naming the folder; the
+        earlier checkpoint stays, so the run can resume once there is room.
         """
+        if step in self._manager.all_steps():
+            self._manager.delete(step)
         leaves = jax.tree.leaves(state)
         payload = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         try:

@@ -16,15 +16,20 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kdlib.evidence import OUTCOMES as EVIDENCE_OUTCOMES
+from kdlib.evidence import VERDICTS as EVIDENCE_VERDICTS
 from kdlib.store import read_json, results_root, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+VERDICTS = (*EVIDENCE_VERDICTS, "not run")
 CLAIMS_FILE = "claims.json"
 TABLE_GLOB = "table_*.csv"
 COLUMNS = ("id", "claim", "paper", "ours", "verdict", "chapter")
+# Evidence fields (issue 13): sub-checks, noise, seeds per point, scale, what would settle it,
+# and a note when the rule changed after results existed. Optional when read back.
+EVIDENCE = ("checks", "noise", "seeds", "scale", "settle", "rule_note")
 
 _ID = re.compile(r"^C([1-9][0-9]*)$")
 _PAPER_TABLE = re.compile(r"^table_([1-9][0-9]*)(_.*)?$")
@@ -46,9 +51,23 @@ class Claim:
     ours: str
     verdict: str
     chapter: str
+    # Each sub-check as {"name", "outcome", "detail", "margin", "se"} (kdlib.evidence.Check).
+    checks: tuple[dict[str, Any], ...] = ()
+    noise: str = ""  # the seed noise the checks used, and where it came from
+    seeds: str = ""  # seeds per point read, e.g. "3" or "1-3"
+    scale: str = ""  # our longest schedule and data size against the paper's
+    settle: str = ""  # what would settle the claim (when not reproduced outright)
+    rule_note: str = ""  # set when the rule was changed after its results existed
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple(dict(c) for c in self.checks))
+        for check in self.checks:
+            if check.get("outcome") not in EVIDENCE_OUTCOMES:
+                raise ValueError(f"Claim {self.id} check {check!r}: outcome must be one of "
+                                 f"{EVIDENCE_OUTCOMES}")
         for field in dataclasses.fields(self):
+            if field.name == "checks":
+                continue
             value = getattr(self, field.name)
             if not isinstance(value, str):
                 raise ValueError(
@@ -119,8 +138,10 @@ def _read(path: Path) -> list[Claim]:
         raise ValueError(f"{path} must hold {{'claims': [...]}}")
     claims = []
     for row in rows:
-        if not isinstance(row, dict) or set(row) != set(COLUMNS):
-            raise ValueError(f"{path}: claim entry {row!r} must have exactly the keys {COLUMNS}")
+        if (not isinstance(row, dict) or not set(COLUMNS) <= set(row)
+                or not set(row) <= set(COLUMNS) | set(EVIDENCE)):
+            raise ValueError(f"{path}: claim entry {row!r} must have the keys {COLUMNS} "
+                             f"and optionally {EVIDENCE}")
         try:
             claims.append(Claim(**row))
         except ValueError as err:
@@ -169,14 +190,33 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
     are links: a chapter not in the book yet, or a chapter's table of its own claims
     (``linked=()``: Jupyter Book leaves a page's link to itself unresolved), names it.
     """
-    header = ["id", "the paper's claim", "paper", "ours", "verdict", "chapter"]
+    header = ["id", "the paper's claim", "paper", "ours", "verdict", "sub-checks", "chapter"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for c in _sorted(claims):
         link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
                 if linked is None or c.chapter in linked else f"`{c.chapter}`")
-        cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", link]
+        cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", checks_text(c), link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def checks_text(claim: Claim) -> str:
+    """The sub-checks in one line: ``holds: name; inconclusive: name (seeds n, noise)``."""
+    if not claim.checks:
+        return ""
+    parts = [f"{c['outcome']}: {c['name']}" for c in claim.checks]
+    tail = "; ".join(x for x in (f"seeds per point {claim.seeds}" if claim.seeds else "",
+                                 claim.noise) if x)
+    return "; ".join(parts) + (f" ({tail})" if tail else "")
+
+
+def checks_table(claims: Iterable[Claim]) -> pd.DataFrame:
+    """One row per sub-check of each claim: id, check, outcome and its numbers."""
+    import pandas as pd
+
+    rows = [{"id": c.id, "check": k["name"], "outcome": k["outcome"], "numbers": k["detail"]}
+            for c in _sorted(claims) for k in c.checks]
+    return pd.DataFrame(rows, columns=["id", "check", "outcome", "numbers"])
 
 
 def chapter_tables(preset: str, root: str | os.PathLike | None = None) -> dict[str, list[Path]]:

@@ -35,6 +35,10 @@ class DataConfig:
     # Evaluate (val_split, test_split) on this dataset instead of ``name``: distilling on
     # images of another domain (chapter 08). Added later: hash-neutral at its default.
     eval_name: str | None = field(default=None, metadata={HASH_NEUTRAL: True})
+    # Seed of the ``train_size`` subset; None: the run's seed. Seed replicates of a small-data
+    # run fix it, so they differ in initialization, data order and augmentation, not in which
+    # images they see. Added later: hash-neutral at its default.
+    subset_seed: int | None = field(default=None, metadata={HASH_NEUTRAL: True})
 
     @property
     def eval_dataset(self) -> str:
@@ -175,6 +179,8 @@ def _check_parts(config: RunConfig) -> None:
     for name in ("train_size", "val_size", "test_size"):
         if getattr(d, name) is not None:
             check_number(f"data.{name}", getattr(d, name), int, 1)
+    if getattr(d, "subset_seed", None) is not None:
+        check_number("data.subset_seed", d.subset_seed, int, 0)
     if d.classes is not None and (not isinstance(d.classes, tuple | list) or not d.classes or
                                   not all(isinstance(c, int) and not isinstance(c, bool)
                                           for c in d.classes)):

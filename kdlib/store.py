@@ -35,6 +35,7 @@ SUMMARY_FILE = "summary.json"
 PROVENANCE_FILE = "provenance.json"
 METRICS_FILE = "metrics.jsonl"
 FAILED_FILE = "failed.json"
+CHECKPOINT_DIR = "ckpt"  # resume checkpoints (kdlib.checkpoint), removed once the run is saved
 
 FINISHED_STATUSES = ("done", "diverged")
 STATUSES = ("done", "diverged", "failed", "running")
@@ -492,7 +493,8 @@ def save_run(
     """Store a run's outcome in folder `path` and return its record.
 
     For "done"/"diverged": writes config.json, provenance.json, then summary.json LAST (the
-    finished marker; its "status" key holds the status) and removes a stale failed.json.
+    finished marker; its "status" key holds the status), removes a stale failed.json, then the
+    run's resume checkpoints (``ckpt/``).
     For "failed": writes failed.json (summary holds the error); the run stays unfinished.
     """
     if status not in ("done", "diverged", "failed"):
@@ -511,6 +513,8 @@ def save_run(
         write_json_atomic(path / PROVENANCE_FILE, dict(provenance))
         write_json_atomic(path / SUMMARY_FILE, summary_dict)
         (path / FAILED_FILE).unlink(missing_ok=True)
+        # Resume checkpoints go only now that the result is durable.
+        shutil.rmtree(path / CHECKPOINT_DIR, ignore_errors=True)
     return RunRecord(
         config=config_dict,
         summary=summary_dict,

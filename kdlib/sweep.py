@@ -166,6 +166,24 @@ class SweepResult:
     runs: list[RunRecord]
     select_metric: str = "val_acc"
     mode: str = "max"
+    # Seed replicates of the selected run's config (other seeds, same hyper-parameters).
+    replicates: list[RunRecord] = dataclasses.field(default_factory=list)
+
+    @property
+    def best_point(self) -> dict[str, Any] | None:
+        """The grid point (overrides) of the selected run, or None."""
+        best = self.best
+        if best is None:
+            return None
+        return next(p for p, r in zip(self.points, self.runs, strict=True) if r is best)
+
+    def seed_values(self, metric: str = "test_acc") -> list[float]:
+        """``metric`` of the selected run and of each finished replicate (one value per seed)."""
+        best = self.best
+        if best is None:
+            return []
+        runs = [best] + [r for r in self.replicates if r.status == "done"]
+        return [float(r.summary[metric]) for r in runs if metric in r.summary]
 
     @property
     def best(self) -> RunRecord | None:
@@ -258,6 +276,16 @@ def _train_locked(
         save_run(path, config, summary, prov, status)
 
 
+def _groups(configs: list[Any], group_by: Callable[[Any], Any] | None) -> list[list[Any]]:
+    """``configs`` split by ``group_by`` (first-seen key order); one group without it."""
+    if group_by is None:
+        return [configs] if configs else []
+    groups: dict[Any, list[Any]] = {}
+    for config in configs:
+        groups.setdefault(group_by(config), []).append(config)
+    return list(groups.values())
+
+
 def _missing(configs: list[Any], root: str | os.PathLike | None) -> list[Any]:
     """Configs with no finished run that saw today's inputs (:func:`kdlib.store.fresh_run`),
     each once (identical configs share one run)."""
@@ -268,6 +296,19 @@ def _missing(configs: list[Any], root: str | os.PathLike | None) -> list[Any]:
             missing.append(config)
         seen.add(key)
     return missing
+
+
+def load_sweep(
+    base_config: Any, axes: Mapping[str, Iterable[Any]], *,
+    root: str | os.PathLike | None = None, select_metric: str = "val_acc", mode: str = "max",
+) -> SweepResult | None:
+    """The sweep of `axes` over `base_config` from the store alone; None unless every point
+    has a finished run (nothing is trained)."""
+    points = grid(**axes)
+    runs = [fresh_run(c, root) for c in expand(base_config, points)]  # stale: not stored
+    if any(r is None for r in runs):
+        return None
+    return SweepResult(points, runs, select_metric, mode)
 
 
 def sweep(
@@ -281,6 +322,7 @@ def sweep(
     on_error: str = "record",
     batch_train_fn: BatchTrainFn | None = None,
     batch_size: int | None = None,
+    group_by: Callable[[Any], Any] | None = None,
 ) -> SweepResult:
     """Train (or load) every grid point of `axes` applied to `base_config`, in grid order.
 
@@ -289,6 +331,8 @@ def sweep(
     batch_train_fn(configs, run_dirs) -> summaries, if given, trains the missing configs
     together (in chunks of batch_size, default all at once); stored runs are never retrained.
     Batched runs share one provenance wall time (that of their chunk, with its batch_size).
+    group_by(config) -> key splits the missing configs into batches of equal keys (each
+    stored the moment it finishes: a kill loses only the batch in progress).
     """
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r}; allowed: {_MODES}")
@@ -303,10 +347,10 @@ def sweep(
     paths = [run_dir(c, root) for c in configs]  # bad preset/section fails before any training
 
     if batch_train_fn is not None:
-        missing = _missing(configs, root)
-        chunk = batch_size or max(len(missing), 1)
-        for start in range(0, len(missing), chunk):
-            _train_batch(missing[start : start + chunk], batch_train_fn, root, on_error)
+        for group in _groups(_missing(configs, root), group_by):
+            chunk = batch_size or len(group)
+            for start in range(0, len(group), chunk):
+                _train_batch(group[start : start + chunk], batch_train_fn, root, on_error)
         runs = [load_run(p, finished_only=False) for p in paths]
         return SweepResult(points, runs, select_metric, mode)
 

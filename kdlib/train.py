@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +90,8 @@ def load_data(config: RunConfig) -> RunData:
         if isinstance(train, data.StreamingDataset):
             raise ValueError(f"train_size={d.train_size} needs an in-memory dataset; "
                              f"{d.name!r} is streamed (use a split string such as 'train[:10%]')")
-        train = data.subset(train, d.train_size, seed=config.seed)
+        seed = config.seed if d.subset_seed is None else d.subset_seed
+        train = data.subset(train, d.train_size, seed=seed)
     val = data.to_memory(data.load(d.eval_dataset, d.val_split, image_size=size))
     test = data.to_memory(data.load(d.eval_dataset, d.test_split, image_size=size))
     if d.val_size is not None:
@@ -203,9 +203,11 @@ def hparams(configs: list[RunConfig]) -> dict[str, jax.Array]:
 
 
 def schedule_arrays(config: RunConfig, steps: int) -> dict[str, jax.Array]:
-    """Total and warmup steps as arrays: runs differing in length share the compiled step."""
+    """Total and warmup steps and the seed as arrays: runs differing in length or seed (seed
+    replicates) share the compiled step."""
     warmup = int(round(config.warmup_frac * steps))
-    return {"steps": jnp.asarray(steps, jnp.int32), "warmup": jnp.asarray(warmup, jnp.int32)}
+    return {"steps": jnp.asarray(steps, jnp.int32), "warmup": jnp.asarray(warmup, jnp.int32),
+            "seed": jnp.asarray(config.seed, jnp.uint32)}
 
 
 class Teacher:
@@ -353,8 +355,6 @@ def make_train_chunk(
     distill = config.loss != "labels"
     teacher_size = teacher_view_size(config)
     batch_sharding = NamedSharding(mesh, P("data"))
-    base_key = jax.random.key(config.seed)
-    data_key, aug_key = jax.random.split(base_key)
 
     def student_step(params, rest, opt_state, hp, sched, step, x, t_logits, y):
         tx = make_optimizer(config, sched["steps"], warmup=sched["warmup"], lr=hp["lr"],
@@ -380,6 +380,7 @@ def make_train_chunk(
 
     def one_step(carry, step, pos, consts, hp, sched):
         params, rest, opt_state = carry
+        data_key, aug_key = jax.random.split(jax.random.key(sched["seed"]))
         images_all, labels_all, targets_all, teacher_states = consts
         if streamed:  # consts hold this chunk's batches in order (see stream_chunk)
             idx = pos * config.batch_size + jnp.arange(config.batch_size)
@@ -566,8 +567,9 @@ def train(
 ) -> dict[str, Any]:
     """Trains ``config`` into ``run_dir`` (metrics.jsonl, ckpt/), resuming if interrupted.
 
-    With ``save_model`` the final student is written to ``run_dir/model.npz``; the
-    checkpoints are deleted once the run has finished.
+    With ``save_model`` the final student is written to ``run_dir/model.npz``. The
+    checkpoints stay until the store has saved the run's result (:func:`kdlib.store.save_run`
+    removes them), so a kill between the last step and the save loses nothing.
     Returns the summary: final val/test metrics, steps, wall time, throughput and
     ``status`` ("done" or "diverged", with ``diverged_at_step``: :mod:`kdlib.divergence`) and
     ``group`` (the config hashes trained together, for the provenance). metrics.jsonl has
@@ -728,7 +730,6 @@ def train_group(
                 params_i, rest_i = jax.device_get(_take(carry[:2], i))
                 nnx.update(student, params_i, rest_i)
                 teachers.save_weights(student, run_dir / "model.npz")
-            shutil.rmtree(run_dir / "ckpt", ignore_errors=True)
         summary = dict(records[i]) if status[i] == "done" else {}
         if status[i] == "diverged":
             summary["diverged_at_step"] = diverged_at[i]
@@ -790,13 +791,14 @@ def sweep(
     """:func:`kdlib.sweep.sweep` of ``base`` over ``axes``, trained as vectorized groups.
 
     Points that differ only in :data:`HPARAMS` (lr, wd, temperature, ...) train together as
-    one program; stored runs are loaded, never retrained.
+    one program; each group's runs are stored as soon as the group finishes, and stored runs
+    are loaded, never retrained.
     """
     from kdlib import sweep as sweeps
 
     for config in sweeps.expand(base, sweeps.grid(**axes)):  # before any folder is made
         checks.check_run(config)
     return sweeps.sweep(
-        base, axes, None,
+        base, axes, None, group_by=group_key,
         batch_train_fn=lambda cs, ds: train_many(cs, ds, progress=progress), **kwargs,
     )

@@ -17,8 +17,9 @@ def make(cid: str, chapter: str = "01_consistency", verdict: str = "reproduced")
                  ours=f"our number {cid}", verdict=verdict, chapter=chapter)
 
 
-def test_verdicts_are_the_four_allowed():
-    assert claims.VERDICTS == ("reproduced", "partly", "not reproduced", "not run")
+def test_verdicts_are_the_evidence_scale_and_not_run():
+    assert claims.VERDICTS == ("reproduced", "partly", "not reproduced", "inconclusive",
+                               "not testable at this scale", "not run")
 
 
 @pytest.mark.parametrize("bad", ["yes", "Reproduced", "", "partially"])
@@ -102,7 +103,7 @@ def test_malformed_file_names_the_file(tmp_path):
     with pytest.raises(ValueError, match="claims.json.*'maybe'"):
         claims.load("cpu", root=tmp_path)
     path.write_text(json.dumps({"claims": [{**row, "extra": 1}]}))
-    with pytest.raises(ValueError, match="exactly the keys"):
+    with pytest.raises(ValueError, match="must have the keys"):
         claims.load("cpu", root=tmp_path)
     path.write_text(json.dumps([row]))
     with pytest.raises(ValueError, match="must hold"):
@@ -114,7 +115,8 @@ def test_verdict_counts_in_verdict_order():
              make("C3", verdict="not run")]
     counts = claims.verdict_counts(found)
     assert list(counts) == list(claims.VERDICTS)
-    assert counts == {"reproduced": 0, "partly": 2, "not reproduced": 0, "not run": 1}
+    assert counts == {"reproduced": 0, "partly": 2, "not reproduced": 0, "inconclusive": 0,
+                      "not testable at this scale": 0, "not run": 1}
 
 
 def test_table_columns_and_order():
@@ -128,11 +130,12 @@ def test_markdown_table_links_chapters_and_escapes_cells():
     odd = dataclasses.replace(make("C2"), ours="acc | 0.81\nversus 0.80")
     text = claims.markdown_table([odd, make("C1", "00_teachers")])
     lines = text.splitlines()
-    assert lines[0] == "| id | the paper's claim | paper | ours | verdict | chapter |"
+    assert lines[0] == ("| id | the paper's claim | paper | ours | verdict | sub-checks | "
+                        "chapter |")
     assert len(lines) == 4
     assert lines[2].startswith("| C1 |") and lines[2].endswith("[00_teachers](00_teachers.ipynb) |")
     assert "acc \\| 0.81 versus 0.80" in lines[3]  # pipe escaped, newline folded
-    assert lines[3].count(" | ") == 5  # still exactly six cells
+    assert lines[3].count(" | ") == 6  # still exactly seven cells
 
 
 def test_chapter_tables_and_paper_table_numbers(tmp_path):
@@ -167,3 +170,24 @@ def test_every_claim_has_a_statement_and_missing_ones_are_not_run():
     assert all(c.verdict == "not run" for c in missing.values())
     assert missing["C9"].chapter == "05_shampoo"
     assert missing["C9"].claim == verdicts.STATEMENTS["C9"][0]
+
+
+def test_evidence_fields_round_trip_and_old_files_still_load(tmp_path):
+    checks = ({"name": "a > b", "outcome": "inconclusive", "detail": "+0.5 pts",
+               "margin": 0.005, "se": 0.004},)
+    claim = dataclasses.replace(make("C1", verdict="inconclusive"), checks=checks, seeds="1-3",
+                                noise="assumed", settle="more seeds", rule_note="changed")
+    claims.save([claim], "cpu", "01_consistency", root=tmp_path)
+    (back,) = claims.load("cpu", root=tmp_path)
+    assert back == claim and back.checks[0]["outcome"] == "inconclusive"
+    assert "inconclusive: a > b (seeds per point 1-3; assumed)" in claims.checks_text(back)
+    old = {k: v for k, v in dataclasses.asdict(make("C2")).items() if k in claims.COLUMNS}
+    path = claims.claims_path("cpu", "02_patience", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"claims": [old]}))
+    assert [c.id for c in claims.load("cpu", root=tmp_path)] == ["C1", "C2"]
+
+
+def test_check_with_a_bad_outcome_is_refused():
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        dataclasses.replace(make("C1"), checks=({"name": "x", "outcome": "maybe"},))

@@ -289,3 +289,38 @@ def test_batch_train_fn_trains_duplicate_points_once(tmp_path):
     )
     assert [[c.optim.lr for c in configs] for configs, _ in batch.calls] == [[0.01, 0.1]]
     assert result.runs[0] == result.runs[2]
+
+
+def test_a_killed_multi_group_sweep_keeps_the_groups_that_finished(tmp_path):
+    """Each group (group_by) is stored when it finishes: a kill in the second loses only it."""
+    axes = {"optim.wd": [0.0, 1e-4], "optim.lr": [0.001, 0.01]}
+
+    class KilledInSecondGroup(FakeBatchTrain):
+        def __call__(self, configs, dirs):
+            if self.calls:
+                raise KeyboardInterrupt
+            return super().__call__(configs, dirs)
+
+    by_wd = lambda c: c.optim.wd  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):
+        sweep(Cfg(), axes, None, root=tmp_path, batch_train_fn=KilledInSecondGroup(),
+              group_by=by_wd)
+    stored = [c for c in expand(Cfg(), grid(**axes)) if load_run(run_dir(c, tmp_path))]
+    assert [(c.optim.wd, c.optim.lr) for c in stored] == [(0.0, 0.001), (0.0, 0.01)]
+    again = FakeBatchTrain()
+    result = sweep(Cfg(), axes, None, root=tmp_path, batch_train_fn=again, group_by=by_wd)
+    assert [[c.optim.wd for c in configs] for configs, _ in again.calls] == [[1e-4, 1e-4]]
+    assert [r.status for r in result.runs] == ["done"] * 4
+
+
+def test_load_sweep_reads_only_complete_sweeps(tmp_path):
+    from kdlib.sweep import load_sweep
+
+    axes = {"optim.lr": [0.001, 0.01]}
+    assert load_sweep(Cfg(), axes, root=tmp_path) is None
+    sweep(Cfg(), {"optim.lr": [0.01]}, FakeTrain(), root=tmp_path)
+    assert load_sweep(Cfg(), axes, root=tmp_path) is None  # one point missing: nothing trained
+    sweep(Cfg(), axes, FakeTrain(), root=tmp_path)
+    loaded = load_sweep(Cfg(), axes, root=tmp_path)
+    assert loaded.best_point == {"optim.lr": 0.01}
+    assert loaded.seed_values("val_acc") == [0.80]

@@ -81,7 +81,7 @@ def reference_fm(preset: str, section: str, size: int | None, epochs: float) -> 
 
     config = base_config(preset, section, fmnist(preset, size), epochs=epochs)
     for chapter in (consistency, patience):
-        for n, lengths in chapter.regimes(preset).values():
+        for n, lengths in chapter.regimes(preset, planned=True).values():
             if n == size and epochs in lengths:
                 return config.replace(section=chapter.SECTION)
     return config
@@ -168,12 +168,138 @@ def paper_config(section: str, dataset: str, **changes: Any) -> RunConfig:
     return config.replace(**changes)
 
 
+# Seeds per reported point (the selected config's seed replicates included); a verdict reads
+# means over these. smoke trains 2 (the replicate path is tested, in seconds).
+SEEDS = {"smoke": 2, "cpu": 3, "gpu": 3, "paper": 1}
+# Values a grid grows through when a selected run sits at its edge (section 3.1's grid,
+# extended by one step each way).
+LADDERS: dict[str, tuple[float, ...]] = {
+    "lr": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+    "wd": (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
+}
+# KL arms at schedules up to this length also sweep temperature 10 (Table 4 picks T=10 at the
+# paper's short schedules); the small presets' base grid fixes T=1.
+SHORT_EPOCHS = 100.0
+SHORT_TEMPERATURES = [1.0, 10.0]
+
+
+def train_extras_default(preset: str) -> bool:
+    """Whether a notebook trains the evidence extras (grid growth, T=10, seed replicates).
+
+    cpu: no: the book shows what is stored and the background queue (``python -m
+    kdlib.experiments.queue``) trains them; every other preset trains them in the notebook.
+    """
+    return presets.check(preset) != "cpu"
+
+
+def replicate(config: RunConfig, seed: int) -> RunConfig:
+    """``config`` with another seed (init, data order, augmentation); the same images."""
+    changes: dict[str, Any] = {"seed": seed}
+    if config.data.train_size is not None and config.data.subset_seed is None:
+        changes["data.subset_seed"] = config.seed
+    return config.replace(**changes)
+
+
+def extended_axes(config: RunConfig, axes: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``axes`` plus the short-schedule temperatures for a KL arm that fixes T (cpu, smoke)."""
+    out = {k: list(v) for k, v in axes.items()}
+    if (config.loss == "kl" and "temperature" not in out and config.epochs <= SHORT_EPOCHS
+            and config.preset in ("smoke", "cpu")):
+        out["temperature"] = list(SHORT_TEMPERATURES)
+    return out
+
+
+def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> list[str]:
+    """The laddered axes (:data:`LADDERS`) whose selected value is the grid's lowest or
+    highest where the ladder goes further: the grid does not bracket the optimum there."""
+    if point is None:
+        return []
+    out = []
+    for name, values in axes.items():
+        ladder = LADDERS.get(name)
+        if ladder is None or len(values) < 2 or name not in point:
+            continue
+        v = point[name]
+        low = v == min(values) and ladder[0] < v
+        high = v == max(values) and ladder[-1] > v
+        if low or high:
+            out.append(name)
+    return out
+
+
+def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None]
+          ) -> dict[str, list[Any]]:
+    """``axes`` grown by the next ladder value beyond each edge any of ``points`` sits at."""
+    out = {k: list(v) for k, v in axes.items()}
+    for point in points:
+        for name in at_edge(axes, point):
+            ladder, v = LADDERS[name], point[name]
+            i = min(range(len(ladder)), key=lambda j: abs(ladder[j] - v))
+            step = -1 if v == min(axes[name]) else 1
+            new = ladder[i + step]
+            if new not in out[name]:
+                out[name] = sorted(out[name] + [new])
+    return out
+
+
+def _sweep(cfg: RunConfig, axes: Mapping[str, list[Any]], train_it: bool, progress: bool
+           ) -> sweep.SweepResult | None:
+    if train_it:
+        return train.sweep(cfg, dict(axes), progress=progress)
+    return sweep.load_sweep(cfg, dict(axes))
+
+
 def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[Any]]]]],
-             *, progress: bool = True) -> dict[str, dict[float, sweep.SweepResult]]:
-    """Trains (or loads) every sweep of every arm; ``{arm: {epochs: SweepResult}}``."""
-    return {arm: {ep: train.sweep(cfg, axes, progress=progress)
-                  for ep, (cfg, axes) in by_epochs.items()}
-            for arm, by_epochs in arms.items()}
+             *, progress: bool = True, extras: bool | None = None, seeds: int | None = None,
+             ) -> dict[str, dict[float, sweep.SweepResult]]:
+    """Trains (or loads) every sweep of every arm; ``{arm: {epochs: SweepResult}}``.
+
+    The base grids are always trained when missing. Then the evidence extras: at each length,
+    the short-schedule temperatures (:func:`extended_axes`) and, while some arm's selected run
+    sits at a grid edge (:func:`at_edge`), the next value for every arm at that length alike;
+    then ``seeds`` - 1 seed replicates of each selected config (default :data:`SEEDS`).
+    ``extras`` False (default at cpu: :func:`train_extras_default`) only loads extras that are
+    stored, a length's grown grid only when every arm's is, so budgets stay equal.
+    """
+    arms = {a: dict(by) for a, by in arms.items()}
+    preset = next(cfg for by in arms.values() for cfg, _ in by.values()).preset
+    extras = train_extras_default(preset) if extras is None else extras
+    seeds = SEEDS[preset] if seeds is None else seeds
+    results = {arm: {ep: train.sweep(cfg, axes, progress=progress)
+                     for ep, (cfg, axes) in by_epochs.items()}
+               for arm, by_epochs in arms.items()}
+    for ep in sorted({ep for by in arms.values() for ep in by}):
+        names = [a for a in arms if ep in arms[a]]
+        axes = {a: extended_axes(arms[a][ep][0], arms[a][ep][1]) for a in names}
+        while True:
+            found = {a: _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
+            if any(r is None for r in found.values()):
+                break  # not all stored (load-only): keep the last complete grid
+            for a in names:
+                results[a][ep] = found[a]
+            grown = {a: widen(axes[a], [found[b].best_point for b in names]) for a in names}
+            if grown == axes:
+                break
+            axes = grown
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            result.replicates = _replicates(arms[arm][ep][0], result, seeds, extras, progress)
+    return results
+
+
+def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
+                progress: bool) -> list[Any]:
+    """The seed replicates of ``result``'s selected config (trained or, else, those stored)."""
+    from kdlib import store
+
+    point = result.best_point
+    if point is None or seeds <= 1:
+        return []
+    selected = base.replace(**point)
+    configs = [replicate(selected, selected.seed + k) for k in range(1, seeds)]
+    if train_it:
+        return [train.run(c, progress=progress) for c in configs]
+    return [r for c in configs if (r := store.load_run(store.run_dir(c))) is not None]
 
 
 def describe(arms: Arms) -> list[dict[str, Any]]:
@@ -191,12 +317,44 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
 
 
 def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
-    """Long table (arm, epochs, val_acc, test_acc, train_loss, ...) of the selected runs."""
+    """Long table, one row per (arm, epochs), of the selected config over its seeds.
+
+    ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
+    replicates), ``test_acc_sd`` their standard deviation (NaN below 2 seeds), ``n_seeds``
+    their number and ``test_acc_seeds`` the values; ``test_acc_selected`` and ``val_acc`` are
+    the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
+    selected value is the grid's edge (see :func:`at_edge`).
+    """
+    import numpy as np
+    import pandas as pd
+
     from kdlib import plots
 
     table = plots.arm_table(results, metric="test_acc")
-    loss = plots.arm_table(results, metric="train_loss")[["arm", "epochs", "train_loss"]]
-    return table.merge(loss, on=["arm", "epochs"], how="left")
+    table = table.rename(columns={"test_acc": "test_acc_selected"})
+    rows = []
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            accs = result.seed_values("test_acc")
+            losses = result.seed_values("train_loss")
+            axes: dict[str, list[Any]] = {}
+            for point in result.points:
+                for k, v in point.items():
+                    axes.setdefault(k, [])
+                    if v not in axes[k]:
+                        axes[k].append(v)
+            rows.append({
+                "arm": arm, "epochs": ep,
+                "test_acc": float(np.mean(accs)) if accs else np.nan,
+                "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan,
+                "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
+                "train_loss": float(np.mean(losses)) if losses else np.nan,
+                "train_loss_seeds": [round(v, 6) for v in losses],
+                "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
+                "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
+                                             result.best_point)),
+            })
+    return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
 
 
 def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:

@@ -24,25 +24,42 @@ PAPER_REGIMES = {"flowers102": ("oxford_flowers102", (100.0, 1000.0, 10000.0)),
                  "pets": ("oxford_iiit_pet", (30.0, 100.0, 1000.0))}
 
 
-def regimes(preset: str) -> dict[str, tuple[int | None, tuple[float, ...]]]:
-    """Data regimes of ``preset``: name -> (training images, schedule lengths)."""
+# Longer schedules the background queue trains (issue 14) before the chapter shows them: the
+# consistent and function-matching policies and the best fixed and independent ones.
+PLANNED = {"cpu": {"1k": (1000.0,), "250": (1000.0,)}}
+PLANNED_POLICIES = ("fix/rs", "ind/rc", "same/rc", "same/ic", "mix")
+
+
+def regimes(preset: str, planned: bool = False) -> dict[str, tuple[int | None, tuple[float, ...]]]:
+    """Data regimes of ``preset``: name -> (training images, schedule lengths); with
+    ``planned``, the lengths of :data:`PLANNED` too."""
     preset = presets.check(preset)
     if preset == "paper":
         return {name: (None, eps) for name, (_, eps) in PAPER_REGIMES.items()}
-    return REGIMES[preset]
+    if not planned:
+        return REGIMES[preset]
+    extra = PLANNED.get(preset, {})
+    return {name: (size, tuple(sorted(set(eps) | set(extra.get(name, ())))))
+            for name, (size, eps) in REGIMES[preset].items()}
 
 
-def arms(preset: str, regime: str) -> common.Arms:
-    """``{policy: {epochs: (base config, sweep axes)}}`` for one regime."""
+def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
+    """``{policy: {epochs: (base config, sweep axes)}}`` for one regime; with ``planned``, the
+    :data:`PLANNED` lengths too, for :data:`PLANNED_POLICIES` only."""
     presets.check(preset)
     if regime not in regimes(preset):
         raise ValueError(f"regime={regime!r}; {preset} has {sorted(regimes(preset))}")
-    size, epochs = regimes(preset)[regime]
+    size, epochs = regimes(preset, planned)[regime]
+    shown = set(regimes(preset)[regime][1])
     axes = common.sweep_axes(preset)
     out: common.Arms = {}
     for policy in views.POLICIES:
+        if planned and policy not in PLANNED_POLICIES:
+            eps_of_policy = tuple(e for e in epochs if e in shown)
+        else:
+            eps_of_policy = epochs
         out[policy] = {}
-        for ep in epochs:
+        for ep in eps_of_policy:
             if preset == "paper":
                 cfg = common.paper_config(SECTION, PAPER_REGIMES[regime][0], policy=policy,
                                           epochs=ep)

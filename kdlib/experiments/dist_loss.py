@@ -72,12 +72,18 @@ def ensure_teachers(preset: str) -> dict[str, str]:
     return teacher_names(preset)
 
 
-def arms(preset: str) -> common.Arms:
-    """``{"<loss>, <teacher>": {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
+# Longer schedules the background queue trains (issue 14) before the chapter shows them.
+PLANNED = {"cpu": (300.0,)}
+
+
+def arms(preset: str, planned: bool = False) -> common.Arms:
+    """``{"<loss>, <teacher>": {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`);
+    with ``planned``, the :data:`PLANNED` lengths too."""
     preset = presets.check(preset)
     names = teacher_names(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
-    for ep in EPOCHS[preset]:
+    lengths = EPOCHS[preset] + (PLANNED.get(preset, ()) if planned else ())
+    for ep in lengths:
         if preset == "paper":
             base = imagenet.paper_imagenet_config(section=SECTION, epochs=ep)
         else:

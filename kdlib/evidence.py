@@ -1,0 +1,200 @@
+"""Noise-aware evidence: means over seeds, their standard errors, and the verdict scale.
+
+A verdict reads means over seeds. A difference counts only when it exceeds :data:`K` standard
+errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses a
+point's own seed spread when it has at least 3 seeds, else the pooled seed spread of every
+replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
+that the claim then names. Pure functions over numbers: no store, no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# A difference counts when it exceeds K standard errors (about a 95% two-sided interval).
+K = 2.0
+# The per-run standard deviation of test accuracy assumed when no replicated point measured
+# it: two runs of one config and seed at two commits differed by 0.6 points (DESIGN.md), and
+# seeds add initialization and data-order noise on top.
+ASSUMED_SD = {"test_acc": 0.01, "train_loss": 0.02}
+# A point's own spread is trusted from this many seeds; below it the pooled spread is used.
+MIN_OWN_SEEDS = 3
+
+OUTCOMES = ("holds", "fails", "inconclusive", "not testable")
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive",
+            "not testable at this scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A quantity measured once per seed: its values, mean, spread and count."""
+
+    values: tuple[float, ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError(f"Estimate {self.label!r} has no values: a point with no "
+                             "finished run cannot be compared")
+        bad = [v for v in self.values if not (isinstance(v, int | float) and math.isfinite(v))]
+        if bad:
+            raise ValueError(f"Estimate {self.label!r} has non-finite values {bad}")
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / self.n
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (ddof 1); NaN below 2 values."""
+        if self.n < 2:
+            return math.nan
+        m = self.mean
+        return math.sqrt(math.fsum((v - m) ** 2 for v in self.values) / (self.n - 1))
+
+    def se(self, noise_sd: float) -> float:
+        """Standard error of the mean: own spread from MIN_OWN_SEEDS seeds, else ``noise_sd``."""
+        sd = self.sd if self.n >= MIN_OWN_SEEDS else noise_sd
+        return sd / math.sqrt(self.n)
+
+    def text(self, scale: float = 100.0, unit: str = "%") -> str:
+        """``82.1±0.4% (n=3)``; ``82.1% (n=1)`` for a single seed."""
+        spread = f"±{scale * self.sd:.1f}" if self.n >= 2 else ""
+        return f"{scale * self.mean:.1f}{spread}{unit} (n={self.n})"
+
+
+def constant(value: float, label: str = "") -> Estimate:
+    """A number known without noise (chance level, a teacher's accuracy) as an Estimate."""
+    return Estimate((float(value),) * MIN_OWN_SEEDS, label)
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """The per-run seed spread used where a point has too few seeds, and where it came from."""
+
+    sd: float
+    source: str
+
+
+def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
+    """Pooled sample sd over groups of seed values (each group one config); assumed if none.
+
+    Groups with fewer than 2 values are skipped. The pooled variance weights each group's
+    variance by its degrees of freedom.
+    """
+    num, dof, points = 0.0, 0, 0
+    for values in groups:
+        values = [float(v) for v in values]
+        if len(values) < 2:
+            continue
+        m = math.fsum(values) / len(values)
+        num += math.fsum((v - m) ** 2 for v in values)
+        dof += len(values) - 1
+        points += 1
+    if dof == 0:
+        sd = ASSUMED_SD[metric]
+        return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
+                     if metric == "test_acc" else f"assumed {sd:g} per run: no replicates")
+    sd = math.sqrt(num / dof)
+    what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+    return Noise(sd, f"{what} per run, pooled over {points} replicated points")
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One sub-check of a claim: what it tests, its outcome and the numbers behind it."""
+
+    name: str
+    outcome: str
+    detail: str
+    margin: float | None = None  # the measured difference the outcome rests on
+    se: float | None = None  # its standard error
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"Check {self.name!r} outcome={self.outcome!r}; allowed: {OUTCOMES}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _diff(a: Estimate, b: Estimate, noise: Noise) -> tuple[float, float]:
+    d = a.mean - b.mean
+    se = math.sqrt(a.se(noise.sd) ** 2 + b.se(noise.sd) ** 2)
+    return d, se
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f} pts"
+
+
+def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) -> Check:
+    """Check that ``a`` > ``b``: holds beyond +k SE, fails beyond -k SE, else inconclusive."""
+    d, se = _diff(a, b, noise)
+    outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
+    detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
+              f"(±{100 * k * se:.1f} at {k:g} SE)")
+    return Check(name, outcome, detail, d, se)
+
+
+def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
+             k: float = K) -> Check:
+    """Check that ``a`` >= ``b`` - ``tol``: holds when the difference's lower bound (−k SE)
+    clears −tol, fails when its upper bound falls below −tol, else inconclusive."""
+    d, se = _diff(a, b, noise)
+    outcome = ("holds" if d - k * se >= -tol else "fails" if d + k * se < -tol
+               else "inconclusive")
+    detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
+              f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
+    return Check(name, outcome, detail, d, se)
+
+
+def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
+                       noise: Noise, *, k: float = K) -> Check:
+    """Check that (a0 - a1) > (b0 - b1): a gain larger than another, with both gains' noise."""
+    da, sea = _diff(*a, noise)
+    db, seb = _diff(*b, noise)
+    d, se = da - db, math.sqrt(sea ** 2 + seb ** 2)
+    outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
+    detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
+              f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
+    return Check(name, outcome, detail, d, se)
+
+
+def not_testable(name: str, why: str) -> Check:
+    """A sub-check our scale cannot speak to (the paper's effect lives beyond it)."""
+    return Check(name, "not testable", why)
+
+
+def flag(name: str, ok: bool, detail: str) -> Check:
+    """A sub-check without sampling noise (a measured ratio against a bound, a premise)."""
+    return Check(name, "holds" if ok else "fails", detail)
+
+
+def combine(checks: Sequence[Check]) -> str:
+    """The claim's verdict from its sub-checks.
+
+    reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
+    and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
+    check is not testable, else inconclusive.
+    """
+    if not checks:
+        raise ValueError("a claim needs at least one sub-check")
+    outcomes = [c.outcome for c in checks]
+    holds, fails = outcomes.count("holds"), outcomes.count("fails")
+    if holds == len(outcomes):
+        return "reproduced"
+    if holds and fails:
+        return "partly"
+    if fails:
+        return "not reproduced"
+    if "not testable" in outcomes:
+        return "not testable at this scale"
+    return "inconclusive"

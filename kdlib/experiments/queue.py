@@ -1,0 +1,152 @@
+"""The background queue of the cpu preset's evidence runs, in the order they settle claims.
+
+Each item is one comparison (arms at one or more schedule lengths) run through
+:func:`kdlib.experiments.common.run_arms` with the extras on: the short-schedule temperatures,
+the grid grown until it brackets every selected run, then the seed replicates. Every finished
+run is stored the moment its group finishes, and with ``--commit`` committed to git right
+after each item; an interrupted run resumes from its checkpoint when the queue is started
+again. Run it niced, from a clean ``git worktree`` of HEAD (clean provenance)::
+
+    KDLIB_RESULTS=/path/to/checkout/results nice -n 19 python -m kdlib.experiments.queue \\
+        --commit /path/to/checkout
+
+``--list`` prints the plan (items and how many of their runs are stored) without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kdlib import store
+from kdlib.experiments import common, consistency, dist_loss, patience
+
+PRESET = "cpu"
+
+
+def _only(arms: common.Arms, names: tuple[str, ...], lengths: tuple[float, ...]
+          ) -> common.Arms:
+    """The arms ``names`` at ``lengths`` (those each has)."""
+    return {a: {ep: arms[a][ep] for ep in lengths if ep in arms[a]} for a in names}
+
+
+def _upfront(arms: common.Arms) -> common.Arms:
+    """The arms with each lr grid grown one ladder step up before training: 110 of 119 selected
+    cpu runs sat at the top lr, so a new length trains it in the same group (one teacher
+    forward) instead of a second pass; every arm alike."""
+    out: common.Arms = {}
+    for arm, by_epochs in arms.items():
+        out[arm] = {}
+        for ep, (cfg, axes) in by_epochs.items():
+            grown = common.widen(axes, [{"lr": max(axes["lr"])}]) if "lr" in axes else axes
+            out[arm][ep] = (cfg, grown)
+    return out
+
+
+def _dist(teacher: str, lengths: tuple[float, ...]) -> Callable[[], common.Arms]:
+    def build() -> common.Arms:
+        arms = dist_loss.arms(PRESET, planned=True)
+        return _upfront(_only(arms, (f"KL, {teacher}", f"DIST, {teacher}"), lengths))
+    return build
+
+
+def _patience(regime: str, lengths: tuple[float, ...],
+              names: tuple[str, ...] = patience.ARMS) -> Callable[[], common.Arms]:
+    def build() -> common.Arms:
+        return _upfront(_only(patience.arms(PRESET, regime, planned=True), names, lengths))
+    return build
+
+
+def _consistency(regime: str, lengths: tuple[float, ...],
+                 names: tuple[str, ...] = consistency.PLANNED_POLICIES
+                 ) -> Callable[[], common.Arms]:
+    def build() -> common.Arms:
+        return _upfront(_only(consistency.arms(PRESET, regime, planned=True), names,
+                              lengths))
+    return build
+
+
+# (name, arms builder), in the order the issues rank them: patience and DIST first.
+PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
+    ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
+    ("02 1k images at 1000 epochs (function matching, both baselines)",
+     _patience("1k", (1000.0,))),
+    ("09 weak teacher, KL vs DIST at 300 epochs", _dist("weak teacher", (300.0,))),
+    ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
+    ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent)",
+     _consistency("1k", (1000.0,))),
+    ("02 1k images at 3000 epochs (function matching)",
+     _patience("1k", (3000.0,), ("function matching",))),
+    ("02 250 images at 4000 epochs (function matching)",
+     _patience("250", (4000.0,), ("function matching",))),
+    ("09 at 30 and 100 epochs (extras)", lambda: dist_loss.arms(PRESET)),
+    ("01 1k images at 30-300 epochs (extras)",
+     lambda: consistency.arms(PRESET, "1k")),
+    ("01 250 images at 400 epochs (extras)", lambda: consistency.arms(PRESET, "250")),
+]
+
+
+def _finished_untracked(repo: Path) -> list[str]:
+    """Run folders under results/ with a summary.json that git does not track yet."""
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uall", "results"],
+                         capture_output=True, text=True, check=True).stdout
+    dirs = set()
+    for line in out.splitlines():
+        path = Path(line[3:])
+        if line.startswith("??") and len(path.parts) >= 4:
+            run = Path(*path.parts[:4])
+            if (repo / run / store.SUMMARY_FILE).is_file():
+                dirs.add(str(run))
+    return sorted(dirs)
+
+
+def commit_finished(repo: Path, item: str) -> int:
+    """Commits every finished, untracked run folder (retrying while git's index is locked)."""
+    dirs = _finished_untracked(repo)
+    if not dirs:
+        return 0
+    message = f"cpu results: {len(dirs)} finished run dirs ({item}; provenance in each)"
+    for attempt in range(30):
+        add = subprocess.run(["git", "-C", str(repo), "add", "--", *dirs],
+                             capture_output=True, text=True)
+        if add.returncode == 0:
+            done = subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", message,
+                                   "--", *dirs], capture_output=True, text=True)
+            if done.returncode == 0:
+                return len(dirs)
+        time.sleep(2 + attempt)
+    print(f"could not commit {dirs}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the plan, train nothing")
+    parser.add_argument("--commit", type=Path, default=None,
+                        help="the checkout to commit finished run folders to")
+    parser.add_argument("--start", type=int, default=0, help="first plan item (0-based)")
+    args = parser.parse_args(argv)
+    for i, (name, build) in enumerate(PLAN):
+        if i < args.start:
+            continue
+        arms = build()
+        if args.list:
+            configs = [cfg for by in arms.values() for cfg, _ in by.values()]
+            print(f"{i:2d}  {name}: {len(configs)} base sweeps")
+            continue
+        t0 = time.time()
+        print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
+        common.run_arms(arms, progress=False, extras=True)
+        print(f"[{time.strftime('%H:%M:%S')}] item {i} done in {time.time() - t0:.0f} s",
+              flush=True)
+        if args.commit:
+            print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Noise-aware comparisons (kdlib.evidence): estimates, standard errors, the verdict scale."""
+
+import math
+
+import pytest
+
+from kdlib import evidence as ev
+
+NOISE = ev.Noise(0.01, "test")
+
+
+def e(*values, label="x"):
+    return ev.Estimate(tuple(values), label)
+
+
+def test_estimate_mean_sd_and_text():
+    x = e(0.80, 0.82, 0.84)
+    assert x.n == 3 and x.mean == pytest.approx(0.82) and x.sd == pytest.approx(0.02)
+    assert x.text() == "82.0±2.0% (n=3)"
+    assert math.isnan(e(0.5).sd) and e(0.5).text() == "50.0% (n=1)"
+
+
+def test_standard_error_uses_own_spread_from_three_seeds_else_the_noise():
+    assert e(0.80, 0.82, 0.84).se(0.5) == pytest.approx(0.02 / math.sqrt(3))
+    assert e(0.80, 0.82).se(0.01) == pytest.approx(0.01 / math.sqrt(2))
+    assert e(0.8).se(0.01) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("values", [(), (float("nan"),), (0.5, float("inf"))])
+def test_estimate_refuses_empty_or_non_finite(values):
+    with pytest.raises(ValueError, match="Estimate 'x'"):
+        e(*values)
+
+
+def test_pooled_noise_weights_groups_by_degrees_of_freedom():
+    n = ev.pooled_noise([[0.80, 0.82, 0.84], [0.5, 0.5], [0.7]])
+    # (2 * 0.02**2 + 1 * 0) / 3 degrees of freedom
+    assert n.sd == pytest.approx(math.sqrt(2 * 0.0004 / 3))
+    assert "pooled over 2 replicated points" in n.source
+
+
+def test_pooled_noise_without_replicates_is_the_stated_assumption():
+    n = ev.pooled_noise([[0.8], [0.7]])
+    assert n.sd == ev.ASSUMED_SD["test_acc"] and n.source.startswith("assumed 1.0 pts")
+
+
+def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():
+    # n=1 each, noise 1 pt: SE of the difference sqrt(2) pts; 2 SE = 2.83 pts.
+    assert ev.greater("a>b", e(0.83), e(0.80), NOISE).outcome == "holds"
+    assert ev.greater("a>b", e(0.82), e(0.80), NOISE).outcome == "inconclusive"
+    assert ev.greater("a>b", e(0.77), e(0.80), NOISE).outcome == "fails"
+    # Three tight seeds each make a 1-point difference count.
+    tight = ev.greater("a>b", e(0.81, 0.811, 0.809), e(0.80, 0.801, 0.799), NOISE)
+    assert tight.outcome == "holds" and tight.margin == pytest.approx(0.01)
+
+
+def test_at_least_is_an_equivalence_check_with_a_tolerance():
+    assert ev.at_least("a>=b-3", e(0.80), e(0.81), 0.03, NOISE).outcome == "inconclusive"
+    assert ev.at_least("a>=b-5", e(0.80), e(0.81), 0.05, NOISE).outcome == "holds"
+    assert ev.at_least("a>=b-1", e(0.70), e(0.81), 0.01, NOISE).outcome == "fails"
+
+
+def test_difference_greater_compares_two_gains():
+    big = (e(0.90, label="a"), e(0.80, label="b"))
+    small = (e(0.81, label="c"), e(0.80, label="d"))
+    assert ev.difference_greater("gain", big, small, NOISE).outcome == "holds"
+    assert ev.difference_greater("gain", small, big, NOISE).outcome == "fails"
+    assert ev.difference_greater("gain", small, small, NOISE).outcome == "inconclusive"
+
+
+@pytest.mark.parametrize("outcomes, verdict", [
+    (["holds", "holds"], "reproduced"),
+    (["holds", "fails"], "partly"),
+    (["holds", "fails", "inconclusive"], "partly"),
+    (["fails", "fails"], "not reproduced"),
+    (["fails", "inconclusive"], "not reproduced"),
+    (["fails", "not testable"], "not reproduced"),
+    (["holds", "inconclusive"], "inconclusive"),
+    (["inconclusive"], "inconclusive"),
+    (["holds", "not testable"], "not testable at this scale"),
+    (["inconclusive", "not testable"], "not testable at this scale"),
+    (["not testable"], "not testable at this scale"),
+])
+def test_combine_is_symmetric_between_reproduced_and_not(outcomes, verdict):
+    checks = [ev.Check(f"c{i}", o, "") for i, o in enumerate(outcomes)]
+    assert ev.combine(checks) == verdict
+
+
+def test_bad_outcome_and_empty_checks_are_clear_errors():
+    with pytest.raises(ValueError, match="outcome='maybe'"):
+        ev.Check("c", "maybe", "")
+    with pytest.raises(ValueError, match="at least one sub-check"):
+        ev.combine([])

@@ -1,0 +1,145 @@
+"""Seed replicates and grids that bracket the optimum (kdlib.experiments.common.run_arms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kdlib import store, train
+from kdlib import sweep as sweeps
+from kdlib.checkpoint import Checkpointer
+from kdlib.experiments import common
+
+
+def cfg(epochs=300.0, **changes):
+    data = common.fmnist("cpu", 1000)
+    return common.base_config("smoke", "x", data, epochs=epochs, teachers=("t",), **changes)
+
+
+def test_replicate_changes_the_seed_and_keeps_the_images():
+    base = cfg()
+    rep = common.replicate(base, 2)
+    assert rep.seed == 2 and rep.data.subset_seed == 0
+    assert store.config_hash(rep) != store.config_hash(base)
+    # subset_seed is hash-neutral at its default: stored runs keep their hashes.
+    assert "subset_seed" not in store.canonical_json(base)
+    full = cfg().replace(**{"data.train_size": None})
+    assert common.replicate(full, 1).data.subset_seed is None
+
+
+def test_a_replicate_trains_on_the_same_subset(monkeypatch):
+    seen = {}
+
+    def fake_subset(ds, n, *, seed, stratified=True):
+        seen.setdefault("seeds", []).append(seed)
+        return ds
+
+    monkeypatch.setattr(train.data, "load", lambda *a, **k: "ds")
+    monkeypatch.setattr(train.data, "to_memory", lambda ds: ds)
+    monkeypatch.setattr(train.data, "subset", fake_subset)
+    base = cfg().replace(seed=5)
+    train.load_data(common.replicate(base, 6))
+    train.load_data(base.replace(seed=6))  # a plain other seed draws another subset
+    assert seen["seeds"][0::2] == [5, 6]  # train subsets (validation subsets use seed 0)
+
+
+def test_at_edge_and_widen_follow_the_ladder():
+    axes = {"lr": [1e-3, 3e-3], "temperature": [1.0, 10.0]}
+    assert common.at_edge(axes, {"lr": 3e-3, "temperature": 10.0}) == ["lr"]
+    assert common.at_edge(axes, {"lr": 1e-3}) == ["lr"]
+    assert common.at_edge({"lr": [1e-3, 3e-3, 1e-2]}, {"lr": 3e-3}) == []
+    assert common.at_edge({"lr": [3e-2, 1e-1]}, {"lr": 1e-1}) == []  # end of the ladder
+    assert common.widen(axes, [{"lr": 3e-3}, {"lr": 1e-3}])["lr"] == [3e-4, 1e-3, 3e-3, 1e-2]
+    assert common.widen(axes, [None]) == axes
+
+
+def test_extended_axes_add_temperature_ten_to_short_kl_arms_only():
+    axes = {"lr": [1e-3, 3e-3]}
+    assert common.extended_axes(cfg(epochs=30.0), axes)["temperature"] == [1.0, 10.0]
+    assert "temperature" not in common.extended_axes(cfg(epochs=300.0), axes)
+    assert "temperature" not in common.extended_axes(cfg(epochs=30.0, loss="dist"), axes)
+
+
+class FakeEngine:
+    """train.sweep / train.run / load_sweep over fake runs whose val accuracy peaks at
+    ``best_lr`` per arm; ``stored`` holds the points a load-only pass may read."""
+
+    def __init__(self, best_lr, stored=None):
+        self.best_lr, self.stored, self.trained = best_lr, stored, []
+
+    def _record(self, config):
+        dist = abs(np.log(config.lr) - np.log(self.best_lr[config.policy]))
+        acc = 0.9 - 0.01 * dist + 0.001 * config.seed
+        return store.RunRecord(config.__dict__ | {"policy": config.policy},
+                               {"val_acc": acc, "test_acc": acc, "train_loss": 1.0}, [], {},
+                               "done", store.run_dir(config))
+
+    def sweep(self, base, axes, progress=True):
+        points = sweeps.grid(**axes)
+        configs = sweeps.expand(base, points)
+        self.trained += [(c.policy, c.lr) for c in configs]
+        return sweeps.SweepResult(points, [self._record(c) for c in configs])
+
+    def load(self, base, axes):
+        points = sweeps.grid(**axes)
+        if self.stored is not None and any(p["lr"] not in self.stored for p in points):
+            return None
+        return sweeps.SweepResult(points, [self._record(c) for c in
+                                           sweeps.expand(base, points)])
+
+    def run(self, config, progress=True):
+        return self._record(config)
+
+
+def patch(monkeypatch, engine):
+    monkeypatch.setattr(common.train, "sweep", engine.sweep)
+    monkeypatch.setattr(common.train, "run", engine.run)
+    monkeypatch.setattr(common.sweep, "load_sweep", engine.load)
+
+
+def two_arms():
+    axes = {"lr": [1e-3, 3e-3]}
+    return {"mix": {300.0: (cfg(policy="mix"), axes)},
+            "fix/rs": {300.0: (cfg(policy="fix/rs"), axes)}}
+
+
+def test_grid_grows_for_every_arm_until_every_selected_run_is_inside(monkeypatch):
+    engine = FakeEngine({"mix": 1e-2, "fix/rs": 1e-3})
+    patch(monkeypatch, engine)
+    results = common.run_arms(two_arms(), extras=True, seeds=3)
+    for arm in ("mix", "fix/rs"):
+        lrs = [p["lr"] for p in results[arm][300.0].points]
+        assert lrs == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]  # both arms get both new values
+    assert results["mix"][300.0].best_point == {"lr": 1e-2}
+    reps = results["mix"][300.0].replicates
+    assert [r.config["seed"] for r in reps] == [1, 2] and reps[0].config["lr"] == 1e-2
+    table = common.results_table(results)
+    row = table[table["arm"] == "mix"].iloc[0]
+    assert row["n_seeds"] == 3 and row["at_edge"] == "" and row["test_acc_sd"] > 0
+
+
+def test_load_only_keeps_the_last_grid_every_arm_has_stored(monkeypatch):
+    engine = FakeEngine({"mix": 1e-2, "fix/rs": 1e-3}, stored={1e-3, 3e-3})
+    patch(monkeypatch, engine)
+    results = common.run_arms(two_arms(), extras=False, seeds=3)
+    assert [p["lr"] for p in results["mix"][300.0].points] == [1e-3, 3e-3]
+    table = common.results_table(results)
+    assert list(table["at_edge"]) == ["lr", "lr"]  # reported, not hidden
+
+
+def test_checkpoint_at_an_existing_step_is_replaced(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(4, {"w": np.zeros(2)})
+    ckpt.save(4, {"w": np.ones(2)})  # a group resumed from an earlier step saves 4 again
+    assert ckpt.restore(4, {"w": np.zeros(2)})["w"].tolist() == [1.0, 1.0]
+    ckpt.close()
+
+
+@pytest.mark.parametrize("status", ["done", "diverged"])
+def test_checkpoints_go_only_when_the_result_is_saved(tmp_path, status):
+    run = tmp_path / "abc"
+    (run / "ckpt").mkdir(parents=True)
+    store.save_run(run, cfg(), {"val_acc": 0.5}, {}, "failed")
+    assert (run / "ckpt").is_dir()  # a failed run keeps them for its resume
+    store.save_run(run, cfg(), {"val_acc": 0.5}, {}, status)
+    assert not (run / "ckpt").exists()

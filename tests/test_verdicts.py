@@ -1,0 +1,251 @@
+"""The claim rules C1-C13 on synthetic tables: every verdict of the scale they can give."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kdlib import evidence as ev
+from kdlib.experiments import verdicts as v
+
+
+def s3(x):
+    """Three tight seeds around ``x``: differences of a point or more are decided."""
+    return (x - 0.001, x, x + 0.001)
+
+
+def tab(acc, loss=None):
+    """A results table: ``acc[arm][epochs]`` is a value (one seed) or a tuple of seeds."""
+    rows = []
+    for arm, by in acc.items():
+        for ep, val in by.items():
+            vals = list(val) if isinstance(val, tuple) else [val]
+            ls = (loss or {}).get(arm, {}).get(ep, 1.0)
+            ls = list(ls) if isinstance(ls, tuple) else [ls]
+            rows.append({"arm": arm, "epochs": ep, "test_acc": float(np.mean(vals)),
+                         "test_acc_seeds": vals, "train_loss": float(np.mean(ls)),
+                         "train_loss_seeds": ls})
+    return pd.DataFrame(rows)
+
+
+def lengths(acc, eps=(10.0, 100.0, 1000.0), seeds=s3):
+    """``{arm: (a, b, c)}`` at ``eps`` with ``seeds`` per value."""
+    return {a: {e: seeds(x) for e, x in zip(eps, vals, strict=True)} for a, vals in acc.items()}
+
+
+def outcomes(claim):
+    return [c["outcome"] for c in claim.checks]
+
+
+# --------------------------------------------------------------------------- C1-C3
+
+POLICY_SHORT = {"fix/rs": .80, "fix/cc": .79, "fix/ic_ens": .78, "ind/rc": .70, "ind/ic": .71,
+                "same/rc": .76, "same/ic": .77, "mix": .72}
+POLICY_LONG = {"fix/rs": .81, "fix/cc": .80, "fix/ic_ens": .80, "ind/rc": .78, "ind/ic": .79,
+               "same/rc": .84, "same/ic": .85, "mix": .86}
+
+
+def policies(short, long, seeds=s3, loss=None):
+    acc = {p: {10.0: seeds(short[p]), 100.0: seeds(long[p])} for p in short}
+    return tab(acc, loss)
+
+
+def test_c1_reads_every_regime_and_both_families():
+    good = policies(POLICY_SHORT, POLICY_LONG)
+    c = v.c1_consistency_wins({"1k": good, "250": good}, "01")
+    assert c.verdict == "reproduced" and len(c.checks) == 4 and c.seeds == "3"
+    # The 250-image regime loses to independent views: the claim holds only in part.
+    bad = policies(POLICY_SHORT, dict(POLICY_LONG, **{"ind/rc": .90}))
+    c = v.c1_consistency_wins({"1k": good, "250": bad}, "01")
+    assert c.verdict == "partly"
+    assert outcomes(c) == ["holds", "holds", "holds", "fails"]
+
+
+def test_c1_with_one_seed_and_small_margins_is_inconclusive_and_says_so():
+    close = dict(POLICY_LONG, **{"fix/rs": .845, "ind/rc": .84})
+    c = v.c1_consistency_wins({"1k": policies(POLICY_SHORT, close, seeds=lambda x: x)}, "01")
+    assert c.verdict == "inconclusive" and c.seeds == "1"
+    assert c.noise.startswith("assumed") and "more seeds" in c.settle
+    assert "rewritten" in c.rule_note
+
+
+def test_c2_is_per_fixed_policy():
+    low = {p: {100.0: s3(0.05)} for p in v.FIXED}
+    c = v.c2_fixed_overfits(policies(POLICY_SHORT, POLICY_LONG, loss=low), "01")
+    assert c.verdict == "reproduced" and len(c.checks) == 6
+    # One fixed policy fits worse than consistent teaching: it is no evidence of overfitting.
+    mixed = dict(low, **{"fix/ic_ens": {100.0: s3(3.0)}})
+    c = v.c2_fixed_overfits(policies(POLICY_SHORT, POLICY_LONG, loss=mixed), "01")
+    assert c.verdict == "partly" and outcomes(c)[4] == "fails"
+    high = {p: {100.0: s3(3.0)} for p in v.FIXED}
+    flat = {p: POLICY_LONG["same/ic"] + 0.02 for p in POLICY_LONG}
+    c = v.c2_fixed_overfits(policies(POLICY_SHORT, flat, loss=high), "01")
+    assert c.verdict == "not reproduced"
+
+
+def test_c3_trails_short_leads_long():
+    assert v.c3_patience_changes_ranking(policies(POLICY_SHORT, POLICY_LONG),
+                                         "01").verdict == "reproduced"
+    c = v.c3_patience_changes_ranking(policies(POLICY_SHORT, POLICY_SHORT), "01")
+    assert c.verdict == "partly" and outcomes(c) == ["holds", "fails"]
+    one_length = tab({p: {100.0: s3(x)} for p, x in POLICY_LONG.items()})
+    assert v.c3_patience_changes_ranking(one_length, "01").verdict == \
+        "not testable at this scale"
+
+
+# --------------------------------------------------------------------------- C4-C5
+
+
+def patience_table(fm, scratch=(.60, .62, .64), transfer=(.70, .75, .78)):
+    return tab(lengths({"function matching": fm, "from scratch": scratch,
+                        "transfer": transfer}, eps=(30.0, 100.0, 300.0)))
+
+
+def test_c4_close_to_the_teacher_is_reproduced():
+    c = v.c4_patience_pays({"1k": patience_table((.70, .78, .80))}, 0.81, "02")
+    assert c.verdict == "reproduced"
+
+
+def test_c4_still_improving_but_far_from_the_teacher_is_not_testable():
+    c = v.c4_patience_pays({"1k": patience_table((.60, .70, .80))}, 0.95, "02")
+    assert c.verdict == "not testable at this scale"
+    assert outcomes(c) == ["holds", "holds", "not testable"]
+
+
+def test_c4_a_plateau_far_from_the_teacher_is_not_reproduced():
+    c = v.c4_patience_pays({"1k": patience_table((.80, .70, .70))}, 0.95, "02")
+    assert c.verdict == "not reproduced"
+    assert outcomes(c) == ["inconclusive", "fails", "fails"]
+
+
+def test_c5_skips_lengths_below_the_papers_shortest():
+    t = tab(lengths({"function matching": (.10, .80, .85), "from scratch": (.50, .60, .65),
+                     "transfer": (.60, .70, .80)}, eps=(3.0, 30.0, 300.0)))
+    c = v.c5_beats_baselines({"1k": t}, "02")
+    assert c.verdict == "reproduced" and len(c.checks) == 3  # 30, 300 vs scratch; transfer
+    worse = tab(lengths({"function matching": (.10, .80, .85), "from scratch": (.5, .6, .65),
+                         "transfer": (.6, .7, .90)}, eps=(3.0, 30.0, 300.0)))
+    assert v.c5_beats_baselines({"1k": worse}, "02").verdict == "partly"
+
+
+def test_c5_compares_transfer_where_it_was_trained():
+    acc = lengths({"function matching": (.70, .80, .90), "from scratch": (.6, .6, .6)},
+                  eps=(100.0, 1000.0, 3000.0))
+    acc["transfer"] = {100.0: s3(.65), 1000.0: s3(.75)}
+    c = v.c5_beats_baselines({"1k": tab(acc)}, "02")
+    assert "1k: student > transfer at 1000 epochs" in [k["name"] for k in c.checks]
+
+
+# --------------------------------------------------------------------------- C6-C7
+
+IMAGENET = {"fixed teacher": (.80, .82, .83), "consistent teaching": (.60, .70, .80),
+            "function matching": (.55, .68, .79), "labels: Adam": (.70, .72, .73)}
+
+
+def test_c6_at_a_few_epochs_is_not_testable():
+    t = tab(lengths(IMAGENET, eps=(1.0, 2.0, 4.0)))
+    c = v.c6_fixed_saturates(t, "03")
+    assert c.verdict == "not testable at this scale"
+    assert outcomes(c) == ["holds", "not testable", "not testable"]
+
+
+def test_c6_at_the_papers_lengths_is_decided():
+    acc = {"fixed teacher": (.74, .78, .77), "consistent teaching": (.73, .80, .82),
+           "function matching": (.72, .80, .83)}
+    c = v.c6_fixed_saturates(tab(lengths(acc, eps=(30.0, 1200.0, 9600.0))), "03")
+    assert c.verdict == "reproduced"
+
+
+def test_c7_labels_below_distillation():
+    t = tab(lengths(IMAGENET, eps=(1.0, 2.0, 4.0)))
+    c = v.c7_labels_below_distillation(t, "03", ["labels: Adam"], ["fixed teacher",
+                                                                  "function matching"])
+    assert c.verdict == "not testable at this scale"
+    assert outcomes(c) == ["holds", "not testable"]
+    long_ = {"labels: Adam": (.70, .78, .74), "function matching": (.72, .80, .83)}
+    c = v.c7_labels_below_distillation(tab(lengths(long_, eps=(300.0, 1200.0, 4800.0))),
+                                       "03", ["labels: Adam"], ["function matching"])
+    assert c.verdict == "reproduced"
+
+
+# --------------------------------------------------------------------------- C8-C13
+
+
+def test_c8_resolution():
+    acc = {"same resolution": (.80, .85, .88), "low-res student": (.79, .84, .87),
+           "high-res teacher": (.82, .87, .90)}
+    assert v.c8_resolution(tab(lengths(acc)), "04").verdict == "reproduced"
+    worse = dict(acc, **{"high-res teacher": (.79, .84, .85)})
+    assert v.c8_resolution(tab(lengths(worse)), "04").verdict == "partly"
+    c = v.c8_resolution(tab(lengths(worse)), "04", teacher_accs={
+        "same resolution": .875, "high-res teacher": .866})
+    assert c.verdict == "not testable at this scale" and "not stronger" in c.checks[1]["detail"]
+    bad = dict(acc, **{"low-res student": (.6, .6, .6), "high-res teacher": (.7, .7, .7)})
+    assert v.c8_resolution(tab(lengths(bad)), "04").verdict == "not reproduced"
+
+
+def test_c9_shampoo():
+    acc = {"Adam": (.70, .80, .85), "Shampoo": (.80, .85, .87)}
+    t = tab(lengths(acc, eps=(30.0, 100.0, 300.0)))
+    assert v.c9_shampoo(t, "05").verdict == "reproduced"
+    slow = v.c9_shampoo(t, "05", speed={"Adam": 1000.0, "Shampoo": 400.0})
+    assert slow.verdict == "partly" and "2.50x" in slow.checks[-1]["detail"]
+    behind = tab(lengths({"Adam": (.7, .8, .85), "Shampoo": (.6, .7, .8)},
+                         eps=(30.0, 100.0, 300.0)))
+    assert v.c9_shampoo(behind, "05").verdict == "not reproduced"
+
+
+def test_c10_init():
+    t = tab(lengths({"random init": (.60, .80, .86), "pretrained init": (.70, .82, .855)}))
+    assert v.c10_init(t, "06").verdict == "reproduced"
+    t = tab(lengths({"random init": (.60, .80, .80), "pretrained init": (.70, .82, .85)}))
+    assert v.c10_init(t, "06").verdict == "partly"
+    t = tab(lengths({"random init": (.70, .80, .80), "pretrained init": (.65, .82, .85)}))
+    assert v.c10_init(t, "06").verdict == "not reproduced"
+
+
+def test_c11_cross_family():
+    acc = {"MobileNetV3-L (GN)": (.70, .75, .80), "MobileNetV3-L (BN)": (.68, .73, .78),
+           "BiT student": (.75, .80, .85), "BiT student, 2 teachers": (.77, .82, .87)}
+    assert v.c11_cross_family(tab(lengths(acc)), "07").verdict == "reproduced"
+    bn_better = dict(acc, **{"MobileNetV3-L (BN)": (.7, .8, .9)})
+    assert v.c11_cross_family(tab(lengths(bn_better)), "07").verdict == "partly"
+    no_bn = dict(acc, **{"MobileNetV3-L (BN)": (float("nan"),) * 3})
+    c = v.c11_cross_family(tab(lengths(no_bn, seeds=lambda x: x)), "07")
+    assert "no finished run" in c.ours and len(c.checks) == 4
+
+
+def test_c12_out_of_domain():
+    acc = {"in-domain": (.70, .80, .85), "related": (.60, .75, .82), "unrelated": (.2, .3, .4)}
+    c = v.c12_out_of_domain(tab(lengths(acc)), "08")
+    assert c.verdict == "reproduced" and "chance 10.0%" in c.ours
+    widening = dict(acc, related=(.68, .70, .70))
+    w = v.c12_out_of_domain(tab(lengths(widening)), "08")
+    assert w.verdict == "partly" and outcomes(w)[-1] == "fails"
+    floor = v.c12_out_of_domain(tab(lengths(dict(acc, noise=(.3, .2, .12)))), "08")
+    assert "noise images (floor) 12.0" in floor.ours and len(floor.checks) == 5
+
+
+def test_c13_reads_the_longest_length_with_all_four_arms():
+    acc = {"KL, strong teacher": (.80, .84, .86), "DIST, strong teacher": (.81, .86, .90),
+           "KL, weak teacher": (.78, .82, .84), "DIST, weak teacher": (.78, .83, .85)}
+    assert v.c13_dist(tab(lengths(acc)), "09").verdict == "reproduced"
+    # Patience erases DIST's gain: equal at the longest length.
+    erased = dict(acc, **{"DIST, strong teacher": (.81, .86, .86)})
+    c = v.c13_dist(tab(lengths(erased)), "09")
+    assert c.verdict == "not reproduced" and "+2.0 pts at 100" in c.ours
+    # A length where one arm has no run is skipped.
+    partial = {a: dict(by) for a, by in lengths(acc).items()}
+    del partial["DIST, weak teacher"][1000.0]
+    assert "at 100 epochs" in v.c13_dist(tab(partial), "09").ours
+
+
+def test_missing_row_names_arm_and_lengths():
+    with pytest.raises(ValueError, match="no finished row for arm='mix'"):
+        v.c1_consistency_wins(tab({"fix/rs": {100.0: 0.5}}), "01")
+
+
+def test_noise_of_pools_the_tables_replicates():
+    t = tab({"a": {1.0: (0.80, 0.82, 0.84)}, "b": {1.0: 0.5}})
+    n = v.noise_of({"x": t})
+    assert n.sd == pytest.approx(0.02) and "pooled over 1" in n.source
+    assert v.noise_of(tab({"a": {1.0: 0.5}})).sd == ev.ASSUMED_SD["test_acc"]
