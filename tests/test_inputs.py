@@ -163,5 +163,6 @@ def test_every_stored_cpu_run_saw_todays_inputs(monkeypatch):
     assert len(records) > 50
     stale = {r.hash: inputs.stale(r.provenance.get("inputs"), inputs.of(r.config))
              for r in records}
-    assert not {h: why for h, why in stale.items() if why}
+    stale = {h: why for h, why in stale.items() if why}
+    assert not stale, f"run `python -m kdlib.migrate_inputs` (runs stored without it): {stale}"
     assert all(None not in inputs.of(r.config).values() for r in records[:3])  # all found
