@@ -30,12 +30,26 @@ from kdlib.store import RunRecord, list_runs, read_json, results_root, write_jso
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 TIMES_FILE = "notebook_times.json"
+PAPER_TABLES = REPO / "book" / "paper_tables"
+
+
+def paper_table(stem: str) -> Path:
+    """The CSV of the paper's table ``stem`` in book/paper_tables, whatever the working
+    directory (a notebook run from the repository root, from notebooks/ or by papermill)."""
+    path = PAPER_TABLES / f"{stem}.csv"
+    if not path.is_file():
+        known = sorted(p.stem for p in PAPER_TABLES.glob("*.csv"))
+        raise FileNotFoundError(f"no paper table {stem!r} in {PAPER_TABLES}; known: {known}")
+    return path
 
 
 def notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None
               ) -> list[Path]:
     """The source notebooks, in chapter order, optionally filtered by name prefixes."""
     folder = Path(folder) if folder is not None else REPO / "notebooks"
+    if not folder.is_dir():
+        raise ValueError(f"--dir {folder} is not a folder: give the folder of the source "
+                         "notebooks (default: notebooks/)")
     found = sorted(folder.glob(NOTEBOOK_GLOB))
     if only:
         found = [p for p in found if any(p.stem.startswith(o) for o in only)]
@@ -323,12 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     colab_p.add_argument("--config", default=str(REPO / "_config.yml"),
                          help="the Jupyter Book config holding repository.url and .branch")
     for p in (run_p, colab_p):
-        p.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01_consistency")
+        p.add_argument("--only", nargs="+", metavar="PREFIX",
+                       help="notebook name prefixes, e.g. 00 01_consistency (at least one)")
         p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/)")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run_command(args)
-    return _colab_command(args)
+    try:
+        if args.command == "run":
+            return _run_command(args)
+        return _colab_command(args)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

@@ -31,20 +31,33 @@ class Checkpointer:
         """Saves ``state`` at ``step`` and waits until it is on disk.
 
         A checkpoint already at ``step`` is replaced: a group resumed from an earlier step
-        (its runs' latest checkpoints differed after a kill) saves that step again.
+        (its runs' latest checkpoints differed after a kill) saves that step again. A failed
+        write (a full disk: orbax's RESOURCE_EXHAUSTED) is one OSError naming the folder; the
+        earlier checkpoint stays, so the run can resume once there is room.
         """
         if step in self._manager.all_steps():
             self._manager.delete(step)
         leaves = jax.tree.leaves(state)
         payload = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-        self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)
-        self._manager.wait_until_finished()
+        try:
+            self._manager.save(step, args=ocp.args.StandardSave(payload), force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:
+            raise OSError(f"cannot write the checkpoint of step {step} to {self.directory} "
+                          f"({_first_line(err)}): free disk space (or set checkpoint_every "
+                          "higher) and rerun; the run resumes from its last checkpoint") from err
 
     def restore(self, step: int, like: Any) -> Any:
-        """Restores the checkpoint at ``step`` into the structure of ``like``."""
+        """Restores the checkpoint at ``step`` into the structure of ``like``; an unreadable
+        one is a ValueError naming its folder and the fix."""
         leaves, treedef = jax.tree.flatten(like)
         target = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-        payload = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        try:
+            payload = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as err:
+            raise ValueError(f"checkpoint {self.directory / str(step)} cannot be read "
+                             f"({_first_line(err)}): delete {self.directory} to restart the "
+                             "run from step 0") from err
         restored = [payload[f"{i:05d}"] for i in range(len(leaves))]
         for old, new in zip(leaves, restored, strict=True):
             if np.shape(old) != np.shape(new):
@@ -76,3 +89,9 @@ def group_start(ckpts: list[Checkpointer]) -> int:
         if c.latest_step() is not None:
             c.clear()
     return 0
+
+
+def _first_line(err: BaseException) -> str:
+    """``Type: first line of the message`` of an exception (orbax's run to many lines)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__

@@ -7,6 +7,7 @@ schedule, seed); its hash keys the results store, so two runs with equal configs
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,9 @@ from kdlib.store import HASH_NEUTRAL
 
 LOSSES = ("kl", "dist", "labels")
 OPTIMIZERS = ("adam", "sgd", "shampoo")
+# Smallest image side a run may use: below it every model's last stage sees one pixel of
+# almost nothing (student_size=1 trained and was stored as done).
+MIN_IMAGE_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -109,47 +113,129 @@ def replace(config: Any, _prefix: str = "", **changes: Any) -> Any:
     return dataclasses.replace(config, **direct)
 
 
+# Numeric fields: (kind, lowest allowed, whether the lowest is excluded, highest excluded).
+_NUMBERS: dict[str, tuple[type, float, bool, float | None]] = {
+    "temperature": (float, 0, True, None), "dist_beta": (float, 0, False, None),
+    "dist_gamma": (float, 0, False, None), "lr": (float, 0, True, None),
+    "wd": (float, 0, False, None), "momentum": (float, 0, False, 1),
+    "warmup_frac": (float, 0, False, 1), "epochs": (float, 0, True, None),
+    "fixed_num_crops": (int, 1, False, None), "student_size": (int, MIN_IMAGE_SIZE, False, None),
+    "batch_size": (int, 1, False, None), "steps_per_call": (int, 1, False, None),
+    "eval_every": (int, 0, False, None), "checkpoint_every": (int, 0, False, None),
+    "seed": (int, 0, False, None),
+}
+
+
+def check_number(name: str, value: Any, kind: type = float, low: float | None = None,
+                 open_low: bool = False, high: float | None = None) -> None:
+    """One-line ValueError unless ``value`` is a finite number of ``kind`` in range."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind is int and not is_int:
+        hint = f" (write {name}={value!r} without quotes)" if isinstance(value, str) else ""
+        raise ValueError(f"{name}={value!r} is a {type(value).__name__}; it must be an int"
+                         f"{hint}")
+    if kind is float and not (is_int or (isinstance(value, float) and math.isfinite(value))):
+        hint = (f": write {name}={value} without quotes" if isinstance(value, str) else
+                ": give a finite number such as 0.001")
+        raise ValueError(f"{name}={value!r} is not a finite number{hint}")
+    bound = ""
+    if low is not None and (value <= low if open_low else value < low):
+        bound = f"> {low}" if open_low else f">= {low}"
+    if high is not None and value >= high:
+        bound = f"< {high}"
+    if bound:
+        where = f"in [{low}, {high})" if high is not None else bound
+        raise ValueError(f"{name}={value!r} must be {where}")
+
+
+def _check_names(config: RunConfig) -> None:
+    """preset, section, teachers and init: known preset, folder names, stored-model names."""
+    from kdlib import presets
+    from kdlib.store import check_folder_name
+
+    presets.check(config.preset)
+    check_folder_name("section", config.section)
+    teachers = config.teachers
+    if isinstance(teachers, str) or not isinstance(teachers, tuple | list):
+        raise ValueError(f"teachers={teachers!r} must be a tuple of stored teacher names, "
+                         f"e.g. teachers=({teachers!r},)")
+    for name in teachers:
+        check_folder_name("teacher name", name)
+    if config.init is not None:
+        check_folder_name("init", config.init)
+
+
+def _check_parts(config: RunConfig) -> None:
+    """data and student: the right dataclasses with plain values."""
+    if not isinstance(config.data, DataConfig):
+        raise ValueError(f"data={config.data!r} must be a DataConfig, e.g. DataConfig('digits')")
+    if not isinstance(config.student, ModelConfig):
+        raise ValueError(f"student={config.student!r} must be a ModelConfig, e.g. "
+                         "ModelConfig('bit', {'depth': [1, 1, 1, 1], 'width': 0.0625})")
+    d = config.data
+    for name in ("name", "train_split", "val_split", "test_split"):
+        if not isinstance(getattr(d, name), str):
+            raise ValueError(f"data.{name}={getattr(d, name)!r} must be a str")
+    for name in ("train_size", "val_size", "test_size"):
+        if getattr(d, name) is not None:
+            check_number(f"data.{name}", getattr(d, name), int, 1)
+    if getattr(d, "subset_seed", None) is not None:
+        check_number("data.subset_seed", d.subset_seed, int, 0)
+    if d.classes is not None and (not isinstance(d.classes, tuple | list) or not d.classes or
+                                  not all(isinstance(c, int) and not isinstance(c, bool)
+                                          for c in d.classes)):
+        raise ValueError(f"data.classes={d.classes!r} must be None or a non-empty tuple of "
+                         "class ids, e.g. (0, 1, 2)")
+    if not isinstance(config.student.kwargs, dict):
+        raise ValueError(f"student.kwargs={config.student.kwargs!r} must be a dict")
+    if not isinstance(config.shampoo, dict):
+        raise ValueError(f"shampoo={config.shampoo!r} must be a dict of Shampoo options")
+
+
 def validate(config: RunConfig) -> None:
-    """Raises ValueError naming the first bad field of ``config`` and what is allowed."""
+    """Raises a one-line ValueError naming the first bad field of ``config``, what is
+    allowed and how to fix it; never a TypeError (``lr="1e-3"`` is named as a str).
+
+    Checks values only; :func:`kdlib.checks.check_run` also checks the files they name.
+    """
     from kdlib.views import POLICIES
 
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss={config.loss!r} is not one of {LOSSES}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={config.optimizer!r} is not one of {OPTIMIZERS}")
-    if config.policy not in POLICIES:
-        raise ValueError(f"policy={config.policy!r} is not one of {POLICIES}")
+    if not isinstance(config, RunConfig):
+        raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
+    _check_names(config)
+    for name, value, allowed in (("loss", config.loss, LOSSES),
+                                 ("optimizer", config.optimizer, OPTIMIZERS),
+                                 ("policy", config.policy, POLICIES)):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"{name}={value!r} is not one of {allowed}")
+    for name, (kind, low, open_low, high) in _NUMBERS.items():
+        check_number(name, getattr(config, name), kind, low, open_low, high)
+    if config.grad_clip is not None:
+        check_number("grad_clip", config.grad_clip, float, 0, True)
+    _check_parts(config)
     if config.loss != "labels" and not config.teachers:
         raise ValueError(f"loss={config.loss!r} distills from a teacher: set teachers=(name, ...)")
     if config.loss == "labels" and config.policy.startswith("fix/"):
         raise ValueError(f"policy={config.policy!r} needs a teacher; loss='labels' has none")
-    positive = {
-        "temperature": config.temperature, "lr": config.lr, "batch_size": config.batch_size,
-        "epochs": config.epochs, "steps_per_call": config.steps_per_call,
-        "student_size": config.student_size,
-    }
-    for name, value in positive.items():
-        if not value > 0:
-            raise ValueError(f"{name}={value!r} must be > 0")
-    if config.wd < 0:
-        raise ValueError(f"wd={config.wd!r} must be >= 0")
     if isinstance(config.teacher_size, tuple | list):
         if len(config.teacher_size) != len(config.teachers):
             raise ValueError(
                 f"teacher_size={config.teacher_size!r} gives {len(config.teacher_size)} sizes "
                 f"for {len(config.teachers)} teachers {config.teachers!r}: one size per teacher"
             )
-        bad = [s for s in config.teacher_size if not (isinstance(s, int) and s > 0)]
+        bad = [s for s in config.teacher_size if not (
+            isinstance(s, int) and not isinstance(s, bool) and s >= MIN_IMAGE_SIZE)]
         if bad:
-            raise ValueError(f"teacher_size={config.teacher_size!r}: sizes must be ints > 0")
+            raise ValueError(f"teacher_size={config.teacher_size!r}: sizes must be ints >= "
+                             f"{MIN_IMAGE_SIZE}")
     elif config.teacher_size is not None and not (
-        isinstance(config.teacher_size, int) and config.teacher_size > 0
+        isinstance(config.teacher_size, int) and not isinstance(config.teacher_size, bool)
+        and config.teacher_size >= MIN_IMAGE_SIZE
     ):
         raise ValueError(
-            f"teacher_size={config.teacher_size!r} must be None, an int > 0 or one int per teacher"
+            f"teacher_size={config.teacher_size!r} must be None, an int >= {MIN_IMAGE_SIZE} "
+            "or one such int per teacher"
         )
-    if not 0 <= config.warmup_frac < 1:
-        raise ValueError(f"warmup_frac={config.warmup_frac!r} must be in [0, 1)")
 
 
 def teacher_sizes(config: RunConfig) -> tuple[int, ...]:

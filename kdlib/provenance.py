@@ -24,6 +24,14 @@ import kdlib
 
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 _GIT_TIMEOUT_S = 10
+# CPU features XLA:CPU picks kernels by: two machines that differ in them may differ in the
+# last bits of every number (vector widths change the order of float reductions).
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+             "avx512dq", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+# Environment variables that change what XLA compiles or how many threads run it.
+ENV_PREFIXES = ("XLA_", "JAX_", "TF_XLA", "TF_CPP")
+ENV_NAMES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+             "KDLIB_JAX_CACHE")
 
 
 def _git(repo_dir: Path, *args: str) -> str:
@@ -82,6 +90,30 @@ def _jax_devices() -> dict[str, Any]:
         return {"jax_backend": None, "jax_error": f"{type(err).__name__}: {err}"}
 
 
+def cpu_info(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
+    """The CPU's model name and which of :data:`CPU_FLAGS` it has (empty when unreadable)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {"model": platform.processor() or None, "flags": []}
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "cpu model") and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return {"model": model, "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+def xla_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The XLA/JAX (and thread-count) environment variables that are set, by name."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in sorted(environ)
+            if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+
+
 @functools.lru_cache(maxsize=1)
 def _machine_cached() -> dict[str, Any]:
     return {
@@ -89,14 +121,17 @@ def _machine_cached() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_info(),
         "python": platform.python_version(),
         "versions": _package_versions(),
+        "env": xla_env(),
         **_jax_devices(),
     }
 
 
 def machine() -> dict[str, Any]:
-    """Describe this machine: host, OS, CPUs, Python, library versions, jax backend/devices.
+    """Describe this machine: host, OS, CPU model and flags, Python, library versions,
+    XLA/JAX environment variables, jax backend and devices: what shapes a run's last bits.
 
     Computed once per process (the jax backend cannot change after it is initialized).
     """

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -174,6 +175,16 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return find_repo_root() / "results"
 
 
+def check_folder_name(name: str, value: Any) -> str:
+    """``value`` if it is a safe single folder name, else a one-line ValueError naming it."""
+    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
+        raise ValueError(
+            f"{name}={value!r} must be a non-empty folder name of letters, digits, "
+            "'_', '-', '.', '+'"
+        )
+    return value
+
+
 def _path_part(config: Any, name: str) -> str:
     """Field `name` of the config, checked to be a safe single folder name."""
     if isinstance(config, Mapping):
@@ -244,15 +255,49 @@ def _atomic_file(path: str | os.PathLike, mode: str) -> Iterator[IO]:
     _fsync_dir(path.parent)
 
 
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON types for strict JSON: NaN and +-Infinity become null.
+
+    Strict readers (browsers, jq, most JSON libraries) refuse Python's bare ``NaN``; a
+    diverged run's metrics say why in their ``status``/``reason`` keys instead. numpy/jax
+    values, paths and dataclasses become plain values. (Old files holding ``NaN`` still read:
+    ``json.loads`` accepts it.)
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return json_ready(_json_default(value))
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`json_ready`(obj): never writes NaN or Infinity."""
+    return json.dumps(json_ready(obj), allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write `obj` as JSON to `path` so that readers see the old file or the new, never a part."""
-    with _atomic_file(path, "w") as tmp:
-        json.dump(obj, tmp, indent=2, sort_keys=True, default=_json_default)
-        tmp.write("\n")
+    """Write `obj` as strict JSON to `path` (readers see the old file or the new, never a
+    part); an unchanged file is not written again (:func:`write_bytes_atomic`)."""
+    text = dumps_strict(obj, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> None:
-    """Write `payload` to `path` so that readers see the old file or the new, never a part."""
+    """Write `payload` to `path` so that readers see the old file or the new, never a part.
+
+    A file that already holds exactly `payload` is left alone: rerunning a notebook whose
+    tables and claims do not change writes nothing, so a read-only results/ works.
+    """
+    path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == len(payload) and path.read_bytes() == payload:
+            return
+    except OSError:
+        pass  # unreadable: try to write it
     with _atomic_file(path, "wb") as tmp:
         tmp.write(payload)
 
@@ -276,8 +321,11 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); restore it (git checkout -- {path}) or delete "
+            "it (a run folder's: delete the folder to retrain the run)"
+        ) from err
 
 
 # --------------------------------------------------------------------------- metrics log
@@ -287,7 +335,8 @@ class MetricsLog:
     """Append-only JSON-lines log of training metrics, durable after every record.
 
     Each append is flushed and fsynced. A process killed mid-write leaves a truncated last
-    line: `read()` ignores it and the next `append()` cuts it off before writing.
+    line: `read()` ignores it and the next `append()` cuts it off before writing. Records are
+    strict JSON: a non-finite number (a diverged loss) is written as null (:func:`json_ready`).
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -302,7 +351,7 @@ class MetricsLog:
         """Append one record (a mapping with str keys) as one JSON line, then fsync."""
         if not isinstance(record, Mapping):
             raise ValueError(f"metrics record must be a mapping, got {type(record).__name__}")
-        line = json.dumps(dict(record), sort_keys=True, default=_json_default) + "\n"
+        line = dumps_strict(dict(record), sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
         with open(self.path, "a", encoding="utf-8") as log:
@@ -331,10 +380,12 @@ class MetricsLog:
             log.flush()
             os.fsync(log.fileno())
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self, *, finished: bool = False) -> list[dict[str, Any]]:
         """All complete records in order; a truncated last line is ignored.
 
-        A corrupt line anywhere else raises ValueError naming the file and line number.
+        A corrupt line anywhere else raises ValueError naming the file and line number; so
+        does a truncated last line with ``finished`` (the log of a finished run, whose writer
+        ended cleanly: its tail was cut later, and its last record would be lost silently).
         """
         if not self.path.exists():
             return []
@@ -346,15 +397,18 @@ class MetricsLog:
             try:
                 records.append(json.loads(raw))
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                if number == len(lines):  # last line without newline: a killed writer
+                if number == len(lines) and not finished:  # no newline: a killed writer
                     break
-                raise ValueError(f"{self.path}:{number} is not valid JSON: {err}") from err
+                raise ValueError(
+                    f"{self.path}:{number} is not valid JSON ({err}); restore the file "
+                    f"(git checkout -- {self.path}) or delete {self.path.parent} to retrain"
+                ) from err
         return records
 
     def drop_after(self, step: int, key: str = "step") -> None:
         """Keep only records with record[key] <= step (for resuming from a checkpoint)."""
         kept = [r for r in self.read() if not (key in r and r[key] > step)]
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        text = "".join(dumps_strict(r, sort_keys=True) + "\n" for r in kept)
         handle, tmp_name = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
@@ -482,6 +536,7 @@ def load_run(path: str | os.PathLike, *, finished_only: bool = True) -> RunRecor
         return None
     history = MetricsLog.in_run(path).read
     if (path / SUMMARY_FILE).is_file():
+        history = functools.partial(history, finished=True)
         summary = read_json(path / SUMMARY_FILE)
         status = summary.get("status", "done")
         if status not in FINISHED_STATUSES:
@@ -552,13 +607,17 @@ def check_summary(summary: Any) -> str:
 def prepare_run(
     config: Any, root: str | os.PathLike | None = None, *, retrain: bool = False
 ) -> Path:
-    """Create a run's folder and write config.json before training; retrain empties it first.
+    """Create a run's folder and write config.json before training; retrain empties it first,
+    and so does a finished (stale) run found there.
 
     Raises ValueError when the folder holds a different config (a hash collision).
     """
     path = run_dir(config, root)
-    if retrain and path.exists():
+    # A finished run is only prepared again when it is retrained or stale: start it afresh.
+    if path.exists() and (retrain or (path / SUMMARY_FILE).is_file()):
         shutil.rmtree(path)
+    for tmp in path.glob(".*.tmp"):  # left by a writer killed mid-write (the lock is held)
+        tmp.unlink(missing_ok=True)
     stored = path / CONFIG_FILE
     if stored.is_file() and config_hash(read_json(stored)) != path.name:
         raise ValueError(f"{stored} holds a config whose hash is not {path.name}")
@@ -606,12 +665,32 @@ def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
             handle.close()
 
 
-def _stored(config: Any, root: str | os.PathLike | None) -> RunRecord | None:
-    """The finished stored run of ``config`` (its hash checked), or None."""
+def fresh_run(config: Any, root: str | os.PathLike | None = None) -> RunRecord | None:
+    """The finished stored run of ``config`` that saw today's input files, or None.
+
+    Its config hash is checked; a run whose recorded input hashes differ from the current
+    files' (a retrained teacher, another dataset file: :mod:`kdlib.inputs`) is stale: None,
+    with a log line saying why, so the caller retrains it.
+    """
+    from kdlib import inputs
+
     stored = load_run(run_dir(config, root))
     if stored is not None and config_hash(stored.config) != stored.hash:
         raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
+    if stored is not None and not inputs.check_fresh(stored.path, stored.provenance, config):
+        return None
     return stored
+
+
+_stored = fresh_run
+
+
+def input_record(config: Any) -> dict[str, Any]:
+    """Provenance field ``inputs``: sha256 of each input file the run reads (kdlib.inputs)."""
+    from kdlib import inputs
+
+    current = inputs.of(config)
+    return {inputs.PROVENANCE_KEY: current} if current else {}
 
 
 def run_or_load(
@@ -622,6 +701,9 @@ def run_or_load(
     retrain: bool = False,
 ) -> RunRecord:
     """Return the stored finished run of `config`, or train it with train_fn and store it.
+
+    A stored run is reused only while its input files are unchanged (:func:`fresh_run`); a
+    stale one is retrained in place. The input hashes go into its provenance (``inputs``).
 
     train_fn(config, run_dir) -> summary dict (status "diverged" if it diverged). An exception
     in train_fn is recorded in failed.json and re-raised; the folder stays for resuming.
@@ -635,17 +717,20 @@ def run_or_load(
             return stored  # finished by another process while this one waited
         path = prepare_run(config, root, retrain=retrain)
         started_at = time.time()
+        seen = input_record(config)  # hashed before training: what the run reads
         try:
             summary = train_fn(config, path)
             status = check_summary(summary)
         except Exception as err:
             record_failure(config, path, err, started_at)
             raise
+        summary = dict(summary)
         prov = make_provenance(
             config,
             wall_time_s=time.time() - started_at,
             started_at=started_at,
-            extra={"config_hash": path.name},
+            extra={"config_hash": path.name, "group": summary.pop("group", None) or [path.name],
+                   **seen},
         )
         return save_run(path, config, summary, prov, status)
 

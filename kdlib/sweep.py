@@ -21,6 +21,8 @@ from kdlib.store import (
     RunRecord,
     check_summary,
     config_hash,
+    fresh_run,
+    input_record,
     load_run,
     prepare_run,
     record_failure,
@@ -242,6 +244,7 @@ def _train_locked(
     """:func:`_train_batch`'s body, with the runs' locks held."""
     paths = [prepare_run(c, root) for c in configs]
     started_at = time.time()
+    seen = [input_record(c) for c in configs]  # hashed before training: what each run reads
     try:
         summaries = list(batch_train_fn(list(configs), list(paths)))
         if len(summaries) != len(configs):
@@ -256,12 +259,19 @@ def _train_locked(
             raise
         return
     wall = time.time() - started_at
-    for config, path, summary, status in zip(configs, paths, summaries, statuses, strict=True):
+    batch = [p.name for p in paths]
+    for config, path, summary, status, inputs in zip(
+        configs, paths, summaries, statuses, seen, strict=True
+    ):
+        # Group mates: the runs it was trained with (a vectorized group shares float order).
+        summary = dict(summary)
+        group = summary.pop("group", None) or batch
         prov = make_provenance(
             config,
             wall_time_s=wall,
             started_at=started_at,
-            extra={"config_hash": path.name, "batch_size": len(configs)},
+            extra={"config_hash": path.name, "batch_size": len(configs), "group": group,
+                   **inputs},
         )
         save_run(path, config, summary, prov, status)
 
@@ -277,11 +287,12 @@ def _groups(configs: list[Any], group_by: Callable[[Any], Any] | None) -> list[l
 
 
 def _missing(configs: list[Any], root: str | os.PathLike | None) -> list[Any]:
-    """Configs with no finished run, each once (identical configs share one run)."""
+    """Configs with no finished run that saw today's inputs (:func:`kdlib.store.fresh_run`),
+    each once (identical configs share one run)."""
     missing, seen = [], set()
     for config in configs:
         key = config_hash(config)
-        if key not in seen and load_run(run_dir(config, root)) is None:
+        if key not in seen and fresh_run(config, root) is None:
             missing.append(config)
         seen.add(key)
     return missing
@@ -294,7 +305,7 @@ def load_sweep(
     """The sweep of `axes` over `base_config` from the store alone; None unless every point
     has a finished run (nothing is trained)."""
     points = grid(**axes)
-    runs = [load_run(run_dir(c, root)) for c in expand(base_config, points)]
+    runs = [fresh_run(c, root) for c in expand(base_config, points)]  # stale: not stored
     if any(r is None for r in runs):
         return None
     return SweepResult(points, runs, select_metric, mode)

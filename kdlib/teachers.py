@@ -8,7 +8,7 @@ provenance). Loading rebuilds the architecture from the card, so a card is self-
 from __future__ import annotations
 
 import io
-import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import numpy as np
 from flax import nnx
 
 from kdlib import models
-from kdlib.store import results_root, write_bytes_atomic, write_json_atomic
+from kdlib.store import read_json, results_root, write_bytes_atomic, write_json_atomic
+
+CARD_KEYS = ("model", "model_kwargs", "image_size")
 
 
 def teachers_dir(root: str | Path | None = None) -> Path:
@@ -76,10 +78,28 @@ def save_weights(model: nnx.Module, path: str | Path) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights ``.npz``; a missing or corrupt file is a one-line error naming
+    it (never numpy's hint to allow pickles: weights are plain arrays, never unpickled)."""
+    path = Path(path)
+    fix = (f"restore it (git checkout -- {path}) or retrain the model "
+           "(notebooks/00_teachers.ipynb)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {fix}")
+    try:
+        stored = np.load(path, allow_pickle=False)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with stored:
+            return {k: stored[k] for k in stored.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        why = str(err).splitlines()[0] if "pickle" not in str(err) else "not an .npz archive"
+        raise ValueError(f"{path} is not a readable weights file ({why}): {fix}") from None
+
+
 def load_weights(model: nnx.Module, path: str | Path) -> nnx.Module:
     """Loads weights written by :func:`save_weights` into ``model`` (in place); returns it."""
-    with np.load(path) as stored:
-        flat = {k: stored[k] for k in stored.files}
+    flat = read_npz(path)
     state = nnx.state(model)
     _unflatten_into(state, flat, str(path))
     nnx.update(model, state)
@@ -95,7 +115,7 @@ def save(
     name: str, model: nnx.Module, card: dict[str, Any], root: str | Path | None = None
 ) -> Path:
     """Stores ``model`` with ``card`` (must hold ``model`` and ``model_kwargs``); atomic."""
-    for key in ("model", "model_kwargs", "image_size"):
+    for key in CARD_KEYS:
         if key not in card:
             raise ValueError(f"a teacher card needs the key {key!r}; got keys {sorted(card)}")
     folder = teachers_dir(root) / name
@@ -113,7 +133,19 @@ def load_card(name: str, root: str | Path | None = None) -> dict[str, Any]:
             f"no stored teacher {name!r} in {teachers_dir(root)}; available: {available(root)}. "
             "Run notebooks/00_teachers.ipynb to train the embedded teachers."
         )
-    return json.loads(path.read_text())
+    card = read_json(path)
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise ValueError(f"{path} lacks the key(s) {missing} of a teacher card: restore it "
+                         f"(git checkout -- {path}) or retrain the teacher")
+    return card
+
+
+def check_stored(name: str, root: str | Path | None = None) -> None:
+    """A stored model ``name`` has a readable card and weights (read, not built): the
+    boundary check of a run's teachers and init (:mod:`kdlib.checks`)."""
+    load_card(name, root)
+    read_npz(teachers_dir(root) / name / "weights.npz")
 
 
 def load(name: str, root: str | Path | None = None) -> tuple[nnx.Module, dict[str, Any]]:

@@ -26,9 +26,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import augment, data, losses, models, optim, store, teachers, views
+from kdlib import augment, checks, data, divergence, losses, models, optim, store, teachers, views
 from kdlib.checkpoint import Checkpointer, group_start
-from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, validate
+from kdlib.config import RunConfig, teacher_sizes, teacher_view_size
 
 EVAL_BATCH = 500
 # Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
@@ -446,6 +446,8 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         raise ValueError(
             f"need one run_dir per config, got {len(configs)} configs and {len(run_dirs)} dirs"
         )
+    for c in configs:
+        checks.check_run(c)
     keys = {group_key(c) for c in configs}
     if len(keys) > 1:
         diff = sorted(
@@ -455,8 +457,6 @@ def _check_group(configs: list[RunConfig], run_dirs: list) -> None:
         raise ValueError(
             f"configs of one group may differ only in {HPARAMS}; these differ too: {diff}"
         )
-    for c in configs:
-        validate(c)
 
 
 @dataclass
@@ -571,8 +571,9 @@ def train(
     checkpoints stay until the store has saved the run's result (:func:`kdlib.store.save_run`
     removes them), so a kill between the last step and the save loses nothing.
     Returns the summary: final val/test metrics, steps, wall time, throughput and
-    ``status`` ("done" or "diverged"). metrics.jsonl has validation metrics at every
-    evaluation and test metrics only at the final step.
+    ``status`` ("done" or "diverged", with ``diverged_at_step``: :mod:`kdlib.divergence`) and
+    ``group`` (the config hashes trained together, for the provenance). metrics.jsonl has
+    validation metrics at every evaluation and test metrics only at the final step.
     """
     return train_group([config], [run_dir], progress=progress, save_model=save_model)[0]
 
@@ -645,6 +646,19 @@ def train_group(
         carry = put(_stack([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)
+    status = ["done"] * group
+    watches = [divergence.Watch(divergence.chance_loss(
+        c.loss, num_classes, c.temperature, c.dist_beta, c.dist_gamma)) for c in configs]
+    diverged_at: list[int | None] = [None] * group
+    for i, log in enumerate(logs):  # a resumed run continues its divergence watch
+        if (reason := watches[i].replay(log.read())) is not None:
+            status[i], diverged_at[i] = "diverged", _diverged_step(log.read())
+
+    def diverge(i: int, reason: str, train_loss: float) -> None:
+        """Stops run ``i``: status "diverged", with the step and why, in its metrics log."""
+        status[i], diverged_at[i] = "diverged", step
+        logs[i].append({"step": step, "train_loss": train_loss, "status": "diverged",
+                        "reason": reason})
 
     def evaluate(i, train_loss):
         """Validation metrics at every eval; test ones only at the end (run selection and
@@ -663,7 +677,6 @@ def train_group(
     desc = f"{config.section}:{config.policy}" + (f" x{group}" if group > 1 else "")
     bar = tqdm(total=steps, initial=step, unit="step", disable=not progress, leave=False,
                desc=desc)
-    status = ["done"] * group
     losses_since_eval: list[np.ndarray] = []
     t_train = 0.0
     images_seen = 0
@@ -686,15 +699,16 @@ def train_group(
         shown = loss[0] if group == 1 else np.nanmin(np.where(np.isfinite(loss), loss, np.nan))
         bar.set_postfix(loss=f"{shown:.4f}", img_s=f"{n_steps * config.batch_size / dt:.0f}")
         for i in range(group):
-            if status[i] == "done" and not math.isfinite(loss[i]):
-                status[i] = "diverged"
-                logs[i].append({"step": step, "train_loss": float(loss[i]),
-                                "status": "diverged"})
+            if status[i] == "done" and (reason := watches[i].chunk(float(loss[i]))):
+                diverge(i, reason, float(loss[i]))
         if step % eval_every == 0 or step >= steps:
             train_loss = np.mean(losses_since_eval, axis=0)
             losses_since_eval = []
             for i in range(group):
                 if status[i] != "done":
+                    continue
+                if reason := watches[i].evaluation(float(train_loss[i])):
+                    diverge(i, reason, float(train_loss[i]))
                     continue
                 records[i] = evaluate(i, float(train_loss[i]))
                 logs[i].append(records[i])  # before the checkpoint: a resume drops later ones
@@ -715,13 +729,21 @@ def train_group(
                 nnx.update(student, params_i, rest_i)
                 teachers.save_weights(student, run_dir / "model.npz")
         summary = dict(records[i]) if status[i] == "done" else {}
+        if status[i] == "diverged":
+            summary["diverged_at_step"] = diverged_at[i]
         summary.update(
             status=status[i], steps=steps, final_step=step, num_train=num_train,
             wall_time_s=time.time() - started, train_time_s=t_train,
             img_per_s=images_seen / t_train if t_train else None, group_size=group,
+            group=[store.config_hash(c) for c in configs],
         )
         summaries.append(summary)
     return summaries
+
+
+def _diverged_step(records: list[dict[str, Any]]) -> int | None:
+    """The step of the first "diverged" record of a metrics log."""
+    return next((r.get("step") for r in records if r.get("status") == "diverged"), None)
 
 
 def train_many(
@@ -749,7 +771,12 @@ def train_many(
 def run(
     config: RunConfig, *, retrain: bool = False, progress: bool = True, save_model: bool = False
 ) -> store.RunRecord:
-    """Trains ``config`` unless its result is stored; returns the stored record."""
+    """Trains ``config`` unless its result is stored; returns the stored record.
+
+    The config and the files it names are checked first (:func:`kdlib.checks.check_run`):
+    a bad one is a one-line error and leaves no run folder.
+    """
+    checks.check_run(config)
     return store.run_or_load(
         config, lambda c, d: train(c, d, progress=progress, save_model=save_model),
         retrain=retrain,
@@ -767,6 +794,8 @@ def sweep(
     """
     from kdlib import sweep as sweeps
 
+    for config in sweeps.expand(base, sweeps.grid(**axes)):  # before any folder is made
+        checks.check_run(config)
     return sweeps.sweep(
         base, axes, None, group_by=group_key,
         batch_train_fn=lambda cs, ds: train_many(cs, ds, progress=progress), **kwargs,

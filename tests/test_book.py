@@ -251,11 +251,13 @@ def test_default_preset_writes_the_book_and_out_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("out", ["book", "book/sub", "book/../book/x"])
-def test_out_inside_book_is_refused_for_other_presets(out):
+def test_out_inside_book_is_refused_for_other_presets(out, capsys):
     with pytest.raises(ValueError, match="only the 'cpu' preset"):
         book.output_dir("smoke", REPO / out)
-    with pytest.raises(ValueError, match="only the 'cpu' preset"):
+    with pytest.raises(SystemExit) as exit_info:  # the command line: one error line, status 2
         book.main(["run", "--preset", "gpu", "--out", str(REPO / out), "--only", "00"])
+    assert exit_info.value.code == 2
+    assert "only the 'cpu' preset" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_run_prints_summary_records_times_and_fails_on_any_failure(

@@ -40,8 +40,8 @@ def test_replace_unknown_field_names_it():
         ({"warmup_frac": 1.5}, "warmup_frac=1.5"),
         ({"teachers": ()}, "teacher"),
         ({"teacher_size": (28, 48)}, r"2 sizes for 1 teachers"),
-        ({"teacher_size": (0,)}, "ints > 0"),
-        ({"teacher_size": 0}, "must be None, an int > 0"),
+        ({"teacher_size": (0,)}, "ints >= 8"),
+        ({"teacher_size": 0}, "must be None, an int >= 8"),
     ],
 )
 def test_validate_names_bad_field(changes, match):

@@ -236,17 +236,16 @@ def test_write_json_atomic_roundtrip(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
 
 
-def _half_dump(obj, fp, **kwargs):
-    fp.write('{"half": ')
-    raise RuntimeError("disk on fire")
+def _failing_fsync(fd):
+    raise OSError("disk on fire")  # the temp file is written, but not durable
 
 
-@pytest.mark.parametrize("breaker", ["dump", "replace"])
+@pytest.mark.parametrize("breaker", ["fsync", "replace"])
 def test_write_json_atomic_leaves_no_partial_file(tmp_path, monkeypatch, breaker):
     old = tmp_path / "old.json"
     write_json_atomic(old, {"version": 1})
-    if breaker == "dump":
-        monkeypatch.setattr(store.json, "dump", _half_dump)
+    if breaker == "fsync":
+        monkeypatch.setattr(store.os, "fsync", _failing_fsync)
     else:
 
         def broken_replace(src, dst):
@@ -279,7 +278,9 @@ def test_metrics_log_appends_and_reads(tmp_path):
     log.append({"step": 2, "acc": 0.5, "nan": float("nan")})
     records = log.read()
     assert [r["step"] for r in records] == [1, 2]
-    assert records[0]["acc"] == 0.25 and np.isnan(records[1]["nan"])
+    # Strict JSON: a non-finite value is written as null, never as a bare NaN.
+    assert records[0]["acc"] == 0.25 and records[1]["nan"] is None
+    assert "NaN" not in log.path.read_text()
     assert (tmp_path / "m.jsonl").read_text().count("\n") == 2
     with pytest.raises(ValueError, match="mapping"):
         log.append([1, 2])
@@ -595,3 +596,21 @@ def test_sweep_batch_skips_runs_finished_while_waiting(tmp_path):
     sweeps._train_batch([base, done], batch_fn, tmp_path, "raise")
     assert trained == [0.1]
     assert store.load_run(store.run_dir(base, tmp_path)).summary["acc"] == 0.1
+
+
+def test_provenance_records_cpu_flags_xla_env_and_versions(tmp_path, monkeypatch):
+    """What shapes a run's last bits: CPU model and vector flags, XLA/JAX env, versions."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B45\n"
+                       "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
+    info = prov_mod.cpu_info(cpuinfo)
+    assert info == {"model": "AMD EPYC 9B45",
+                    "flags": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]}
+    assert prov_mod.cpu_info(tmp_path / "absent")["flags"] == []
+    env = prov_mod.xla_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+                            "JAX_ENABLE_X64": "0", "HOME": "/root", "OPENBLAS_NUM_THREADS": "1"})
+    assert env == {"JAX_ENABLE_X64": "0", "OPENBLAS_NUM_THREADS": "1",
+                   "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    machine = prov_mod.machine()
+    assert {"cpu", "env", "versions", "device_count", "device_kinds"} <= set(machine)
+    assert {"jax", "jaxlib", "flax", "optax"} <= set(machine["versions"])

@@ -7,7 +7,7 @@ resolution variants of the experiments.
 """
 
 from kdlib.data.dataset import Dataset, filter_classes, subset, subset_indices
-from kdlib.data.loading import DATASETS, EMBEDDED, load
+from kdlib.data.loading import DATASETS, EMBEDDED, check_split, load
 from kdlib.data.resize import resize_and_center_crop, resize_images
 from kdlib.data.splits import (
     PAPER_SPLITS,
@@ -28,6 +28,7 @@ __all__ = [
     "SliceSpec",
     "SplitRange",
     "StreamingDataset",
+    "check_split",
     "filter_classes",
     "load",
     "paper_splits",

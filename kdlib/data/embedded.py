@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,18 @@ def fashion_mnist_dir() -> Path | None:
     return None
 
 
+def _gunzip(path: str | Path, size: int = -1) -> bytes:
+    """The decompressed bytes of a .gz file (``size``: at most that many); a corrupt or
+    truncated file is a one-line ValueError naming it."""
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read(size)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(
+            f"{path} is not a readable .gz file ({type(err).__name__}: {err}): reinstall "
+            f"dataset-fashion-mnist or point {KDLIB_DATA_ENV} at intact copies") from None
+
+
 def _file_stamp(folder: Path, split: str) -> tuple[tuple[str, int, int], ...]:
     """(path, size, mtime) of a split's files: the cache key, so changed files are re-read."""
     stamps = []
@@ -104,10 +117,8 @@ def _file_stamp(folder: Path, split: str) -> tuple[tuple[str, int, int], ...]:
 def _read_fashion_mnist(stamp: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
     """Reads (images N x 28 x 28 x 1 uint8, labels N int32) of one split; cached, read-only."""
     (images_path, _, _), (labels_path, _, _) = stamp
-    with gzip.open(images_path, "rb") as f:
-        images = parse_idx(f.read(), ndim=3, source=images_path)
-    with gzip.open(labels_path, "rb") as f:
-        labels = parse_idx(f.read(), ndim=1, source=labels_path)
+    images = parse_idx(_gunzip(images_path), ndim=3, source=images_path)
+    labels = parse_idx(_gunzip(labels_path), ndim=1, source=labels_path)
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
@@ -135,8 +146,7 @@ def fashion_mnist_sizes(folder: Path) -> dict[str, int]:
     """Number of examples per split, read from the label files' idx headers."""
     sizes = {}
     for split, (_, labels_file) in FASHION_MNIST_FILES.items():
-        with gzip.open(folder / labels_file, "rb") as f:
-            header = f.read(8)
+        header = _gunzip(folder / labels_file, 8)
         if len(header) < 8:
             raise ValueError(f"{folder / labels_file}: too short for an idx header.")
         sizes[split] = int.from_bytes(header[4:8], "big")

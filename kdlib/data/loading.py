@@ -76,6 +76,16 @@ def _load_split(split: str, sizes: dict[str, int], read) -> tuple[np.ndarray, np
     return _gather(parts)
 
 
+def check_split(name: str, split: str) -> None:
+    """A split string's syntax and split names for dataset ``name``, without reading it."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; allowed: {DATASETS}.")
+    if name in TFDS_SPLITS:
+        _check_tfds_split(name, split)
+    else:
+        parse_split(split)
+
+
 def _check_tfds_split(name: str, split: str) -> None:
     """Validates a split string's syntax and split names for a tfds dataset before opening it."""
     allowed = TFDS_SPLITS[name]
