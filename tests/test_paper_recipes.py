@@ -333,10 +333,11 @@ LOWER_PAPER_STEP = textwrap.dedent("""
         batch_size=64, steps_per_call=1)
     mesh = train.make_mesh()
     assert mesh.size == 8
-    kw = dict(num_classes=102, in_channels=3, rngs=nnx.Rngs(0))
-    teacher = AbstractTeacher(nnx.eval_shape(lambda: models.create("bit", depth=152, width=2,
-                                                                  **kw)))
-    student = nnx.eval_shape(lambda: models.create("bit", depth=50, width=1, **kw))
+    kw = dict(num_classes=102, in_channels=3)
+    teacher = AbstractTeacher(nnx.eval_shape(lambda: models.create(
+        "bit", depth=152, width=2, rngs=nnx.Rngs(0), **kw)))
+    student = nnx.eval_shape(lambda: models.create("bit", depth=50, width=1,
+                                                   rngs=nnx.Rngs(0), **kw))
     student.train()
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     tx = train.make_optimizer(config, 100)
