@@ -60,7 +60,7 @@ def check_done(summary: dict, config: RunConfig) -> None:
 
 
 def test_paper_consistency_config_trains_on_mock_flowers(mock_world):
-    paper = consistency.arms("paper", "flowers102")["mix"][100.0][0]
+    paper = consistency.arms("paper", "flowers102")["mix"][1000.0][0]
     assert paper.data.name == "oxford_flowers102" and paper.student_size == 128
     assert paper.batch_size == 512 and paper.student.kwargs == {"depth": 50, "width": 1}
     import_teacher(mock_world, paper.teachers[0], "oxford_flowers102")

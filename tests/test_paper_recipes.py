@@ -212,11 +212,11 @@ def test_full_layout_crops_see_off_centre_content_with_true_aspect():
     img = _wide_image()
     square, aspect = resize.resize_full(img, 64)
     assert square.shape == (64, 64, 3) and aspect == pytest.approx(2.0)
-    # the old centre square never shows the grey band's ends nor the image's left edge region
-    centre = resize.resize_and_center_crop(img, 64)
-    assert centre[:, 0].mean() > 0  # its left column is inside the white/black boundary zone
-    left = augment.crop_resize(square[None], jnp.asarray([[0.2, 0.0, 0.8, 0.25]]), 16)
-    assert float(left.max()) == 0.0  # the original's far left: black, only in the full layout
+    # boxes at the far left and right read the original's edges (a centre square, the old
+    # storage, keeps only its middle half: columns 45-135 of 180)
+    left = augment.crop_resize(square[None], jnp.asarray([[0.2, 0.0, 0.8, 0.2]]), 16)
+    right = augment.crop_resize(square[None], jnp.asarray([[0.2, 0.8, 0.8, 0.2]]), 16)
+    assert float(left.max()) == 0.0 and float(right.min()) == 255.0
     # inception boxes with the true aspect: pixel aspect (w * W) / (h * H) within [3/4, 4/3]
     u = jax.random.uniform(jax.random.key(0), (512, 22))
     boxes = augment.inception_boxes_from_uniforms(u, (0.05, 1.0), (3 / 4, 4 / 3),
