@@ -216,7 +216,7 @@ def test_full_layout_crops_see_off_centre_content_with_true_aspect():
     # storage, keeps only its middle half: columns 45-135 of 180)
     left = augment.crop_resize(square[None], jnp.asarray([[0.2, 0.0, 0.8, 0.2]]), 16)
     right = augment.crop_resize(square[None], jnp.asarray([[0.2, 0.8, 0.8, 0.2]]), 16)
-    assert float(left.max()) == 0.0 and float(right.min()) == 255.0
+    assert float(left.max()) == 0.0 and float(right.min()) > 254.9
     # inception boxes with the true aspect: pixel aspect (w * W) / (h * H) within [3/4, 4/3]
     u = jax.random.uniform(jax.random.key(0), (512, 22))
     boxes = augment.inception_boxes_from_uniforms(u, (0.05, 1.0), (3 / 4, 4 / 3),
