@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test test-notebooks setup data notebooks lint bench clean-book browser browser-deps html
+.PHONY: book test test-notebooks setup data notebooks lint bench clean-book browser browser-deps html queue
 
 setup: $(STAMP) data
 
@@ -78,6 +78,15 @@ browser-deps:
 	else \
 	  echo "The browser test needs Chromium and its driver: sudo apt-get install chromium chromium-driver (skipped without them)"; \
 	fi
+
+# The cpu evidence queue (kdlib.experiments.queue): niced, from a clean worktree of HEAD, storing
+# into this checkout's results/ and committing each finished run folder here.
+QUEUE_DIR ?= ../kdbook-queue
+queue: setup
+	@test -d $(QUEUE_DIR) || git worktree add --detach $(QUEUE_DIR) HEAD
+	@git -C $(QUEUE_DIR) checkout -q --detach $$(git rev-parse HEAD)
+	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
+	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR)
 
 lint: setup
 	$(VENV)/bin/ruff check kdlib tests benchmarks

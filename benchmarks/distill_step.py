@@ -84,7 +84,7 @@ def time_step(
     targets = jnp.zeros((1, classes)) if policy not in views.FIXED_POLICIES else jnp.zeros(
         (n, classes))
     consts = (jnp.asarray(images), jnp.asarray(labels), targets,
-              teacher.states if teacher else [])
+              teacher.states if teacher else [], jnp.ones((1,), jnp.float32))
     # Place everything as the engine does, so the timed calls hit the jit cache.
     put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
     carry, consts, hp, sched = put(carry), put(consts), put(hp), put(sched)

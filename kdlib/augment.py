@@ -153,6 +153,9 @@ def inception_boxes_from_uniforms(
     (a_lo, a_hi), (r_lo, r_hi) = area_range, aspect_range
     area = a_lo + (a_hi - a_lo) * u[:, :max_tries]
     log_r = math.log(r_lo) + (math.log(r_hi) - math.log(r_lo)) * u[:, max_tries:-2]
+    if not isinstance(image_aspect, float | int):  # one aspect per image (N,): a column
+        return _boxes_per_image_aspect(u, area, log_r, (r_lo, r_hi),
+                                       jnp.reshape(image_aspect, (-1, 1)).astype(jnp.float32))
     r = jnp.exp(log_r) / image_aspect  # aspect in relative coordinates
     h = jnp.sqrt(area / r)
     w = jnp.sqrt(area * r)
@@ -167,6 +170,25 @@ def inception_boxes_from_uniforms(
     w = jnp.where(any_fit, jnp.take_along_axis(w, first[:, None], axis=1)[:, 0], fallback_w)
     u = jnp.where(any_fit[:, None], u[:, -2:], 0.5)
     return jnp.stack([u[:, 0] * (1.0 - h), u[:, 1] * (1.0 - w), h, w], axis=1)
+
+
+def _boxes_per_image_aspect(u: jax.Array, area: jax.Array, log_r: jax.Array,
+                            aspect_range: tuple[float, float], image_aspect: jax.Array
+                            ) -> jax.Array:
+    """:func:`inception_boxes_from_uniforms` with each image's own W / H (N, 1): images
+    stored squashed to a square (``kdlib.data.resize.resize_full``) keep true pixel aspects."""
+    r = jnp.exp(log_r) / image_aspect
+    h, w = jnp.sqrt(area / r), jnp.sqrt(area * r)
+    fits = (h <= 1.0) & (w <= 1.0)
+    first = jnp.argmax(fits, axis=1)
+    any_fit = jnp.any(fits, axis=1)
+    fallback_r = (jnp.clip(image_aspect, *aspect_range) / image_aspect)[:, 0]
+    fallback_h = jnp.where(fallback_r <= 1.0, 1.0, 1.0 / fallback_r)
+    fallback_w = jnp.where(fallback_r <= 1.0, fallback_r, 1.0)
+    h = jnp.where(any_fit, jnp.take_along_axis(h, first[:, None], axis=1)[:, 0], fallback_h)
+    w = jnp.where(any_fit, jnp.take_along_axis(w, first[:, None], axis=1)[:, 0], fallback_w)
+    pos = jnp.where(any_fit[:, None], u[:, -2:], 0.5)
+    return jnp.stack([pos[:, 0] * (1.0 - h), pos[:, 1] * (1.0 - w), h, w], axis=1)
 
 
 # ----------------------------------------------------------------------------- resampling

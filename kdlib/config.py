@@ -18,6 +18,19 @@ OPTIMIZERS = ("adam", "sgd", "shampoo")
 # Smallest image side a run may use: below it every model's last stage sees one pixel of
 # almost nothing (student_size=1 trained and was stored as done).
 MIN_IMAGE_SIZE = 8
+# How several teachers combine (RunConfig.teacher_ensemble):
+# - "mean_logits": one teacher whose logits are the mean of theirs (the paper, section 3.6:
+#   "averaging the logits from our default teacher at 224px ... and ... at 384px").
+# - "sum_losses": the distillation loss summed over teachers (big_vision
+#   trainers/proj/distill/distill.py, loss_fn: ``distill_loss += dist(student, teacher)``;
+#   for KL the same gradient as distilling their mean probabilities, times their number).
+# With one teacher both are the same loss.
+TEACHER_ENSEMBLES = ("mean_logits", "sum_losses")
+# DataConfig.pipeline: None = kdlib's (tfds images stored as centre squares, evaluated whole);
+# "big_vision" = the authors' (train crops from the whole image, evaluation
+# resize_small | central_crop; see kdlib.experiments.paper_recipes.PIPELINE).
+PIPELINES = (None, "big_vision")
+MU_DTYPES = (None, "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,8 @@ class DataConfig:
     # run fix it, so they differ in initialization, data order and augmentation, not in which
     # images they see. Added later: hash-neutral at its default.
     subset_seed: int | None = field(default=None, metadata={HASH_NEUTRAL: True})
+    # How tfds images are stored and evaluated (see PIPELINES). Added later: hash-neutral.
+    pipeline: str | None = field(default=None, metadata={HASH_NEUTRAL: True})
 
     @property
     def eval_dataset(self) -> str:
@@ -86,6 +101,13 @@ class RunConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0: at every evaluation
     init: str | None = None  # a stored model ("teachers/<name>") to start the student from
     seed: int = 0
+    # Added later, hash-neutral at their defaults (every stored run keeps its hash):
+    # warmup in optimizer steps, as the paper's configs give it (overrides warmup_frac; capped
+    # at the run's length); how several teachers combine (TEACHER_ENSEMBLES); the dtype of
+    # Adam's first moment (Listing 1: mu_dtype='bfloat16').
+    warmup_steps: int | None = field(default=None, metadata={HASH_NEUTRAL: True})
+    teacher_ensemble: str = field(default="mean_logits", metadata={HASH_NEUTRAL: True})
+    mu_dtype: str | None = field(default=None, metadata={HASH_NEUTRAL: True})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied (dotted keys like ``"data.train_size"`` allowed)."""
@@ -236,6 +258,32 @@ def validate(config: RunConfig) -> None:
             f"teacher_size={config.teacher_size!r} must be None, an int >= {MIN_IMAGE_SIZE} "
             "or one such int per teacher"
         )
+    if not 0 <= config.warmup_frac < 1:
+        raise ValueError(f"warmup_frac={config.warmup_frac!r} must be in [0, 1)")
+    if config.warmup_steps is not None and not (
+        isinstance(config.warmup_steps, int) and not isinstance(config.warmup_steps, bool)
+        and config.warmup_steps >= 0
+    ):
+        raise ValueError(f"warmup_steps={config.warmup_steps!r} must be None or an int >= 0")
+    if config.teacher_ensemble not in TEACHER_ENSEMBLES:
+        raise ValueError(f"teacher_ensemble={config.teacher_ensemble!r} is not one of "
+                         f"{TEACHER_ENSEMBLES}")
+    if (config.teacher_ensemble == "sum_losses" and len(config.teachers) > 1
+            and config.policy.startswith("fix/")):
+        raise ValueError(f"teacher_ensemble='sum_losses' with policy={config.policy!r}: fixed "
+                         "targets are one set of logits; use 'mean_logits' or one teacher")
+    if config.mu_dtype not in MU_DTYPES:
+        raise ValueError(f"mu_dtype={config.mu_dtype!r} is not one of {MU_DTYPES}")
+    if config.data.pipeline not in PIPELINES:
+        raise ValueError(f"data.pipeline={config.data.pipeline!r} is not one of {PIPELINES}")
+
+
+def warmup_steps(config: RunConfig, steps: int) -> int:
+    """Warmup steps of a run of ``steps`` steps: ``warmup_steps`` (at most ``steps``) when set,
+    else ``round(warmup_frac * steps)``."""
+    if config.warmup_steps is not None:
+        return min(config.warmup_steps, steps)
+    return int(round(config.warmup_frac * steps))
 
 
 def teacher_sizes(config: RunConfig) -> tuple[int, ...]:

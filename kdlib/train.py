@@ -28,7 +28,8 @@ from jax.sharding import PartitionSpec as P
 
 from kdlib import augment, checks, data, divergence, losses, models, optim, store, teachers, views
 from kdlib.checkpoint import Checkpointer, group_start
-from kdlib.config import RunConfig, teacher_sizes, teacher_view_size
+from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, warmup_steps
+from kdlib.data.pipelines import crop_fraction
 
 EVAL_BATCH = 500
 # Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
@@ -75,25 +76,41 @@ def stored_image_size(config: RunConfig) -> int | None:
     return max(data.DEFAULT_IMAGE_SIZE, config.student_size, teacher_view_size(config))
 
 
+def _eval_size(config: RunConfig) -> int:
+    """Side of the stored evaluation images of the big_vision pipeline: the largest view."""
+    return max(config.student_size, teacher_view_size(config))
+
+
 def load_data(config: RunConfig) -> RunData:
     """Loads the run's splits, with the optional class filter and balanced subsets.
 
     Validation and test come from ``data.eval_name`` when set (distilling on another domain).
+    With ``data.pipeline="big_vision"`` the training images are stored whole (squashed, with
+    ``Dataset.aspect``) and the evaluation images as big_vision's central crops
+    (``kdlib.data.pipelines``).
 
     A streamed training split (ImageNet) stays a :class:`kdlib.data.StreamingDataset` and is
     fed to the device chunk by chunk; its validation and test splits are read into memory.
     """
     d = config.data
     size = stored_image_size(config)
-    train = data.load(d.name, d.train_split, classes=d.classes, image_size=size)
+    train_kw: dict[str, Any] = {}
+    eval_kw: dict[str, Any] = {}
+    eval_size = size
+    if d.pipeline == "big_vision":
+        train_kw = {"layout": "full"}
+        eval_kw = {"layout": "central_crop", "crop_fraction": crop_fraction(d.eval_dataset)}
+        eval_size = _eval_size(config)
+    train = data.load(d.name, d.train_split, classes=d.classes, image_size=size, **train_kw)
     if d.train_size is not None:
         if isinstance(train, data.StreamingDataset):
             raise ValueError(f"train_size={d.train_size} needs an in-memory dataset; "
                              f"{d.name!r} is streamed (use a split string such as 'train[:10%]')")
         seed = config.seed if d.subset_seed is None else d.subset_seed
         train = data.subset(train, d.train_size, seed=seed)
-    val = data.to_memory(data.load(d.eval_dataset, d.val_split, image_size=size))
-    test = data.to_memory(data.load(d.eval_dataset, d.test_split, image_size=size))
+    val = data.to_memory(data.load(d.eval_dataset, d.val_split, image_size=eval_size, **eval_kw))
+    test = data.to_memory(data.load(d.eval_dataset, d.test_split, image_size=eval_size,
+                                    **eval_kw))
     if d.val_size is not None:
         val = data.subset(val, d.val_size, seed=0)
     if d.test_size is not None:
@@ -114,18 +131,22 @@ def batch_indices(key: jax.Array, step: jax.Array, n: int, batch: int) -> jax.Ar
 def stream_chunk(
     config: RunConfig, source: data.StreamingDataset, start_step: int, num_steps: int,
     targets: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, labels, fixed targets) of steps ``start_step..+num_steps`` of a streamed run.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, fixed targets, aspects) of steps ``start_step..+num_steps`` of a
+    streamed run.
 
     The batch order follows from (seed, step) as in memory (``source.batch_indices``), so a
     resumed streamed run reads the same batches; ``targets`` are the precomputed fixed
-    teacher's logits of every training image, or None.
+    teacher's logits of every training image, or None. ``aspects`` are the images' original
+    widths / heights (used by the big_vision pipeline's crops; a placeholder otherwise).
     """
     idx = np.concatenate([source.batch_indices(s, config.batch_size, seed=config.seed)
                           for s in range(start_step, start_step + num_steps)])
-    images, labels = source[idx]
+    images, labels, aspects = source.read(idx)
     rows = targets[idx] if targets is not None else np.zeros((1, source.num_classes))
-    return images, labels, np.asarray(rows, np.float32)
+    if config.data.pipeline != "big_vision":
+        aspects = np.ones((1,), np.float32)
+    return images, labels, np.asarray(rows, np.float32), np.asarray(aspects, np.float32)
 
 
 def fixed_targets(
@@ -138,16 +159,27 @@ def fixed_targets(
     """
     apply = lambda imgs: teacher.apply(teacher.states, imgs)
     kw = dict(teacher_size=teacher_size, batch_size=EVAL_BATCH,
-              num_crops=config.fixed_num_crops, seed=config.seed)
+              num_crops=config.fixed_num_crops, seed=config.seed, **_crop_kwargs(config))
+    big_vision = config.data.pipeline == "big_vision"
     if not isinstance(train_data, data.StreamingDataset):
-        return views.precompute_fixed_targets(config.policy, apply, train_data.images, **kw)
+        aspect = train_data.aspect if big_vision else None
+        return views.precompute_fixed_targets(config.policy, apply, train_data.images,
+                                              aspect=aspect, **kw)
     block = 16 * EVAL_BATCH
     out = []
     for start in range(0, len(train_data), block):
-        images, _ = train_data[np.arange(start, min(start + block, len(train_data)))]
-        out.append(views.precompute_fixed_targets(config.policy, apply, images,
-                                                  first_index=start, **kw))
+        images, _, aspect = train_data.read(np.arange(start, min(start + block, len(train_data))))
+        out.append(views.precompute_fixed_targets(config.policy, apply, images, first_index=start,
+                                                  aspect=aspect if big_vision else None, **kw))
     return np.concatenate(out)
+
+
+def _crop_kwargs(config: RunConfig) -> dict[str, float]:
+    """The mild random / central crop's fraction: big_vision's for its pipeline, else the
+    views' default (224 / 256)."""
+    if config.data.pipeline == "big_vision":
+        return {"crop_fraction": crop_fraction(config.data.name)}
+    return {}
 
 
 def total_steps(config: RunConfig, num_train: int) -> int:
@@ -166,11 +198,12 @@ def make_optimizer(
     lr = config.lr if lr is None else lr
     wd = config.wd if wd is None else wd
     if warmup is None:
-        warmup = int(round(config.warmup_frac * steps))
+        warmup = warmup_steps(config, steps)
     if config.optimizer == "adam":
         schedule = optim.warmup_cosine(1.0, steps, warmup)
+        mu_dtype = None if config.mu_dtype is None else jnp.dtype(config.mu_dtype)
         return optim.adam_bv(lr, schedule=schedule, weight_decay=wd,
-                             grad_clip_norm=config.grad_clip)
+                             grad_clip_norm=config.grad_clip, mu_dtype=mu_dtype)
     if config.optimizer == "sgd":
         schedule = optim.warmup_cosine(1.0, steps, warmup)
         return optim.sgd_momentum(
@@ -205,20 +238,27 @@ def hparams(configs: list[RunConfig]) -> dict[str, jax.Array]:
 def schedule_arrays(config: RunConfig, steps: int) -> dict[str, jax.Array]:
     """Total and warmup steps and the seed as arrays: runs differing in length or seed (seed
     replicates) share the compiled step."""
-    warmup = int(round(config.warmup_frac * steps))
+    warmup = warmup_steps(config, steps)
     return {"steps": jnp.asarray(steps, jnp.int32), "warmup": jnp.asarray(warmup, jnp.int32),
             "seed": jnp.asarray(config.seed, jnp.uint32)}
 
 
 class Teacher:
-    """A frozen teacher (or an ensemble: mean of logits) as a pure function of its state.
+    """A frozen teacher (or an ensemble) as a pure function of its state.
 
     ``sizes`` are the teachers' input resolutions (default: none, each takes the views as
     given): :meth:`apply` takes views at the largest and resizes them for the others, so
-    every teacher sees the same crop (the paper's 224 px + 384 px ensemble).
+    every teacher sees the same crop (the paper's 224 px + 384 px ensemble). ``ensemble``
+    (``config.TEACHER_ENSEMBLES``): "mean_logits" distills one teacher, the mean of their
+    logits; "sum_losses" (big_vision) sums the loss over teachers: :meth:`targets` returns
+    their logits stacked (teachers, batch, classes).
     """
 
-    def __init__(self, names: tuple[str, ...], sizes: tuple[int | None, ...] | None = None):
+    ensemble = "mean_logits"  # instances built without __init__ (benchmarks) keep the default
+
+    def __init__(self, names: tuple[str, ...], sizes: tuple[int | None, ...] | None = None,
+                 ensemble: str = "mean_logits"):
+        self.ensemble = ensemble
         self.names = names
         loaded = [teachers.load(n) for n in names]
         self.cards = [card for _, card in loaded]
@@ -238,14 +278,35 @@ class Teacher:
     def apply(self, states: list, images: jax.Array) -> jax.Array:
         """Mean logits of the teachers on float NHWC views (each resized to its teacher's size
         when it differs from the views')."""
+        return jax.lax.stop_gradient(losses.ensemble_logits(self.apply_each(states, images)))
+
+    def apply_each(self, states: list, images: jax.Array) -> list[jax.Array]:
+        """Each teacher's logits on float NHWC views (resized to its size where it differs)."""
         logits = []
         for gd, s, size in zip(self.graphdefs, states, self.sizes, strict=True):
             x = images
             if size is not None and size != images.shape[1]:
                 x = jax.image.resize(images, (images.shape[0], size, size, images.shape[3]),
                                      "linear", antialias=True)
-            logits.append(nnx.merge(gd, s)(x))
-        return jax.lax.stop_gradient(losses.ensemble_logits(logits))
+            logits.append(jax.lax.stop_gradient(nnx.merge(gd, s)(x)))
+        return logits
+
+    def targets(self, states: list, images: jax.Array) -> jax.Array:
+        """What the loss compares the student with: (teachers, batch, classes) logits, one
+        row per teacher for "sum_losses", a single row of mean logits for "mean_logits"."""
+        if self.ensemble == "sum_losses":
+            return jnp.stack(self.apply_each(states, images))
+        return self.apply(states, images)[None]
+
+    def eval_logits(self, per_teacher: list[np.ndarray]) -> np.ndarray:
+        """The ensemble's logits for evaluation metrics from each teacher's: the mean of the
+        logits, or (for "sum_losses", as big_vision's ``teacher_ensemble_fwd``) the log of
+        the mean probabilities."""
+        if self.ensemble == "sum_losses" and len(per_teacher) > 1:
+            probs = np.mean([np.asarray(jax.nn.softmax(jnp.asarray(x))) for x in per_teacher],
+                            axis=0)
+            return np.log(np.maximum(probs, 1e-30)).astype(np.float32)
+        return np.mean(per_teacher, axis=0)
 
 
 def _eval_views(images: jax.Array, size: int) -> jax.Array:
@@ -343,7 +404,8 @@ def make_train_chunk(
 
     A ``lax.scan`` over ``num_steps`` (static, default ``config.steps_per_call``) distill steps
     of a group of runs: ``carry`` = (params, rest, opt_state) stacked over the group's runs;
-    ``consts`` = device arrays of the dataset, fixed targets and teacher states; ``hp`` =
+    ``consts`` = device arrays of the dataset, fixed targets, teacher states and the images'
+    original aspects (big_vision pipeline; else a placeholder); ``hp`` =
     :func:`hparams` of the group; ``sched`` = :func:`schedule_arrays`. Views and the teacher
     forward are computed once per step and shared; each run's student step is vmapped.
     With ``streamed``, ``consts`` hold only the chunk's batches, in step order
@@ -353,6 +415,10 @@ def make_train_chunk(
     policy = config.policy
     fixed = policy in views.FIXED_POLICIES
     distill = config.loss != "labels"
+    big_vision = config.data.pipeline == "big_vision"
+    crop_kw = _crop_kwargs(config)
+    sum_losses = (teacher is not None and teacher.ensemble == "sum_losses"
+                  and len(teacher.names) > 1)
     teacher_size = teacher_view_size(config)
     batch_sharding = NamedSharding(mesh, P("data"))
 
@@ -360,18 +426,25 @@ def make_train_chunk(
         tx = make_optimizer(config, sched["steps"], warmup=sched["warmup"], lr=hp["lr"],
                             wd=hp["wd"])
 
+        def distill_loss(logits, target):
+            if config.loss == "kl":
+                return jnp.mean(losses.kl(logits, target, hp["temperature"]))
+            return losses.dist(
+                logits, target, hp["temperature"], hp["dist_beta"], hp["dist_gamma"]
+            )
+
         def loss_fn(p):
             model = nnx.merge(graphdef, p, rest, copy=True)  # BatchNorm stats: fresh Variables
             logits = model(x)
             new_rest = nnx.state(model, nnx.Not(nnx.Param))
-            if config.loss == "kl":
-                loss = jnp.mean(losses.kl(logits, t_logits, hp["temperature"]))
-            elif config.loss == "dist":
-                loss = losses.dist(
-                    logits, t_logits, hp["temperature"], hp["dist_beta"], hp["dist_gamma"]
-                )
-            else:
+            if config.loss == "labels":
                 loss = jnp.mean(losses.softmax_xent(logits, y))
+            elif t_logits.ndim == 3:  # one row per teacher: the losses are summed (big_vision)
+                loss = distill_loss(logits, t_logits[0])
+                for i in range(1, t_logits.shape[0]):
+                    loss = loss + distill_loss(logits, t_logits[i])
+            else:
+                loss = distill_loss(logits, t_logits)
             return loss, new_rest
 
         (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -381,7 +454,7 @@ def make_train_chunk(
     def one_step(carry, step, pos, consts, hp, sched):
         params, rest, opt_state = carry
         data_key, aug_key = jax.random.split(jax.random.key(sched["seed"]))
-        images_all, labels_all, targets_all, teacher_states = consts
+        images_all, labels_all, targets_all, teacher_states, aspects_all = consts
         if streamed:  # consts hold this chunk's batches in order (see stream_chunk)
             idx = pos * config.batch_size + jnp.arange(config.batch_size)
         else:
@@ -391,7 +464,8 @@ def make_train_chunk(
         v = views.make_views(
             policy, jax.random.fold_in(aug_key, step), images,
             student_size=config.student_size, teacher_size=teacher_size,
-            need_teacher=distill and not fixed,
+            need_teacher=distill and not fixed, **crop_kw,
+            aspect=aspects_all[idx] if big_vision else None,
         )
         x = jax.lax.with_sharding_constraint(v.student, batch_sharding)
         num_classes = targets_all.shape[-1]
@@ -401,6 +475,8 @@ def make_train_chunk(
                                    v.mix_partner)
         elif fixed:
             t_logits = targets_all[idx]
+        elif sum_losses:
+            t_logits = teacher.targets(teacher_states, v.teacher)
         else:
             t_logits = teacher.apply(teacher_states, v.teacher)
         if vectorize:
@@ -480,7 +556,8 @@ def _group_program(
     """Builds the teacher, student, optimizer states and chunk of ``configs`` (one group)."""
     config = configs[0]
     put = lambda x: jax.device_put(x, NamedSharding(mesh, P()))
-    teacher = Teacher(config.teachers, teacher_sizes(config)) if config.teachers else None
+    teacher = (Teacher(config.teachers, teacher_sizes(config), config.teacher_ensemble)
+               if config.teachers else None)
     student = build_student(config, num_classes, in_channels)
     student.train()
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
@@ -526,7 +603,8 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
     state = {"carry": prog.carry, "step": 0}
     teacher_states = prog.teacher.states if prog.teacher else []
     consts = jax.device_put((train_ds.images, train_ds.labels, jnp.asarray(prog.targets),
-                             teacher_states), NamedSharding(mesh, P()))
+                             teacher_states, _aspects(config, train_ds)),
+                            NamedSharding(mesh, P()))
     hp, sched, chunk = prog.hp, prog.sched, prog.chunk
 
     def call() -> Any:
@@ -552,6 +630,17 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
                 "compile_s": compile_s}
 
     return timer
+
+
+def _aspects(config: RunConfig, ds: Any) -> np.ndarray:
+    """The training images' original widths / heights for the big_vision pipeline's crops;
+    a placeholder otherwise (the chunk does not read it)."""
+    if config.data.pipeline == "big_vision":
+        if ds.aspect is None:
+            raise ValueError(f"data.pipeline='big_vision' needs the images' aspects; dataset "
+                             f"{ds.name!r} was not stored with layout='full'")
+        return ds.aspect
+    return np.ones((1,), np.float32)
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -627,13 +716,14 @@ def train_group(
         for split, ds in (("val", rd.val), ("test", rd.test)):
             per = [predict(gd, (s,), ds.images, size) for gd, s, size
                    in zip(teacher.graphdefs, teacher.states, teacher.sizes, strict=True)]
-            teacher_eval[split] = np.mean(per, axis=0)
+            teacher_eval[split] = teacher.eval_logits(per)
     if streamed:  # the chunk's batches are read and put on device before each call
         fixed = teacher is not None and config.policy in views.FIXED_POLICIES
         host_targets = targets if fixed else None
         consts = None
     else:
-        consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states))
+        consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states,
+                      _aspects(config, rd.train)))
 
     k = config.steps_per_call
     eval_every = config.eval_every or max(k, steps // 10)
@@ -685,8 +775,9 @@ def train_group(
         t0 = time.perf_counter()
         n_steps = min(k, steps - step)  # the last chunk may be shorter (one more compile)
         if streamed:
-            consts = put(stream_chunk(config, rd.train, step, n_steps, host_targets)
-                         + (teacher_states,))
+            images, labels, rows, aspects = stream_chunk(config, rd.train, step, n_steps,
+                                                         host_targets)
+            consts = put((images, labels, rows, teacher_states, aspects))
         carry, loss = chunk(carry, consts, hp, sched, jnp.asarray(step, jnp.int32),
                             num_steps=n_steps)
         loss = np.asarray(loss)

@@ -62,12 +62,16 @@ def _check_uint8(images: jax.Array) -> None:
 
 
 def _boxes(kind: str, rng: jax.Array, images: jax.Array, crop_fraction: float,
-           area_range: tuple[float, float], aspect_range: tuple[float, float]) -> jax.Array:
+           area_range: tuple[float, float], aspect_range: tuple[float, float],
+           aspect: jax.Array | None = None) -> jax.Array:
     n, height, width, _ = images.shape
     if kind == "rs":
         return augment.full_boxes(n)
     if kind == "rc":
         return augment.random_crop_boxes(rng, n, crop_fraction)
+    if aspect is not None:  # squashed images: each crop keeps its image's true pixel aspect
+        u = jax.random.uniform(rng, (n, 2 * _ENSEMBLE_TRIES + 2), jnp.float32)
+        return augment.inception_boxes_from_uniforms(u, area_range, aspect_range, aspect)
     return augment.inception_crop_boxes(
         rng, n, area_range, aspect_range, image_aspect=width / height
     )
@@ -92,12 +96,15 @@ def make_views(
     area_range: tuple[float, float] = (0.05, 1.0),
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
     mixup_partner: str = "roll",
+    aspect: jax.Array | None = None,
 ) -> Views:
     """The student's (and teacher's) views of a uint8 NHWC batch under ``policy``.
 
     Jit-able with ``policy``, sizes and options static. ``teacher_size`` defaults to
     ``student_size``. With ``need_teacher=False`` (labels-only baselines) the teacher view is
-    skipped; the student's view is the same as with it (same random draws).
+    skipped; the student's view is the same as with it (same random draws). ``aspect`` (N,):
+    each image's original width / height when stored squashed to a square (the big_vision
+    pipeline), so that inception crops keep true pixel aspects; None: the images' own.
     """
     check_policy(policy)
     _check_uint8(images)
@@ -113,18 +120,21 @@ def make_views(
         area_range=augment._check_range(area_range, "area_range", 0.0, 1.0),
         aspect_range=augment._check_range(aspect_range, "aspect_range", 0.0, float("inf")),
     )
+    if aspect is not None and getattr(aspect, "shape", None) != (images.shape[0],):
+        raise ValueError(f"aspect must have shape ({images.shape[0]},) (one width / height per "
+                         f"image), got {getattr(aspect, 'shape', None)}")
     return _make_views(
         policy, rng, images, student_size, teacher_size, bool(need_teacher),
-        tuple(crops.items()), mixup_partner,
+        tuple(crops.items()), mixup_partner, aspect,
     )
 
 
 @partial(jax.jit, static_argnums=(0, 3, 4, 5, 6, 7))
 def _make_views(
     policy: str, rng: jax.Array, images: jax.Array, student_size: int, teacher_size: int,
-    need_teacher: bool, crop_items: tuple, mixup_partner: str,
+    need_teacher: bool, crop_items: tuple, mixup_partner: str, aspect: jax.Array | None,
 ) -> Views:
-    crops = dict(crop_items)
+    crops = dict(crop_items, aspect=aspect)
     n = images.shape[0]
     k_box_s, k_flip_s, k_box_t, k_flip_t, k_mix = jax.random.split(rng, 5)
     no_mix = (jnp.ones((), jnp.float32), jnp.arange(n, dtype=jnp.int32))
@@ -208,8 +218,11 @@ def fixed_teacher_inputs(
 def _ensemble_crop(
     images: jax.Array, rng: jax.Array, indices: jax.Array, k: int | jax.Array, size: int,
     area_range: tuple[float, float], aspect_range: tuple[float, float],
+    aspect: jax.Array | None = None,
 ) -> jax.Array:
-    """Crop ``k`` of fix/ic_ens for each image: its key is ``fold_in(fold_in(rng, index), k)``."""
+    """Crop ``k`` of fix/ic_ens for each image: its key is ``fold_in(fold_in(rng, index), k)``.
+
+    ``aspect``: the images' original widths / heights when stored squashed (else their own)."""
     _, height, width, _ = images.shape
 
     def draw(index: jax.Array) -> jax.Array:
@@ -218,7 +231,7 @@ def _ensemble_crop(
 
     u = jax.vmap(draw)(indices)  # one RNG draw per image: box candidates, position, flip
     boxes = augment.inception_boxes_from_uniforms(
-        u[:, :-1], area_range, aspect_range, width / height
+        u[:, :-1], area_range, aspect_range, width / height if aspect is None else aspect
     )
     return _view(images, boxes, u[:, -1] < 0.5, size)
 
@@ -236,6 +249,7 @@ def precompute_fixed_targets(
     crop_fraction: float = 0.875,
     area_range: tuple[float, float] = (0.05, 1.0),
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3),
+    aspect: np.ndarray | None = None,
 ) -> np.ndarray:
     """The fixed teacher's logits for every image, float32 (N, num_classes), computed once.
 
@@ -245,6 +259,7 @@ def precompute_fixed_targets(
     ``num_crops`` inception crops, like an ensemble. Deterministic given ``seed`` and
     independent of ``batch_size``; the train step gathers the rows by example index.
     ``first_index`` is the dataset index of ``images[0]`` (a block of a streamed split).
+    ``aspect`` (N,): original widths / heights of images stored squashed (see ``make_views``).
     """
     check_policy(policy)
     if policy not in FIXED_POLICIES:
@@ -262,10 +277,15 @@ def precompute_fixed_targets(
     num_views = num_crops if policy == "fix/ic_ens" else 1
     augment._check_size(num_views, "num_crops")
 
-    def inputs(batch: jax.Array, idx: jax.Array, k: int) -> jax.Array:
+    if aspect is not None:
+        aspect = np.asarray(aspect, np.float32)
+        if aspect.shape != (n,):
+            raise ValueError(f"aspect must have shape ({n},), got {aspect.shape}")
+
+    def inputs(batch: jax.Array, idx: jax.Array, k: int, asp: jax.Array | None) -> jax.Array:
         if policy == "fix/ic_ens":  # one crop at a time: memory O(batch), not O(K * batch)
             return _ensemble_crop(
-                batch, rng, idx, k, teacher_size, ranges[0], ranges[1]
+                batch, rng, idx, k, teacher_size, ranges[0], ranges[1], asp
             )
         return fixed_teacher_inputs(
             policy, batch, teacher_size=teacher_size, crop_fraction=crop_fraction
@@ -276,14 +296,17 @@ def precompute_fixed_targets(
         stop = min(start + batch_size, n)
         batch = images[start:stop]
         idx = np.arange(start, stop) + first_index
+        asp = None if aspect is None else aspect[start:stop]
         pad = batch_size - (stop - start)
         if pad:
             batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
             idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
+            asp = None if asp is None else np.concatenate([asp, np.repeat(asp[-1:], pad)])
         batch, idx = jnp.asarray(batch), jnp.asarray(idx)
+        asp = None if asp is None else jnp.asarray(asp)
         total = None
         for k in range(num_views):
-            logits = jnp.asarray(teacher_apply_fn(inputs(batch, idx, k)), jnp.float32)
+            logits = jnp.asarray(teacher_apply_fn(inputs(batch, idx, k, asp)), jnp.float32)
             if logits.ndim != 2 or logits.shape[0] != batch_size:
                 raise ValueError(
                     f"teacher_apply_fn must return logits ({batch_size}, num_classes), "

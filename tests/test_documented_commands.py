@@ -104,6 +104,16 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
 
         args = migrate_inputs.parser().parse_args(words[3:])
         assert args.results is None or (REPO / args.results).is_dir()
+    elif words[:3] == ["python", "-m", "kdlib.experiments.queue"]:
+        from kdlib.experiments import queue
+
+        queue.parser().parse_args(words[3:])
+    elif words[:3] == ["python", "-m", "kdlib.experiments.paper_recipes"]:
+        from kdlib.experiments import paper_recipes
+
+        target = words[words.index("--write") + 1]
+        assert (REPO / target).is_file(), f"{target} does not exist"
+        assert paper_recipes.main(["--check", str(REPO / target)]) == 0, f"{target} is stale"
     elif words[0] == "papermill":
         _check_papermill(words[1:])
     elif words[:3] == ["pip", "install", "-e"]:

@@ -60,7 +60,7 @@ def check_done(summary: dict, config: RunConfig) -> None:
 
 
 def test_paper_consistency_config_trains_on_mock_flowers(mock_world):
-    paper = consistency.arms("paper", "flowers102")["mix"][100.0][0]
+    paper = consistency.arms("paper", "flowers102")["mix"][1000.0][0]
     assert paper.data.name == "oxford_flowers102" and paper.student_size == 128
     assert paper.batch_size == 512 and paper.student.kwargs == {"depth": 50, "width": 1}
     import_teacher(mock_world, paper.teachers[0], "oxford_flowers102")
@@ -129,11 +129,12 @@ def test_stream_chunk_follows_seed_and_step():
                       np.arange(10, dtype=np.int32) % 3, 3, "synthetic", "train")
     src = _streaming_copy(ds)
     config = RunConfig(batch_size=4, seed=3)
-    images, labels, targets = train.stream_chunk(config, src, 2, 3, None)
+    images, labels, targets, aspects = train.stream_chunk(config, src, 2, 3, None)
     idx = np.concatenate([src.batch_indices(s, 4, seed=3) for s in (2, 3, 4)])
     np.testing.assert_array_equal(images, ds.images[idx])
     np.testing.assert_array_equal(labels, ds.labels[idx])
     assert targets.shape == (1, 3)  # no fixed teacher: a placeholder row of num_classes
+    assert aspects.shape == (1,)  # kdlib's pipeline: a placeholder, the crops do not read it
     again = train.stream_chunk(config, src, 2, 3, np.arange(30.0).reshape(10, 3))
     np.testing.assert_array_equal(again[0], images)
     np.testing.assert_array_equal(again[2], np.arange(30.0).reshape(10, 3)[idx])

@@ -14,6 +14,8 @@ class Dataset:
 
     ``split`` records how the examples were chosen (a split string, possibly followed by
     ``|classes=...`` or ``|subset(...)``); ``class_names`` is empty when unknown.
+    ``aspect`` (float32, N) is each image's original width / height when the images were
+    stored squashed to a square (the big_vision pipeline's training split); None otherwise.
     """
 
     images: np.ndarray
@@ -22,6 +24,7 @@ class Dataset:
     name: str
     split: str
     class_names: tuple[str, ...] = ()
+    aspect: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, np.ndarray) or self.images.dtype != np.uint8:
@@ -40,6 +43,14 @@ class Dataset:
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes}); got range "
                 f"[{self.labels.min()}, {self.labels.max()}]."
+            )
+        if self.aspect is not None and (
+            not isinstance(self.aspect, np.ndarray) or self.aspect.dtype != np.float32
+            or self.aspect.shape != self.labels.shape or not np.all(self.aspect > 0)
+        ):
+            raise ValueError(
+                f"aspect must be None or a float32 array of {len(self.labels)} widths / heights "
+                f"> 0; got {_describe(self.aspect)} of shape {np.shape(self.aspect)}."
             )
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(
@@ -103,6 +114,7 @@ def filter_classes(ds: Dataset, classes: Sequence[int], *, relabel: bool = False
         name=ds.name,
         split=f"{ds.split}|classes={','.join(map(str, ids))}" + ("|relabel" if relabel else ""),
         class_names=names,
+        aspect=None if ds.aspect is None else ds.aspect[keep],
     )
 
 
@@ -146,4 +158,5 @@ def subset(ds: Dataset, n: int, *, seed: int, stratified: bool = True) -> Datase
         name=ds.name,
         split=f"{ds.split}|{tag}",
         class_names=ds.class_names,
+        aspect=None if ds.aspect is None else ds.aspect[idx],
     )

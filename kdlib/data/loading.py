@@ -104,6 +104,8 @@ def load(
     image_size: int | None = None,
     data_dir: str | None = None,
     download: bool = False,
+    layout: str = "square",
+    crop_fraction: float | None = None,
 ) -> Dataset | tfds_source.StreamingDataset:
     """Loads split ``split`` (tfds syntax, e.g. 'train[:90%]') of dataset ``name`` (see DATASETS).
 
@@ -112,11 +114,17 @@ def load(
     shorter side resized, then centre-cropped, 3 channels). ``classes`` keeps only those class
     ids, with their original labels and num_classes. ``imagenet2012`` returns a
     ``StreamingDataset`` instead of reading the split into memory. ``data_dir`` and
-    ``download`` are passed to tfds.
+    ``download`` are passed to tfds. ``layout`` / ``crop_fraction`` choose how tfds images
+    are stored (``tfds_source.decode_example``: "full" keeps each image's aspect in
+    ``Dataset.aspect``); embedded datasets accept only the default.
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; allowed: {DATASETS}.")
     _check_size(image_size)
+    tfds_source.check_layout(layout, crop_fraction)
+    if layout != "square" and name not in IN_MEMORY_TFDS + STREAMING_TFDS:
+        raise ValueError(f"layout={layout!r} applies to tfds datasets; {name!r} is embedded "
+                         "(its images keep their native square shape): use layout='square'")
     if name in STREAMING_TFDS:
         if classes is not None:
             raise ValueError(f"classes is not supported for the streaming dataset {name!r}.")
@@ -127,16 +135,21 @@ def load(
             image_size=image_size or tfds_source.DEFAULT_IMAGE_SIZE,
             data_dir=data_dir,
             download=download,
+            layout=layout,
+            crop_fraction=crop_fraction,
         )
+    aspect = None
     if name in IN_MEMORY_TFDS:
         _check_tfds_split(name, split)
         source = tfds_source.open_source(name, split, data_dir=data_dir, download=download)
         num_classes, names = tfds_source.label_info(source)
         if classes is not None:
             check_classes(classes, num_classes)  # fail before decoding the whole split
-        images, labels = tfds_source.read_examples(
-            source, range(len(source)), image_size or tfds_source.DEFAULT_IMAGE_SIZE
+        images, labels, aspect = tfds_source.read_examples(
+            source, range(len(source)), image_size or tfds_source.DEFAULT_IMAGE_SIZE,
+            layout=layout, crop_fraction=crop_fraction, with_aspect=True,
         )
+        aspect = aspect if layout == "full" else None
     elif name == "fashion_mnist":
         images, labels = _load_fashion_mnist(split)
         num_classes, names = 10, embedded.FASHION_MNIST_CLASSES
@@ -146,7 +159,7 @@ def load(
     else:
         images, labels = _load_split(split, embedded.NOISE_SIZES, embedded.noise_split)
         num_classes, names = len(embedded.NOISE_CLASSES), embedded.NOISE_CLASSES
-    ds = Dataset(images, labels, num_classes, name, split, names)
+    ds = Dataset(images, labels, num_classes, name, split, names, aspect=aspect)
     if classes is not None:
         ds = filter_classes(ds, classes)
     if image_size is not None and name in EMBEDDED:

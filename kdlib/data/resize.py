@@ -73,6 +73,14 @@ def resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
     Grayscale (H x W or C=1) images become 3 channels; an alpha channel is dropped. This is the
     storage format of the tfds datasets here: ``size`` x ``size`` x 3.
     """
+    resized = _resize_small(_rgb(image), size)
+    new_h, new_w = resized.shape[:2]
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(resized[top : top + size, left : left + size])
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """One uint8 image as H x W x 3: grayscale repeated, an alpha channel dropped."""
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.dtype != np.uint8:
@@ -81,11 +89,41 @@ def resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
         image = np.repeat(image, 3, axis=2)
     elif image.shape[2] == 4:
         image = image[:, :, :3]
+    return image
+
+
+def resize_full(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The whole image squashed to ``size`` x ``size`` x 3, and its original width / height.
+
+    The big_vision pipeline's storage of a training image: crop boxes are drawn in relative
+    coordinates with the true aspect (``augment.inception_crop_boxes(image_aspect=...)``), so
+    a box cut from the squashed square and resized shows what the same box of the original
+    shows (big_vision's ``inception_crop`` on the decoded image), off-centre content included.
+    """
+    image = _rgb(image)
+    h, w = image.shape[:2]
+    return resize_images(image[None], size)[0], float(w) / float(h)
+
+
+def resize_small_central_crop(image: np.ndarray, size: int, fraction: float) -> np.ndarray:
+    """big_vision's evaluation ``resize_small(round(size / fraction)) | central_crop(size)``.
+
+    The shorter side is resized to ``round(size / fraction)`` (128 / 0.8 = 160 for the small
+    datasets, 224 / 0.875 = 256 for ImageNet), then the central ``size`` x ``size`` is kept.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction={fraction!r} must lie in (0, 1] (crop side / resized side)")
+    small = int(round(size / fraction))
+    resized = _resize_small(_rgb(image), small)
+    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+    return np.ascontiguousarray(resized[top : top + size, left : left + size])
+
+
+def _resize_small(image: np.ndarray, size: int) -> np.ndarray:
+    """An H x W x C uint8 image resized so that its shorter side is ``size`` (aspect kept)."""
     h, w = image.shape[:2]
     if h <= w:
         new_h, new_w = size, max(size, int(round(w * size / h)))
     else:
         new_h, new_w = max(size, int(round(h * size / w))), size
-    resized = resize_images(image[None], (new_h, new_w))[0]
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.ascontiguousarray(resized[top : top + size, left : left + size])
+    return resize_images(image[None], (new_h, new_w))[0]

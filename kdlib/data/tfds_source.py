@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kdlib.data.resize import resize_and_center_crop
+from kdlib.data.resize import resize_and_center_crop, resize_full, resize_small_central_crop
 
 DEFAULT_IMAGE_SIZE = 160
 
@@ -57,21 +57,53 @@ def label_info(source: Any) -> tuple[int, tuple[str, ...]]:
     return int(label.num_classes), tuple(label.names)
 
 
-def decode_example(example: dict[str, Any], image_size: int | None) -> tuple[np.ndarray, int]:
-    """(uint8 image, int label) of one decoded tfds example; resized+cropped unless size None."""
+# How a decoded image is stored (see ``decode_example``).
+LAYOUTS = ("square", "full", "central_crop")
+
+
+def check_layout(layout: str, crop_fraction: float | None) -> None:
+    """Raises ValueError unless ``layout`` is one of LAYOUTS (central_crop needs a fraction)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not one of {LAYOUTS}")
+    if layout == "central_crop" and not (crop_fraction is not None and 0 < crop_fraction <= 1):
+        raise ValueError(f"layout='central_crop' needs crop_fraction in (0, 1]; got "
+                         f"{crop_fraction!r}")
+
+
+def decode_example(
+    example: dict[str, Any], image_size: int | None, *, layout: str = "square",
+    crop_fraction: float | None = None,
+) -> tuple[np.ndarray, int, float]:
+    """(uint8 image, int label, original width / height) of one decoded tfds example.
+
+    ``layout`` (with ``image_size``; None keeps the decoded image): "square" resizes the
+    shorter side and crops the centre square (kdlib's default storage); "full" squashes the
+    whole image to a square (big_vision's training input: crops see all of it); "central_crop"
+    is big_vision's evaluation ``resize_small(size / crop_fraction) | central_crop(size)``.
+    """
     image = np.asarray(example["image"])
+    aspect = float(image.shape[1]) / float(image.shape[0])
     if image_size is not None:
-        image = resize_and_center_crop(image, image_size)
-    return image, int(example["label"])
+        if layout == "full":
+            image, aspect = resize_full(image, image_size)
+        elif layout == "central_crop":
+            image = resize_small_central_crop(image, image_size, crop_fraction)
+        else:
+            image = resize_and_center_crop(image, image_size)
+    return image, int(example["label"]), aspect
 
 
 def read_examples(
-    source: Any, indices: Sequence[int], image_size: int | None, *, num_workers: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes (and resizes) ``source[i]`` for each index in threads; stacked images, labels."""
+    source: Any, indices: Sequence[int], image_size: int | None, *, num_workers: int = 8,
+    layout: str = "square", crop_fraction: float | None = None, with_aspect: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Decodes (and resizes) ``source[i]`` for each index in threads: stacked images, labels
+    (and, ``with_aspect``, float32 original widths / heights); see ``decode_example``."""
+    check_layout(layout, crop_fraction)
 
-    def one(i: int) -> tuple[np.ndarray, int]:
-        return decode_example(source[int(i)], image_size)
+    def one(i: int) -> tuple[np.ndarray, int, float]:
+        return decode_example(source[int(i)], image_size, layout=layout,
+                              crop_fraction=crop_fraction)
 
     if num_workers > 1 and len(indices) > 1:
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
@@ -87,6 +119,8 @@ def read_examples(
         )
     images = np.stack([p[0] for p in pairs])
     labels = np.asarray([p[1] for p in pairs], dtype=np.int32)
+    if with_aspect:
+        return images, labels, np.asarray([p[2] for p in pairs], dtype=np.float32)
     return images, labels
 
 
@@ -121,6 +155,8 @@ class StreamingDataset:
     class_names: tuple[str, ...]
     source: Any = dataclasses.field(repr=False)
     num_workers: int = 8
+    layout: str = "square"  # see decode_example
+    crop_fraction: float | None = None
 
     def __len__(self) -> int:
         return self.num_examples
@@ -138,7 +174,13 @@ class StreamingDataset:
                 f"Indices must lie in [0, {self.num_examples}); got range "
                 f"[{indices.min()}, {indices.max()}]."
             )
-        return read_examples(self.source, indices, self.image_size, num_workers=self.num_workers)
+        return self.read(indices)[:2]
+
+    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images, labels, float32 original widths / heights) of the examples at ``indices``."""
+        return read_examples(self.source, indices, self.image_size, num_workers=self.num_workers,
+                             layout=self.layout, crop_fraction=self.crop_fraction,
+                             with_aspect=True)
 
     def batch_indices(self, step: int, batch_size: int, *, seed: int) -> np.ndarray:
         """Example indices of batch ``step``: positions step*B.. of the concatenated epochs,
@@ -172,9 +214,9 @@ def to_memory(ds: Any) -> Any:
         return ds
     from kdlib.data.dataset import Dataset
 
-    images, labels = ds[np.arange(ds.num_examples)]
+    images, labels, aspect = ds.read(np.arange(ds.num_examples))
     return Dataset(images, labels.astype(np.int32), ds.num_classes, ds.name, ds.split,
-                   ds.class_names)
+                   ds.class_names, aspect=aspect if ds.layout == "full" else None)
 
 
 @functools.lru_cache(maxsize=2)
@@ -191,8 +233,11 @@ def open_streaming(
     data_dir: str | None = None,
     download: bool = False,
     num_workers: int = 8,
+    layout: str = "square",
+    crop_fraction: float | None = None,
 ) -> StreamingDataset:
     """A ``StreamingDataset`` over a tfds split (nothing is decoded until indexed)."""
+    check_layout(layout, crop_fraction)
     source = open_source(name, split, data_dir=data_dir, download=download)
     num_classes, names = label_info(source)
     return StreamingDataset(
@@ -204,4 +249,6 @@ def open_streaming(
         class_names=names,
         source=source,
         num_workers=num_workers,
+        layout=layout,
+        crop_fraction=crop_fraction,
     )

@@ -151,19 +151,28 @@ def base_config(preset: str, section: str, data_config: DataConfig, **changes: A
 
 
 def paper_config(section: str, dataset: str, **changes: Any) -> RunConfig:
-    """The paper's small-dataset recipe (big_vision configs): R152x2 teacher -> R50x1.
+    """The paper's small-dataset recipe (``paper_recipes.SMALL_DATA``): R152x2 -> R50x1.
 
-    Batch 512, 128 px inception-crop views, warmup then cosine, Adam, grad clip 1. The
-    teacher is a BiT-M-R152x2 ``.npz`` imported with :func:`kdlib.teachers.save` under the
+    Batch 512, 128 px views through big_vision's pipeline, Adam (first moment in bfloat16),
+    warmup 1500 steps then cosine, grad clip 1, fix/ic_ens over 1000 crops, several teachers'
+    losses summed. lr, wd and T are the section 3.1 grid's (:func:`sweep_axes`). The teacher is
+    a BiT-M-R152x2 ``.npz`` imported with :func:`kdlib.teachers.import_bit_npz` under the
     name ``bit_m_r152x2_<dataset>``.
     """
+    from kdlib.experiments import paper_recipes as recipe
+
+    r = recipe.SMALL_DATA
     splits = data.paper_splits(dataset)
-    d = DataConfig(dataset, splits["train"], splits["validation"], splits["test"])
+    d = DataConfig(dataset, splits["train"], splits["validation"], splits["test"],
+                   pipeline=r["pipeline"])
     config = RunConfig(
         preset="paper", section=section, data=d, student=PAPER_STUDENT,
-        teachers=(f"bit_m_r152x2_{dataset}",), policy="mix", loss="kl", optimizer="adam",
-        lr=1e-3, wd=1e-4, warmup_frac=0.01, batch_size=512, epochs=1000.0, student_size=128,
-        steps_per_call=10, seed=0,
+        teachers=(f"bit_m_r152x2_{dataset}",), policy=r["policy"], loss=r["loss"],
+        optimizer=r["optimizer"], lr=1e-3, wd=1e-4, warmup_frac=0.0,
+        warmup_steps=r["warmup_steps"], grad_clip=r["grad_clip"], batch_size=r["batch_size"],
+        epochs=1000.0, student_size=r["student_size"], steps_per_call=10,
+        fixed_num_crops=recipe.FIX_IC_ENS_CROPS, teacher_ensemble=r["teacher_ensemble"],
+        mu_dtype=r["mu_dtype"], seed=0,
     )
     return config.replace(**changes)
 

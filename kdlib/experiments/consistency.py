@@ -9,7 +9,7 @@ lr sweep per policy.
 from __future__ import annotations
 
 from kdlib import presets, views
-from kdlib.experiments import common
+from kdlib.experiments import common, paper_recipes
 
 SECTION = "01_consistency"
 
@@ -19,9 +19,11 @@ REGIMES = {
     "cpu": {"1k": (1000, (30.0, 100.0, 300.0)), "250": (250, (400.0,))},
     "gpu": {"1k": (1000, (30.0, 100.0, 300.0, 1000.0)), "250": (250, (100.0, 300.0, 1000.0))},
 }
-# The paper: flowers102 (1,020 training images) and pets at their Figure 3 / 9-12 lengths.
-PAPER_REGIMES = {"flowers102": ("oxford_flowers102", (100.0, 1000.0, 10000.0)),
-                 "pets": ("oxford_iiit_pet", (30.0, 100.0, 1000.0))}
+# The paper: the four small datasets at the lengths of Figures 9-12 (Figure 3 is flowers at
+# 10 000 epochs): paper_recipes.FIGURES_9_12.
+PAPER_REGIMES = {name: (ds, paper_recipes.FIGURES_9_12[ds]) for name, ds in (
+    ("flowers102", "oxford_flowers102"), ("pets", "oxford_iiit_pet"), ("food101", "food101"),
+    ("sun397", "sun397"))}
 
 
 # Longer schedules the background queue trains (issue 14) before the chapter shows them: the

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from kdlib import presets
 from kdlib.config import ModelConfig
-from kdlib.experiments import common, resolution
+from kdlib.experiments import common, imagenet, resolution
 
 SECTION = "07_cross_family"
 
@@ -111,7 +111,7 @@ def ensemble_teacher_sizes(preset: str) -> tuple[int, int]:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = common.sweep_axes(preset)
+    axes = imagenet.axes(preset)
     out: common.Arms = {arm: {} for arm in ("BiT student", *_students(preset), ENSEMBLE)}
     for ep in epochs(preset):
         ref = common.chapter_reference(preset, SECTION, ep)

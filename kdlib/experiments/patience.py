@@ -12,7 +12,7 @@ The function-matching runs of the regimes chapter 01 also trains are the very sa
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, consistency
+from kdlib.experiments import common, consistency, paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "02_patience"
@@ -25,13 +25,13 @@ REGIMES = {
     "gpu": {"250": (250, (30.0, 300.0, 3000.0)), "1k": (1000, (10.0, 100.0, 1000.0)),
             "4k": (4000, (3.0, 30.0, 300.0))},
 }
-# The paper's Figure 4 datasets and lengths (Table 4).
-PAPER_REGIMES = {
-    "flowers102": ("oxford_flowers102", (1000.0, 10000.0, 100000.0, 1000000.0)),
-    "pets": ("oxford_iiit_pet", (300.0, 1000.0, 3000.0, 10000.0)),
-    "food101": ("food101", (30.0, 100.0, 300.0, 1000.0)),
-    "sun397": ("sun397", (30.0, 100.0, 300.0, 1000.0)),
-}
+# The paper's Figure 4 datasets and lengths (Table 4: paper_recipes.TABLE_4).
+PAPER_REGIMES = {name: (ds, paper_recipes.TABLE_4[ds]) for name, ds in (
+    ("flowers102", "oxford_flowers102"), ("pets", "oxford_iiit_pet"), ("food101", "food101"),
+    ("sun397", "sun397"))}
+# Table 4's baselines report their best with and without mixup ("Mixup=0.0" / "1.0"): at the
+# paper preset they sweep it, as the policy (same/ic: no mixup; mix: mixup).
+PAPER_BASELINE_POLICIES = ["same/ic", "mix"]
 ARMS = ("function matching", "from scratch", "transfer")
 
 
@@ -86,8 +86,11 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
             scratch = common.base_config(preset, SECTION, data, epochs=ep, loss="labels",
                                          teachers=(), policy="same/ic")
             transfer = scratch.replace(init=init)
+        baseline_axes = common.sweep_axes(preset, "labels")
+        if preset == "paper":
+            baseline_axes = {**baseline_axes, "policy": list(PAPER_BASELINE_POLICIES)}
         out["function matching"][ep] = (fm, common.sweep_axes(preset))
         if ep in shown or ep <= BASELINE_MAX_EPOCHS:
-            out["from scratch"][ep] = (scratch, common.sweep_axes(preset, "labels"))
-            out["transfer"][ep] = (transfer, common.sweep_axes(preset, "labels"))
+            out["from scratch"][ep] = (scratch, baseline_axes)
+            out["transfer"][ep] = (transfer, baseline_axes)
     return out

@@ -5,10 +5,8 @@ Each item is one comparison (arms at one or more schedule lengths) run through
 the grid grown until it brackets every selected run, then the seed replicates. Every finished
 run is stored the moment its group finishes, and with ``--commit`` committed to git right
 after each item; an interrupted run resumes from its checkpoint when the queue is started
-again. Run it niced, from a clean ``git worktree`` of HEAD (clean provenance)::
-
-    KDLIB_RESULTS=/path/to/checkout/results nice -n 19 python -m kdlib.experiments.queue \\
-        --commit /path/to/checkout
+again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clean
+provenance), committing to this checkout.
 
 ``--list`` prints the plan (items and how many of their runs are stored) without training.
 """
@@ -123,13 +121,18 @@ def commit_finished(repo: Path, item: str) -> int:
     return 0
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m kdlib.experiments.queue``."""
+    out = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    out.add_argument("--list", action="store_true", help="print the plan, train nothing")
+    out.add_argument("--commit", type=Path, default=None,
+                     help="the checkout to commit finished run folders to")
+    out.add_argument("--start", type=int, default=0, help="first plan item (0-based)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--list", action="store_true", help="print the plan, train nothing")
-    parser.add_argument("--commit", type=Path, default=None,
-                        help="the checkout to commit finished run folders to")
-    parser.add_argument("--start", type=int, default=0, help="first plan item (0-based)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue

@@ -35,7 +35,7 @@ results, like ``fmnist_bit_t28``.
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common
+from kdlib.experiments import common, imagenet
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "04_resolution"
@@ -80,7 +80,7 @@ def epochs(preset: str) -> tuple[float, ...]:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = common.sweep_axes(preset)
+    axes = imagenet.axes(preset)
     res = resolutions(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):

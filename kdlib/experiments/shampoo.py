@@ -20,11 +20,10 @@ The three Shampoo sweeps took 37 min beside another training job. The Adam arm i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from kdlib import presets, sweep, train
-from kdlib.experiments import common
+from kdlib.experiments import common, imagenet, paper_recipes
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
 SECTION = "05_shampoo"
@@ -32,10 +31,10 @@ SECTION = "05_shampoo"
 ARMS = ("Adam", "Shampoo")
 # Appendix D: preconditioners of at most 128x128, recomputed every step, Nesterov momentum.
 SHAMPOO = {"block_size": 128, "preconditioning_compute_steps": 1, "nesterov": True}
-PAPER_EPOCHS = (300.0, 1200.0, 4800.0)
-PAPER_WARMUP_STEPS = 1800
-# ImageNet's train[:98%] (appendix E): the paper's distillation training images.
-IMAGENET_TRAIN = math.floor(0.98 * 1_281_167)
+PAPER_EPOCHS = paper_recipes.FIGURE_5_MIDDLE_EPOCHS
+PAPER_WARMUP_STEPS = paper_recipes.APPENDIX_D["warmup_steps"]
+# ImageNet's train[:98%] (appendix E, tfds rounding): the paper's distillation training images.
+IMAGENET_TRAIN = paper_recipes.TRAIN_IMAGES["imagenet2012"]
 
 
 def epochs(preset: str) -> tuple[float, ...]:
@@ -48,17 +47,18 @@ def epochs(preset: str) -> tuple[float, ...]:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = common.sweep_axes(preset)
+    axes = imagenet.axes(preset)
+    # paper: appendix D's weight decay (the sweep's wd axis sets it) and warmup steps
+    shampoo_axes = imagenet.axes(preset, optimizer="shampoo")
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
         adam = common.chapter_reference(preset, SECTION, ep)
         shampoo = adam.replace(section=SECTION, optimizer="shampoo", shampoo=dict(SHAMPOO))
-        if preset == "paper":  # appendix D's weight decay and warmup steps
-            steps = math.ceil(ep * IMAGENET_TRAIN / adam.batch_size)
+        if preset == "paper":
             shampoo = shampoo.replace(wd=APPENDIX_D_WEIGHT_DECAY,
-                                      warmup_frac=PAPER_WARMUP_STEPS / steps)
+                                      warmup_steps=PAPER_WARMUP_STEPS)
         out["Adam"][ep] = (adam, axes)
-        out["Shampoo"][ep] = (shampoo, axes)
+        out["Shampoo"][ep] = (shampoo, shampoo_axes)
     return out
 
 
