@@ -88,6 +88,30 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
 ]
 
 
+# Measured batch images per second of a vectorized group of the cpu-preset BiT student, by
+# its number of runs, on this project's 2-core machine beside other work (chapter 01's 2-run
+# groups: median 323 img/s; chapter 09's 4-run groups: 96-175; the queue's 6-run group at 300
+# epochs: 99 with tests running beside it). Label-only runs (no teacher) run about 1.5x faster.
+GROUP_IMG_PER_S = {1: 400.0, 2: 320.0, 3: 240.0, 4: 175.0, 6: 110.0}
+
+
+def estimate_hours(arms: common.Arms, seeds: int = 3) -> tuple[int, float]:
+    """(runs, hours) of an item: each base sweep as one group, plus its seed replicates."""
+    from kdlib import sweep as sweeps
+
+    runs, seconds = 0, 0.0
+    for by_epochs in arms.values():
+        for cfg, axes in by_epochs.values():
+            n = len(sweeps.grid(**common.extended_axes(cfg, axes)))
+            images = cfg.epochs * (cfg.data.train_size or 55_000)
+            speed = 1.5 if cfg.loss == "labels" else 1.0
+            rate = GROUP_IMG_PER_S.get(n, min(GROUP_IMG_PER_S.values()))
+            seconds += images / (rate * speed) + (seeds - 1) * images / (
+                GROUP_IMG_PER_S[1] * speed)
+            runs += n + seeds - 1
+    return runs, seconds / 3600
+
+
 def _finished_untracked(repo: Path) -> list[str]:
     """Run folders under results/ with a summary.json that git does not track yet."""
     out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uall", "results"],
@@ -133,13 +157,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.list:
+        print("| item | what | runs (with replicates) | estimated hours |")
+        print("| --- | --- | --- | --- |")
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
         arms = build()
         if args.list:
-            configs = [cfg for by in arms.values() for cfg, _ in by.values()]
-            print(f"{i:2d}  {name}: {len(configs)} base sweeps")
+            runs, hours = estimate_hours(arms)
+            print(f"| {i} | {name} | {runs} | {hours:.1f} |")
             continue
         t0 = time.time()
         print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)

@@ -495,9 +495,11 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
     ours = "; ".join(f"{e:g} ep: " + ", ".join(f"{a} {est(table, a, e).text()}"
                                                 for a in (baseline, low_res, high_res))
                      for e in eps)
+    settle = ("a high-resolution teacher that is stronger than the baseline's, which needs "
+              "images with detail above 28 px: the gpu or paper preset") if weaker else ""
     return _claim("C8", ours, checks, chapter, noise,
                   _seeds(table, [(a, e) for a in (baseline, low_res, high_res) for e in eps]),
-                  f"{eps[0]:g}-{longest:g} epochs, 20/28/48 px")
+                  f"{eps[0]:g}-{longest:g} epochs, 20/28/48 px", settle)
 
 
 def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | None = None,
