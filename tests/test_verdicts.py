@@ -228,7 +228,10 @@ def test_c12_out_of_domain():
 def test_c13_reads_the_longest_length_with_all_four_arms():
     acc = {"KL, strong teacher": (.80, .84, .86), "DIST, strong teacher": (.81, .86, .90),
            "KL, weak teacher": (.78, .82, .84), "DIST, weak teacher": (.78, .83, .85)}
-    assert v.c13_dist(tab(lengths(acc)), "09").verdict == "reproduced"
+    c = v.c13_dist(tab(lengths(acc)), "09")
+    assert c.verdict == "reproduced" and c.settle == ""  # read at 1000 epochs
+    short = v.c13_dist(tab(lengths(acc, eps=(10.0, 30.0, 100.0))), "09")
+    assert "300-epoch arms" in short.settle
     # Patience erases DIST's gain: equal at the longest length.
     erased = dict(acc, **{"DIST, strong teacher": (.81, .86, .86)})
     c = v.c13_dist(tab(lengths(erased)), "09")
