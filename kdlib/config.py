@@ -286,6 +286,20 @@ def warmup_steps(config: RunConfig, steps: int) -> int:
     return int(round(config.warmup_frac * steps))
 
 
+def config_from_dict(stored: dict[str, Any]) -> RunConfig:
+    """The :class:`RunConfig` of a stored ``config.json`` (lists back to tuples); its hash is
+    the run folder's name (tested over every stored run)."""
+    d = dict(stored)
+    data = dict(d.pop("data", {}))
+    if data.get("classes") is not None:
+        data["classes"] = tuple(data["classes"])
+    student = d.pop("student", {})
+    if isinstance(d.get("teacher_size"), list):
+        d["teacher_size"] = tuple(d["teacher_size"])
+    d["teachers"] = tuple(d.get("teachers", ()))
+    return RunConfig(data=DataConfig(**data), student=ModelConfig(**student), **d)
+
+
 def teacher_sizes(config: RunConfig) -> tuple[int, ...]:
     """The input resolution of each of ``config.teachers`` (see ``RunConfig.teacher_size``)."""
     if isinstance(config.teacher_size, tuple | list):

@@ -1,0 +1,83 @@
+"""Does the current code still train the numbers a stored run recorded? Retrain and compare.
+
+A stored run is reused by the book without retraining, so a change of the engine that moved
+its numbers would go unseen. :func:`retrain_check` retrains a stored run's config in a scratch
+results folder, alone, and compares its final metrics with the stored ones: exactly equal when
+nothing that shapes the numbers differs (see :func:`same_machine`), else within a tolerance
+(float reduction order differs with a run's vectorized group mates, jax versions and CPUs).
+
+    python -m kdlib.retrain results/cpu/02_patience/d6d7985b9885
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kdlib import store
+from kdlib.config import config_from_dict
+
+# Within-machine float noise of a short run is far below this; a seed changes more.
+TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
+
+
+def same_machine(provenance: dict[str, Any]) -> bool:
+    """Whether the run was trained alone (a group of one) on a machine like this one: the same
+    processor model and flags, jax/jaxlib versions and XLA environment (then a retrain may be
+    bit-identical; otherwise the last bits may differ)."""
+    from kdlib import provenance as prov
+
+    now, then = prov.machine(), provenance.get("machine", {})
+    keys = ("machine", "cpu", "env")
+    versions = ("jax", "jaxlib")
+    alone = provenance.get("batch_size", 1) == 1
+    return (alone and all(then.get(k) == now.get(k) for k in keys)
+            and all(then.get("versions", {}).get(v) == now["versions"].get(v) for v in versions))
+
+
+def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None
+                  ) -> dict[str, Any]:
+    """Retrains the stored run in ``run_dir`` alone and compares its final metrics.
+
+    Returns ``{"hash", "metrics": {name: (stored, retrained)}, "max_diff": {name: |diff|},
+    "exact": bool, "within": bool, "same_machine": bool}``.
+    """
+    from kdlib import train
+
+    tolerance = dict(TOLERANCE if tolerance is None else tolerance)
+    run_dir = Path(run_dir)
+    stored = store.load_run(run_dir)
+    if stored is None:
+        raise ValueError(f"{run_dir} holds no finished run (summary.json missing): give a "
+                         "stored run folder such as results/cpu/<chapter>/<hash>")
+    config = config_from_dict(stored.config)
+    if store.config_hash(config) != run_dir.name:
+        raise ValueError(f"{run_dir}/config.json does not hash to {run_dir.name}")
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = train.train(config, Path(scratch) / run_dir.name, progress=False)
+    metrics = {k: (float(stored.summary[k]), float(summary[k])) for k in tolerance
+               if k in stored.summary and k in summary}
+    diff = {k: abs(a - b) for k, (a, b) in metrics.items()}
+    return {"hash": run_dir.name, "metrics": metrics, "max_diff": diff,
+            "exact": all(d == 0 for d in diff.values()),
+            "within": all(diff[k] <= tolerance[k] for k in diff),
+            "same_machine": same_machine(stored.provenance)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="stored run folders")
+    args = parser.parse_args(argv)
+    worst = 0
+    for run_dir in args.run_dirs:
+        result = retrain_check(run_dir)
+        print(json.dumps(result))
+        worst = max(worst, 0 if result["within"] else 1)
+    return worst
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
