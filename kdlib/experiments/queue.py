@@ -3,8 +3,8 @@
 Each item is one comparison (arms at one or more schedule lengths) run through
 :func:`kdlib.experiments.common.run_arms` with the extras on: the short-schedule temperatures,
 the grid grown until it brackets every selected run, then the seed replicates. Every finished
-run is stored the moment its group finishes, and with ``--commit`` committed to git right
-after each item; an interrupted run resumes from its checkpoint when the queue is started
+run is stored the moment its group finishes, and with ``--commit`` committed to git within
+five minutes; an interrupted run resumes from its checkpoint when the queue is started
 again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clean
 provenance), committing to this checkout.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -155,8 +156,23 @@ def parser() -> argparse.ArgumentParser:
     return out
 
 
+def _committer(repo: Path, item: list[str], every_s: float) -> threading.Event:
+    """Commits finished run folders every ``every_s`` seconds in a daemon thread (so a run
+    that finishes mid-item is in git minutes later); set the returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            commit_finished(repo, item[0])
+
+    threading.Thread(target=loop, daemon=True).start()
+    return stop
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    current = ["starting"]
+    stop = _committer(args.commit, current, 300.0) if args.commit and not args.list else None
     if args.list:
         print("| item | what | runs (with replicates) | estimated hours |")
         print("| --- | --- | --- | --- |")
@@ -169,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {i} | {name} | {runs} | {hours:.1f} |")
             continue
         t0 = time.time()
+        current[0] = name
         print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
         common.run_arms(arms, progress=False, extras=True)
         print(f"[{time.strftime('%H:%M:%S')}] item {i} done in {time.time() - t0:.0f} s",
               flush=True)
         if args.commit:
             print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
+    if stop is not None:
+        stop.set()
     return 0
 
 
