@@ -127,6 +127,13 @@ def test_c5_skips_lengths_below_the_papers_shortest():
     assert v.c5_beats_baselines({"1k": worse}, "02").verdict == "partly"
 
 
+def test_c5_with_only_short_lengths_is_not_testable_and_says_why():
+    t = tab(lengths({"function matching": (.1, .2, .3), "from scratch": (.5, .6, .65),
+                     "transfer": (.6, .7, .8)}, eps=(1.0, 2.0, 3.0)))
+    c = v.c5_beats_baselines({"1k": t}, "02")
+    assert c.verdict == "not testable at this scale" and "below the paper's shortest" in c.ours
+
+
 def test_c5_compares_transfer_where_it_was_trained():
     acc = lengths({"function matching": (.70, .80, .90), "from scratch": (.6, .6, .6)},
                   eps=(100.0, 1000.0, 3000.0))

@@ -390,7 +390,10 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
                          f"transfer {est(table, 'transfer', e).text()}, scratch "
                          f"{est(table, 'from scratch', e).text()}")
     if not checks:
+        lengths = sorted({e for t in tables.values() for e in _eps(t, "function matching")})
         checks = [ev.not_testable("student > baselines", f"no length >= {min_epochs:g}")]
+        parts = [f"lengths {', '.join(f'{e:g}' for e in lengths)} epochs only, all below the "
+                 f"paper's shortest ({min_epochs:g})"]
     return _claim("C5", "; ".join(parts), checks, chapter, noise, seeds,
                   f"lengths >= {min_epochs:g} epochs (shorter ones are outside the paper's)")
 
