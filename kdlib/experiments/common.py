@@ -272,7 +272,10 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     stored, a length's grown grid only when every arm's is, so budgets stay equal.
     """
     arms = {a: dict(by) for a, by in arms.items()}
-    preset = next(cfg for by in arms.values() for cfg, _ in by.values()).preset
+    configs = [cfg for by in arms.values() for cfg, _ in by.values()]
+    if not configs:
+        raise ValueError("arms has no sweeps: give {arm: {epochs: (config, axes)}}")
+    preset = configs[0].preset
     extras = train_extras_default(preset) if extras is None else extras
     seeds = SEEDS[preset] if seeds is None else seeds
     results = {arm: {ep: train.sweep(cfg, axes, progress=progress)
@@ -348,7 +351,7 @@ def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it
     configs = [replicate(selected, selected.seed + k) for k in range(1, seeds)]
     if train_it:
         return [train.run(c, progress=progress) for c in configs]
-    return [r for c in configs if (r := store.load_run(store.run_dir(c))) is not None]
+    return [r for c in configs if (r := store.fresh_run(c)) is not None]
 
 
 def describe(arms: Arms) -> list[dict[str, Any]]:
