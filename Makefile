@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test test-notebooks setup data notebooks lint bench clean-book browser browser-deps html queue
+.PHONY: book test check test-notebooks setup data notebooks lint bench clean-book browser browser-deps html queue
 
 setup: $(STAMP) data
 
@@ -60,6 +60,11 @@ test: setup browser-deps
 	$(NBVAL) $(NOTEBOOKS)
 	$(MAKE) html
 	$(PY) -m pytest -q -rs tests/test_browser.py
+
+# The edit-test loop: every module's unit tests without those marked slow (each over ~4 s on
+# 2 cores: the engine's kill/resume, 8-device and group tests, mock paper runs), two at a time.
+check: setup
+	$(PY) -m pytest -q -m "not slow" -n 2 -p no:cacheprovider tests --ignore=tests/test_browser.py
 
 # Only the notebooks at the smoke preset (nbval), e.g. after editing one.
 test-notebooks: setup

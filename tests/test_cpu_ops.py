@@ -199,6 +199,7 @@ def test_group_norm_output_is_normalized_per_group():
 # ------------------------------------------------------------------------------- finite diffs
 
 
+@pytest.mark.slow
 def test_gradients_match_finite_differences_in_float64():
     """The custom VJPs against central differences (float64, so the check is tight).
 

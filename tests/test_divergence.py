@@ -78,6 +78,7 @@ def test_old_files_with_bare_nan_still_read(tmp_path):
     assert math.isnan(history["train_loss"])
 
 
+@pytest.mark.slow
 def test_a_wild_learning_rate_is_stored_as_diverged_with_its_step(tmp_path, monkeypatch):
     """lr 1e6 beside lr 3e-3 in one vectorized group: the first diverges, the second is done."""
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))

@@ -382,6 +382,7 @@ def test_jit_and_grad_match_finite_differences():
     ],
     ids=["bit", "mobilenet_v3"],
 )
+@pytest.mark.slow
 def test_cpu_impl_matches_xla_impl(make, shape):
     built = {impl: make(impl) for impl in ("xla", "cpu")}
     for model in built.values():

@@ -224,6 +224,7 @@ def test_adam_bv_with_nnx_optimizer_decays_kernels_only():
         )
 
 
+@pytest.mark.slow
 def test_nnx_optimizer_and_plain_dict_give_the_same_update():
     model = TinyNet(nnx.Rngs(1))
     params = nnx.state(model, nnx.Param)

@@ -59,6 +59,7 @@ def check_done(summary: dict, config: RunConfig) -> None:
         assert 0.0 <= summary["test_agreement"] <= 1.0
 
 
+@pytest.mark.slow
 def test_paper_consistency_config_trains_on_mock_flowers(mock_world):
     paper = consistency.arms("paper", "flowers102")["mix"][1000.0][0]
     assert paper.data.name == "oxford_flowers102" and paper.student_size == 128
@@ -81,6 +82,7 @@ def test_paper_patience_transfer_config_trains_on_mock_pets(mock_world):
     check_done(train.train(config, mock_world / "transfer", progress=False), config)
 
 
+@pytest.mark.slow
 def test_paper_imagenet_config_trains_streamed_on_mock_imagenet(mock_world):
     """The fixed-teacher arm: streamed batches plus targets precomputed block by block."""
     arms = imagenet.arms("paper")
@@ -103,6 +105,7 @@ def _streaming_copy(ds: data.Dataset) -> data.StreamingDataset:
                                  class_names=ds.class_names, source=examples, num_workers=1)
 
 
+@pytest.mark.slow
 def test_streamed_fixed_targets_equal_in_memory_ones(tmp_path, monkeypatch):
     """Block-wise targets over a streamed split equal the in-memory ones, crop for crop."""
     monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path))

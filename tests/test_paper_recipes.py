@@ -173,6 +173,7 @@ def test_warmup_steps_override_the_fraction_and_cap_at_the_run_length():
     assert int(train.schedule_arrays(config.replace(warmup_steps=None), 1_000)["warmup"]) == 500
 
 
+@pytest.mark.slow
 def test_book_page_is_generated_and_in_the_toc():
     assert paper_recipes.main(["--check", str(ROOT / "book" / "paper_scale.md")]) == 0
     toc = (ROOT / "_toc.yml").read_text()
@@ -266,6 +267,7 @@ def _tiny_teacher(name: str, classes: int, seed: int) -> None:
                   {"model": "bit", "model_kwargs": kwargs, "image_size": 16})
 
 
+@pytest.mark.slow
 def test_sum_losses_teacher_stacks_each_teachers_logits(tmp_path, monkeypatch):
     monkeypatch.setenv(store.RESULTS_ENV, str(tmp_path))
     _tiny_teacher("a", 5, 0)
@@ -282,6 +284,7 @@ def test_sum_losses_teacher_stacks_each_teachers_logits(tmp_path, monkeypatch):
                                (probs[0] + probs[1]) / 2, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_paper_config_with_two_teachers_trains_on_mock_flowers(mock_world):
     """big_vision's pipeline and summed KL terms, end to end on tfds mock data."""
     paper = consistency.arms("paper", "flowers102")["mix"][1000.0][0]
@@ -365,6 +368,7 @@ LOWER_PAPER_STEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_paper_pair_lowers_as_one_sharded_step_on_8_devices():
     """R152x2 -> R50x1 at 128 px, policy mix, big_vision pipeline: one jitted chunk over an
     8-device mesh, lowered (not compiled: compiling R152x2 takes minutes on 2 CPU cores)."""

@@ -21,6 +21,7 @@ def test_every_stored_config_reads_back_to_its_hash():
         assert store.config_hash(config) == path.parent.name, path
 
 
+@pytest.mark.slow
 def test_a_stored_label_run_retrains_to_its_numbers():
     """The cheapest stored family (from scratch on labels, 4k images, 0.3 epochs: 10 steps)."""
     run = RESULTS / "cpu" / "02_patience" / "d6d7985b9885"

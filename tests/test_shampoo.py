@@ -143,6 +143,7 @@ def test_blocked_parameter_equals_shampoo_on_each_block_separately(graft):
             )
 
 
+@pytest.mark.slow
 def test_vectors_take_the_grafted_adam_step_and_conv_kernels_keep_their_shape():
     model = nnx.Sequential(
         nnx.Conv(2, 3, kernel_size=(3, 3), rngs=nnx.Rngs(0)),

@@ -20,6 +20,7 @@ def _logits(model, x):
     return np.asarray(model(x))
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_gives_identical_logits(tmp_path):
     model = models.create("bit", rngs=nnx.Rngs(3), **KW)
     model.head.kernel.value = np.random.default_rng(0).normal(
@@ -56,6 +57,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         teachers.load("t", root=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in COMMITTED.glob("*/card.json")
                                         if not p.parent.name.startswith("smoke_")) or ["none"])
 def test_committed_teacher_reproduces_its_card(name):

@@ -65,6 +65,7 @@ def test_labels_run_stores_history_and_summary(results):
     assert again.summary == record.summary
 
 
+@pytest.mark.slow
 def test_same_config_gives_identical_results(results, tmp_path):
     config = tiny_config(epochs=0.5)
     a = train.train(config, tmp_path / "a", progress=False)
@@ -73,6 +74,7 @@ def test_same_config_gives_identical_results(results, tmp_path):
         assert a[key] == b[key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mix", "fix/ic_ens", "ind/rc"])
 def test_distillation_runs_for_policies(results, tiny_teacher, policy):
     config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy=policy, epochs=0.25,
@@ -116,6 +118,7 @@ RESUME_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     script = tmp_path / "resume.py"
     script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(__file__)))
@@ -151,6 +154,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_eight_simulated_devices_match_one(results, tiny_teacher, tmp_path):
     """The batch-sharded step on 8 CPU devices gives the 1-device results (float tolerance)."""
     script = tmp_path / "sharded.py"
@@ -170,6 +174,7 @@ def test_eight_simulated_devices_match_one(results, tiny_teacher, tmp_path):
     assert abs(outs[8]["val_acc"] - outs[1]["val_acc"]) <= 0.01
 
 
+@pytest.mark.slow
 def test_group_equals_runs_trained_alone(results, tiny_teacher, tmp_path):
     """A vectorized group (different lr and T) gives each run's solo results."""
     base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix", epochs=0.5)
@@ -194,6 +199,7 @@ def test_group_rejects_configs_that_differ_beyond_hparams(results, tmp_path):
         train.train_group(configs[:1], [], progress=False)
 
 
+@pytest.mark.slow
 def test_diverged_run_does_not_stop_its_group(results, tmp_path):
     ok, bad = tiny_config(epochs=2.0), tiny_config(epochs=2.0, lr=1e38)
     bad = bad.replace(grad_clip=1e38)
@@ -203,6 +209,7 @@ def test_diverged_run_does_not_stop_its_group(results, tmp_path):
     assert out[0]["final_step"] == out[0]["steps"]
 
 
+@pytest.mark.slow
 def test_sweep_trains_groups_and_selects_by_validation(results):
     base = tiny_config(epochs=0.5)
     swept = train.sweep(base, {"lr": [1e-3, 3e-3], "epochs": [0.5, 1.0]}, progress=False)
@@ -214,6 +221,7 @@ def test_sweep_trains_groups_and_selects_by_validation(results):
     assert [r.hash for r in again.runs] == [r.hash for r in swept.runs]
 
 
+@pytest.mark.slow
 def test_batchnorm_student_trains_and_updates_its_statistics(results):
     """A BatchNorm student (MobileNetV3, BN) trains: its batch statistics move off init."""
     student = ModelConfig("mobilenet_v3", {"variant": "small", "width": 0.25, "norm": "bn",
@@ -229,6 +237,7 @@ def test_batchnorm_student_trains_and_updates_its_statistics(results):
     assert any(not np.allclose(a, b) for a, b in zip(init_stats, trained, strict=True))
 
 
+@pytest.mark.slow
 def test_ensemble_teachers_each_see_the_crop_at_their_own_resolution(results, tiny_teacher):
     """teacher_size=(8, 12): views are cut at 12 px and resized to 8 px for the first teacher."""
     teachers.save("tiny12", teachers.load(tiny_teacher)[0],
@@ -255,6 +264,7 @@ def test_ensemble_teachers_each_see_the_crop_at_their_own_resolution(results, ti
 
 
 
+@pytest.mark.slow
 def test_run_distills_on_one_dataset_and_is_scored_on_another(results, tiny_teacher):
     """data.eval_name: noise images for distillation, digits val/test for every evaluation."""
     noise_data = DataConfig("noise", "train[:500]", DIGITS.val_split, DIGITS.test_split,
@@ -270,6 +280,7 @@ def test_run_distills_on_one_dataset_and_is_scored_on_another(results, tiny_teac
     assert summary["val_teacher_acc"] == pytest.approx(np.mean(logits.argmax(-1) == rd.val.labels))
 
 
+@pytest.mark.slow
 def test_chunk_timer_times_the_group_without_writing(results, tiny_teacher):
     config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix")
     group = [config, config.replace(lr=1e-3)]
