@@ -10,18 +10,7 @@ from pathlib import Path
 import pytest
 
 from kdlib import book, store, sweep
-from kdlib.experiments import (
-    common,
-    consistency,
-    cross_family,
-    dist_loss,
-    imagenet,
-    init,
-    out_of_domain,
-    patience,
-    resolution,
-    shampoo,
-)
+from kdlib.experiments import chapters, common, dist_loss
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Finished runs (a run being trained here has no summary yet).
@@ -54,23 +43,9 @@ def test_stored_run_is_whole_and_hashes_to_its_folder(run_dir):
     assert not (run_dir / "ckpt").exists()
 
 
-CHAPTER_ARMS = [
-    ("01_consistency", lambda: [consistency.arms("cpu", r) for r in consistency.regimes("cpu")]),
-    ("03_imagenet", lambda: [imagenet.arms("cpu")]),
-    # Chapter 02's function-matching runs of chapter 01's regimes are chapter 01's runs.
-    ("02_patience", lambda: [patience.arms("cpu", r) for r in patience.regimes("cpu")]),
-    *[(m.SECTION, lambda m=m: [m.arms("cpu")])
-      for m in (resolution, shampoo, init, cross_family, out_of_domain, dist_loss)],
-]
+CHAPTER_ARMS = [(s, lambda s=s: chapters.experiments(s, "cpu")) for s in chapters.SECTIONS]
 
 
-# The planned longer schedules the queue trains before a chapter shows them (issue 14).
-PLANNED_ARMS = {
-    "01_consistency": lambda: [consistency.arms("cpu", r, planned=True)
-                               for r in consistency.regimes("cpu")],
-    "02_patience": lambda: [patience.arms("cpu", r, planned=True) for r in patience.regimes("cpu")],
-    "09_dist": lambda: [dist_loss.arms("cpu", planned=True)],
-}
 # What the evidence extras may change in a chapter's config (common.run_arms): the grown grid
 # (lr, wd on their ladders), the short-schedule temperature, and the seed of a replicate.
 EXTRA_FIELDS = ("lr", "wd", "temperature", "seed")
@@ -100,7 +75,7 @@ def test_stored_cpu_runs_are_the_chapters_configs(section, arms):
     """Every stored run of a chapter is one its code builds today, a planned longer schedule,
     or an evidence extra (grown grid, temperature 10, seed replicate) of one; else orphaned."""
     stored = {p.name for p in RUN_DIRS if p.parts[-3] == "cpu" and p.parts[-2] == section}
-    all_arms = arms() + PLANNED_ARMS.get(section, lambda: [])()
+    all_arms = arms() + chapters.experiments(section, "cpu", planned=True)
     built = set().union(*(chapter_hashes(a) for a in all_arms))
     families: dict[str, set[float]] = {}
     for a in all_arms:

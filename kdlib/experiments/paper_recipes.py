@@ -258,31 +258,11 @@ def papermill_command(notebook: str) -> str:
 
 def chapter_experiments(notebook: str) -> list[Any]:
     """The paper-preset experiments (``{arm: {epochs: (config, axes)}}``) of ``notebook``."""
-    from kdlib.experiments import (
-        consistency,
-        cross_family,
-        dist_loss,
-        imagenet,
-        init,
-        out_of_domain,
-        patience,
-        resolution,
-        shampoo,
-    )
+    from kdlib.experiments import chapters
 
-    simple = {"03_imagenet": imagenet, "04_resolution": resolution, "05_shampoo": shampoo,
-              "06_init": init, "07_cross_family": cross_family, "09_dist": dist_loss}
-    if notebook == "00_teachers":
-        return []
-    if notebook in simple:
-        return [simple[notebook].arms("paper")]
-    if notebook == "01_consistency":
-        return [consistency.arms("paper", r) for r in consistency.regimes("paper")]
-    if notebook == "02_patience":
-        return [patience.arms("paper", r) for r in patience.regimes("paper")]
-    if notebook == "08_out_of_domain":
-        return [out_of_domain.arms("paper", t) for t in out_of_domain.targets("paper")]
-    raise ValueError(f"notebook={notebook!r} is not one of {NOTEBOOKS}")
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"notebook={notebook!r} is not one of {NOTEBOOKS}")
+    return chapters.experiments(notebook, "paper")
 
 
 def chapter_cost(notebook: str) -> dict[str, Any]:

@@ -1,0 +1,49 @@
+"""Every chapter's experiments by its notebook name: the one list of what each chapter trains.
+
+``experiments("02_patience", "cpu")`` is the list of ``{arm: {epochs: (config, axes)}}`` the
+chapter runs (one per data regime or target); with ``planned``, the longer schedules the cpu
+queue trains before the chapter shows them. The book's cost page, the stored-results tests and
+the queue read chapters through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The distillation chapters, in the book's order (00_teachers trains teachers, not sweeps).
+SECTIONS = ("01_consistency", "02_patience", "03_imagenet", "04_resolution", "05_shampoo",
+            "06_init", "07_cross_family", "08_out_of_domain", "09_dist")
+
+
+def experiments(section: str, preset: str, *, planned: bool = False) -> list[Any]:
+    """The experiments (``{arm: {epochs: (config, axes)}}``) of chapter ``section``."""
+    from kdlib import presets
+    from kdlib.experiments import (
+        consistency,
+        cross_family,
+        dist_loss,
+        imagenet,
+        init,
+        out_of_domain,
+        patience,
+        resolution,
+        shampoo,
+    )
+
+    presets.check(preset)
+    if section == "00_teachers":
+        return []
+    if section == "01_consistency":
+        return [consistency.arms(preset, r, planned=planned)
+                for r in consistency.regimes(preset)]
+    if section == "02_patience":
+        return [patience.arms(preset, r, planned=planned) for r in patience.regimes(preset)]
+    if section == "08_out_of_domain":
+        return [out_of_domain.arms(preset, t) for t in out_of_domain.targets(preset)]
+    if section == "09_dist":
+        return [dist_loss.arms(preset, planned=planned)]
+    simple = {"03_imagenet": imagenet, "04_resolution": resolution, "05_shampoo": shampoo,
+              "06_init": init, "07_cross_family": cross_family}
+    if section not in simple:
+        raise ValueError(f"section={section!r} is not one of {('00_teachers', *SECTIONS)}")
+    return [simple[section].arms(preset)]
