@@ -34,6 +34,7 @@ class Estimate:
 
     values: tuple[float, ...]
     label: str = ""
+    known: bool = False  # a number without sampling noise (see :func:`constant`)
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -60,19 +61,24 @@ class Estimate:
         return math.sqrt(math.fsum((v - m) ** 2 for v in self.values) / (self.n - 1))
 
     def se(self, noise_sd: float) -> float:
-        """Standard error of the mean: own spread from MIN_OWN_SEEDS seeds, else ``noise_sd``."""
+        """Standard error of the mean: own spread from MIN_OWN_SEEDS seeds, else ``noise_sd``
+        (0 for a known number)."""
+        if self.known:
+            return 0.0
         sd = self.sd if self.n >= MIN_OWN_SEEDS else noise_sd
         return sd / math.sqrt(self.n)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
-        """``82.1±0.4% (n=3)``; ``82.1% (n=1)`` for a single seed."""
+        """``82.1±0.4% (n=3)``; ``82.1% (n=1)`` for a single seed; ``87.5%`` when known."""
+        if self.known:
+            return f"{scale * self.mean:.1f}{unit}"
         spread = f"±{scale * self.sd:.1f}" if self.n >= 2 else ""
         return f"{scale * self.mean:.1f}{spread}{unit} (n={self.n})"
 
 
 def constant(value: float, label: str = "") -> Estimate:
     """A number known without noise (chance level, a teacher's accuracy) as an Estimate."""
-    return Estimate((float(value),) * MIN_OWN_SEEDS, label)
+    return Estimate((float(value),), label, known=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,3 +91,11 @@ def test_bad_outcome_and_empty_checks_are_clear_errors():
         ev.Check("c", "maybe", "")
     with pytest.raises(ValueError, match="at least one sub-check"):
         ev.combine([])
+
+
+def test_a_known_number_has_no_noise_and_no_seed_count():
+    teacher = ev.constant(0.875, "teacher")
+    assert teacher.se(0.5) == 0.0 and teacher.text() == "87.5%"
+    # Only the student's noise counts: 1 pt at n=1, so 2 SE = 2 pts.
+    assert ev.greater("s>t", e(0.90), teacher, NOISE).outcome == "holds"
+    assert ev.greater("s>t", e(0.89), teacher, NOISE).outcome == "inconclusive"
