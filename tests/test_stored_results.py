@@ -47,16 +47,17 @@ CHAPTER_ARMS = [(s, lambda s=s: chapters.experiments(s, "cpu")) for s in chapter
 
 
 # What the evidence extras may change in a chapter's config (common.run_arms): the grown grid
-# (lr, wd on their ladders), the short-schedule temperature, and the seed of a replicate.
-EXTRA_FIELDS = ("lr", "wd", "temperature", "seed")
+# (lr, wd on their ladders) and the short-schedule temperature; a replicate's seed is left out
+# by common.seed_family.
+EXTRA_FIELDS = ("lr", "wd", "temperature")
 
 
 def _family(config: dict) -> str:
-    """A config without the fields the evidence extras vary: grid points and seeds of one
-    sweep share it."""
-    d = {k: v for k, v in config.items() if k not in EXTRA_FIELDS}
-    d["data"] = {k: v for k, v in config["data"].items() if k != "subset_seed"}
-    return json.dumps(d, sort_keys=True)
+    """A config without the fields the evidence extras vary: grid points and seed
+    replicates of one sweep share it."""
+    family = common.seed_family(config)
+    return json.dumps({k: v for k, v in family.items() if k not in EXTRA_FIELDS},
+                      sort_keys=True)
 
 
 def _is_extra_of(config: dict, families: dict[str, set[float]]) -> bool:

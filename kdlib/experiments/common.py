@@ -283,21 +283,35 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
                for arm, by_epochs in arms.items()}
     for ep in sorted({ep for by in arms.values() for ep in by}):
         names = [a for a in arms if ep in arms[a]]
-        axes = {a: extended_axes(arms[a][ep][0], arms[a][ep][1]) for a in names}
+        swept = {a: dict(arms[a][ep][1]) for a in names}  # the grids results[a][ep] holds
+        axes = {a: extended_axes(arms[a][ep][0], swept[a]) for a in names}
         while True:
-            found = {a: _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
+            found = {a: results[a][ep] if axes[a] == swept[a]
+                     else _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
             if any(r is None for r in found.values()):
                 break  # not all stored (load-only): keep the last complete grid
             for a in names:
                 results[a][ep] = found[a]
-            grown = {a: widen(axes[a], [found[b].best_point for b in names]) for a in names}
-            if grown == axes:
+            swept = axes
+            axes = {a: widen(axes[a], [found[b].best_point for b in names]) for a in names}
+            if axes == swept:
                 break
-            axes = grown
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():
             result.replicates = _replicates(arms[arm][ep][0], result, seeds, extras, progress)
     return results
+
+
+def seed_family(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config (``config.json``) without its seed: a run and its seed replicates
+    (:func:`replicate`) share it. The subset seed a replicate pins is filled in for the run
+    it replicates (whose subset follows its own seed)."""
+    out = {k: v for k, v in config.items() if k != "seed"}
+    data = dict(config.get("data", {}))
+    if data.get("train_size") is not None and data.get("subset_seed") is None:
+        data["subset_seed"] = config.get("seed", 0)
+    out["data"] = data
+    return out
 
 
 def store_noise(preset: str, metric: str = "test_acc") -> Any:
@@ -317,11 +331,8 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
         if stored.get("status") != "done" or metric not in stored:
             continue
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
-        data = config.get("data", {})
-        if data.get("train_size") is not None and data.get("subset_seed") is None:
-            data["subset_seed"] = config.get("seed", 0)
-        config["seed"] = None
-        sets.setdefault(json.dumps(config, sort_keys=True), []).append(float(stored[metric]))
+        key = json.dumps(seed_family(config), sort_keys=True)
+        sets.setdefault(key, []).append(float(stored[metric]))
     return evidence.pooled_noise(sets.values(), metric)
 
 
@@ -329,8 +340,9 @@ def edge_report(tables: Any) -> str:
     """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line."""
     import pandas as pd
 
-    frames = [tables] if isinstance(tables, pd.DataFrame) else list(tables.values())
-    rows = pd.concat(frames)
+    from kdlib.experiments.verdicts import frames
+
+    rows = pd.concat(frames(tables))
     edge = rows[rows["at_edge"].astype(bool)]
     if edge.empty:
         return f"Every one of the {len(rows)} selected configs lies inside its grid."
@@ -389,6 +401,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
         for ep, result in by_epochs.items():
             accs = result.seed_values("test_acc")
             losses = result.seed_values("train_loss")
+            sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan
             axes: dict[str, list[Any]] = {}
             for point in result.points:
                 for k, v in point.items():
@@ -398,8 +411,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
             rows.append({
                 "arm": arm, "epochs": ep,
                 "test_acc": float(np.mean(accs)) if accs else np.nan,
-                "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan,
-                "yerr": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                "test_acc_sd": sd, "yerr": 0.0 if np.isnan(sd) else sd,
                 "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],

@@ -174,8 +174,12 @@ def with_not_run(found: list[Claim]) -> list[Claim]:
 # --------------------------------------------------------------------------- reading tables
 
 
+def _rows(table: pd.DataFrame, arm: str, epochs: float) -> pd.DataFrame:
+    return table[(table["arm"] == arm) & (table["epochs"] == epochs)]
+
+
 def _row(table: pd.DataFrame, arm: str, epochs: float) -> pd.Series:
-    rows = table[(table["arm"] == arm) & (table["epochs"] == epochs)]
+    rows = _rows(table, arm, epochs)
     if rows.empty:
         raise ValueError(f"no row for arm={arm!r} at epochs={epochs} (arms: "
                          f"{sorted(table['arm'].unique())}, epochs: "
@@ -196,7 +200,7 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
-    rows = table[(table["arm"] == arm) & (table["epochs"] == epochs)]
+    rows = _rows(table, arm, epochs)
     return not rows.empty and bool(np.isfinite(rows.iloc[0][col]))
 
 
@@ -212,16 +216,16 @@ def _eps(table: pd.DataFrame, arm: str) -> list[float]:
 def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
              col: str = "test_acc") -> ev.Noise:
     """The pooled seed noise of ``col`` over every replicated row of ``tables``."""
-    frames = _frames(tables)
     groups = []
-    for frame in frames:
+    for frame in frames(tables):
         if f"{col}_seeds" in frame:
             groups += [list(v) for v in frame[f"{col}_seeds"]
                        if isinstance(v, list | tuple | np.ndarray)]
     return ev.pooled_noise(groups, col)
 
 
-def _frames(tables: Any) -> list[pd.DataFrame]:
+def frames(tables: Any) -> list[pd.DataFrame]:
+    """A table, a ``{name: table}`` dict or a list of tables, as a list of tables."""
     if isinstance(tables, pd.DataFrame):
         return [tables]
     if isinstance(tables, Mapping):
