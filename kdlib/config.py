@@ -2,16 +2,27 @@
 
 One :class:`RunConfig` fully determines a run (data, student, teacher, views, loss, optimizer,
 schedule, seed); its hash keys the results store, so two runs with equal configs are one run.
+The config owns that identity: :func:`config_to_dict`, :func:`canonical_json` and
+:func:`config_hash` are here (the store only uses them), and so is :data:`HASH_NEUTRAL`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdlib.store import HASH_NEUTRAL
+# Field metadata of a config field added after runs were stored: at its default it is left out
+# of config.json and the hash, so those runs keep their folders (see _at_neutral_default).
+HASH_NEUTRAL = "hash_neutral_default"
+HASH_LENGTH = 12
+_FLOAT_DIGITS = 15  # canonical floats: 15 significant digits absorb round-off like 0.1 + 0.2
+_PATH_PART = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 LOSSES = ("kl", "dist", "labels")
 OPTIMIZERS = ("adam", "sgd", "shampoo")
@@ -173,7 +184,6 @@ def check_number(name: str, value: Any, kind: type = float, low: float | None = 
 def _check_names(config: RunConfig) -> None:
     """preset, section, teachers and init: known preset, folder names, stored-model names."""
     from kdlib import presets
-    from kdlib.store import check_folder_name
 
     presets.check(config.preset)
     check_folder_name("section", config.section)
@@ -311,3 +321,112 @@ def teacher_view_size(config: RunConfig) -> int:
     """The resolution teacher views are cut at: the largest teacher size (each teacher gets
     the view resized to its own); the student's size without teachers."""
     return max(teacher_sizes(config), default=config.student_size)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _at_neutral_default(f: dataclasses.Field, value: Any) -> bool:
+    """True for a field marked ``metadata={HASH_NEUTRAL: True}`` that holds its default."""
+    if not f.metadata.get(HASH_NEUTRAL):
+        return False
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return value == default
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Convert one config value to plain JSON types (dataclass -> dict, tuple -> list)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+            if not _at_neutral_default(f, getattr(value, f.name))
+        }
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"config key {key!r} at {where} must be a str (JSON objects have str keys)"
+                )
+            out[key] = _plain(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and not value.shape:
+        # numpy scalar: str() gives the shortest repr of its own precision (float32 0.001)
+        item = value.item()
+        return float(str(value)) if isinstance(item, float) else item
+    raise ValueError(
+        f"config value at {where} has type {type(value).__name__}; allowed: str, int, float, "
+        "bool, None, list/tuple, dict with str keys, dataclass"
+    )
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready dict of a (nested) dataclass config; tuples become lists.
+
+    Field order follows the dataclass definition; a mapping is accepted too (e.g. a config
+    read back from config.json). Fields marked hash-neutral (:data:`HASH_NEUTRAL`) are left
+    out while they hold their default.
+    """
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)) and not isinstance(
+        config, Mapping
+    ):
+        raise ValueError(
+            f"config must be a dataclass instance or a mapping, got {type(config).__name__}"
+        )
+    return _plain(config, "config")
+
+
+def _canonical(value: Any) -> Any:
+    """Canonical form for hashing: floats rounded to 15 digits, integral floats as ints."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        value = float(f"{value:.{_FLOAT_DIGITS}g}")
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
+        return value
+    return value
+
+
+def canonical_json(config: Any) -> str:
+    """The exact string that config_hash hashes: sorted keys, no whitespace, canonical floats."""
+    return json.dumps(
+        _canonical(config_to_dict(config)),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+    )
+
+
+def config_hash(config: Any) -> str:
+    """First 12 hex chars of the sha256 of the canonical JSON of a config.
+
+    1e-3 and 0.001 (and 1 and 1.0) hash equal; any other change of any field changes it.
+    """
+    return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:HASH_LENGTH]
+
+
+def check_folder_name(name: str, value: Any) -> str:
+    """``value`` if it is a safe single folder name, else a one-line ValueError naming it."""
+    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
+        raise ValueError(
+            f"{name}={value!r} must be a non-empty folder name of letters, digits, "
+            "'_', '-', '.', '+'"
+        )
+    return value

@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -28,6 +26,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from kdlib.config import (  # noqa: F401  (re-exported: the store's names of old)
+    HASH_LENGTH,
+    HASH_NEUTRAL,
+    canonical_json,
+    check_folder_name,
+    config_hash,
+    config_to_dict,
+)
 from kdlib.provenance import provenance as make_provenance
 
 CONFIG_FILE = "config.json"
@@ -40,114 +46,6 @@ CHECKPOINT_DIR = "ckpt"  # resume checkpoints (kdlib.checkpoint), removed once t
 FINISHED_STATUSES = ("done", "diverged")
 STATUSES = ("done", "diverged", "failed", "running")
 RESULTS_ENV = "KDLIB_RESULTS"
-HASH_LENGTH = 12
-
-_PATH_PART = re.compile(r"^[A-Za-z0-9_.+-]+$")
-_FLOAT_DIGITS = 15  # canonical floats: 15 significant digits absorb round-off like 0.1 + 0.2
-
-
-# --------------------------------------------------------------------------- config -> JSON
-
-
-# Field metadata of a config field added after runs were stored: at its default it is left out
-# of config.json and the hash, so those runs keep their folders (see _at_neutral_default).
-HASH_NEUTRAL = "hash_neutral_default"
-
-
-def _at_neutral_default(f: dataclasses.Field, value: Any) -> bool:
-    """True for a field marked ``metadata={HASH_NEUTRAL: True}`` that holds its default."""
-    if not f.metadata.get(HASH_NEUTRAL):
-        return False
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    return value == default
-
-
-def _plain(value: Any, where: str) -> Any:
-    """Convert one config value to plain JSON types (dataclass -> dict, tuple -> list)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
-            for f in dataclasses.fields(value)
-            if not _at_neutral_default(f, getattr(value, f.name))
-        }
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(
-                    f"config key {key!r} at {where} must be a str (JSON objects have str keys)"
-                )
-            out[key] = _plain(item, f"{where}.{key}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and not value.shape:
-        # numpy scalar: str() gives the shortest repr of its own precision (float32 0.001)
-        item = value.item()
-        return float(str(value)) if isinstance(item, float) else item
-    raise ValueError(
-        f"config value at {where} has type {type(value).__name__}; allowed: str, int, float, "
-        "bool, None, list/tuple, dict with str keys, dataclass"
-    )
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain JSON-ready dict of a (nested) dataclass config; tuples become lists.
-
-    Field order follows the dataclass definition; a mapping is accepted too (e.g. a config
-    read back from config.json). Fields marked hash-neutral (:data:`HASH_NEUTRAL`) are left
-    out while they hold their default.
-    """
-    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)) and not isinstance(
-        config, Mapping
-    ):
-        raise ValueError(
-            f"config must be a dataclass instance or a mapping, got {type(config).__name__}"
-        )
-    return _plain(config, "config")
-
-
-def _canonical(value: Any) -> Any:
-    """Canonical form for hashing: floats rounded to 15 digits, integral floats as ints."""
-    if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_canonical(item) for item in value]
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        value = float(f"{value:.{_FLOAT_DIGITS}g}")
-        if value.is_integer() and abs(value) < 1e15:
-            return int(value)
-        return value
-    return value
-
-
-def canonical_json(config: Any) -> str:
-    """The exact string that config_hash hashes: sorted keys, no whitespace, canonical floats."""
-    return json.dumps(
-        _canonical(config_to_dict(config)),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=False,
-    )
-
-
-def config_hash(config: Any) -> str:
-    """First 12 hex chars of the sha256 of the canonical JSON of a config.
-
-    1e-3 and 0.001 (and 1 and 1.0) hash equal; any other change of any field changes it.
-    """
-    return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:HASH_LENGTH]
 
 
 # --------------------------------------------------------------------------- paths
@@ -175,16 +73,6 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return find_repo_root() / "results"
 
 
-def check_folder_name(name: str, value: Any) -> str:
-    """``value`` if it is a safe single folder name, else a one-line ValueError naming it."""
-    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
-        raise ValueError(
-            f"{name}={value!r} must be a non-empty folder name of letters, digits, "
-            "'_', '-', '.', '+'"
-        )
-    return value
-
-
 def _path_part(config: Any, name: str) -> str:
     """Field `name` of the config, checked to be a safe single folder name."""
     if isinstance(config, Mapping):
@@ -200,12 +88,7 @@ def _path_part(config: Any, name: str) -> str:
         value = getattr(config, name)
     else:
         raise ValueError(f"config must be a dataclass or a mapping, got {type(config).__name__}")
-    if not isinstance(value, str) or not _PATH_PART.match(value) or value in (".", ".."):
-        raise ValueError(
-            f"config.{name}={value!r} must be a non-empty folder name of letters, digits, "
-            "'_', '-', '.', '+'"
-        )
-    return value
+    return check_folder_name(f"config.{name}", value)
 
 
 def run_dir(config: Any, root: str | os.PathLike | None = None) -> Path:
