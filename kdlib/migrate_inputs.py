@@ -25,13 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from kdlib import inputs
-from kdlib.store import (
-    PROVENANCE_FILE,
-    SUMMARY_FILE,
-    find_repo_root,
-    read_json,
-    write_json_atomic,
-)
+from kdlib.fileio import read_json, write_json_atomic
+from kdlib.store import PROVENANCE_FILE, SUMMARY_FILE, find_repo_root
 
 RECORDED = "recorded commit"
 FIRST_HOLDING = "commit that stored the run"

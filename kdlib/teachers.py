@@ -18,7 +18,8 @@ import numpy as np
 from flax import nnx
 
 from kdlib import models
-from kdlib.store import read_json, results_root, write_bytes_atomic, write_json_atomic
+from kdlib.fileio import read_json, write_bytes_atomic, write_json_atomic
+from kdlib.store import results_root
 
 CARD_KEYS = ("model", "model_kwargs", "image_size")
 
