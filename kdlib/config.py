@@ -89,7 +89,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     student: ModelConfig = field(default_factory=ModelConfig)
     teachers: tuple[str, ...] = ()  # names of stored teachers (results/teachers/<name>)
-    policy: str = "mix"  # one of kdlib.views.POLICIES
+    policy: str = "mix"  # one of kdlib.policies.POLICIES
     loss: str = "kl"  # "kl" | "dist" | "labels"
     temperature: float = 1.0
     dist_beta: float = 1.0
@@ -230,7 +230,7 @@ def validate(config: RunConfig) -> None:
 
     Checks values only; :func:`kdlib.checks.check_run` also checks the files they name.
     """
-    from kdlib.views import POLICIES
+    from kdlib.policies import POLICIES, teacher_mode
 
     if not isinstance(config, RunConfig):
         raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
@@ -247,7 +247,7 @@ def validate(config: RunConfig) -> None:
     _check_parts(config)
     if config.loss != "labels" and not config.teachers:
         raise ValueError(f"loss={config.loss!r} distills from a teacher: set teachers=(name, ...)")
-    if config.loss == "labels" and config.policy.startswith("fix/"):
+    if config.loss == "labels" and teacher_mode(config.policy) == "fixed":
         raise ValueError(f"policy={config.policy!r} needs a teacher; loss='labels' has none")
     if isinstance(config.teacher_size, tuple | list):
         if len(config.teacher_size) != len(config.teachers):
@@ -279,7 +279,7 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"teacher_ensemble={config.teacher_ensemble!r} is not one of "
                          f"{TEACHER_ENSEMBLES}")
     if (config.teacher_ensemble == "sum_losses" and len(config.teachers) > 1
-            and config.policy.startswith("fix/")):
+            and teacher_mode(config.policy) == "fixed"):
         raise ValueError(f"teacher_ensemble='sum_losses' with policy={config.policy!r}: fixed "
                          "targets are one set of logits; use 'mean_logits' or one teacher")
     if config.mu_dtype not in MU_DTYPES:

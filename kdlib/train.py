@@ -30,6 +30,7 @@ from kdlib import augment, checks, data, divergence, losses, models, optim, stor
 from kdlib.checkpoint import Checkpointer, group_start
 from kdlib.config import RunConfig, teacher_sizes, teacher_view_size, warmup_steps
 from kdlib.data.pipelines import crop_fraction
+from kdlib.policies import teacher_mode
 
 EVAL_BATCH = 500
 # Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
@@ -413,7 +414,7 @@ def make_train_chunk(
     unrolls the scan: faster steps, slower compile (see :data:`UNROLL_MIN_STEPS`).
     """
     policy = config.policy
-    fixed = policy in views.FIXED_POLICIES
+    fixed = teacher_mode(policy) == "fixed"
     distill = config.loss != "labels"
     big_vision = config.data.pipeline == "big_vision"
     crop_kw = _crop_kwargs(config)
@@ -563,7 +564,7 @@ def _group_program(
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     opt_states = [make_optimizer(c, steps).init(params) for c in configs]
     # Teacher outputs that do not change during training: fixed targets.
-    if teacher and config.policy in views.FIXED_POLICIES:
+    if teacher and teacher_mode(config.policy) == "fixed":
         targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))
     else:
         targets = np.zeros((1, num_classes), np.float32)
@@ -718,7 +719,7 @@ def train_group(
                    in zip(teacher.graphdefs, teacher.states, teacher.sizes, strict=True)]
             teacher_eval[split] = teacher.eval_logits(per)
     if streamed:  # the chunk's batches are read and put on device before each call
-        fixed = teacher is not None and config.policy in views.FIXED_POLICIES
+        fixed = teacher is not None and teacher_mode(config.policy) == "fixed"
         host_targets = targets if fixed else None
         consts = None
     else:

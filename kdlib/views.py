@@ -27,9 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from kdlib import augment
+from kdlib.policies import (  # noqa: F401  (the policies' names, re-exported)
+    FIXED_POLICIES,
+    POLICIES,
+    check_policy,
+    teacher_mode,
+)
 
-POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens", "ind/rc", "ind/ic", "same/rc", "same/ic", "mix")
-FIXED_POLICIES = ("fix/rs", "fix/cc", "fix/ic_ens")
 _ENSEMBLE_TRIES = 10  # rejection-sampling candidates per fix/ic_ens crop
 
 
@@ -44,13 +48,6 @@ class Views(NamedTuple):
     teacher: jax.Array | None
     mix_lam: jax.Array  # scalar float32; 1.0 without mixup
     mix_partner: jax.Array  # (N,) int32; arange(N) without mixup
-
-
-def check_policy(policy: str) -> str:
-    """Returns ``policy`` if it is one of ``POLICIES``, else raises a ValueError."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy={policy!r} is not one of {POLICIES}")
-    return policy
 
 
 def _check_uint8(images: jax.Array) -> None:
@@ -139,7 +136,7 @@ def _make_views(
     k_box_s, k_flip_s, k_box_t, k_flip_t, k_mix = jax.random.split(rng, 5)
     no_mix = (jnp.ones((), jnp.float32), jnp.arange(n, dtype=jnp.int32))
 
-    if policy in FIXED_POLICIES:
+    if teacher_mode(policy) == "fixed":
         kind = {"fix/rs": "rs", "fix/cc": "rc", "fix/ic_ens": "ic"}[policy]
         flips = None if kind == "rs" else augment.flip_mask(k_flip_s, n)
         student = _view(images, _boxes(kind, k_box_s, images, **crops), flips, student_size)
@@ -151,7 +148,7 @@ def _make_views(
     student = _view(images, boxes_s, flips_s, student_size)
     teacher = None
     if need_teacher:
-        if policy.startswith("ind/"):
+        if teacher_mode(policy) == "independent":
             boxes_t = _boxes(kind, k_box_t, images, **crops)
             teacher = _view(images, boxes_t, augment.flip_mask(k_flip_t, n), teacher_size)
         elif teacher_size == student_size:

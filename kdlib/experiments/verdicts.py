@@ -22,10 +22,11 @@ import pandas as pd
 
 from kdlib import evidence as ev
 from kdlib.claims import Claim
+from kdlib.policies import policies_of
 
-FIXED = ("fix/rs", "fix/cc", "fix/ic_ens")
-INDEPENDENT = ("ind/rc", "ind/ic")
-CONSISTENT = ("same/rc", "same/ic", "mix")
+FIXED = policies_of("fixed")
+INDEPENDENT = policies_of("independent")
+CONSISTENT = policies_of("consistent")
 
 
 # Every claim the chapters test: id -> (the paper's claim, the paper's evidence, chapter).
