@@ -15,7 +15,9 @@ from typing import Any
 
 from kdlib import data, models, presets, profile, sweep, teachers, train
 from kdlib.config import DataConfig, ModelConfig, RunConfig, teacher_sizes
+from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
+from kdlib.experiments.regimes import fm_section, small_data_regime
 
 Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
 
@@ -58,33 +60,15 @@ def ensure_stored(configs: Mapping[str, RunConfig]) -> list[str]:
     return list(configs)
 
 
-def small_data_regime(preset: str) -> tuple[int | None, tuple[float, ...]]:
-    """Chapter 01's main regime (training images, schedule lengths): chapters 04-09 use it.
-
-    Sharing it means the plain function-matching runs of those chapters are chapter 01's.
-    """
-    from kdlib.experiments import consistency
-
-    if presets.check(preset) == "paper":
-        raise ValueError("preset='paper' has no Fashion-MNIST regime: its chapters use the "
-                         "paper's datasets (see each chapter's paper configs)")
-    return consistency.regimes(preset)["1k"]
-
-
 def reference_fm(preset: str, section: str, size: int | None, epochs: float) -> RunConfig:
     """The plain function-matching run (``base_config``) on ``size`` images for ``epochs``.
 
     When chapter 01 or 02 trains the very same config, it is returned with that chapter's
-    section, so it is one stored run; otherwise it belongs to ``section``.
+    section, so it is one stored run (:func:`kdlib.experiments.regimes.fm_section`);
+    otherwise it belongs to ``section``.
     """
-    from kdlib.experiments import consistency, patience
-
     config = base_config(preset, section, fmnist(preset, size), epochs=epochs)
-    for chapter in (consistency, patience):
-        for n, lengths in chapter.regimes(preset, planned=True).values():
-            if n == size and epochs in lengths:
-                return config.replace(section=chapter.SECTION)
-    return config
+    return config.replace(section=fm_section(preset, size, epochs, section))
 
 
 def chapter_reference(preset: str, section: str, epochs: float) -> RunConfig:
@@ -94,9 +78,7 @@ def chapter_reference(preset: str, section: str, epochs: float) -> RunConfig:
     small-data regime (chapter 01's run when identical, else ``section``'s).
     """
     if presets.check(preset) == "paper":
-        from kdlib.experiments import imagenet
-
-        return imagenet.paper_imagenet_config(epochs=epochs)
+        return paper_imagenet_config(epochs=epochs)
     return reference_fm(preset, section, small_data_regime(preset)[0], epochs)
 
 
@@ -159,9 +141,7 @@ def paper_config(section: str, dataset: str, **changes: Any) -> RunConfig:
     a BiT-M-R152x2 ``.npz`` imported with :func:`kdlib.teachers.import_bit_npz` under the
     name ``bit_m_r152x2_<dataset>``.
     """
-    from kdlib.experiments import paper_recipes as recipe
-
-    r = recipe.SMALL_DATA
+    r = paper_recipes.SMALL_DATA
     splits = data.paper_splits(dataset)
     d = DataConfig(dataset, splits["train"], splits["validation"], splits["test"],
                    pipeline=r["pipeline"])
@@ -171,10 +151,73 @@ def paper_config(section: str, dataset: str, **changes: Any) -> RunConfig:
         optimizer=r["optimizer"], lr=1e-3, wd=1e-4, warmup_frac=0.0,
         warmup_steps=r["warmup_steps"], grad_clip=r["grad_clip"], batch_size=r["batch_size"],
         epochs=1000.0, student_size=r["student_size"], steps_per_call=10,
-        fixed_num_crops=recipe.FIX_IC_ENS_CROPS, teacher_ensemble=r["teacher_ensemble"],
+        fixed_num_crops=paper_recipes.FIX_IC_ENS_CROPS, teacher_ensemble=r["teacher_ensemble"],
         mu_dtype=r["mu_dtype"], seed=0,
     )
     return config.replace(**changes)
+
+
+# --------------------------------------------------------------------------- shared recipes
+# What several chapters build on, here below them all so that no chapter imports another:
+# chapter 03's ImageNet config and sweep, chapter 04's high-resolution teacher.
+
+IMAGENET_SECTION = "03_imagenet"
+PAPER_HIGH_RES_TEACHER = "bit_m_r152x2_imagenet2012_384"
+LOW_RES = 20  # the low-res student's side: 28 * 160 / 224
+
+
+def paper_imagenet_config(**changes) -> RunConfig:
+    """The paper's ImageNet config (appendix F, Listing 1): R152x2@224 -> R50x1@224.
+
+    Batch 4096, 1200 epochs, lr 0.03, wd 0.0003, T 1, warmup 5000 steps then cosine, Adam with
+    its first moment in bfloat16, mixup; big_vision's ``resize_small(256)|central_crop(224)``
+    evaluation (``paper_recipes.LISTING_1``).
+    """
+    r = paper_recipes.LISTING_1
+    config = paper_config(
+        IMAGENET_SECTION, r["dataset"], teachers=("bit_m_r152x2_imagenet2012",),
+        student_size=r["student_size"], batch_size=r["batch_size"], epochs=r["epochs"],
+        lr=r["lr"], wd=r["wd"], temperature=r["temperature"], warmup_steps=r["warmup_steps"],
+        policy=r["policy"], loss=r["loss"], optimizer=r["optimizer"], grad_clip=r["grad_clip"],
+        mu_dtype=r["mu_dtype"],
+    )
+    return config.replace(**changes)
+
+
+def paper_imagenet_axes(loss: str = "kl", optimizer: str = "adam") -> dict[str, list]:
+    """The ImageNet sweep at the paper preset: Listing 1's single point (the paper gives no
+    ImageNet grid); from labels, a small grid around it (SGD: learning rates x 10); Shampoo:
+    appendix D's weight decay."""
+    r = paper_recipes.LISTING_1
+    if loss == "labels":
+        lrs = [0.01, 0.03]
+        return {"lr": [10 * lr for lr in lrs] if optimizer == "sgd" else lrs,
+                "wd": [1e-4, r["wd"]]}
+    wd = paper_recipes.APPENDIX_D["wd"] if optimizer == "shampoo" else r["wd"]
+    return {"lr": [r["lr"]], "wd": [wd], "temperature": [r["temperature"]]}
+
+
+def imagenet_axes(preset: str, loss: str = "kl", optimizer: str = "adam") -> dict[str, list]:
+    """The sweep of the ImageNet-based chapters: :func:`paper_imagenet_axes` at the paper
+    preset, else the preset's common grid (:func:`sweep_axes`)."""
+    if presets.check(preset) == "paper":
+        return paper_imagenet_axes(loss, optimizer)
+    return sweep_axes(preset, loss)
+
+
+def high_res_teacher(preset: str) -> str:
+    """Name of the preset's higher-resolution teacher (chapter 04)."""
+    return next(iter(teacher_chapter.high_res_teacher_configs(presets.check(preset))))
+
+
+def resolutions(preset: str) -> dict[str, tuple[int, int]]:
+    """Chapter 04's ``{arm: (teacher px, student px)}``."""
+    if presets.check(preset) == "paper":
+        return {"same resolution": (224, 224), "low-res student": (224, 160),
+                "high-res teacher": (384, 224)}
+    high = teacher_chapter.high_res_teacher_configs(preset)[high_res_teacher(preset)]
+    return {"same resolution": (28, 28), "low-res student": (28, LOW_RES),
+            "high-res teacher": (high.student_size, 28)}
 
 
 # Seeds per reported point (the selected config's seed replicates included); a verdict reads

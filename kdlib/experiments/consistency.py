@@ -9,41 +9,20 @@ lr sweep per policy.
 from __future__ import annotations
 
 from kdlib import presets, views
-from kdlib.experiments import common, paper_recipes
+from kdlib.experiments import common
+from kdlib.experiments import regimes as regimes_
 
-SECTION = "01_consistency"
+SECTION = regimes_.CONSISTENCY_SECTION
 
-# Regime -> (training images, schedule lengths in epochs), per preset.
-REGIMES = {
-    "smoke": {"1k": (128, (1.0, 2.0)), "250": (64, (2.0,))},
-    "cpu": {"1k": (1000, (30.0, 100.0, 300.0)), "250": (250, (400.0,))},
-    "gpu": {"1k": (1000, (30.0, 100.0, 300.0, 1000.0)), "250": (250, (100.0, 300.0, 1000.0))},
-}
-# The paper: the four small datasets at the lengths of Figures 9-12 (Figure 3 is flowers at
-# 10 000 epochs): paper_recipes.FIGURES_9_12.
-PAPER_REGIMES = {name: (ds, paper_recipes.FIGURES_9_12[ds]) for name, ds in (
-    ("flowers102", "oxford_flowers102"), ("pets", "oxford_iiit_pet"), ("food101", "food101"),
-    ("sun397", "sun397"))}
-
-
-# Longer schedules the background queue trains (issue 14) before the chapter shows them:
-# function matching, the best consistent policy, and the best fixed and independent ones
-# (at 300 epochs on 1k images: same/ic, fix/cc, ind/rc).
-PLANNED = {"cpu": {"1k": (1000.0,), "250": (1000.0,)}}
+# Regime -> (training images, schedule lengths in epochs), per preset; the paper's datasets;
+# the longer schedules the background queue trains (kdlib.experiments.regimes holds them).
+REGIMES = regimes_.CONSISTENCY_REGIMES
+PAPER_REGIMES = regimes_.CONSISTENCY_PAPER_REGIMES
+PLANNED = regimes_.CONSISTENCY_PLANNED
+# The policies the queue trains at the PLANNED lengths: function matching, the best consistent
+# policy, and the best fixed and independent ones (at 300 epochs on 1k images).
 PLANNED_POLICIES = ("fix/cc", "ind/rc", "same/ic", "mix")
-
-
-def regimes(preset: str, planned: bool = False) -> dict[str, tuple[int | None, tuple[float, ...]]]:
-    """Data regimes of ``preset``: name -> (training images, schedule lengths); with
-    ``planned``, the lengths of :data:`PLANNED` too."""
-    preset = presets.check(preset)
-    if preset == "paper":
-        return {name: (None, eps) for name, (_, eps) in PAPER_REGIMES.items()}
-    if not planned:
-        return REGIMES[preset]
-    extra = PLANNED.get(preset, {})
-    return {name: (size, tuple(sorted(set(eps) | set(extra.get(name, ())))))
-            for name, (size, eps) in REGIMES[preset].items()}
+regimes = regimes_.consistency_regimes
 
 
 def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from kdlib import presets
 from kdlib.config import ModelConfig
-from kdlib.experiments import common, imagenet, resolution
+from kdlib.experiments import common
 
 SECTION = "07_cross_family"
 
@@ -98,20 +98,20 @@ def epochs(preset: str) -> tuple[float, ...]:
 def ensemble_teachers(preset: str) -> tuple[str, str]:
     """The two teachers of the ensemble arm: the default one and the high-resolution one."""
     if presets.check(preset) == "paper":
-        return ("bit_m_r152x2_imagenet2012", resolution.PAPER_HIGH_RES_TEACHER)
-    return (common.teacher_name(preset), resolution.high_res_teacher(preset))
+        return ("bit_m_r152x2_imagenet2012", common.PAPER_HIGH_RES_TEACHER)
+    return (common.teacher_name(preset), common.high_res_teacher(preset))
 
 
 def ensemble_teacher_sizes(preset: str) -> tuple[int, int]:
     """Input resolutions of :func:`ensemble_teachers` (paper: 224 and 384 px)."""
-    sizes = resolution.resolutions(preset)
+    sizes = common.resolutions(preset)
     return (sizes["same resolution"][0], sizes["high-res teacher"][0])
 
 
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = imagenet.axes(preset)
+    axes = common.imagenet_axes(preset)
     out: common.Arms = {arm: {} for arm in ("BiT student", *_students(preset), ENSEMBLE)}
     for ep in epochs(preset):
         ref = common.chapter_reference(preset, SECTION, ep)

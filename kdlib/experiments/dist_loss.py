@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdlib import presets
-from kdlib.experiments import common, imagenet
+from kdlib.experiments import common
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "09_dist"
@@ -85,7 +85,7 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
     lengths = EPOCHS[preset] + (PLANNED.get(preset, ()) if planned else ())
     for ep in lengths:
         if preset == "paper":
-            base = imagenet.paper_imagenet_config(section=SECTION, epochs=ep)
+            base = common.paper_imagenet_config(section=SECTION, epochs=ep)
         else:
             size = common.small_data_regime(preset)[0]
             base = common.base_config(preset, SECTION, common.fmnist(preset, size), epochs=ep)

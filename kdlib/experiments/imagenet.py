@@ -10,7 +10,7 @@ from __future__ import annotations
 from kdlib import presets
 from kdlib.experiments import common, paper_recipes
 
-SECTION = "03_imagenet"
+SECTION = common.IMAGENET_SECTION
 
 EPOCHS = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0), "gpu": (3.0, 10.0, 30.0, 100.0),
           "paper": paper_recipes.TABLE_3_EPOCHS}
@@ -29,43 +29,10 @@ ARMS = {
 DISTILL_ARMS = tuple(a for a, (_, loss, _) in ARMS.items() if loss != "labels")
 
 
-def paper_imagenet_config(**changes) -> common.RunConfig:
-    """The paper's ImageNet config (appendix F, Listing 1): R152x2@224 -> R50x1@224.
-
-    Batch 4096, 1200 epochs, lr 0.03, wd 0.0003, T 1, warmup 5000 steps then cosine, Adam with
-    its first moment in bfloat16, mixup; big_vision's ``resize_small(256)|central_crop(224)``
-    evaluation (``paper_recipes.LISTING_1``).
-    """
-    r = paper_recipes.LISTING_1
-    config = common.paper_config(
-        SECTION, r["dataset"], teachers=("bit_m_r152x2_imagenet2012",),
-        student_size=r["student_size"], batch_size=r["batch_size"], epochs=r["epochs"],
-        lr=r["lr"], wd=r["wd"], temperature=r["temperature"], warmup_steps=r["warmup_steps"],
-        policy=r["policy"], loss=r["loss"], optimizer=r["optimizer"], grad_clip=r["grad_clip"],
-        mu_dtype=r["mu_dtype"],
-    )
-    return config.replace(**changes)
-
-
-def paper_axes(loss: str = "kl", optimizer: str = "adam") -> dict[str, list]:
-    """The ImageNet sweep at the paper preset: Listing 1's single point (the paper gives no
-    ImageNet grid); from labels, a small grid around it (SGD: learning rates x 10); Shampoo:
-    appendix D's weight decay."""
-    r = paper_recipes.LISTING_1
-    if loss == "labels":
-        lrs = [0.01, 0.03]
-        return {"lr": [10 * lr for lr in lrs] if optimizer == "sgd" else lrs,
-                "wd": [1e-4, r["wd"]]}
-    wd = paper_recipes.APPENDIX_D["wd"] if optimizer == "shampoo" else r["wd"]
-    return {"lr": [r["lr"]], "wd": [wd], "temperature": [r["temperature"]]}
-
-
-def axes(preset: str, loss: str = "kl", optimizer: str = "adam") -> dict[str, list]:
-    """The sweep of the ImageNet-based chapters: :func:`paper_axes` at the paper preset,
-    else the preset's common grid (:func:`common.sweep_axes`)."""
-    if presets.check(preset) == "paper":
-        return paper_axes(loss, optimizer)
-    return common.sweep_axes(preset, loss)
+# The ImageNet config and sweep later chapters vary too (they live in common).
+paper_imagenet_config = common.paper_imagenet_config
+paper_axes = common.paper_imagenet_axes
+axes = common.imagenet_axes
 
 
 def arms(preset: str) -> common.Arms:

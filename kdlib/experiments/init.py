@@ -17,7 +17,7 @@ have run); the digits-pretrained student is chapter 02's (~2 min if missing).
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, imagenet, patience
+from kdlib.experiments import common, regimes
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "06_init"
@@ -33,7 +33,7 @@ def epochs(preset: str) -> tuple[float, ...]:
     if preset == "paper":
         return PAPER_EPOCHS
     size, lengths = common.small_data_regime(preset)
-    longer = patience.regimes(preset).get("1k")
+    longer = regimes.patience_regimes(preset).get("1k")
     return longer[1] if longer and longer[0] == size else lengths
 
 
@@ -46,7 +46,7 @@ def ensure_pretrained_student(preset: str) -> str:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = imagenet.axes(preset)
+    axes = common.imagenet_axes(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
         scratch = common.chapter_reference(preset, SECTION, ep)

@@ -12,56 +12,24 @@ The function-matching runs of the regimes chapter 01 also trains are the very sa
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, consistency, paper_recipes
+from kdlib.experiments import common
+from kdlib.experiments import regimes as regimes_
 from kdlib.experiments import teachers as teacher_chapter
 
-SECTION = "02_patience"
+SECTION = regimes_.PATIENCE_SECTION
 
-# Regime -> (training images, schedule lengths in epochs), per preset.
-REGIMES = {
-    "smoke": {"250": (64, (2.0,)), "1k": (128, (1.0, 2.0))},
-    "cpu": {"250": (250, (4.0, 40.0, 400.0)), "1k": (1000, (3.0, 30.0, 100.0, 300.0)),
-            "4k": (4000, (0.3, 3.0, 30.0))},
-    "gpu": {"250": (250, (30.0, 300.0, 3000.0)), "1k": (1000, (10.0, 100.0, 1000.0)),
-            "4k": (4000, (3.0, 30.0, 300.0))},
-}
-# The paper's Figure 4 datasets and lengths (Table 4: paper_recipes.TABLE_4).
-PAPER_REGIMES = {name: (ds, paper_recipes.TABLE_4[ds]) for name, ds in (
-    ("flowers102", "oxford_flowers102"), ("pets", "oxford_iiit_pet"), ("food101", "food101"),
-    ("sun397", "sun397"))}
+# Regime -> (training images, schedule lengths in epochs), per preset; the paper's Figure 4
+# datasets; the longer schedules the background queue trains (kdlib.experiments.regimes).
+REGIMES = regimes_.PATIENCE_REGIMES
+PAPER_REGIMES = regimes_.PATIENCE_PAPER_REGIMES
+PLANNED = regimes_.PATIENCE_PLANNED
+regimes = regimes_.patience_regimes
 # Table 4's baselines report their best with and without mixup ("Mixup=0.0" / "1.0"): at the
 # paper preset they sweep it, as the policy (same/ic: no mixup; mix: mixup).
 PAPER_BASELINE_POLICIES = ["same/ic", "mix"]
 ARMS = ("function matching", "from scratch", "transfer")
-
-
-# Longer schedules the background queue trains (issue 14) before the chapter shows them;
-# the label-trained baselines go up to BASELINE_MAX_EPOCHS of them.
-PLANNED = {"cpu": {"250": (1000.0, 4000.0), "1k": (1000.0, 3000.0)}}
+# The label-trained baselines go up to BASELINE_MAX_EPOCHS of the PLANNED lengths.
 BASELINE_MAX_EPOCHS = 1000.0
-
-
-def regimes(preset: str, planned: bool = False) -> dict[str, tuple[int | None, tuple[float, ...]]]:
-    """Data regimes of ``preset``: name -> (training images, schedule lengths); with
-    ``planned``, the lengths of :data:`PLANNED` too."""
-    preset = presets.check(preset)
-    if preset == "paper":
-        return {name: (None, eps) for name, (_, eps) in PAPER_REGIMES.items()}
-    if not planned:
-        return REGIMES[preset]
-    extra = PLANNED.get(preset, {})
-    return {name: (size, tuple(sorted(set(eps) | set(extra.get(name, ())))))
-            for name, (size, eps) in REGIMES[preset].items()}
-
-
-def _section(preset: str, regime: str, epochs: float) -> str:
-    """Chapter 01's section where it trains (or plans) the same function-matching run."""
-    shared = (consistency.regimes(preset, planned=True).get(regime) if preset != "paper"
-              else None)
-    size = regimes(preset)[regime][0]
-    if shared and shared[0] == size and epochs in shared[1]:
-        return consistency.SECTION
-    return SECTION
 
 
 def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
@@ -82,7 +50,7 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
             transfer = scratch.replace(init="bit_m_r50x1_imagenet21k")
         else:
             data = common.fmnist(preset, size)
-            fm = common.base_config(preset, _section(preset, regime, ep), data, epochs=ep)
+            fm = common.reference_fm(preset, SECTION, size, ep)  # chapter 01's when shared
             scratch = common.base_config(preset, SECTION, data, epochs=ep, loss="labels",
                                          teachers=(), policy="same/ic")
             transfer = scratch.replace(init=init)

@@ -35,7 +35,7 @@ results, like ``fmnist_bit_t28``.
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, imagenet
+from kdlib.experiments import common
 from kdlib.experiments import teachers as teacher_chapter
 
 SECTION = "04_resolution"
@@ -44,30 +44,17 @@ ARMS = ("same resolution", "low-res student", "high-res teacher")
 # Table 1's rows for our arms (book/paper_tables/table1_resolution.csv, column "experiment").
 PAPER_ROWS = {"same resolution": "T224 -> S224", "low-res student": "T224 -> S160",
               "high-res teacher": "T384 -> S224"}
-LOW_RES = 20  # 28 * 160 / 224
+LOW_RES = common.LOW_RES  # 28 * 160 / 224
 PAPER_EPOCHS = (300.0, 1200.0, 4800.0, 9600.0)
-PAPER_HIGH_RES_TEACHER = "bit_m_r152x2_imagenet2012_384"
-
-
-def high_res_teacher(preset: str) -> str:
-    """Name of the preset's higher-resolution teacher."""
-    return next(iter(teacher_chapter.high_res_teacher_configs(presets.check(preset))))
+PAPER_HIGH_RES_TEACHER = common.PAPER_HIGH_RES_TEACHER
+high_res_teacher = common.high_res_teacher
+resolutions = common.resolutions
 
 
 def ensure_high_res_teacher(preset: str) -> str:
     """The high-resolution teacher's name; trains it (and the teacher it starts from) if missing."""
     common.ensure_teacher(preset)
     return common.ensure_stored(teacher_chapter.high_res_teacher_configs(preset))[0]
-
-
-def resolutions(preset: str) -> dict[str, tuple[int, int]]:
-    """``{arm: (teacher px, student px)}``."""
-    if presets.check(preset) == "paper":
-        return {"same resolution": (224, 224), "low-res student": (224, 160),
-                "high-res teacher": (384, 224)}
-    high = teacher_chapter.high_res_teacher_configs(preset)[high_res_teacher(preset)]
-    return {"same resolution": (28, 28), "low-res student": (28, LOW_RES),
-            "high-res teacher": (high.student_size, 28)}
 
 
 def epochs(preset: str) -> tuple[float, ...]:
@@ -80,7 +67,7 @@ def epochs(preset: str) -> tuple[float, ...]:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = imagenet.axes(preset)
+    axes = common.imagenet_axes(preset)
     res = resolutions(preset)
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):

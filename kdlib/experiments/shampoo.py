@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from kdlib import presets, sweep, train
-from kdlib.experiments import common, imagenet, paper_recipes
+from kdlib.experiments import common, paper_recipes
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
 SECTION = "05_shampoo"
@@ -47,9 +47,9 @@ def epochs(preset: str) -> tuple[float, ...]:
 def arms(preset: str) -> common.Arms:
     """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`)."""
     preset = presets.check(preset)
-    axes = imagenet.axes(preset)
+    axes = common.imagenet_axes(preset)
     # paper: appendix D's weight decay (the sweep's wd axis sets it) and warmup steps
-    shampoo_axes = imagenet.axes(preset, optimizer="shampoo")
+    shampoo_axes = common.imagenet_axes(preset, optimizer="shampoo")
     out: common.Arms = {arm: {} for arm in ARMS}
     for ep in epochs(preset):
         adam = common.chapter_reference(preset, SECTION, ep)
