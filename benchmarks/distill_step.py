@@ -23,7 +23,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import profile, train, views
+from kdlib import profiling, train, views
 from kdlib.config import ModelConfig, RunConfig
 from kdlib.experiments.teachers import STUDENT_MODEL, TEACHER_MODEL
 
@@ -104,8 +104,8 @@ def time_step(
     if chunk._cache_size() != 1:
         raise RuntimeError("the train chunk recompiled while being timed")
     img_s = calls * steps_per_call * batch * group / dt  # run-images: each run sees the batch
-    s_flops = profile.forward_flops(student, (1, size, size, channels))
-    t_flops = profile.forward_flops(t_model, (1, size, size, channels)) if teacher_cfg else 0.0
+    s_flops = profiling.forward_flops(student, (1, size, size, channels))
+    t_flops = profiling.forward_flops(t_model, (1, size, size, channels)) if teacher_cfg else 0.0
     # Training costs about 3x the forward (forward + backward); the teacher only forwards.
     # A vectorized group of runs shares one teacher forward per image.
     teacher_share = t_flops / group if policy not in views.FIXED_POLICIES else 0.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kdlib import data, models, presets, profile, sweep, teachers, train
+from kdlib import data, models, presets, profiling, sweep, teachers, train
 from kdlib.config import DataConfig, ModelConfig, RunConfig, teacher_sizes
 from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
@@ -501,14 +501,14 @@ def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
         s_shape = (1, cfg.student_size, cfg.student_size, in_channels)
         t_flops = None
         if all(n in teachers.available() for n in cfg.teachers):
-            t_flops = sum(profile.forward_flops(teachers.load(n)[0],
+            t_flops = sum(profiling.forward_flops(teachers.load(n)[0],
                                                 (1, size, size, in_channels))
                           for n, size in zip(cfg.teachers, t_sizes, strict=True)) / 1e6
         t_px = t_sizes[0] if len(set(t_sizes)) == 1 else " + ".join(map(str, t_sizes))
         rows.append({"arm": arm, "teacher px": t_px, "student px": cfg.student_size,
-                     "student MFLOPs": profile.forward_flops(student, s_shape) / 1e6,
+                     "student MFLOPs": profiling.forward_flops(student, s_shape) / 1e6,
                      "student params": models.count_params(student),
-                     "student img/s": profile.forward_throughput(
+                     "student img/s": profiling.forward_throughput(
                          student, (256, *s_shape[1:])),
                      "teacher MFLOPs": t_flops})
     return rows

@@ -12,7 +12,7 @@ each at chapter 01's schedule lengths, with the same lr sweep:
 - ``high-res teacher``: the student at 28 px, the teacher fine-tuned at 48 px
   (28 * 384 / 224; T384 -> S224), ``teachers.high_res_teacher_configs``.
 
-Cost is reported per arm: the student's forward FLOPs (``kdlib.profile.forward_flops``) and
+Cost is reported per arm: the student's forward FLOPs (``kdlib.profiling.forward_flops``) and
 the measured training img/s of the selected run (its summary).
 
 Budget at the cpu preset (2 cores; ~1000 img/s for a 2-run mix group at 28 px):

@@ -1,25 +1,25 @@
-"""kdlib.profile: FLOPs from XLA's cost analysis and measured forward throughput."""
+"""kdlib.profiling: FLOPs from XLA's cost analysis and measured forward throughput."""
 
 import pytest
 from flax import nnx
 
-from kdlib import profile
+from kdlib import profiling
 from kdlib.experiments import common, resolution
 
 
 def test_forward_flops_of_a_linear_layer():
     layer = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
-    one = profile.forward_flops(layer, (1, 8))
+    one = profiling.forward_flops(layer, (1, 8))
     # A multiply-add per weight, plus the bias adds.
     assert 2 * 8 * 4 <= one <= 2 * 8 * 4 + 4
-    assert profile.forward_flops(layer, (16, 8)) == pytest.approx(16 * one)
+    assert profiling.forward_flops(layer, (16, 8)) == pytest.approx(16 * one)
 
 
 def test_forward_throughput_is_images_per_second():
     layer = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
-    assert profile.forward_throughput(layer, (32, 8), repeats=2) > 0
+    assert profiling.forward_throughput(layer, (32, 8), repeats=2) > 0
     with pytest.raises(ValueError, match="repeats=0"):
-        profile.forward_throughput(layer, (32, 8), repeats=0)
+        profiling.forward_throughput(layer, (32, 8), repeats=0)
 
 
 def test_model_costs_rank_the_low_resolution_student_cheaper():
