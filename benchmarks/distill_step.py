@@ -74,7 +74,7 @@ def time_step(
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     steps = steps_per_call * (calls + 1)
     configs = [config.replace(lr=config.lr * (1 + i)) for i in range(group)]
-    carry = train._stack([(params, rest, train.make_optimizer(c, steps).init(params))
+    carry = train.stack_runs([(params, rest, train.make_optimizer(c, steps).init(params))
                           for c in configs])
     hp, sched = train.hparams(configs), train.schedule_arrays(config, steps)
     n = max(batch * 4, 512)

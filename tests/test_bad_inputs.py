@@ -58,8 +58,8 @@ def env(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("training started: the bad input was not caught at the boundary")
 
-    monkeypatch.setattr(train, "train", no_training)
-    monkeypatch.setattr(train, "train_group", no_training)
+    monkeypatch.setattr(train.loop, "train", no_training)
+    monkeypatch.setattr(train.loop, "train_group", no_training)
     return {"root": root, "teacher": teacher, "data": data_dir, "tmp": tmp_path}
 
 

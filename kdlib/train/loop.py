@@ -1,0 +1,256 @@
+"""The training loop: train a group of runs to the end, evaluating, logging and checkpointing
+as it goes, resuming from the last checkpoint after a kill."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from kdlib import data, divergence, teachers
+from kdlib.checkpoint import Checkpointer, group_start
+from kdlib.config import RunConfig, config_hash
+from kdlib.fileio import MetricsLog
+from kdlib.policies import teacher_mode
+from kdlib.train.batches import load_data, stream_chunk, total_steps, train_aspects
+from kdlib.train.evaluate import eval_metrics, predict
+from kdlib.train.optimizer import group_key
+from kdlib.train.state import check_group, group_program, make_mesh
+from kdlib.train.step import stack_runs, take_run
+
+# Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
+# faster but it compiles ~1.7x longer (measured, smoke mix chunk: 23.6 vs 14.3 s), which
+# only pays off over many steps. Every stored cpu run is longer (>= 235 steps): unrolled.
+UNROLL_MIN_STEPS = 100
+
+
+def enable_compile_cache() -> None:
+    """Turns on JAX's persistent compilation cache (``$KDLIB_JAX_CACHE``, else ~/.cache).
+
+    Runs of a sweep that differ only in hyper-parameters or length compile to the same
+    program (they enter it as arrays), so later runs, and later processes, skip the compile.
+    A cache directory set by the user in JAX's own config is left alone.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return
+    default = Path.home() / ".cache" / "kdlib" / "jax"
+    path = Path(os.environ.get("KDLIB_JAX_CACHE") or default)
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+
+def train(
+    config: RunConfig, run_dir: str | Path, *, progress: bool = True, save_model: bool = False
+) -> dict[str, Any]:
+    """Trains ``config`` into ``run_dir`` (metrics.jsonl, ckpt/), resuming if interrupted.
+
+    With ``save_model`` the final student is written to ``run_dir/model.npz``. The
+    checkpoints stay until the store has saved the run's result (:func:`kdlib.store.save_run`
+    removes them), so a kill between the last step and the save loses nothing.
+    Returns the summary: final val/test metrics, steps, wall time, throughput and
+    ``status`` ("done" or "diverged", with ``diverged_at_step``: :mod:`kdlib.divergence`) and
+    ``group`` (the config hashes trained together, for the provenance). metrics.jsonl has
+    validation metrics at every evaluation and test metrics only at the final step.
+    """
+    return train_group([config], [run_dir], progress=progress, save_model=save_model)[0]
+
+
+def train_group(
+    configs: list[RunConfig], run_dirs: list, *, progress: bool = True,
+    save_model: bool = False,
+) -> list[dict[str, Any]]:
+    """Trains runs that differ only in :data:`HPARAMS` as one vectorized program.
+
+    Each run keeps its own directory, metrics log, checkpoint and summary, exactly as if it
+    had been trained alone by :func:`train` (equal within float tolerance, tested); they
+    share the data, the batch order, the views and the teacher's forward pass.
+    """
+    check_group(configs, run_dirs)
+    enable_compile_cache()
+    config = configs[0]
+    group = len(configs)
+    run_dirs = [Path(d) for d in run_dirs]
+    started = time.time()
+    mesh = make_mesh()
+    rd = load_data(config)
+    streamed = isinstance(rd.train, data.StreamingDataset)
+    num_train = len(rd.train)
+    # The student outputs the classes it is scored on (another domain's images: the teacher's).
+    num_classes = (rd.val if config.data.eval_name else rd.train).num_classes
+    in_channels = rd.val.images.shape[-1]
+    steps = total_steps(config, num_train)
+    if config.batch_size > num_train:
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the {num_train} training images"
+        )
+    if config.batch_size % mesh.size:
+        raise ValueError(
+            f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices"
+        )
+
+    replicated = NamedSharding(mesh, P())
+    put = lambda x: jax.device_put(x, replicated)
+    unroll = None if steps >= UNROLL_MIN_STEPS else False  # None: the backend's default
+    prog = group_program(configs, rd.train, num_classes, in_channels, steps, mesh,
+                          streamed=streamed, unroll=unroll)
+    teacher, student, targets = prog.teacher, prog.student, prog.targets
+    carry, hp, sched, chunk = prog.carry, prog.hp, prog.sched, prog.chunk
+    student.eval()
+    eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
+    teacher_states = put(teacher.states) if teacher else []
+    # The teacher's logits of the evaluation splits do not change during training either.
+    teacher_eval = {}
+    if teacher:
+        for split, ds in (("val", rd.val), ("test", rd.test)):
+            per = [predict(gd, (s,), ds.images, size) for gd, s, size
+                   in zip(teacher.graphdefs, teacher.states, teacher.sizes, strict=True)]
+            teacher_eval[split] = teacher.eval_logits(per)
+    if streamed:  # the chunk's batches are read and put on device before each call
+        fixed = teacher is not None and teacher_mode(config.policy) == "fixed"
+        host_targets = targets if fixed else None
+        consts = None
+    else:
+        consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states,
+                      train_aspects(config, rd.train)))
+
+    k = config.steps_per_call
+    eval_every = config.eval_every or max(k, steps // 10)
+    eval_every = max(k, (eval_every // k) * k)
+    ckpt_every = config.checkpoint_every or eval_every
+    ckpts = [Checkpointer(d / "ckpt") for d in run_dirs]
+    logs = [MetricsLog(d / "metrics.jsonl") for d in run_dirs]
+    step = group_start(ckpts)
+    if step:  # every run of the group checkpointed at this step
+        carry = put(stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
+    for log in logs:
+        log.drop_after(step)
+    status = ["done"] * group
+    watches = [divergence.Watch(divergence.chance_loss(
+        c.loss, num_classes, c.temperature, c.dist_beta, c.dist_gamma)) for c in configs]
+    diverged_at: list[int | None] = [None] * group
+    for i, log in enumerate(logs):  # a resumed run continues its divergence watch
+        if (reason := watches[i].replay(log.read())) is not None:
+            status[i], diverged_at[i] = "diverged", _diverged_step(log.read())
+
+    def diverge(i: int, reason: str, train_loss: float) -> None:
+        """Stops run ``i``: status "diverged", with the step and why, in its metrics log."""
+        status[i], diverged_at[i] = "diverged", step
+        logs[i].append({"step": step, "train_loss": train_loss, "status": "diverged",
+                        "reason": reason})
+
+    def evaluate(i, train_loss):
+        """Validation metrics at every eval; test ones only at the end (run selection and
+        the curves use validation; the test split is read once, for the reported number)."""
+        record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
+                                  "train_loss": train_loss}
+        state = take_run(carry[:2], i)
+        splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
+        for split, ds in splits:
+            logits = predict(eval_graphdef, state, ds.images, config.student_size)
+            record.update(eval_metrics(logits, ds.labels, teacher_eval.get(split), split))
+        return record
+
+    from tqdm.auto import tqdm
+
+    desc = f"{config.section}:{config.policy}" + (f" x{group}" if group > 1 else "")
+    bar = tqdm(total=steps, initial=step, unit="step", disable=not progress, leave=False,
+               desc=desc)
+    losses_since_eval: list[np.ndarray] = []
+    t_train = 0.0
+    images_seen = 0
+    records: list[dict[str, Any]] = [{} for _ in configs]
+    while step < steps and "done" in status:
+        t0 = time.perf_counter()
+        n_steps = min(k, steps - step)  # the last chunk may be shorter (one more compile)
+        if streamed:
+            images, labels, rows, aspects = stream_chunk(config, rd.train, step, n_steps,
+                                                         host_targets)
+            consts = put((images, labels, rows, teacher_states, aspects))
+        carry, loss = chunk(carry, consts, hp, sched, jnp.asarray(step, jnp.int32),
+                            num_steps=n_steps)
+        loss = np.asarray(loss)
+        dt = time.perf_counter() - t0
+        step += n_steps
+        t_train += dt
+        images_seen += n_steps * config.batch_size
+        losses_since_eval.append(loss)
+        bar.update(n_steps)
+        shown = loss[0] if group == 1 else np.nanmin(np.where(np.isfinite(loss), loss, np.nan))
+        bar.set_postfix(loss=f"{shown:.4f}", img_s=f"{n_steps * config.batch_size / dt:.0f}")
+        for i in range(group):
+            if status[i] == "done" and (reason := watches[i].chunk(float(loss[i]))):
+                diverge(i, reason, float(loss[i]))
+        if step % eval_every == 0 or step >= steps:
+            train_loss = np.mean(losses_since_eval, axis=0)
+            losses_since_eval = []
+            for i in range(group):
+                if status[i] != "done":
+                    continue
+                if reason := watches[i].evaluation(float(train_loss[i])):
+                    diverge(i, reason, float(train_loss[i]))
+                    continue
+                records[i] = evaluate(i, float(train_loss[i]))
+                logs[i].append(records[i])  # before the checkpoint: a resume drops later ones
+            if step % ckpt_every == 0 or step >= steps:
+                for i in range(group):
+                    ckpts[i].save(step, take_run(carry, i))
+    bar.close()
+    for c in ckpts:
+        c.close()
+    summaries = []
+    for i, run_dir in enumerate(run_dirs):
+        if status[i] == "done" and not records[i]:  # resumed from the final checkpoint
+            done_losses = [r.get("train_loss") for r in logs[i].read() if r.get("step") == step]
+            records[i] = evaluate(i, done_losses[-1] if done_losses else float("nan"))
+        if status[i] == "done":
+            if save_model:
+                params_i, rest_i = jax.device_get(take_run(carry[:2], i))
+                nnx.update(student, params_i, rest_i)
+                teachers.save_weights(student, run_dir / "model.npz")
+        summary = dict(records[i]) if status[i] == "done" else {}
+        if status[i] == "diverged":
+            summary["diverged_at_step"] = diverged_at[i]
+        summary.update(
+            status=status[i], steps=steps, final_step=step, num_train=num_train,
+            wall_time_s=time.time() - started, train_time_s=t_train,
+            img_per_s=images_seen / t_train if t_train else None, group_size=group,
+            group=[config_hash(c) for c in configs],
+        )
+        summaries.append(summary)
+    return summaries
+
+
+def _diverged_step(records: list[dict[str, Any]]) -> int | None:
+    """The step of the first "diverged" record of a metrics log."""
+    return next((r.get("step") for r in records if r.get("status") == "diverged"), None)
+
+
+def train_many(
+    configs: list[RunConfig], run_dirs: list, *, progress: bool = True,
+    save_model: bool = False,
+) -> list[dict[str, Any]]:
+    """Trains any list of configs, as vectorized groups of those that differ only in HPARAMS.
+
+    The ``batch_train_fn`` of :func:`kdlib.sweep.sweep`; summaries come back in input order.
+    """
+    if len(configs) != len(run_dirs):
+        raise ValueError(f"{len(configs)} configs but {len(run_dirs)} run dirs")
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(group_key(c), []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in configs]
+    for idx in groups.values():
+        sums = train_group([configs[i] for i in idx], [run_dirs[i] for i in idx],
+                           progress=progress, save_model=save_model)
+        for i, s in zip(idx, sums, strict=True):
+            out[i] = s
+    return out
