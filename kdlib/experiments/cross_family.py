@@ -25,14 +25,9 @@ every arm with the same lr sweep and steps:
 The BatchNorm student's statistics are updated inside the gradient (``nnx.merge(..., copy=True)``
 in ``train.make_train_chunk``) and move during training (tested).
 
-Budget at the cpu preset: chapter 01's lengths up to 100 epochs (:data:`CPU_EPOCHS`), each
-new arm 1,000 images x (30 + 100) epochs = 130k images = 1,020 steps of 128 per run. The
-MobileNets' depthwise convolutions are slow on XLA:CPU: measured on 2 loaded cores, a 2-run
-MobileNetV3-L (GN) group trains at 95-163 img/s (30 and 100 epochs), against ~350 for the BiT
-student, although it has 0.42x the FLOPs. At 300 epochs each MobileNet arm would cost ~35 min
-and the chapter ~3.5 h. Measured at (30, 100), beside another training job: a MobileNet arm
-11-29 min, the 2-teacher arm 19 min, 88 min of group wall time for the chapter (+ chapter
-04's 48 px teacher if it is missing). The gpu preset keeps every length of chapter 01.
+The cpu preset stops at 100 epochs (:data:`CPU_EPOCHS`): the MobileNets' depthwise
+convolutions are slow on XLA:CPU, so longer runs would not fit the preset's budget; the gpu
+preset keeps every length of chapter 01. Measured budgets: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -65,7 +60,7 @@ ENSEMBLE = "BiT student, 2 teachers"
 ARMS = ("BiT student", *SMALL_PRESET_STUDENTS, ENSEMBLE)
 MOBILENET_ARMS = tuple(SMALL_PRESET_STUDENTS)
 PAPER_EPOCHS = (300.0, 1200.0)
-CPU_EPOCHS = (30.0, 100.0)  # see the budget note above
+CPU_EPOCHS = (30.0, 100.0)  # see the docstring; measured budget: benchmarks/README.md
 
 
 def student(arm: str, preset: str) -> ModelConfig:

@@ -16,13 +16,8 @@ times two temperatures for KL, and for DIST the same grid over its tau (with bet
 a common scale of beta and gamma is nearly a no-op under Adam and grad-clipping, so the
 larger presets sweep gamma / beta at 1 and 2 instead, against as many KL temperatures).
 
-Budget at the cpu preset: 4 arms x 2 lengths, 4-run groups (2 lr x 2 T or tau), 1,000 images x
-(30 + 100) epochs = 130k images = 1,020 steps of 128 per group. The cpu lengths stop at 100
-epochs: measured on 2 loaded cores, a 2-run BiT-student group trains at ~350 img/s (chapter
-08's 100-epoch runs), so a 4-run group is ~175 img/s and 300 epochs would cost ~30 min per arm,
-~2.5 h for the chapter. Measured at (30, 100), two arms at a time beside other jobs: 6-16 min
-per sweep, 105 min of group wall time for the chapter, + the weak teacher (2 epochs of 55,000
-images at student size, ~4 min). The gpu preset keeps 300 and 1000 epochs.
+The cpu lengths stop at 100 epochs (4-run groups are slow on 2 cores); the gpu preset keeps
+300 and 1000 epochs. Measured budgets: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

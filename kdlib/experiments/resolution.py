@@ -13,23 +13,9 @@ each at chapter 01's schedule lengths, with the same lr sweep:
   (28 * 384 / 224; T384 -> S224), ``teachers.high_res_teacher_configs``.
 
 Cost is reported per arm: the student's forward FLOPs (``kdlib.profiling.forward_flops``) and
-the measured training img/s of the selected run (its summary).
-
-Budget at the cpu preset (2 cores; ~1000 img/s for a 2-run mix group at 28 px):
-
-- high-res teacher, trained on demand (not by chapter 00, so ``make book`` does not):
-  2 epochs x 55,000 images = 110k label steps' images at 48 px; the 28 px teacher trained at
-  ~400 img/s (8 epochs in 18 min), at 48 px about 3x slower -> ~9-14 min.
-- low-res student: 1,000 images x (30 + 100 + 300) epochs = 430k images = 3,360 steps of 128;
-  the student at 20 px is half as costly, the 28 px teacher unchanged -> ~1300 img/s ->
-  ~6 min + 3 sweeps x ~70 s (compile + evaluation) = ~9 min.
-- high-res teacher arm: the same 430k images; the teacher forward at 48 px is ~3x the 28 px
-  one (~half of a mix step) -> ~500 img/s -> ~14 min + 3.5 min = ~18 min.
-- same resolution: chapter 01's runs (0 min when chapter 01 has run; else ~10 min).
-
-Total ~35-45 min. The cpu preset's 48 px teacher (``results/teachers/fmnist_bit_t48``) is not
-stored yet: the first cpu run of this chapter trains it; that run must commit it with the
-results, like ``fmnist_bit_t28``.
+the measured training img/s of the selected run (its summary). The 48 px teacher is trained
+on demand by this chapter (:func:`ensure_high_res_teacher`), not by chapter 00. The chapter's
+measured cpu budget is in ``benchmarks/README.md`` (chapter budgets).
 """
 
 from __future__ import annotations

@@ -8,14 +8,8 @@ Adam (chapter 01's ``mix`` runs, reused) and with ``optimizer="shampoo"``
 every step, warmup then quadratic decay, as in appendix D), both with the same lr sweep,
 weight decay and steps. Step cost is timed by :func:`step_times`: each arm's training
 program, back to back in one process (the runs' own ``img_per_s`` were measured at different
-times, under different loads, with compilation included).
-
-Budget at the cpu preset: the Shampoo arm is 1,000 images x (30 + 100 + 300) epochs = 430k
-images = 3,360 steps of 128 per run. Shampoo adds an eigendecomposition per block (at most
-128x128) per step and run: :func:`step_times` measured 1.11x Adam's time per step (335 vs
-373 img/s for a 2-run group, with OPENBLAS_NUM_THREADS=1; several times slower without it).
-The three Shampoo sweeps took 37 min beside another training job. The Adam arm is chapter
-01's (0 min when it has run; else ~10 min).
+times, under different loads, with compilation included). Measured step costs and budgets:
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
