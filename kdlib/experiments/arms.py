@@ -1,0 +1,322 @@
+"""Running a chapter's arms, and the tables of what they gave.
+
+An experiment is ``{arm: {epochs: (base_config, axes)}}`` (:data:`Arms`, built by the chapter
+recipes on :mod:`kdlib.experiments.common`). :func:`run_arms` trains or loads every sweep with
+the same budget per arm, grows a grid whose selected run sits at its edge (:data:`LADDERS`),
+and adds seed replicates of each selected config (:data:`SEEDS`); :func:`results_table`,
+:func:`throughput_table` and :func:`model_costs` turn the results into the chapters' tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kdlib import models, presets, profiling, sweep, teachers, train
+from kdlib.config import RunConfig, teacher_sizes
+
+Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
+
+
+# Seeds per reported point (the selected config's seed replicates included); a verdict reads
+# means over these. smoke trains 2 (the replicate path is tested, in seconds).
+SEEDS = {"smoke": 2, "cpu": 3, "gpu": 3, "paper": 1}
+# Values a grid grows through when a selected run sits at its edge (section 3.1's grid,
+# extended by one step each way).
+LADDERS: dict[str, tuple[float, ...]] = {
+    "lr": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+    "wd": (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
+}
+# KL arms at schedules up to this length also sweep temperature 10 (Table 4 picks T=10 at the
+# paper's short schedules); the small presets' base grid fixes T=1.
+SHORT_EPOCHS = 100.0
+SHORT_TEMPERATURES = [1.0, 10.0]
+
+
+def train_extras_default(preset: str) -> bool:
+    """Whether a notebook trains the evidence extras (grid growth, T=10, seed replicates).
+
+    cpu: no: the book shows what is stored and the background queue (``python -m
+    kdlib.experiments.queue``) trains them. smoke: no: notebooks under nbval stay fast (the
+    extras' logic is unit-tested). gpu and paper: yes, in the notebook.
+    """
+    return presets.check(preset) not in ("smoke", "cpu")
+
+
+def replicate(config: RunConfig, seed: int) -> RunConfig:
+    """``config`` with another seed (init, data order, augmentation); the same images."""
+    changes: dict[str, Any] = {"seed": seed}
+    if config.data.train_size is not None and config.data.subset_seed is None:
+        changes["data.subset_seed"] = config.seed
+    return config.replace(**changes)
+
+
+def extended_axes(config: RunConfig, axes: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``axes`` plus the short-schedule temperatures for a KL arm that fixes T (cpu, smoke)."""
+    out = {k: list(v) for k, v in axes.items()}
+    if (config.loss == "kl" and "temperature" not in out and config.epochs <= SHORT_EPOCHS
+            and config.preset in ("smoke", "cpu")):
+        out["temperature"] = list(SHORT_TEMPERATURES)
+    return out
+
+
+def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> list[str]:
+    """The laddered axes (:data:`LADDERS`) whose selected value is the grid's lowest or
+    highest where the ladder goes further: the grid does not bracket the optimum there."""
+    if point is None:
+        return []
+    out = []
+    for name, values in axes.items():
+        ladder = LADDERS.get(name)
+        if ladder is None or len(values) < 2 or name not in point:
+            continue
+        v = point[name]
+        low = v == min(values) and ladder[0] < v
+        high = v == max(values) and ladder[-1] > v
+        if low or high:
+            out.append(name)
+    return out
+
+
+def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None]
+          ) -> dict[str, list[Any]]:
+    """``axes`` grown by the next ladder value beyond each edge any of ``points`` sits at."""
+    out = {k: list(v) for k, v in axes.items()}
+    for point in points:
+        for name in at_edge(axes, point):
+            ladder, v = LADDERS[name], point[name]
+            i = min(range(len(ladder)), key=lambda j: abs(ladder[j] - v))
+            step = -1 if v == min(axes[name]) else 1
+            new = ladder[i + step]
+            if new not in out[name]:
+                out[name] = sorted(out[name] + [new])
+    return out
+
+
+def _sweep(cfg: RunConfig, axes: Mapping[str, list[Any]], train_it: bool, progress: bool
+           ) -> sweep.SweepResult | None:
+    if train_it:
+        return train.sweep(cfg, dict(axes), progress=progress)
+    return sweep.load_sweep(cfg, dict(axes))
+
+
+def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[Any]]]]],
+             *, progress: bool = True, extras: bool | None = None, seeds: int | None = None,
+             ) -> dict[str, dict[float, sweep.SweepResult]]:
+    """Trains (or loads) every sweep of every arm; ``{arm: {epochs: SweepResult}}``.
+
+    The base grids are always trained when missing. Then the evidence extras: at each length,
+    the short-schedule temperatures (:func:`extended_axes`) and, while some arm's selected run
+    sits at a grid edge (:func:`at_edge`), the next value for every arm at that length alike;
+    then ``seeds`` - 1 seed replicates of each selected config (default :data:`SEEDS`).
+    ``extras`` False (default at cpu: :func:`train_extras_default`) only loads extras that are
+    stored, a length's grown grid only when every arm's is, so budgets stay equal.
+    """
+    arms = {a: dict(by) for a, by in arms.items()}
+    configs = [cfg for by in arms.values() for cfg, _ in by.values()]
+    if not configs:
+        raise ValueError("arms has no sweeps: give {arm: {epochs: (config, axes)}}")
+    preset = configs[0].preset
+    extras = train_extras_default(preset) if extras is None else extras
+    seeds = SEEDS[preset] if seeds is None else seeds
+    results = {arm: {ep: train.sweep(cfg, axes, progress=progress)
+                     for ep, (cfg, axes) in by_epochs.items()}
+               for arm, by_epochs in arms.items()}
+    for ep in sorted({ep for by in arms.values() for ep in by}):
+        names = [a for a in arms if ep in arms[a]]
+        swept = {a: dict(arms[a][ep][1]) for a in names}  # the grids results[a][ep] holds
+        axes = {a: extended_axes(arms[a][ep][0], swept[a]) for a in names}
+        while True:
+            found = {a: results[a][ep] if axes[a] == swept[a]
+                     else _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
+            if any(r is None for r in found.values()):
+                break  # not all stored (load-only): keep the last complete grid
+            for a in names:
+                results[a][ep] = found[a]
+            swept = axes
+            axes = {a: widen(axes[a], [found[b].best_point for b in names]) for a in names}
+            if axes == swept:
+                break
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            result.replicates = _replicates(arms[arm][ep][0], result, seeds, extras, progress)
+    return results
+
+
+def seed_family(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config (``config.json``) without its seed: a run and its seed replicates
+    (:func:`replicate`) share it. The subset seed a replicate pins is filled in for the run
+    it replicates (whose subset follows its own seed)."""
+    out = {k: v for k, v in config.items() if k != "seed"}
+    data = dict(config.get("data", {}))
+    if data.get("train_size") is not None and data.get("subset_seed") is None:
+        data["subset_seed"] = config.get("seed", 0)
+    out["data"] = data
+    return out
+
+
+def store_noise(preset: str, metric: str = "test_acc") -> Any:
+    """The pooled seed noise of ``metric`` over every replicated config stored at ``preset``.
+
+    Runs whose configs differ only in the seed (and the subset seed a replicate pins) are one
+    config's seeds; every such set with 2 or more finished runs contributes
+    (:func:`kdlib.evidence.pooled_noise`). Reads config and summary files only.
+    """
+    import json
+
+    from kdlib import evidence, store
+
+    sets: dict[str, list[float]] = {}
+    for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
+        stored = json.loads(summary.read_text())
+        if stored.get("status") != "done" or metric not in stored:
+            continue
+        config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
+        key = json.dumps(seed_family(config), sort_keys=True)
+        sets.setdefault(key, []).append(float(stored[metric]))
+    return evidence.pooled_noise(sets.values(), metric)
+
+
+def edge_report(tables: Any) -> str:
+    """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line."""
+    import pandas as pd
+
+    from kdlib.experiments.verdicts import frames
+
+    rows = pd.concat(frames(tables))
+    edge = rows[rows["at_edge"].astype(bool)]
+    if edge.empty:
+        return f"Every one of the {len(rows)} selected configs lies inside its grid."
+    return (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
+            f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not bracket the "
+            "optimum yet; the queue grows them for every arm alike.")
+
+
+def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
+                progress: bool) -> list[Any]:
+    """The seed replicates of ``result``'s selected config (trained or, else, those stored)."""
+    from kdlib import store
+
+    point = result.best_point
+    if point is None or seeds <= 1:
+        return []
+    selected = base.replace(**point)
+    configs = [replicate(selected, selected.seed + k) for k in range(1, seeds)]
+    if train_it:
+        return [train.run(c, progress=progress) for c in configs]
+    return [r for c in configs if (r := store.fresh_run(c)) is not None]
+
+
+def describe(arms: Arms) -> list[dict[str, Any]]:
+    """One row per (arm, epochs): what is trained, for the notebook's setup table."""
+    rows = []
+    for arm, by_epochs in arms.items():
+        for ep, (cfg, axes) in by_epochs.items():
+            n = 1
+            for values in axes.values():
+                n *= len(values)
+            rows.append({"arm": arm, "epochs": ep, "train images": cfg.data.train_size,
+                         "policy": cfg.policy, "loss": cfg.loss, "optimizer": cfg.optimizer,
+                         "sweep": ", ".join(f"{k}={v}" for k, v in axes.items()), "runs": n})
+    return rows
+
+
+def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
+    """Long table, one row per (arm, epochs), of the selected config over its seeds.
+
+    ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
+    replicates), ``test_acc_sd`` their standard deviation (NaN below 2 seeds), ``n_seeds``
+    their number and ``test_acc_seeds`` the values; ``test_acc_selected`` and ``val_acc`` are
+    the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
+    selected value is the grid's edge (see :func:`at_edge`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from kdlib import plots
+
+    table = plots.arm_table(results, metric="test_acc")
+    table = table.rename(columns={"test_acc": "test_acc_selected"})
+    rows = []
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            accs = result.seed_values("test_acc")
+            losses = result.seed_values("train_loss")
+            sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan
+            axes: dict[str, list[Any]] = {}
+            for point in result.points:
+                for k, v in point.items():
+                    axes.setdefault(k, [])
+                    if v not in axes[k]:
+                        axes[k].append(v)
+            rows.append({
+                "arm": arm, "epochs": ep,
+                "test_acc": float(np.mean(accs)) if accs else np.nan,
+                "test_acc_sd": sd, "yerr": 0.0 if np.isnan(sd) else sd,
+                "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
+                "train_loss": float(np.mean(losses)) if losses else np.nan,
+                "train_loss_seeds": [round(v, 6) for v in losses],
+                "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
+                "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
+                                             result.best_point)),
+            })
+    return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
+
+
+def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
+    """Measured speed of the selected run per (arm, epochs): img/s, training seconds, group.
+
+    ``img_per_s`` counts batch images per second of the whole vectorized group (its runs
+    share views and the teacher forward pass), so compare arms with equal group sizes.
+    """
+    import pandas as pd
+
+    rows = []
+    for arm, by_epochs in results.items():
+        for ep, result in by_epochs.items():
+            best = result.best
+            summary = best.summary if best is not None else {}
+            rows.append({"arm": arm, "epochs": ep, "img_per_s": summary.get("img_per_s"),
+                         "train_time_s": summary.get("train_time_s"),
+                         "group_size": summary.get("group_size")})
+    return pd.DataFrame(rows, columns=["arm", "epochs", "img_per_s", "train_time_s",
+                                       "group_size"])
+
+
+def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
+                ) -> list[dict[str, Any]]:
+    """Per arm: resolutions, forward MFLOPs of student and teacher(s) per image, parameters,
+    and the student's measured inference speed here (img/s, batches of 256).
+
+    The teachers' FLOPs are counted when they are stored (``teachers.available``).
+    """
+    rows = []
+    for arm, by_epochs in experiment.items():
+        cfg = next(iter(by_epochs.values()))[0]
+        t_sizes = teacher_sizes(cfg)
+        kwargs = train.student_kwargs(cfg, num_classes, in_channels)
+        student = teachers.build(cfg.student.name, kwargs)
+        s_shape = (1, cfg.student_size, cfg.student_size, in_channels)
+        t_flops = None
+        if all(n in teachers.available() for n in cfg.teachers):
+            t_flops = sum(profiling.forward_flops(teachers.load(n)[0],
+                                                (1, size, size, in_channels))
+                          for n, size in zip(cfg.teachers, t_sizes, strict=True)) / 1e6
+        t_px = t_sizes[0] if len(set(t_sizes)) == 1 else " + ".join(map(str, t_sizes))
+        rows.append({"arm": arm, "teacher px": t_px, "student px": cfg.student_size,
+                     "student MFLOPs": profiling.forward_flops(student, s_shape) / 1e6,
+                     "student params": models.count_params(student),
+                     "student img/s": profiling.forward_throughput(
+                         student, (256, *s_shape[1:])),
+                     "teacher MFLOPs": t_flops})
+    return rows
+
+
+def save_table(table: Any, preset: str, section: str, name: str) -> Any:
+    """Writes ``table`` as results/<preset>/<section>/table_<name>.csv (atomically)."""
+    from kdlib import store
+
+    path = store.results_root() / presets.check(preset) / section / f"table_{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes_atomic(path, table.to_csv(index=False).encode())
+    return path
