@@ -108,12 +108,8 @@ def train_group(
     eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
     teacher_states = put(teacher.states) if teacher else []
     # The teacher's logits of the evaluation splits do not change during training either.
-    teacher_eval = {}
-    if teacher:
-        for split, ds in (("val", rd.val), ("test", rd.test)):
-            per = [predict(gd, (s,), ds.images, size) for gd, s, size
-                   in zip(teacher.graphdefs, teacher.states, teacher.sizes, strict=True)]
-            teacher_eval[split] = teacher.eval_logits(per)
+    teacher_eval = ({split: teacher.predict(ds.images) for split, ds in
+                     (("val", rd.val), ("test", rd.test))} if teacher else {})
     if streamed:  # the chunk's batches are read and put on device before each call
         fixed = teacher is not None and teacher_mode(config.policy) == "fixed"
         host_targets = targets if fixed else None

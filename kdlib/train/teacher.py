@@ -13,7 +13,7 @@ from flax import nnx
 from kdlib import data, losses, teachers, views
 from kdlib.config import RunConfig
 from kdlib.train.batches import crop_kwargs
-from kdlib.train.evaluate import EVAL_BATCH
+from kdlib.train.evaluate import EVAL_BATCH, predict
 
 
 class Teacher:
@@ -70,6 +70,12 @@ class Teacher:
         if self.ensemble == "sum_losses":
             return jnp.stack(self.apply_each(states, images))
         return self.apply(states, images)[None]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The ensemble's evaluation logits on uint8 images, each teacher at its own size
+        (:meth:`eval_logits` of :func:`kdlib.train.evaluate.predict`)."""
+        return self.eval_logits([predict(gd, (s,), images, size) for gd, s, size
+                                 in zip(self.graphdefs, self.states, self.sizes, strict=True)])
 
     def eval_logits(self, per_teacher: list[np.ndarray]) -> np.ndarray:
         """The ensemble's logits for evaluation metrics from each teacher's: the mean of the
