@@ -8,13 +8,13 @@ matching over increasing schedules, and the label-only baselines of the paper's 
 from __future__ import annotations
 
 from kdlib import presets
-from kdlib.experiments import common, paper_recipes
+from kdlib.experiments import common, paper_recipes, regimes
 
 SECTION = common.IMAGENET_SECTION
 
 EPOCHS = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0), "gpu": (3.0, 10.0, 30.0, 100.0),
           "paper": paper_recipes.TABLE_3_EPOCHS}
-SMOKE_TRAIN_SIZE = 256
+SMOKE_TRAIN_SIZE = regimes.SMOKE_TRAIN_SIZE  # one smoke size for every chapter
 
 # arm -> (policy, loss, optimizer): the rows of the paper's Table 3 and Figure 7.
 ARMS = {

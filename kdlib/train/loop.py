@@ -24,12 +24,7 @@ from kdlib.train.batches import load_data, stream_chunk, total_steps, train_aspe
 from kdlib.train.evaluate import eval_metrics, predict
 from kdlib.train.optimizer import group_key
 from kdlib.train.state import check_group, group_program, make_mesh
-from kdlib.train.step import stack_runs, take_run
-
-# Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
-# faster but it compiles ~1.7x longer (measured, smoke mix chunk: 23.6 vs 14.3 s), which
-# only pays off over many steps. Every stored cpu run is longer (>= 235 steps): unrolled.
-UNROLL_MIN_STEPS = 100
+from kdlib.train.step import UNROLL_MIN_STEPS, stack_runs, take_run, unroll_for  # noqa: F401
 
 
 def enable_compile_cache() -> None:
@@ -99,9 +94,8 @@ def train_group(
 
     replicated = NamedSharding(mesh, P())
     put = lambda x: jax.device_put(x, replicated)
-    unroll = None if steps >= UNROLL_MIN_STEPS else False  # None: the backend's default
     prog = group_program(configs, rd.train, num_classes, in_channels, steps, mesh,
-                          streamed=streamed, unroll=unroll)
+                          streamed=streamed, unroll=unroll_for(steps))
     teacher, student, targets = prog.teacher, prog.student, prog.targets
     carry, hp, sched, chunk = prog.carry, prog.hp, prog.sched, prog.chunk
     student.eval()

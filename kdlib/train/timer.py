@@ -14,8 +14,9 @@ from jax.sharding import PartitionSpec as P
 
 from kdlib import data
 from kdlib.config import RunConfig
-from kdlib.train.batches import load_data, train_aspects
+from kdlib.train.batches import load_data, total_steps, train_aspects
 from kdlib.train.state import check_group, group_program, make_mesh
+from kdlib.train.step import unroll_for
 
 
 def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
@@ -29,7 +30,8 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
     settings (e.g. Adam vs Shampoo) can so be timed alternately in one process, under the
     same load, without the compile and evaluation time a run's ``img_per_s`` includes.
     ``num_train`` caps the training images loaded (a step does not depend on their number).
-    Nothing is written to disk.
+    The program is the one the runs train with: rolled or unrolled by the runs' real length
+    (so a smoke timer reuses the smoke runs' compiled program). Nothing is written to disk.
     """
     check_group(configs, [None] * len(configs))
     config = configs[0]
@@ -41,7 +43,9 @@ def chunk_timer(configs: list[RunConfig], *, num_train: int | None = None
     num_classes = (rd.val if config.data.eval_name else rd.train).num_classes
     k = config.steps_per_call
     steps = 1_000_000  # the schedule's length; a timer may be called any number of times
-    prog = group_program(configs, train_ds, num_classes, rd.val.images.shape[-1], steps, mesh)
+    unroll = unroll_for(total_steps(config, len(rd.train)))
+    prog = group_program(configs, train_ds, num_classes, rd.val.images.shape[-1], steps, mesh,
+                         unroll=unroll)
     state = {"carry": prog.carry, "step": 0}
     teacher_states = prog.teacher.states if prog.teacher else []
     consts = jax.device_put((train_ds.images, train_ds.labels, jnp.asarray(prog.targets),
