@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdlib import store
-from kdlib.experiments import common, consistency, dist_loss, patience
+from kdlib.experiments import common, consistency, cross_family, dist_loss, imagenet, patience
 
 PRESET = "cpu"
 
@@ -76,12 +76,20 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _patience("1k", (1000.0,))),
     ("09 weak teacher, KL vs DIST at 300 epochs", _dist("weak teacher", (300.0,))),
     ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
-    ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent)",
+    ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
+     lambda: _upfront(_only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
+                            imagenet.PLANNED[PRESET]))),
+    ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent; 05's Adam)",
      _consistency("1k", (1000.0,))),
     ("02 1k images at 3000 epochs (function matching)",
      _patience("1k", (3000.0,), ("function matching",))),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",))),
+    ("07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble)",
+     lambda: _upfront(_only(cross_family.arms(PRESET, planned=True),
+                            tuple(a for a in cross_family.ARMS
+                                  if a not in ("BiT student", cross_family.BN_SLOW_STATS)),
+                            cross_family.PLANNED[PRESET]))),
     ("09 at 30 and 100 epochs (extras)", lambda: dist_loss.arms(PRESET)),
     ("01 1k images at 30-300 epochs (extras)",
      lambda: consistency.arms(PRESET, "1k")),
