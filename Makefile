@@ -59,11 +59,13 @@ NBVAL := KDLIB_PRESET=smoke XLA_FLAGS="$$XLA_FLAGS $(SMOKE_XLA_FLAGS)" $(PY) -m 
 	--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
+# Each phase prints its seconds and its slowest tests (issue 15: keep the phases measured).
+PHASE = start=$$(date +%s); $(1) && echo "[make test] $(2): $$(( $$(date +%s) - start )) s"
 test: setup browser-deps
-	$(PY) -m pytest -q tests --ignore=tests/test_browser.py
-	$(NBVAL) $(NOTEBOOKS)
-	$(MAKE) html
-	$(PY) -m pytest -q -rs tests/test_browser.py
+	@$(call PHASE,$(PY) -m pytest -q -n 2 --durations=15 -p no:cacheprovider tests --ignore=tests/test_browser.py,kdlib tests)
+	@$(call PHASE,$(NBVAL) --durations=15 $(NOTEBOOKS),notebooks at smoke)
+	@$(call PHASE,$(MAKE) html,html)
+	@$(call PHASE,$(PY) -m pytest -q -rs tests/test_browser.py,browser check)
 
 # The edit-test loop: every module's unit tests without those marked slow (each over ~4 s on
 # 2 cores: the engine's kill/resume, 8-device and group tests, mock paper runs), two at a time.
