@@ -1,0 +1,35 @@
+"""Fixtures and helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_on_devices(source: str, devices: int = 8, *, env: dict | None = None,
+                   args: tuple[str, ...] = (), timeout: float = 900) -> str:
+    """Runs Python ``source`` in a fresh process with ``devices`` simulated CPU devices and
+    returns its stdout; fails the test with the end of its stderr when it exits non-zero.
+
+    A process of its own because JAX fixes the device count when it starts.
+    """
+    full_env = dict(os.environ, JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1",
+                    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                    **(env or {}))
+    done = subprocess.run([sys.executable, "-c", source, *args], env=full_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture()
+def results_root(tmp_path, monkeypatch):
+    """An empty results root for the test ($KDLIB_RESULTS)."""
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    return tmp_path
