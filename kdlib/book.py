@@ -5,8 +5,14 @@
 stored results are reused, so only missing runs train. Executed
 copies of the embedded default (cpu) go to ``book/`` (what the book renders), every other
 preset's to ``_build/notebooks/<preset>/``, so a rerun at another scale never overwrites the
-book. It ends with a table of notebook, status and seconds, records those timings in
-``results/<preset>/notebook_times.json`` and exits non-zero when any notebook failed.
+book. Each executed copy is normalized (:func:`normalize`: papermill's start and end times and
+durations, the kernel's execution timestamps and the absolute paths are stripped; the
+parameters cells are tagged ``remove-cell``) and written only when that normalized content
+changed, so rebuilding with every run stored leaves ``git status`` clean. It ends with a table
+of notebook, status and seconds and exits non-zero when any notebook failed; with
+``--record-times`` it also records those timings in ``results/<preset>/notebook_times.json``
+(what the provenance chapter shows as each notebook's last batch run; a plain rebuild leaves
+that file alone).
 
 ``python -m kdlib.book colab [--check]`` (re)writes the "Open in Colab" badge and set-up cells
 at the top of every notebook from ``_config.yml``'s repository; ``--check`` only reports
@@ -16,16 +22,25 @@ notebooks that are out of date (exit status 1).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdlib import colab, presets
-from kdlib.store import RunRecord, list_runs, read_json, results_root, write_json_atomic
+from kdlib.store import (
+    RunRecord,
+    list_runs,
+    read_json,
+    results_root,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -104,8 +119,77 @@ def batch_parameters(path: Path) -> dict:
     return {"progress": False} if re.search(r"^progress\s*=", source, re.MULTILINE) else {}
 
 
+# What differs between two executions of the same notebook on the same results: papermill's
+# clock readings (notebook and cell metadata) and the kernel's execution timestamps.
+VOLATILE_PAPERMILL_KEYS = ("start_time", "end_time", "duration")
+VOLATILE_CELL_KEYS = ("execution",)
+# Papermill's cell of overrides and the notebook's own parameters cell: not shown in the book
+# (the chapter's first output says the preset).
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+REMOVE_TAG = "remove-cell"
+
+
+def _relative(path: str | None, where: Path | None) -> str | None:
+    """`where` relative to the repository (``notebooks/x.ipynb``), else its name; None stays."""
+    if path is None:
+        return None
+    target = Path(where) if where is not None else Path(path)
+    try:
+        return target.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return target.name
+
+
+def normalize(nb: dict, source: str | os.PathLike | None = None,
+              target: str | os.PathLike | None = None) -> dict:
+    """A copy of executed notebook `nb` without what changes from one execution to the next.
+
+    Strips papermill's start/end times and durations (notebook and cells) and the cells'
+    ``execution`` timestamps; papermill's input and output paths become repository-relative
+    (``source``/``target`` name them when the notebook was executed elsewhere); the parameters
+    and injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes
+    nothing more.
+    """
+    out = copy.deepcopy(nb)
+    meta = out.setdefault("metadata", {})
+    pm = meta.get("papermill")
+    if isinstance(pm, dict):
+        for key in VOLATILE_PAPERMILL_KEYS:
+            pm.pop(key, None)
+        pm["input_path"] = _relative(pm.get("input_path"),
+                                     Path(source) if source is not None else None)
+        pm["output_path"] = _relative(pm.get("output_path"),
+                                      Path(target) if target is not None else None)
+    for cell in out.get("cells", []):
+        cell_meta = cell.setdefault("metadata", {})
+        for key in VOLATILE_CELL_KEYS:
+            cell_meta.pop(key, None)
+        if isinstance(cell_meta.get("papermill"), dict):
+            for key in VOLATILE_PAPERMILL_KEYS:
+                cell_meta["papermill"].pop(key, None)
+        tags = list(cell_meta.get("tags", []))
+        if any(t in tags for t in PARAMETER_TAGS) and REMOVE_TAG not in tags:
+            cell_meta["tags"] = [*tags, REMOVE_TAG]
+    return out
+
+
+def write_notebook(path: str | os.PathLike, nb: dict) -> bool:
+    """Write notebook `nb` to `path` as nbformat does, unless `path` already holds exactly
+    that (atomic; nothing touched then). Returns whether the file changed."""
+    path = Path(path)
+    payload = colab.dumps(nb).encode("utf-8")
+    before = path.read_bytes() if path.is_file() else None
+    write_bytes_atomic(path, payload)
+    return before != payload
+
+
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:
-    """Runs one notebook with papermill at ``preset``; returns the executed copy's path."""
+    """Runs one notebook with papermill at ``preset``; returns the executed copy's path.
+
+    Papermill writes into a temporary folder; the copy in `out_dir` is replaced by the
+    normalized result (:func:`normalize`) only when that differs from what it holds. A
+    notebook that failed is written too (its error shown in the copy), then the error raised.
+    """
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,10 +197,16 @@ def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = No
     # The kernel inherits this: OpenBLAS's own threads (jaxlib's eigh, in Shampoo) otherwise
     # fight XLA's for the cores, and a CPU step gets several times slower (make sets it too).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    papermill.execute_notebook(
-        str(path), str(out), parameters={"preset": preset, **(parameters or {})},
-        cwd=str(path.parent), progress_bar=False, kernel_name="python3",
-    )
+    with tempfile.TemporaryDirectory(prefix="kdbook-run-") as tmp:
+        scratch = Path(tmp) / path.name
+        try:
+            papermill.execute_notebook(
+                str(path), str(scratch), parameters={"preset": preset, **(parameters or {})},
+                cwd=str(path.parent), progress_bar=False, kernel_name="python3",
+            )
+        finally:
+            if scratch.is_file():
+                write_notebook(out, normalize(read_json(scratch), path, out))
     return out
 
 
@@ -291,7 +381,7 @@ def _run_command(args: argparse.Namespace) -> int:
         paths = [p for p in paths if p.stem in in_book]
     outcomes = run(paths, args.preset, out_dir)
     print(summary_table(outcomes), flush=True)
-    if outcomes:
+    if outcomes and args.record_times:
         print(f"timings recorded in {record_times(outcomes, args.preset)}")
     failures = [o for o in outcomes if o.status != "ok"]
     if failures:
@@ -331,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--toc", action="store_true",
                        help="only the notebooks that _toc.yml puts in the book")
     run_p.add_argument("--toc-file", default=None, help="the table of contents (_toc.yml)")
+    run_p.add_argument("--record-times", action="store_true",
+                       help=f"record each notebook's seconds in results/<preset>/{TIMES_FILE} "
+                       "(a plain run leaves it alone, so a rebuild changes no file)")
     colab_p = sub.add_parser("colab", help="write the Colab badge and set-up cells")
     colab_p.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 when a notebook is out of date")
