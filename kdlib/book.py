@@ -126,6 +126,7 @@ VOLATILE_CELL_KEYS = ("execution",)
 # Papermill's cell of overrides and the notebook's own parameters cell: not shown in the book
 # (the chapter's first output says the preset).
 PARAMETER_TAGS = ("parameters", "injected-parameters")
+INJECTED_TAG = "injected-parameters"  # papermill gives this cell a random id on every run
 REMOVE_TAG = "remove-cell"
 
 
@@ -146,9 +147,10 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
 
     Strips papermill's start/end times and durations (notebook and cells) and the cells'
     ``execution`` timestamps; papermill's input and output paths become repository-relative
-    (``source``/``target`` name them when the notebook was executed elsewhere); the parameters
-    and injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes
-    nothing more.
+    (``source``/``target`` name them when the notebook was executed elsewhere); papermill's
+    injected-parameters cell gets a fixed id instead of its random one; the parameters and
+    injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes nothing
+    more.
     """
     out = copy.deepcopy(nb)
     meta = out.setdefault("metadata", {})
@@ -168,6 +170,8 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
             for key in VOLATILE_PAPERMILL_KEYS:
                 cell_meta["papermill"].pop(key, None)
         tags = list(cell_meta.get("tags", []))
+        if INJECTED_TAG in tags and "id" in cell:
+            cell["id"] = INJECTED_TAG
         if any(t in tags for t in PARAMETER_TAGS) and REMOVE_TAG not in tags:
             cell_meta["tags"] = [*tags, REMOVE_TAG]
     return out

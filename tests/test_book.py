@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -273,7 +274,13 @@ def test_run_prints_summary_records_times_and_fails_on_any_failure(
         return out_dir / path.name
 
     monkeypatch.setattr(book, "execute", fake_execute)
-    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir)]) == 1
+    # a plain run records no timings (a rebuild changes no file) ...
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00"]) == 0
+    assert not (tmp_path / "results" / "gpu" / book.TIMES_FILE).exists()
+    assert "timings recorded" not in capsys.readouterr().out
+    executed.clear()
+    # ... --record-times does
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--record-times"]) == 1
     assert [e[0] for e in executed] == ["00_teachers.ipynb", "07_small.ipynb"]
     assert {e[2] for e in executed} == {tmp_path / "_build" / "notebooks" / "gpu"}
     out = capsys.readouterr().out
@@ -288,7 +295,8 @@ def test_run_prints_summary_records_times_and_fails_on_any_failure(
     assert times["00_teachers"]["status"] == "ok" and times["07_small"]["status"] == "failed"
     assert times["00_teachers"]["backend"] == "cpu"
     # a later batch of one notebook keeps the other's entry
-    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00"]) == 0
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00",
+                      "--record-times"]) == 0
     assert set(store.read_json(tmp_path / "results" / "gpu" / book.TIMES_FILE)) == {
         "00_teachers", "07_small"}
 
@@ -341,6 +349,19 @@ def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsy
     assert any(t.startswith("accelerator: cpu") for t in texts)  # the set-up cell ran
     assert "ran at smoke\n" in texts
     assert "01_tiny.ipynb  ok" in capsys.readouterr().out
+    # the copy is normalized: no clock readings, repository-relative paths, parameters hidden
+    assert "start_time" not in executed["metadata"]["papermill"]
+    assert executed["metadata"]["papermill"]["input_path"] == "notebooks/01_tiny.ipynb"
+    assert all("execution" not in c["metadata"] for c in executed["cells"])
+    removed = [c["metadata"]["tags"] for c in executed["cells"]
+               if {"parameters", "injected-parameters"} & set(c["metadata"].get("tags", []))]
+    assert len(removed) == 2 and all("remove-cell" in t for t in removed)
+    # a second run with nothing changed leaves the file alone (same bytes, same mtime)
+    copy = tmp_path / "_build/notebooks/smoke/01_tiny.ipynb"
+    before, mtime = copy.read_bytes(), copy.stat().st_mtime_ns
+    assert book.main(["run", "--preset", "smoke", "--dir", str(folder)]) == 0
+    assert copy.read_bytes() == before and copy.stat().st_mtime_ns == mtime
+    assert not (tmp_path / "results" / "smoke" / book.TIMES_FILE).exists()
 
 
 # --------------------------------------------------------------------------- provenance tables
@@ -456,3 +477,97 @@ def test_every_notebook_cell_has_a_unique_id():
     for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
         ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
         assert None not in ids and len(set(ids)) == len(ids), path.name
+
+
+# --------------------------------------------------------------------------- stable rebuilds
+
+
+def _executed() -> dict:
+    """A notebook as papermill leaves it: clock readings in the notebook and cell metadata."""
+    clock = {"start_time": "2026-12-03T07:17:53+00:00", "end_time": "2026-12-03T07:17:55+00:00",
+             "duration": 1.37}
+    cells = [markdown("# T", "m"), code("preset = None", ["parameters"], "p"),
+             code('preset = "cpu"', ["injected-parameters"], "i"), code("1 + 1", None, "c")]
+    for cell in cells:
+        cell["metadata"]["papermill"] = {**clock, "status": "completed", "exception": False}
+        if cell["cell_type"] == "code":
+            cell["metadata"]["execution"] = {"iopub.status.busy": "2026-12-03T07:17:53.6Z"}
+    nb = notebook(*cells)
+    nb["metadata"]["papermill"] = {
+        **clock, "input_path": str(REPO / "notebooks" / "05_x.ipynb"),
+        "output_path": "/tmp/kdbook-run-abc/05_x.ipynb", "parameters": {"preset": "cpu"},
+        "exception": None, "version": "2.7.0"}
+    return nb
+
+
+def test_normalize_strips_clock_readings_and_is_idempotent():
+    nb = _executed()
+    out = book.normalize(nb, target=REPO / "book" / "05_x.ipynb")
+    assert nb["metadata"]["papermill"]["duration"] == 1.37  # the input is not changed
+    pm = out["metadata"]["papermill"]
+    assert not set(book.VOLATILE_PAPERMILL_KEYS) & set(pm)
+    assert pm["input_path"] == "notebooks/05_x.ipynb" and pm["output_path"] == "book/05_x.ipynb"
+    assert pm["parameters"] == {"preset": "cpu"}  # what is not volatile stays
+    for cell in out["cells"]:
+        assert "execution" not in cell["metadata"]
+        assert not set(book.VOLATILE_PAPERMILL_KEYS) & set(cell["metadata"]["papermill"])
+        assert cell["metadata"]["papermill"]["status"] == "completed"
+    tags = {c["id"]: c["metadata"].get("tags", []) for c in out["cells"]}
+    assert tags["p"] == ["parameters", "remove-cell"]
+    assert tags["injected-parameters"] == ["injected-parameters", "remove-cell"]
+    assert tags["c"] == []  # papermill's random id of its cell is replaced by a fixed one
+    assert book.normalize(out, target=REPO / "book" / "05_x.ipynb") == out  # idempotent
+    # two executions that differ only in their clocks normalize to the same bytes
+    later = _executed()
+    later["metadata"]["papermill"]["duration"] = 99.0
+    later["cells"][3]["metadata"]["execution"]["iopub.status.busy"] = "2027-01-01T00:00:00Z"
+    later["cells"][2]["id"] = "5f0e2a9c"
+    assert colab.dumps(book.normalize(later, target=REPO / "book" / "05_x.ipynb")) == (
+        colab.dumps(out))
+
+
+def test_write_notebook_leaves_an_unchanged_file_alone(tmp_path):
+    path = tmp_path / "x.ipynb"
+    nb = book.normalize(_executed())
+    assert book.write_notebook(path, nb) is True
+    mtime = path.stat().st_mtime_ns
+    assert book.write_notebook(path, copy.deepcopy(nb)) is False
+    assert path.stat().st_mtime_ns == mtime
+    nb["cells"][3]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "2\n"}]
+    assert book.write_notebook(path, nb) is True
+
+
+def test_committed_book_notebooks_are_normalized():
+    """The executed copies in book/ carry no clock readings (a rebuild would rewrite them)."""
+    for path in sorted((REPO / "book").glob(book.NOTEBOOK_GLOB)):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert book.normalize(nb) == nb, f"{path.name} is not normalized: rebuild it"
+
+
+def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
+    """Chapter 05's step-time ratio is read back from the store, timed only when asked or
+    when none is stored for the programs it times."""
+    from kdlib.experiments import shampoo
+
+    timed = []
+
+    def fake_step_times(experiments, calls=8, repeats=2):
+        import pandas as pd
+
+        timed.append(calls)
+        return pd.DataFrame([{"arm": a, "round": r, "step_s": 0.1, "img_per_s": v,
+                              "compile_s": 1.0} for r in range(repeats)
+                             for a, v in (("Adam", 400.0), ("Shampoo", 320.0 + len(timed)))])
+
+    monkeypatch.setattr(shampoo, "step_times", fake_step_times)
+    experiments = shampoo.arms("smoke")
+    first = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
+    again = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
+    assert timed == [2] and first.fresh and not again.fresh
+    times = again.frame(shampoo.STEP_TIME_COLUMNS)
+    assert shampoo.speed(times) == {"Adam": 400.0, "Shampoo": 321.0}
+    assert shampoo.step_time_text(times).startswith("step time Shampoo / Adam: 1.25x")
+    assert set(again.key["programs"]) == {"Adam", "Shampoo"}
+    shampoo.stored_step_times(experiments, "smoke", calls=2, remeasure=True, root=tmp_path)
+    shampoo.stored_step_times(experiments, "smoke", calls=3, root=tmp_path)
+    assert timed == [2, 2, 3]
