@@ -397,6 +397,8 @@ def _run_command(args: argparse.Namespace) -> int:
 def _colab_command(args: argparse.Namespace) -> int:
     """`colab`: sync (or with --check, only list) the notebooks' badge and set-up cells."""
     url, branch = colab.repository(args.config)
+    if url is None:
+        print(f"note: {colab.UNSET}; the badge cells say so until it is set")
     paths = notebooks(args.only, args.dir)
     stale = colab.sync(paths, url, branch, check=args.check)
     for path in paths:
