@@ -481,8 +481,11 @@ def test_paper_tables_are_in_the_book():
     heads = {p.name: p.read_text().splitlines()[0] for p in sorted(folder.glob("*.csv"))}
     assert heads == {
         "table1_resolution.csv": "experiment,300,1200,4800,9600",
+        "table2_literature.csv": "model,arch,resolution,imagenet_top1",
         "table3_imagenet_runs.csv": "experiment,teacher,student,30,90,300,600,1200,4800,9600",
         "table4_small_datasets.csv": "dataset,model,epochs,test_accuracy,temperature,lr,wd,note",
+        "table5_splits.csv": "dataset,tfds_name,num_classes,train_split,validation_split,"
+                             "test_split",
     }
 
 
