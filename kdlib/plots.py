@@ -502,3 +502,46 @@ def paper_vs_ours(
             f"cannot join on {list(on)}: {err}; key dtypes ours "
             f"{dict(ours[on].dtypes.astype(str))}, paper {dict(paper[on].dtypes.astype(str))}"
         ) from err
+
+
+# --------------------------------------------------------------------------- curves per length
+
+
+def curves_by_length(
+    by_arm: Mapping[str, Mapping[float, Any]],
+    metrics: Sequence[str] = ("val_acc", "train_loss"),
+    teacher: float | None = None,
+    colors: Mapping[str, str] | None = None,
+    panel_size: tuple[float, float] = (5.0, 3.6),
+) -> Any:
+    """The paper's Figures 9-12 shape: one column per schedule length, one row per metric,
+    every arm's sweep (thin) and its validation-selected run (bold) in each panel.
+
+    ``by_arm`` is ``{arm: {epochs: sweep}}`` (what ``common.run_arms`` returns); the teacher's
+    accuracy is drawn on accuracy rows; loss rows use a log axis. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({ep for sweeps in by_arm.values() for ep in sweeps})
+    if not lengths:
+        raise ValueError("curves_by_length needs at least one arm with one schedule length")
+    fig, axes = plt.subplots(len(metrics), len(lengths), squeeze=False,
+                             figsize=(panel_size[0] * len(lengths), panel_size[1] * len(metrics)))
+    for col, ep in enumerate(lengths):
+        for row, metric in enumerate(metrics):
+            ax = axes[row][col]
+            for arm, sweeps in by_arm.items():
+                if ep in sweeps:
+                    color = (colors or {}).get(arm)
+                    plot_curves(ax, sweeps[ep], metric, label=arm, color=color)
+            if metric.endswith("acc") and teacher is not None:
+                teacher_line(ax, teacher)
+            if "loss" in metric:
+                ax.set_yscale("log")
+            ax.set_title(f"{ep:g} epochs" if row == 0 else "")
+            if col:
+                ax.set_ylabel("")
+            if ax.get_legend() is not None and (row, col) != (0, len(lengths) - 1):
+                ax.get_legend().remove()
+    fig.tight_layout()
+    return fig

@@ -345,3 +345,22 @@ def test_set_style_sets_theme():
         plots.set_style()
         assert matplotlib.rcParams["axes.labelsize"] == 12
         assert matplotlib.rcParams["axes.grid"]
+
+
+def test_curves_by_length_one_column_per_length_and_a_row_per_metric(runs):
+    by_arm = {"same/ic": {30.0: sweep_of(runs), 300.0: sweep_of(runs)},
+              "fix/rs": {300.0: sweep_of(runs[:2])}}
+    fig = plots.curves_by_length(by_arm, teacher=0.9)
+    try:
+        axes = fig.axes
+        assert len(axes) == 4  # 2 metrics x 2 lengths
+        assert [a.get_title() for a in axes[:2]] == ["30 epochs", "300 epochs"]
+        assert axes[2].get_yscale() == "log" and axes[0].get_yscale() == "linear"
+        # at 30 epochs one arm (one bold line), at 300 both; the teacher on accuracy rows
+        assert len(thin_and_bold(axes[0])[1]) == 1 and len(thin_and_bold(axes[1])[1]) == 2
+        assert any(ln.get_label() == "teacher" for ln in axes[1].get_lines())
+        assert [a.get_legend() is not None for a in axes] == [False, True, False, False]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.curves_by_length({})
