@@ -14,6 +14,9 @@ of notebook, status and seconds and exits non-zero when any notebook failed; wit
 (what the provenance chapter shows as each notebook's last batch run; a plain rebuild leaves
 that file alone).
 
+``python -m kdlib.book normalize [--only 05]`` normalizes the executed copies in ``book/`` in
+place (what ``run`` does to each copy it writes), executing nothing.
+
 ``python -m kdlib.book colab [--check]`` (re)writes the "Open in Colab" badge and set-up cells
 at the top of every notebook from ``_config.yml``'s repository; ``--check`` only reports
 notebooks that are out of date (exit status 1).
@@ -128,6 +131,9 @@ VOLATILE_CELL_KEYS = ("execution",)
 PARAMETER_TAGS = ("parameters", "injected-parameters")
 INJECTED_TAG = "injected-parameters"  # papermill gives this cell a random id on every run
 REMOVE_TAG = "remove-cell"
+# Python's default repr names an object's memory address (`<pandas...Styler at 0x7f4...>`):
+# the text/plain twin of a rich output, never shown beside its HTML, but new on every run.
+_ADDRESS = re.compile(r"(<[^<>\n]*?) at 0x[0-9a-fA-F]+>")
 
 
 def _relative(path: str | None, where: Path | None) -> str | None:
@@ -148,7 +154,8 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
     Strips papermill's start/end times and durations (notebook and cells) and the cells'
     ``execution`` timestamps; papermill's input and output paths become repository-relative
     (``source``/``target`` name them when the notebook was executed elsewhere); papermill's
-    injected-parameters cell gets a fixed id instead of its random one; the parameters and
+    injected-parameters cell gets a fixed id instead of its random one; memory addresses in
+    default object reprs (``<... at 0x7f...>``) are dropped; the parameters and
     injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes nothing
     more.
     """
@@ -169,6 +176,12 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
         if isinstance(cell_meta.get("papermill"), dict):
             for key in VOLATILE_PAPERMILL_KEYS:
                 cell_meta["papermill"].pop(key, None)
+        for output in cell.get("outputs", []):
+            plain = output.get("data", {}).get("text/plain")
+            if isinstance(plain, list):
+                output["data"]["text/plain"] = [_ADDRESS.sub(r"\1>", x) for x in plain]
+            elif isinstance(plain, str):
+                output["data"]["text/plain"] = _ADDRESS.sub(r"\1>", plain)
         tags = list(cell_meta.get("tags", []))
         if INJECTED_TAG in tags and "id" in cell:
             cell["id"] = INJECTED_TAG
@@ -394,6 +407,19 @@ def _run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _normalize_command(args: argparse.Namespace) -> int:
+    """`normalize`: normalize executed copies in place (what `run` writes), no execution."""
+    folder = Path(args.dir) if args.dir else REPO / "book"
+    paths = sorted(folder.glob(NOTEBOOK_GLOB))
+    if args.only:
+        paths = [p for p in paths if any(p.stem.startswith(o) for o in args.only)]
+    changed = [p for p in paths if write_notebook(p, normalize(read_json(p), target=p))]
+    for path in changed:
+        print(f"normalized: {path}")
+    print(f"{len(paths) - len(changed)} of {len(paths)} executed notebook(s) were already normalized")
+    return 0
+
+
 def _colab_command(args: argparse.Namespace) -> int:
     """`colab`: sync (or with --check, only list) the notebooks' badge and set-up cells."""
     url, branch = colab.repository(args.config)
@@ -435,14 +461,19 @@ def main(argv: list[str] | None = None) -> int:
                          help="write nothing; exit 1 when a notebook is out of date")
     colab_p.add_argument("--config", default=str(REPO / "_config.yml"),
                          help="the Jupyter Book config holding repository.url and .branch")
-    for p in (run_p, colab_p):
+    norm_p = sub.add_parser("normalize", help="strip volatile metadata from executed copies "
+                            "in place (book/), as `run` does; executes nothing")
+    for p in (run_p, colab_p, norm_p):
         p.add_argument("--only", nargs="+", metavar="PREFIX",
                        help="notebook name prefixes, e.g. 00 01_consistency (at least one)")
-        p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/)")
+        p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/; "
+                       "for normalize: of executed copies, book/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run_command(args)
+        if args.command == "normalize":
+            return _normalize_command(args)
         return _colab_command(args)
     except (ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
         parser.error(str(err))

@@ -538,6 +538,9 @@ def _executed() -> dict:
              "duration": 1.37}
     cells = [markdown("# T", "m"), code("preset = None", ["parameters"], "p"),
              code('preset = "cpu"', ["injected-parameters"], "i"), code("1 + 1", None, "c")]
+    cells[3]["outputs"] = [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                            "data": {"text/html": "<table></table>", "text/plain": [
+                                "<pandas.io.formats.style.Styler at 0x7f472d7b3210>"]}}]
     for cell in cells:
         cell["metadata"]["papermill"] = {**clock, "status": "completed", "exception": False}
         if cell["cell_type"] == "code":
@@ -566,14 +569,31 @@ def test_normalize_strips_clock_readings_and_is_idempotent():
     assert tags["p"] == ["parameters", "remove-cell"]
     assert tags["injected-parameters"] == ["injected-parameters", "remove-cell"]
     assert tags["c"] == []  # papermill's random id of its cell is replaced by a fixed one
+    assert out["cells"][3]["outputs"][0]["data"]["text/plain"] == [
+        "<pandas.io.formats.style.Styler>"]  # no memory address
     assert book.normalize(out, target=REPO / "book" / "05_x.ipynb") == out  # idempotent
     # two executions that differ only in their clocks normalize to the same bytes
     later = _executed()
     later["metadata"]["papermill"]["duration"] = 99.0
     later["cells"][3]["metadata"]["execution"]["iopub.status.busy"] = "2027-01-01T00:00:00Z"
     later["cells"][2]["id"] = "5f0e2a9c"
+    later["cells"][3]["outputs"][0]["data"]["text/plain"] = [
+        "<pandas.io.formats.style.Styler at 0x7fe4d0ca7410>"]
     assert colab.dumps(book.normalize(later, target=REPO / "book" / "05_x.ipynb")) == (
         colab.dumps(out))
+
+
+def test_normalize_command_rewrites_only_what_is_not_normalized(tmp_path, capsys):
+    write(tmp_path / "01_a.ipynb", _executed())
+    (tmp_path / "02_b.ipynb").write_text(colab.dumps(book.normalize(
+        _executed(), target=tmp_path / "02_b.ipynb")))
+    assert book.main(["normalize", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "normalized: " in out and "01_a.ipynb" in out and "02_b" not in out
+    assert book.normalize(json.loads((tmp_path / "01_a.ipynb").read_text())) == json.loads(
+        (tmp_path / "01_a.ipynb").read_text())
+    assert book.main(["normalize", "--dir", str(tmp_path)]) == 0
+    assert "2 of 2 executed notebook(s) were already normalized" in capsys.readouterr().out
 
 
 def test_write_notebook_leaves_an_unchanged_file_alone(tmp_path):
