@@ -416,7 +416,8 @@ def _normalize_command(args: argparse.Namespace) -> int:
     changed = [p for p in paths if write_notebook(p, normalize(read_json(p), target=p))]
     for path in changed:
         print(f"normalized: {path}")
-    print(f"{len(paths) - len(changed)} of {len(paths)} executed notebook(s) were already normalized")
+    print(f"{len(paths) - len(changed)} of {len(paths)} executed notebook(s) were already "
+          "normalized")
     return 0
 
 

@@ -641,3 +641,24 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     shampoo.stored_step_times(experiments, "smoke", calls=2, remeasure=True, root=tmp_path)
     shampoo.stored_step_times(experiments, "smoke", calls=3, root=tmp_path)
     assert timed == [2, 2, 3]
+
+
+def test_every_chapter_opens_with_its_findings_then_its_main_figure():
+    """Sources: a "## What we found" heading, then the cell rendering the findings box, both
+    before the first figure; the executed copies hide both parameters cells."""
+    from kdlib.experiments.chapters import SECTIONS
+
+    for section in SECTIONS:
+        cells = json.loads((REPO / "notebooks" / f"{section}.ipynb").read_text())["cells"]
+        text = ["".join(c["source"]) for c in cells]
+        heading = next(i for i, t in enumerate(text) if t.startswith("## What we found"))
+        box = next(i for i, t in enumerate(text) if "claims.findings_html(" in t)
+        figure = next(i for i, t in enumerate(text) if "plt.subplots(" in t)
+        assert heading < box < figure, section
+        first_heading = next(i for i, t in enumerate(text) if t.startswith("## "))
+        assert first_heading == heading, f"{section}: a section comes before the findings"
+        executed = json.loads((REPO / "book" / f"{section}.ipynb").read_text())["cells"]
+        for cell in executed:
+            tags = cell["metadata"].get("tags", [])
+            if {"parameters", "injected-parameters"} & set(tags):
+                assert "remove-cell" in tags, section
