@@ -48,6 +48,9 @@ from kdlib.store import (
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 TIMES_FILE = "notebook_times.json"
+# Presets whose results are scratch (gitignored, different in every checkout): the book's
+# provenance tables leave them out, so what it states depends only on committed results.
+SCRATCH_PRESETS = ("smoke",)
 PAPER_TABLES = REPO / "book" / "paper_tables"
 
 
@@ -357,8 +360,11 @@ def teacher_rows(root: str | os.PathLike | None = None) -> list[dict]:
     return rows
 
 
-def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
+def expected_times(root: str | os.PathLike | None = None,
+                   shown: tuple[str, ...] | None = None) -> list[dict]:
     """Per preset and notebook: training time of its stored runs and its last batch run.
+
+    ``shown``: the presets to list (default: every preset but :data:`SCRATCH_PRESETS`).
 
     "train (h)" sums the wall time of the notebook's finished runs (what a rerun without
     stored results costs on that machine); "last run (s)" is `python -m kdlib.book run`'s
@@ -372,7 +378,9 @@ def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
             "preset": preset, "notebook": notebook, "runs": 0, "train (h)": 0.0,
             "device": "", "last run (s)": None, "last run on": ""})
 
-    for preset in presets.PRESETS:
+    shown = tuple(p for p in presets.PRESETS if p not in SCRATCH_PRESETS) if shown is None \
+        else shown
+    for preset in shown:
         for r in list_runs(base, preset=preset):
             entry = row(preset, r.path.parent.name)
             entry["runs"] += 1

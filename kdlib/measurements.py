@@ -138,3 +138,19 @@ def measure_or_load(name: str, preset: str, section: str,
                 started_at=started, root=root)
     return Measurement(done.name, done.rows, done.key, done.provenance, done.path, True, reason,
                        done.extra)
+
+
+def model_costs(experiments: Any, preset: str, section: str, *, remeasure: bool = False,
+                root: str | os.PathLike | None = None) -> Measurement:
+    """``kdlib.experiments.common.model_costs`` (FLOPs, parameters and the student's measured
+    inference img/s per arm) as a stored measurement of chapter ``section``: the img/s is timed
+    once and read back on rebuild (``measured_model_costs.json``), re-timed on request or when
+    the arms' configs changed."""
+    from kdlib import store
+    from kdlib.experiments import common
+
+    key = {"arms": {arm: store.config_hash(next(iter(by_epochs.values()))[0])
+                    for arm, by_epochs in experiments.items()}}
+    return measure_or_load("model_costs", preset, section,
+                           lambda: common.model_costs(experiments), key,
+                           remeasure=remeasure, root=root)

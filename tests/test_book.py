@@ -447,6 +447,13 @@ def test_provenance_tables(tmp_path):
     assert [(t["preset"], t["notebook"], t["runs"], t["train (h)"], t["last run (s)"])
             for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 1, 0.1, 12.5),
                                 ("cpu", "03_c", 0, 0.0, None)]
+    # the smoke preset's results are scratch (gitignored): left out unless asked for
+    smoke = {"preset": "smoke", "section": "01_a", "seed": 1}
+    store.save_run(store.run_dir(smoke, tmp_path), smoke, {"acc": 0.5}, {"wall_time_s": 3.0},
+                   "done")
+    assert {t["preset"] for t in book.expected_times(tmp_path)} == {"cpu"}
+    assert {t["preset"] for t in book.expected_times(tmp_path, ("smoke", "cpu"))} == {
+        "smoke", "cpu"}
 
 
 def test_teacher_rows(tmp_path):

@@ -69,3 +69,26 @@ def test_a_malformed_file_says_what_to_do(tmp_path):
     where.write_text('{"rows": 3}')
     with pytest.raises(ValueError, match="delete it to measure again"):
         measurements.load("t", "cpu", "s", root=tmp_path)
+
+
+def test_model_costs_are_stored_and_read_back(tmp_path, monkeypatch):
+    """Chapters 04 and 07 read the students' inference img/s back instead of timing it on
+    every build."""
+    from kdlib.experiments import common, resolution
+
+    calls = []
+
+    def fake_costs(experiments, num_classes=10, in_channels=1):
+        calls.append(1)
+        return [{"arm": arm, "student MFLOPs": 1.0, "student img/s": 100.0 * len(calls),
+                 "teacher MFLOPs": None} for arm in experiments]
+
+    monkeypatch.setattr(common, "model_costs", fake_costs)
+    experiments = resolution.arms("smoke")
+    first = measurements.model_costs(experiments, "smoke", "04_resolution", root=tmp_path)
+    again = measurements.model_costs(experiments, "smoke", "04_resolution", root=tmp_path)
+    assert len(calls) == 1 and first.fresh and not again.fresh
+    assert list(again.frame()["arm"]) == list(experiments)
+    assert set(again.key["arms"]) == set(experiments)
+    measurements.model_costs(experiments, "smoke", "04_resolution", remeasure=True, root=tmp_path)
+    assert len(calls) == 2
