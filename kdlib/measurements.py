@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +43,19 @@ class Measurement:
     fresh: bool = False
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()  # the rows' keys in the order measured (JSON sorts them)
 
     def frame(self, columns: Sequence[str] | None = None) -> Any:
-        """The rows as a pandas DataFrame (in ``columns`` order when given)."""
+        """The rows as a pandas DataFrame, in ``columns`` order when given, else in the order
+        they were measured (the same whether measured now or read back)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=list(columns) if columns else None)
+        order = list(columns or self.columns) or None
+        return pd.DataFrame(self.rows, columns=order)
 
     def describe(self) -> str:
-        """One line of provenance: when, at which commit, on which machine, and why read."""
+        """One line of provenance: when, at which commit and on which machine it was measured
+        (the same line whether measured now or read back, so a rebuild states the same)."""
         prov = self.provenance
         when = str(prov.get("measured_at", ""))[:16].replace("T", " ")
         mach = prov.get("machine") or {}
@@ -59,8 +63,7 @@ class Measurement:
         where = ", ".join(x for x in (mach.get("hostname"), mach.get("jax_backend"),
                                       f"{mach.get('cpu_count')} cores" if mach.get("cpu_count")
                                       else "", cpu) if x)
-        return (f"measured {when} UTC at commit {prov.get('commit', 'unknown')} on {where}"
-                f" ({self.reason})")
+        return f"measured {when} UTC at commit {prov.get('commit', 'unknown')} on {where}"
 
 
 def path(name: str, preset: str, section: str, root: str | os.PathLike | None = None) -> Path:
@@ -84,7 +87,7 @@ def load(name: str, preset: str, section: str, root: str | os.PathLike | None = 
                          "'provenance': {...}}; delete it to measure again")
     return Measurement(name, stored["rows"], stored.get("key") or {},
                        stored.get("provenance") or {}, where, False, "stored",
-                       stored.get("extra") or {})
+                       stored.get("extra") or {}, tuple(stored.get("columns") or ()))
 
 
 def save(name: str, preset: str, section: str, rows: Sequence[Mapping[str, Any]],
@@ -102,12 +105,13 @@ def save(name: str, preset: str, section: str, rows: Sequence[Mapping[str, Any]]
         "machine": machine(),
     }
     where = path(name, preset, section, root)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
     record = {"name": name, "preset": preset, "section": section, "key": json_ready(dict(key)),
               "rows": json_ready([dict(r) for r in rows]), "provenance": provenance,
-              "extra": json_ready(dict(extra or {}))}
+              "extra": json_ready(dict(extra or {})), "columns": columns}
     write_json_atomic(where, record)
     return Measurement(name, record["rows"], record["key"], provenance, where, True, "",
-                       record["extra"])
+                       record["extra"], tuple(columns))
 
 
 def measure_or_load(name: str, preset: str, section: str,
@@ -128,16 +132,14 @@ def measure_or_load(name: str, preset: str, section: str,
     elif stored.key != wanted:
         reason = "measured now: the stored one was for other programs or settings"
     else:
-        return Measurement(stored.name, stored.rows, stored.key, stored.provenance, stored.path,
-                           False, "stored; pass remeasure to measure again", stored.extra)
+        return replace(stored, reason="stored; pass remeasure to measure again")
     started = time.time()
     rows = measure()
     if hasattr(rows, "to_dict"):  # a DataFrame
         rows = rows.to_dict("records")
     done = save(name, preset, section, rows, wanted, wall_time_s=time.time() - started,
                 started_at=started, root=root)
-    return Measurement(done.name, done.rows, done.key, done.provenance, done.path, True, reason,
-                       done.extra)
+    return replace(done, reason=reason)
 
 
 def model_costs(experiments: Any, preset: str, section: str, *, remeasure: bool = False,
@@ -151,6 +153,17 @@ def model_costs(experiments: Any, preset: str, section: str, *, remeasure: bool 
 
     key = {"arms": {arm: store.config_hash(next(iter(by_epochs.values()))[0])
                     for arm, by_epochs in experiments.items()}}
-    return measure_or_load("model_costs", preset, section,
-                           lambda: common.model_costs(experiments), key,
-                           remeasure=remeasure, root=root)
+    got = measure_or_load("model_costs", preset, section,
+                          lambda: common.model_costs(experiments), key,
+                          remeasure=remeasure, root=root)
+    if got.columns:
+        return got
+    # stored before the column order was kept: the order common.model_costs writes them in
+    keys = list(dict.fromkeys(k for r in got.rows for k in r))
+    order = [c for c in MODEL_COST_COLUMNS if c in keys] + [
+        c for c in keys if c not in MODEL_COST_COLUMNS]
+    return replace(got, columns=tuple(order))
+
+
+MODEL_COST_COLUMNS = ("arm", "teacher px", "student px", "student MFLOPs", "student params",
+                      "student img/s", "teacher MFLOPs")

@@ -92,3 +92,11 @@ def test_model_costs_are_stored_and_read_back(tmp_path, monkeypatch):
     assert set(again.key["arms"]) == set(experiments)
     measurements.model_costs(experiments, "smoke", "04_resolution", remeasure=True, root=tmp_path)
     assert len(calls) == 2
+
+
+def test_columns_keep_their_measured_order_when_read_back(tmp_path):
+    rows = [{"zeta": 1, "alpha": 2, "mid": 3}]
+    fresh = measurements.measure_or_load("o", "cpu", "s", lambda: rows, {}, root=tmp_path)
+    back = measurements.measure_or_load("o", "cpu", "s", lambda: rows, {}, root=tmp_path)
+    assert list(fresh.frame().columns) == list(back.frame().columns) == ["zeta", "alpha", "mid"]
+    assert fresh.describe() == back.describe()  # a rebuild prints the same line
