@@ -5,8 +5,17 @@
 stored results are reused, so only missing runs train. Executed
 copies of the embedded default (cpu) go to ``book/`` (what the book renders), every other
 preset's to ``_build/notebooks/<preset>/``, so a rerun at another scale never overwrites the
-book. It ends with a table of notebook, status and seconds, records those timings in
-``results/<preset>/notebook_times.json`` and exits non-zero when any notebook failed.
+book. Each executed copy is normalized (:func:`normalize`: papermill's start and end times and
+durations, the kernel's execution timestamps and the absolute paths are stripped; the
+parameters cells are tagged ``remove-cell``) and written only when that normalized content
+changed, so rebuilding with every run stored leaves ``git status`` clean. It ends with a table
+of notebook, status and seconds and exits non-zero when any notebook failed; with
+``--record-times`` it also records those timings in ``results/<preset>/notebook_times.json``
+(what the provenance chapter shows as each notebook's last batch run; a plain rebuild leaves
+that file alone).
+
+``python -m kdlib.book normalize [--only 05]`` normalizes the executed copies in ``book/`` in
+place (what ``run`` does to each copy it writes), executing nothing.
 
 ``python -m kdlib.book colab [--check]`` (re)writes the "Open in Colab" badge and set-up cells
 at the top of every notebook from ``_config.yml``'s repository; ``--check`` only reports
@@ -16,20 +25,32 @@ notebooks that are out of date (exit status 1).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdlib import colab, presets
-from kdlib.store import RunRecord, list_runs, read_json, results_root, write_json_atomic
+from kdlib.store import (
+    RunRecord,
+    list_runs,
+    read_json,
+    results_root,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 TIMES_FILE = "notebook_times.json"
+# Presets whose results are scratch (gitignored, different in every checkout): the book's
+# provenance tables leave them out, so what it states depends only on committed results.
+SCRATCH_PRESETS = ("smoke",)
 PAPER_TABLES = REPO / "book" / "paper_tables"
 
 
@@ -104,8 +125,91 @@ def batch_parameters(path: Path) -> dict:
     return {"progress": False} if re.search(r"^progress\s*=", source, re.MULTILINE) else {}
 
 
+# What differs between two executions of the same notebook on the same results: papermill's
+# clock readings (notebook and cell metadata) and the kernel's execution timestamps.
+VOLATILE_PAPERMILL_KEYS = ("start_time", "end_time", "duration")
+VOLATILE_CELL_KEYS = ("execution",)
+# Papermill's cell of overrides and the notebook's own parameters cell: not shown in the book
+# (the chapter's first output says the preset).
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+INJECTED_TAG = "injected-parameters"  # papermill gives this cell a random id on every run
+REMOVE_TAG = "remove-cell"
+# Python's default repr names an object's memory address (`<pandas...Styler at 0x7f4...>`):
+# the text/plain twin of a rich output, never shown beside its HTML, but new on every run.
+_ADDRESS = re.compile(r"(<[^<>\n]*?) at 0x[0-9a-fA-F]+>")
+
+
+def _relative(path: str | None, where: Path | None) -> str | None:
+    """`where` relative to the repository (``notebooks/x.ipynb``), else its name; None stays."""
+    if path is None:
+        return None
+    target = Path(where) if where is not None else Path(path)
+    try:
+        return target.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return target.name
+
+
+def normalize(nb: dict, source: str | os.PathLike | None = None,
+              target: str | os.PathLike | None = None) -> dict:
+    """A copy of executed notebook `nb` without what changes from one execution to the next.
+
+    Strips papermill's start/end times and durations (notebook and cells) and the cells'
+    ``execution`` timestamps; papermill's input and output paths become repository-relative
+    (``source``/``target`` name them when the notebook was executed elsewhere); papermill's
+    injected-parameters cell gets a fixed id instead of its random one; memory addresses in
+    default object reprs (``<... at 0x7f...>``) are dropped; the parameters and
+    injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes nothing
+    more.
+    """
+    out = copy.deepcopy(nb)
+    meta = out.setdefault("metadata", {})
+    pm = meta.get("papermill")
+    if isinstance(pm, dict):
+        for key in VOLATILE_PAPERMILL_KEYS:
+            pm.pop(key, None)
+        pm["input_path"] = _relative(pm.get("input_path"),
+                                     Path(source) if source is not None else None)
+        pm["output_path"] = _relative(pm.get("output_path"),
+                                      Path(target) if target is not None else None)
+    for cell in out.get("cells", []):
+        cell_meta = cell.setdefault("metadata", {})
+        for key in VOLATILE_CELL_KEYS:
+            cell_meta.pop(key, None)
+        if isinstance(cell_meta.get("papermill"), dict):
+            for key in VOLATILE_PAPERMILL_KEYS:
+                cell_meta["papermill"].pop(key, None)
+        for output in cell.get("outputs", []):
+            plain = output.get("data", {}).get("text/plain")
+            if isinstance(plain, list):
+                output["data"]["text/plain"] = [_ADDRESS.sub(r"\1>", x) for x in plain]
+            elif isinstance(plain, str):
+                output["data"]["text/plain"] = _ADDRESS.sub(r"\1>", plain)
+        tags = list(cell_meta.get("tags", []))
+        if INJECTED_TAG in tags and "id" in cell:
+            cell["id"] = INJECTED_TAG
+        if any(t in tags for t in PARAMETER_TAGS) and REMOVE_TAG not in tags:
+            cell_meta["tags"] = [*tags, REMOVE_TAG]
+    return out
+
+
+def write_notebook(path: str | os.PathLike, nb: dict) -> bool:
+    """Write notebook `nb` to `path` as nbformat does, unless `path` already holds exactly
+    that (atomic; nothing touched then). Returns whether the file changed."""
+    path = Path(path)
+    payload = colab.dumps(nb).encode("utf-8")
+    before = path.read_bytes() if path.is_file() else None
+    write_bytes_atomic(path, payload)
+    return before != payload
+
+
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:
-    """Runs one notebook with papermill at ``preset``; returns the executed copy's path."""
+    """Runs one notebook with papermill at ``preset``; returns the executed copy's path.
+
+    Papermill writes into a temporary folder; the copy in `out_dir` is replaced by the
+    normalized result (:func:`normalize`) only when that differs from what it holds. A
+    notebook that failed is written too (its error shown in the copy), then the error raised.
+    """
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,10 +217,16 @@ def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = No
     # The kernel inherits this: OpenBLAS's own threads (jaxlib's eigh, in Shampoo) otherwise
     # fight XLA's for the cores, and a CPU step gets several times slower (make sets it too).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    papermill.execute_notebook(
-        str(path), str(out), parameters={"preset": preset, **(parameters or {})},
-        cwd=str(path.parent), progress_bar=False, kernel_name="python3",
-    )
+    with tempfile.TemporaryDirectory(prefix="kdbook-run-") as tmp:
+        scratch = Path(tmp) / path.name
+        try:
+            papermill.execute_notebook(
+                str(path), str(scratch), parameters={"preset": preset, **(parameters or {})},
+                cwd=str(path.parent), progress_bar=False, kernel_name="python3",
+            )
+        finally:
+            if scratch.is_file():
+                write_notebook(out, normalize(read_json(scratch), path, out))
     return out
 
 
@@ -250,8 +360,11 @@ def teacher_rows(root: str | os.PathLike | None = None) -> list[dict]:
     return rows
 
 
-def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
+def expected_times(root: str | os.PathLike | None = None,
+                   shown: tuple[str, ...] | None = None) -> list[dict]:
     """Per preset and notebook: training time of its stored runs and its last batch run.
+
+    ``shown``: the presets to list (default: every preset but :data:`SCRATCH_PRESETS`).
 
     "train (h)" sums the wall time of the notebook's finished runs (what a rerun without
     stored results costs on that machine); "last run (s)" is `python -m kdlib.book run`'s
@@ -265,7 +378,9 @@ def expected_times(root: str | os.PathLike | None = None) -> list[dict]:
             "preset": preset, "notebook": notebook, "runs": 0, "train (h)": 0.0,
             "device": "", "last run (s)": None, "last run on": ""})
 
-    for preset in presets.PRESETS:
+    shown = tuple(p for p in presets.PRESETS if p not in SCRATCH_PRESETS) if shown is None \
+        else shown
+    for preset in shown:
         for r in list_runs(base, preset=preset):
             entry = row(preset, r.path.parent.name)
             entry["runs"] += 1
@@ -291,7 +406,7 @@ def _run_command(args: argparse.Namespace) -> int:
         paths = [p for p in paths if p.stem in in_book]
     outcomes = run(paths, args.preset, out_dir)
     print(summary_table(outcomes), flush=True)
-    if outcomes:
+    if outcomes and args.record_times:
         print(f"timings recorded in {record_times(outcomes, args.preset)}")
     failures = [o for o in outcomes if o.status != "ok"]
     if failures:
@@ -300,9 +415,25 @@ def _run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _normalize_command(args: argparse.Namespace) -> int:
+    """`normalize`: normalize executed copies in place (what `run` writes), no execution."""
+    folder = Path(args.dir) if args.dir else REPO / "book"
+    paths = sorted(folder.glob(NOTEBOOK_GLOB))
+    if args.only:
+        paths = [p for p in paths if any(p.stem.startswith(o) for o in args.only)]
+    changed = [p for p in paths if write_notebook(p, normalize(read_json(p), target=p))]
+    for path in changed:
+        print(f"normalized: {path}")
+    print(f"{len(paths) - len(changed)} of {len(paths)} executed notebook(s) were already "
+          "normalized")
+    return 0
+
+
 def _colab_command(args: argparse.Namespace) -> int:
     """`colab`: sync (or with --check, only list) the notebooks' badge and set-up cells."""
     url, branch = colab.repository(args.config)
+    if url is None:
+        print(f"note: {colab.UNSET}; the badge cells say so until it is set")
     paths = notebooks(args.only, args.dir)
     stale = colab.sync(paths, url, branch, check=args.check)
     for path in paths:
@@ -331,19 +462,27 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--toc", action="store_true",
                        help="only the notebooks that _toc.yml puts in the book")
     run_p.add_argument("--toc-file", default=None, help="the table of contents (_toc.yml)")
+    run_p.add_argument("--record-times", action="store_true",
+                       help=f"record each notebook's seconds in results/<preset>/{TIMES_FILE} "
+                       "(a plain run leaves it alone, so a rebuild changes no file)")
     colab_p = sub.add_parser("colab", help="write the Colab badge and set-up cells")
     colab_p.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 when a notebook is out of date")
     colab_p.add_argument("--config", default=str(REPO / "_config.yml"),
                          help="the Jupyter Book config holding repository.url and .branch")
-    for p in (run_p, colab_p):
+    norm_p = sub.add_parser("normalize", help="strip volatile metadata from executed copies "
+                            "in place (book/), as `run` does; executes nothing")
+    for p in (run_p, colab_p, norm_p):
         p.add_argument("--only", nargs="+", metavar="PREFIX",
                        help="notebook name prefixes, e.g. 00 01_consistency (at least one)")
-        p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/)")
+        p.add_argument("--dir", default=None, help="folder of source notebooks (notebooks/; "
+                       "for normalize: of executed copies, book/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run_command(args)
+        if args.command == "normalize":
+            return _normalize_command(args)
         return _colab_command(args)
     except (ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
         parser.error(str(err))

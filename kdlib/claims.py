@@ -249,3 +249,107 @@ def paper_table_number(path: str | os.PathLike) -> int | None:
     """N for a chapter table named `table_<N>.csv` or `table_<N>_<what>.csv`, else None."""
     found = _PAPER_TABLE.match(Path(path).stem)
     return int(found.group(1)) if found else None
+
+
+# --------------------------------------------------------------------------- findings first
+
+# Each chapter opens with a "What we found" heading (a markdown cell: Jupyter Book makes it the
+# anchor ``#what-we-found`` with ``myst_heading_anchors``) above the box :func:`findings_html`
+# renders; the summary's tally links each claim to it (:func:`tally_markdown`).
+FINDINGS_ANCHOR = "what-we-found"
+FINDINGS_CLASS = "kd-findings"
+_ORDER = {"fails": 0, "holds": 1, "inconclusive": 2, "not testable": 3}
+_NUMBER = re.compile(r":\s*([+\-−]?\d[\d.]*(?:\s*pts)?)\s*\(±\s*([\d.]+)(?:\s*pts)?")
+
+
+def check_numbers(check: dict[str, Any]) -> str:
+    """The key number of a sub-check: '+8.3 pts ± 2.8' (difference ± 2 standard errors) when
+    its detail has one, else the detail itself ('measured 1.06x')."""
+    detail = " ".join(str(check.get("detail", "")).split())
+    found = _NUMBER.search(detail)
+    if found:
+        value, spread = found.group(1).replace("−", "-"), found.group(2)
+        return f"{value} ± {spread}"
+    return detail
+
+
+def key_checks(claim: Claim, most: int = 2) -> list[dict[str, Any]]:
+    """The sub-checks that best show a verdict: for *partly* the clearest failing and the
+    clearest holding one, else the clearest of the outcome that decided it."""
+
+    def strength(check: dict[str, Any]) -> float:
+        margin, se = check.get("margin"), check.get("se")
+        if isinstance(margin, (int, float)) and isinstance(se, (int, float)) and se > 0:
+            return abs(margin) / se
+        return 0.0
+
+    def best(outcome: str) -> list[dict[str, Any]]:
+        picked = [c for c in claim.checks if c["outcome"] == outcome]
+        return sorted(picked, key=strength, reverse=True)[:1]
+
+    if claim.verdict == "partly":
+        chosen = best("fails") + best("holds")
+    elif claim.verdict == "reproduced":
+        chosen = best("holds")
+    elif claim.verdict == "not reproduced":
+        chosen = best("fails")
+    elif claim.verdict == "not testable at this scale":
+        chosen = best("not testable") + best("holds")
+    else:  # inconclusive (or not run): the closest call, and what held if anything
+        chosen = best("inconclusive") + best("holds")
+    return chosen[:most]
+
+
+def _outcome_counts(claim: Claim) -> str:
+    """'3 of 5 sub-checks hold, 1 fails, 1 inconclusive'."""
+    counts = {o: sum(c["outcome"] == o for c in claim.checks) for o in _ORDER}
+    parts = [f"{counts['holds']} of {len(claim.checks)} sub-checks hold"]
+    parts += [f"{n} {o}" for o, n in counts.items() if o != "holds" and n]
+    return ", ".join(parts)
+
+
+def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -> str:
+    """The chapter's "what we found" box (HTML, styled as a Jupyter Book admonition; it reads
+    the same in Jupyter and Colab): one line per claim with its verdict, the sub-check counts
+    and the key numbers (difference ± 2 standard errors of the seed noise), then a line on
+    seeds and noise. ``more`` links to the chapter's full claims section."""
+    import html
+
+    claims = _sorted(claims)
+    if not claims:
+        return (f'<div class="admonition note {FINDINGS_CLASS}"><p class="admonition-title">'
+                f"No claims stored at the {html.escape(preset)} preset yet</p></div>")
+    counts = verdict_counts(claims)
+    title = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    items = []
+    for c in claims:
+        numbers = "; ".join(f"{html.escape(k['outcome'])}: {html.escape(k['name'])} "
+                            f"({html.escape(check_numbers(k))})" for k in key_checks(c))
+        counted = f" ({_outcome_counts(c)})" if c.checks else ""
+        items.append(f"<li><b>{c.id} · {html.escape(c.verdict)}</b>{counted}. "
+                     f"{html.escape(c.claim)}" + (f" <i>Key numbers:</i> {numbers}." if numbers
+                                                  else "") + "</li>")
+    seeds = sorted({c.seeds for c in claims if c.seeds})
+    noise = sorted({c.noise for c in claims if c.noise})
+    foot = ("± is 2 standard errors of the seed noise"
+            + (f"; seeds per point: {', '.join(seeds)}" if seeds else "")
+            + (f" ({'; '.join(noise)})" if noise else "")
+            + f'. Every sub-check: <a href="{html.escape(more)}">Claims</a>, at the end.')
+    return (f'<div class="admonition tip {FINDINGS_CLASS}">'
+            f'<p class="admonition-title">At the {html.escape(preset)} preset: '
+            f"{html.escape(title)}</p><ul>{''.join(items)}</ul><p>{foot}</p></div>")
+
+
+def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ipynb",
+                   linked: Collection[str] | None = None) -> str:
+    """'13 claims at the `cpu` preset: **1** reproduced ([C13](09_dist.ipynb#what-we-found)),
+    ...': each claim id links to its chapter's findings box (chapters in ``linked`` only)."""
+    claims = _sorted(claims)
+    by_verdict: dict[str, list[str]] = {v: [] for v in VERDICTS}
+    for c in claims:
+        ref = (f"[{c.id}]({c.chapter}{link_suffix}#{FINDINGS_ANCHOR})"
+               if c.verdict != "not run" and (linked is None or c.chapter in linked) else c.id)
+        by_verdict[c.verdict].append(ref)
+    parts = [f"**{len(ids)}** {verdict}" + (f" ({', '.join(ids)})" if ids else "")
+             for verdict, ids in by_verdict.items()]
+    return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "."

@@ -4,7 +4,11 @@
 markdown "Open in Colab" badge and a code cell that, only inside Google Colab, clones the
 repository and installs kdlib, then reports the accelerator and the preset the notebook will
 use. The repository address lives in ONE place, `_config.yml`'s `repository.url` (+ branch);
-the cells are generated from it and `--check` tells when they are out of date.
+the cells are generated from it and `--check` tells when they are out of date. While it is
+unset (a copy not published on GitHub yet), the badge cell says so instead of linking to a
+repository that does not exist (and is not rendered in the book), and the set-up cell stops in
+Colab with that message; outside Colab the set-up cell installs nothing and prints what it
+would do in Colab, without touching the network.
 """
 
 from __future__ import annotations
@@ -33,21 +37,35 @@ FASHION_MNIST_URLS = (
 # --------------------------------------------------------------------------- repository
 
 
-def repository(config_path: str | os.PathLike) -> tuple[str, str]:
-    """(url, branch) of the repository named in a Jupyter Book `_config.yml`."""
+UNSET = ("no repository address is set: `repository.url` in _config.yml is empty. Set it to "
+         "the https://github.com/<owner>/<name> address this book is published at, then run "
+         "`python -m kdlib.book colab` to write the Colab badge and set-up cells from it")
+
+
+def repository(config_path: str | os.PathLike) -> tuple[str | None, str]:
+    """(url, branch) of the repository named in a Jupyter Book `_config.yml`.
+
+    The url is None while ``repository.url`` is unset or empty (see :data:`UNSET`); anything
+    else must be a ``https://github.com/<owner>/<name>`` address.
+    """
     import yaml
 
     config_path = Path(config_path)
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     repo = config.get("repository") if isinstance(config, dict) else None
-    url = repo.get("url") if isinstance(repo, dict) else None
+    if repo is not None and not isinstance(repo, dict):
+        raise ValueError(f"{config_path}: repository={repo!r} must be a mapping with url and "
+                         "branch (the Colab badge opens the notebook from GitHub)")
+    url = (repo or {}).get("url")
+    branch = str((repo or {}).get("branch") or "main")
+    if url is None or (isinstance(url, str) and not url.strip()):
+        return None, branch
     if not isinstance(url, str) or not url.startswith("https://github.com/"):
         raise ValueError(
             f"{config_path}: repository.url={url!r} must be a https://github.com/<owner>/<name> "
             "address (the Colab badge opens the notebook from GitHub)"
         )
-    branch = repo.get("branch") or "main"
-    return url.rstrip("/").removesuffix(".git"), str(branch)
+    return url.rstrip("/").removesuffix(".git"), branch
 
 
 def colab_url(notebook: str, url: str, branch: str) -> str:
@@ -59,8 +77,16 @@ def colab_url(notebook: str, url: str, branch: str) -> str:
 # --------------------------------------------------------------------------- the two cells
 
 
-def badge_cell(notebook: str, url: str, branch: str) -> dict[str, Any]:
-    """The first cell: an "Open in Colab" badge (raw HTML: a remote image, alt text offline)."""
+def badge_cell(notebook: str, url: str | None, branch: str) -> dict[str, Any]:
+    """The first cell: an "Open in Colab" badge (raw HTML: a remote image, alt text offline),
+    or, while no repository is set, a note saying so (not rendered in the book)."""
+    if url is None:
+        return {
+            "cell_type": "markdown",
+            "id": BADGE_ID,
+            "metadata": {"tags": [COLAB_TAG, "remove-cell"]},
+            "source": f"*Open in Colab:* no badge yet, {UNSET}.",
+        }
     source = (
         f'<a href="{colab_url(notebook, url, branch)}" target="_blank">'
         f'<img src="{BADGE_IMAGE}" alt="Open In Colab"/></a>'
@@ -75,15 +101,18 @@ def badge_cell(notebook: str, url: str, branch: str) -> dict[str, Any]:
 
 _SETUP = '''\
 # Set-up. In Google Colab: clone the repository and install kdlib (a minute); elsewhere this
-# only reports the accelerator and the preset. Written by `python -m kdlib.book colab`.
+# installs nothing: it says what it would do in Colab and reports the accelerator and the
+# preset. Written by `python -m kdlib.book colab` from _config.yml's repository.url.
 import sys
 
+REPO, BRANCH, CLONE = {url}, {branch}, {clone}
 if "google.colab" in sys.modules:
     import importlib
     import os
     import subprocess
 
-    REPO, BRANCH, CLONE = {url}, {branch}, {clone}
+    if REPO is None:
+        raise RuntimeError({unset})
     if not os.path.isdir(CLONE):
         subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPO, CLONE],
                        check=True)
@@ -94,10 +123,10 @@ if "google.colab" in sys.modules:
 
 from kdlib import colab
 
-colab.setup()'''
+colab.setup(REPO, BRANCH)'''
 
 
-def setup_cell(url: str, branch: str) -> dict[str, Any]:
+def setup_cell(url: str | None, branch: str) -> dict[str, Any]:
     """The second cell: installs kdlib in Colab only, then runs `kdlib.colab.setup()`."""
     return {
         "cell_type": "code",
@@ -105,8 +134,9 @@ def setup_cell(url: str, branch: str) -> dict[str, Any]:
         "id": SETUP_ID,
         "metadata": {"tags": [COLAB_TAG, "remove-cell"]},  # not shown in the book
         "outputs": [],
-        "source": _SETUP.format(url=json.dumps(url), branch=json.dumps(branch),
-                                clone=json.dumps(CLONE_DIR)),
+        "source": _SETUP.format(url="None" if url is None else json.dumps(url),
+                                branch=json.dumps(branch), clone=json.dumps(CLONE_DIR),
+                                unset=json.dumps(f"Cannot install kdlib: {UNSET}.")),
     }
 
 
@@ -134,12 +164,12 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
-def wanted_cells(notebook: str, url: str, branch: str) -> list[dict[str, Any]]:
+def wanted_cells(notebook: str, url: str | None, branch: str) -> list[dict[str, Any]]:
     """The badge and set-up cells that notebook file `notebook` should start with."""
     return [badge_cell(notebook, url, branch), setup_cell(url, branch)]
 
 
-def inject(nb: dict[str, Any], notebook: str, url: str, branch: str) -> dict[str, Any]:
+def inject(nb: dict[str, Any], notebook: str, url: str | None, branch: str) -> dict[str, Any]:
     """A copy of notebook `nb` starting with the current badge and set-up cells.
 
     Cells tagged "colab" anywhere are removed first, so injecting twice changes nothing.
@@ -158,7 +188,7 @@ def inject(nb: dict[str, Any], notebook: str, url: str, branch: str) -> dict[str
     return out
 
 
-def up_to_date(nb: dict[str, Any], notebook: str, url: str, branch: str) -> bool:
+def up_to_date(nb: dict[str, Any], notebook: str, url: str | None, branch: str) -> bool:
     """Whether `nb` starts with the current two cells and has no other "colab" cell."""
     cells = nb.get("cells", [])
     wanted = wanted_cells(notebook, url, branch)
@@ -185,7 +215,7 @@ def dumps(nb: dict[str, Any]) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def sync(paths: Iterable[str | os.PathLike], url: str, branch: str, *, check: bool = False
+def sync(paths: Iterable[str | os.PathLike], url: str | None, branch: str, *, check: bool = False
          ) -> list[Path]:
     """Bring the colab cells of every notebook in `paths` up to date; return those that were not.
 
@@ -270,10 +300,23 @@ def ensure_data(folder: str | os.PathLike = "/content/fashion-mnist") -> None:
         os.environ["KDLIB_DATA"] = str(fetch_fashion_mnist(folder))
 
 
-def setup() -> None:
-    """What the set-up cell runs after installing: fetch data in Colab, print the report."""
+def plan(url: str | None, branch: str = "main") -> str:
+    """What the set-up cell does in Colab, in words (printed outside Colab, offline)."""
+    if url is None:
+        return f"Outside Colab: nothing to install. In Colab this cell would stop: {UNSET}."
+    mirror = FASHION_MNIST_URLS[0]
+    return (f"Outside Colab: nothing to install. In Colab this cell clones {url} (branch "
+            f"{branch}) into {CLONE_DIR}, installs kdlib from it (pip install -e), downloads "
+            f"Fashion-MNIST from {mirror} and works from {CLONE_DIR}/notebooks.")
+
+
+def setup(url: str | None = None, branch: str = "main") -> None:
+    """What the set-up cell runs after installing: fetch data in Colab (else say what Colab
+    would do), then print the accelerator and preset report."""
     from kdlib import presets
 
     if in_colab():
         ensure_data()
+    else:
+        print(plan(url, branch))
     print(report(accelerator(), presets.current()))

@@ -502,3 +502,52 @@ def paper_vs_ours(
             f"cannot join on {list(on)}: {err}; key dtypes ours "
             f"{dict(ours[on].dtypes.astype(str))}, paper {dict(paper[on].dtypes.astype(str))}"
         ) from err
+
+
+# --------------------------------------------------------------------------- curves per length
+
+
+def curves_by_length(
+    by_arm: Mapping[str, Mapping[float, Any]],
+    metrics: Sequence[str] = ("val_acc", "train_loss"),
+    teacher: float | None = None,
+    colors: Mapping[str, str] | None = None,
+    panel_size: tuple[float, float] = (5.5, 3.8),
+) -> Any:
+    """The paper's Figures 9-12 shape: one row per schedule length, one column per metric
+    (two panels to a row, so they read at the page's width), every arm's sweep (thin) and its
+    validation-selected run (bold) in each panel.
+
+    ``by_arm`` is ``{arm: {epochs: sweep}}`` (what ``common.run_arms`` returns); the teacher's
+    accuracy is drawn on accuracy panels; loss panels use a log axis. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({ep for sweeps in by_arm.values() for ep in sweeps})
+    if not lengths:
+        raise ValueError("curves_by_length needs at least one arm with one schedule length")
+    fig, axes = plt.subplots(len(lengths), len(metrics), squeeze=False,
+                             figsize=(panel_size[0] * len(metrics), panel_size[1] * len(lengths)))
+    for row, ep in enumerate(lengths):
+        for col, metric in enumerate(metrics):
+            ax = axes[row][col]
+            for arm, sweeps in by_arm.items():
+                if ep in sweeps:
+                    color = (colors or {}).get(arm)
+                    plot_curves(ax, sweeps[ep], metric, label=arm, color=color)
+            if metric.endswith("acc") and teacher is not None:
+                teacher_line(ax, teacher)
+            if "loss" in metric:
+                ax.set_yscale("log")
+            ax.set_title(f"{ep:g} epochs")
+            if ax.get_legend() is not None and (row, col) != (0, len(metrics) - 1):
+                ax.get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def styled(frame: pd.DataFrame, fmt: str = "{:.2%}") -> Any:
+    """``frame.style.format(fmt)`` with a fixed table id: pandas gives every Styler a random
+    id (``T_a1b2c``), so the same table would render differently on every rebuild."""
+    uid = hashlib.sha256(frame.to_csv().encode("utf-8")).hexdigest()[:10]
+    return frame.style.format(fmt).set_uuid(uid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -74,18 +75,65 @@ def test_repository_reads_config(config):
     assert colab.repository(config) == (URL, BRANCH)
 
 
-@pytest.mark.parametrize("text", ["repository:\n  url: git@github.com:a/b.git\n", "title: x\n",
-                                  "repository: nope\n"])
+@pytest.mark.parametrize("text", ["repository:\n  url: git@github.com:a/b.git\n",
+                                  "repository:\n  url: 3\n", "repository: nope\n"])
 def test_repository_rejects_non_github_url(tmp_path, text):
     path = tmp_path / "_config.yml"
     path.write_text(text)
-    with pytest.raises(ValueError, match="repository.url"):
+    with pytest.raises(ValueError, match="repository"):
         colab.repository(path)
 
 
-def test_repo_config_names_a_github_repository():
+@pytest.mark.parametrize("text", ["title: x\n", "repository:\n  url: ''\n  branch: dev\n",
+                                  "repository:\n  url:\n"])
+def test_repository_unset_is_none(tmp_path, text):
+    path = tmp_path / "_config.yml"
+    path.write_text(text)
+    assert colab.repository(path) == (None, "dev" if "dev" in text else "main")
+
+
+def test_repo_config_names_a_github_repository_or_none():
     url, branch = colab.repository(REPO / "_config.yml")
-    assert url.startswith("https://github.com/") and branch
+    assert (url is None or url.startswith("https://github.com/")) and branch
+
+
+def test_unset_repository_badge_says_so_and_setup_stops_in_colab(monkeypatch):
+    """No placeholder address: the badge cell says what to set (and is not rendered), and in
+    Colab the set-up cell stops with that message before running anything."""
+    badge = colab.badge_cell("01_x.ipynb", None, "main")
+    assert "repository.url" in badge["source"] and "remove-cell" in badge["metadata"]["tags"]
+    assert "colab.research.google.com" not in badge["source"]
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not run commands"))
+    with pytest.raises(RuntimeError, match="repository.url. in _config.yml is empty"):
+        exec("".join(colab.setup_cell(None, "main")["source"]), {})
+    nb = colab.inject(notebook(markdown("# T")), "a.ipynb", None, "main")
+    assert colab.up_to_date(nb, "a.ipynb", None, "main")
+    assert not colab.up_to_date(nb, "a.ipynb", URL, BRANCH)
+
+
+@pytest.mark.parametrize("url", [URL, None])
+def test_setup_cell_runs_offline_and_says_what_it_would_do(monkeypatch, capsys, url):
+    """Outside Colab, with every network connection refused: installs nothing, prints the plan."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not run commands"))
+    monkeypatch.setenv("KDLIB_PRESET", "smoke")
+    exec("".join(colab.setup_cell(url, BRANCH)["source"]), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Outside Colab: nothing to install. In Colab this cell ")
+    if url:
+        assert f"clones {URL} (branch {BRANCH}) into {colab.CLONE_DIR}" in out[0]
+        assert colab.FASHION_MNIST_URLS[0] in out[0]
+    else:
+        assert "would stop" in out[0] and "repository.url" in out[0]
+    assert out[1].startswith("accelerator: cpu; preset: smoke")
 
 
 def test_colab_url():
@@ -183,7 +231,7 @@ def test_setup_cell_outside_colab_only_reports(monkeypatch, capsys):
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not run commands"))
     monkeypatch.setenv("KDLIB_PRESET", "smoke")
     exec("".join(colab.setup_cell(URL, BRANCH)["source"]), {})
-    assert capsys.readouterr().out.startswith("accelerator: cpu; preset: smoke")
+    assert "accelerator: cpu; preset: smoke" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("backend,preset,suggests", [
@@ -273,7 +321,13 @@ def test_run_prints_summary_records_times_and_fails_on_any_failure(
         return out_dir / path.name
 
     monkeypatch.setattr(book, "execute", fake_execute)
-    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir)]) == 1
+    # a plain run records no timings (a rebuild changes no file) ...
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00"]) == 0
+    assert not (tmp_path / "results" / "gpu" / book.TIMES_FILE).exists()
+    assert "timings recorded" not in capsys.readouterr().out
+    executed.clear()
+    # ... --record-times does
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--record-times"]) == 1
     assert [e[0] for e in executed] == ["00_teachers.ipynb", "07_small.ipynb"]
     assert {e[2] for e in executed} == {tmp_path / "_build" / "notebooks" / "gpu"}
     out = capsys.readouterr().out
@@ -288,7 +342,8 @@ def test_run_prints_summary_records_times_and_fails_on_any_failure(
     assert times["00_teachers"]["status"] == "ok" and times["07_small"]["status"] == "failed"
     assert times["00_teachers"]["backend"] == "cpu"
     # a later batch of one notebook keeps the other's entry
-    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00"]) == 0
+    assert book.main(["run", "--preset", "gpu", "--dir", str(nb_dir), "--only", "00",
+                      "--record-times"]) == 0
     assert set(store.read_json(tmp_path / "results" / "gpu" / book.TIMES_FILE)) == {
         "00_teachers", "07_small"}
 
@@ -338,9 +393,22 @@ def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsy
     assert not (tmp_path / "book").exists()
     executed = json.loads((tmp_path / "_build/notebooks/smoke/01_tiny.ipynb").read_text())
     texts = ["".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])]
-    assert any(t.startswith("accelerator: cpu") for t in texts)  # the set-up cell ran
+    assert any("accelerator: cpu" in t for t in texts)  # the set-up cell ran
     assert "ran at smoke\n" in texts
     assert "01_tiny.ipynb  ok" in capsys.readouterr().out
+    # the copy is normalized: no clock readings, repository-relative paths, parameters hidden
+    assert "start_time" not in executed["metadata"]["papermill"]
+    assert executed["metadata"]["papermill"]["input_path"] == "notebooks/01_tiny.ipynb"
+    assert all("execution" not in c["metadata"] for c in executed["cells"])
+    removed = [c["metadata"]["tags"] for c in executed["cells"]
+               if {"parameters", "injected-parameters"} & set(c["metadata"].get("tags", []))]
+    assert len(removed) == 2 and all("remove-cell" in t for t in removed)
+    # a second run with nothing changed leaves the file alone (same bytes, same mtime)
+    copy = tmp_path / "_build/notebooks/smoke/01_tiny.ipynb"
+    before, mtime = copy.read_bytes(), copy.stat().st_mtime_ns
+    assert book.main(["run", "--preset", "smoke", "--dir", str(folder)]) == 0
+    assert copy.read_bytes() == before and copy.stat().st_mtime_ns == mtime
+    assert not (tmp_path / "results" / "smoke" / book.TIMES_FILE).exists()
 
 
 # --------------------------------------------------------------------------- provenance tables
@@ -379,6 +447,13 @@ def test_provenance_tables(tmp_path):
     assert [(t["preset"], t["notebook"], t["runs"], t["train (h)"], t["last run (s)"])
             for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 1, 0.1, 12.5),
                                 ("cpu", "03_c", 0, 0.0, None)]
+    # the smoke preset's results are scratch (gitignored): left out unless asked for
+    smoke = {"preset": "smoke", "section": "01_a", "seed": 1}
+    store.save_run(store.run_dir(smoke, tmp_path), smoke, {"acc": 0.5}, {"wall_time_s": 3.0},
+                   "done")
+    assert {t["preset"] for t in book.expected_times(tmp_path)} == {"cpu"}
+    assert {t["preset"] for t in book.expected_times(tmp_path, ("smoke", "cpu"))} == {
+        "smoke", "cpu"}
 
 
 def test_teacher_rows(tmp_path):
@@ -413,8 +488,11 @@ def test_paper_tables_are_in_the_book():
     heads = {p.name: p.read_text().splitlines()[0] for p in sorted(folder.glob("*.csv"))}
     assert heads == {
         "table1_resolution.csv": "experiment,300,1200,4800,9600",
+        "table2_literature.csv": "model,arch,resolution,imagenet_top1",
         "table3_imagenet_runs.csv": "experiment,teacher,student,30,90,300,600,1200,4800,9600",
         "table4_small_datasets.csv": "dataset,model,epochs,test_accuracy,temperature,lr,wd,note",
+        "table5_splits.csv": "dataset,tfds_name,num_classes,train_split,validation_split,"
+                             "test_split",
     }
 
 
@@ -456,3 +534,138 @@ def test_every_notebook_cell_has_a_unique_id():
     for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
         ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
         assert None not in ids and len(set(ids)) == len(ids), path.name
+
+
+# --------------------------------------------------------------------------- stable rebuilds
+
+
+def _executed() -> dict:
+    """A notebook as papermill leaves it: clock readings in the notebook and cell metadata."""
+    clock = {"start_time": "2026-12-03T07:17:53+00:00", "end_time": "2026-12-03T07:17:55+00:00",
+             "duration": 1.37}
+    cells = [markdown("# T", "m"), code("preset = None", ["parameters"], "p"),
+             code('preset = "cpu"', ["injected-parameters"], "i"), code("1 + 1", None, "c")]
+    cells[3]["outputs"] = [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                            "data": {"text/html": "<table></table>", "text/plain": [
+                                "<pandas.io.formats.style.Styler at 0x7f472d7b3210>"]}}]
+    for cell in cells:
+        cell["metadata"]["papermill"] = {**clock, "status": "completed", "exception": False}
+        if cell["cell_type"] == "code":
+            cell["metadata"]["execution"] = {"iopub.status.busy": "2026-12-03T07:17:53.6Z"}
+    nb = notebook(*cells)
+    nb["metadata"]["papermill"] = {
+        **clock, "input_path": str(REPO / "notebooks" / "05_x.ipynb"),
+        "output_path": "/tmp/kdbook-run-abc/05_x.ipynb", "parameters": {"preset": "cpu"},
+        "exception": None, "version": "2.7.0"}
+    return nb
+
+
+def test_normalize_strips_clock_readings_and_is_idempotent():
+    nb = _executed()
+    out = book.normalize(nb, target=REPO / "book" / "05_x.ipynb")
+    assert nb["metadata"]["papermill"]["duration"] == 1.37  # the input is not changed
+    pm = out["metadata"]["papermill"]
+    assert not set(book.VOLATILE_PAPERMILL_KEYS) & set(pm)
+    assert pm["input_path"] == "notebooks/05_x.ipynb" and pm["output_path"] == "book/05_x.ipynb"
+    assert pm["parameters"] == {"preset": "cpu"}  # what is not volatile stays
+    for cell in out["cells"]:
+        assert "execution" not in cell["metadata"]
+        assert not set(book.VOLATILE_PAPERMILL_KEYS) & set(cell["metadata"]["papermill"])
+        assert cell["metadata"]["papermill"]["status"] == "completed"
+    tags = {c["id"]: c["metadata"].get("tags", []) for c in out["cells"]}
+    assert tags["p"] == ["parameters", "remove-cell"]
+    assert tags["injected-parameters"] == ["injected-parameters", "remove-cell"]
+    assert tags["c"] == []  # papermill's random id of its cell is replaced by a fixed one
+    assert out["cells"][3]["outputs"][0]["data"]["text/plain"] == [
+        "<pandas.io.formats.style.Styler>"]  # no memory address
+    assert book.normalize(out, target=REPO / "book" / "05_x.ipynb") == out  # idempotent
+    # two executions that differ only in their clocks normalize to the same bytes
+    later = _executed()
+    later["metadata"]["papermill"]["duration"] = 99.0
+    later["cells"][3]["metadata"]["execution"]["iopub.status.busy"] = "2027-01-01T00:00:00Z"
+    later["cells"][2]["id"] = "5f0e2a9c"
+    later["cells"][3]["outputs"][0]["data"]["text/plain"] = [
+        "<pandas.io.formats.style.Styler at 0x7fe4d0ca7410>"]
+    assert colab.dumps(book.normalize(later, target=REPO / "book" / "05_x.ipynb")) == (
+        colab.dumps(out))
+
+
+def test_normalize_command_rewrites_only_what_is_not_normalized(tmp_path, capsys):
+    write(tmp_path / "01_a.ipynb", _executed())
+    (tmp_path / "02_b.ipynb").write_text(colab.dumps(book.normalize(
+        _executed(), target=tmp_path / "02_b.ipynb")))
+    assert book.main(["normalize", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "normalized: " in out and "01_a.ipynb" in out and "02_b" not in out
+    assert book.normalize(json.loads((tmp_path / "01_a.ipynb").read_text())) == json.loads(
+        (tmp_path / "01_a.ipynb").read_text())
+    assert book.main(["normalize", "--dir", str(tmp_path)]) == 0
+    assert "2 of 2 executed notebook(s) were already normalized" in capsys.readouterr().out
+
+
+def test_write_notebook_leaves_an_unchanged_file_alone(tmp_path):
+    path = tmp_path / "x.ipynb"
+    nb = book.normalize(_executed())
+    assert book.write_notebook(path, nb) is True
+    mtime = path.stat().st_mtime_ns
+    assert book.write_notebook(path, copy.deepcopy(nb)) is False
+    assert path.stat().st_mtime_ns == mtime
+    nb["cells"][3]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "2\n"}]
+    assert book.write_notebook(path, nb) is True
+
+
+def test_committed_book_notebooks_are_normalized():
+    """The executed copies in book/ carry no clock readings (a rebuild would rewrite them)."""
+    for path in sorted((REPO / "book").glob(book.NOTEBOOK_GLOB)):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert book.normalize(nb) == nb, f"{path.name} is not normalized: rebuild it"
+
+
+def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
+    """Chapter 05's step-time ratio is read back from the store, timed only when asked or
+    when none is stored for the programs it times."""
+    from kdlib.experiments import shampoo
+
+    timed = []
+
+    def fake_step_times(experiments, calls=8, repeats=2):
+        import pandas as pd
+
+        timed.append(calls)
+        return pd.DataFrame([{"arm": a, "round": r, "step_s": 0.1, "img_per_s": v,
+                              "compile_s": 1.0} for r in range(repeats)
+                             for a, v in (("Adam", 400.0), ("Shampoo", 320.0 + len(timed)))])
+
+    monkeypatch.setattr(shampoo, "step_times", fake_step_times)
+    experiments = shampoo.arms("smoke")
+    first = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
+    again = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
+    assert timed == [2] and first.fresh and not again.fresh
+    times = again.frame(shampoo.STEP_TIME_COLUMNS)
+    assert shampoo.speed(times) == {"Adam": 400.0, "Shampoo": 321.0}
+    assert shampoo.step_time_text(times).startswith("step time Shampoo / Adam: 1.25x")
+    assert set(again.key["programs"]) == {"Adam", "Shampoo"}
+    shampoo.stored_step_times(experiments, "smoke", calls=2, remeasure=True, root=tmp_path)
+    shampoo.stored_step_times(experiments, "smoke", calls=3, root=tmp_path)
+    assert timed == [2, 2, 3]
+
+
+def test_every_chapter_opens_with_its_findings_then_its_main_figure():
+    """Sources: a "## What we found" heading, then the cell rendering the findings box, both
+    before the first figure; the executed copies hide both parameters cells."""
+    from kdlib.experiments.chapters import SECTIONS
+
+    for section in SECTIONS:
+        cells = json.loads((REPO / "notebooks" / f"{section}.ipynb").read_text())["cells"]
+        text = ["".join(c["source"]) for c in cells]
+        heading = next(i for i, t in enumerate(text) if t.startswith("## What we found"))
+        box = next(i for i, t in enumerate(text) if "claims.findings_html(" in t)
+        figure = next(i for i, t in enumerate(text) if "plt.subplots(" in t)
+        assert heading < box < figure, section
+        first_heading = next(i for i, t in enumerate(text) if t.startswith("## "))
+        assert first_heading == heading, f"{section}: a section comes before the findings"
+        executed = json.loads((REPO / "book" / f"{section}.ipynb").read_text())["cells"]
+        for cell in executed:
+            tags = cell["metadata"].get("tags", [])
+            if {"parameters", "injected-parameters"} & set(tags):
+                assert "remove-cell" in tags, section

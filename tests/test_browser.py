@@ -3,9 +3,11 @@
 Skipped unless `_build/html/index.html` exists (build it with `make book`) and Chromium,
 chromedriver and selenium are installed (`make browser` installs Debian's chromium and
 chromium-driver). Opens index.html and every page of _toc.yml, checks every local image
-decoded (naturalWidth > 0), every local link points to an existing file (and, for a link to
-a page with an anchor, to an existing id), that the summary page shows the claims table, and
-saves a screenshot per page under `_build/screenshots/`. With ``KDLIB_REQUIRE_BROWSER=1``
+decoded (naturalWidth > 0) and has non-empty alt text, every local link points to an existing
+file (and, for a link to a page with an anchor, to an existing id), that no parameters cell
+(the notebook's or papermill's injected one) is shown, that each distillation chapter opens
+with its "What we found" box above its first figure, that the summary page shows the claims
+table, and saves a screenshot per page under `_build/screenshots/`. With ``KDLIB_REQUIRE_BROWSER=1``
 (CI) it fails instead of skipping.
 """
 
@@ -20,10 +22,14 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from kdlib.claims import FINDINGS_CLASS
+from kdlib.experiments.chapters import SECTIONS as CHAPTERS
+
 REPO = Path(__file__).resolve().parent.parent
 HTML = REPO / "_build" / "html"
 SHOTS = REPO / "_build" / "screenshots"
 SUMMARY_STEM = "90_summary"
+FINDINGS = f".{FINDINGS_CLASS}"  # each distillation chapter opens with this box
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -142,9 +148,11 @@ def test_page(driver, name):
     images = driver.execute_async_script(_IMAGES_JS)
     broken = [i["raw"] for i in images if i["src"].startswith("file:") and i["width"] == 0]
     assert not broken, f"{name}: local images that did not load: {broken}"
-    remote_without_alt = [i["raw"] for i in images
-                          if not i["src"].startswith(("file:", "data:")) and not i["alt"]]
-    assert not remote_without_alt, f"{name}: remote images need alt text (offline builds)"
+    without_alt = [i["raw"][:80] for i in images if not i["alt"].strip()]
+    assert not without_alt, f"{name}: images need alt text (and remote ones show it offline)"
+    _check_no_parameters_cell(driver, name)
+    if Path(name).stem in CHAPTERS:
+        _check_findings_first(driver, name)
 
     page_ids = set(driver.execute_script(
         "return Array.from(document.querySelectorAll('[id],[name]'))"
@@ -155,6 +163,35 @@ def test_page(driver, name):
     if Path(name).stem == SUMMARY_STEM:
         _check_summary(driver)
     _screenshot(driver, SHOTS / (name.replace("/", "_").removesuffix(".html") + ".png"))
+
+
+def _check_no_parameters_cell(driver, name: str) -> None:
+    """Neither the parameters cell nor papermill's injected-parameters cell is on the page."""
+    from selenium.webdriver.common.by import By
+
+    cells = driver.find_elements(By.CSS_SELECTOR, ".tag_parameters, .tag_injected-parameters")
+    assert not [c for c in cells if c.is_displayed()], f"{name}: a parameters cell is shown"
+    text = driver.find_element(By.TAG_NAME, "main").text
+    assert "Injected parameters" not in text and "papermill overrides these" not in text, (
+        f"{name}: the parameters cells' code is visible")
+
+
+def _check_findings_first(driver, name: str) -> None:
+    """The chapter's findings box exists, under its "What we found" heading, above the first
+    figure (a local image, not the Colab badge)."""
+    from selenium.webdriver.common.by import By
+
+    boxes = driver.find_elements(By.CSS_SELECTOR, FINDINGS)
+    assert len(boxes) == 1, f"{name}: expected one findings box ({FINDINGS}), got {len(boxes)}"
+    assert driver.find_elements(By.ID, "what-we-found"), f"{name}: no #what-we-found anchor"
+    figures = [img for img in driver.find_elements(By.CSS_SELECTOR, "main img")
+               if (img.get_attribute("src") or "").startswith(("file:", "data:"))]
+    assert figures, f"{name}: no figure on the page"
+    box_y, figure_y = boxes[0].location["y"], figures[0].location["y"]
+    assert box_y < figure_y, (f"{name}: the findings box (y={box_y}) is below the first "
+                              f"figure (y={figure_y})")
+    heading = driver.find_element(By.ID, "what-we-found").location["y"]
+    assert heading <= box_y, f"{name}: the box is above its 'What we found' heading"
 
 
 def _screenshot(driver, path: Path) -> None:

@@ -201,3 +201,56 @@ def test_report_lists_each_sub_check_and_what_would_settle_it():
     text = claims.report([claim])
     assert "| C4 | a > b | fails | -3.0 pts \\| x |" in text
     assert "- **C4**: seeds per point: 3; ours: 300 epochs; to settle it: the gpu preset." in text
+
+
+# --------------------------------------------------------------------------- findings first
+
+
+def _check(name, outcome, margin=None, se=None, detail=""):
+    return {"name": name, "outcome": outcome, "margin": margin, "se": se, "detail": detail}
+
+
+def test_check_numbers_reads_the_difference_and_its_spread():
+    assert claims.check_numbers(_check(
+        "a", "holds", 0.083, 0.014, "A @30ep 45.0% (n=1) vs B @30ep 36.8% (n=1): +8.3 pts "
+        "(±2.8 at 2 SE)")) == "+8.3 pts ± 2.8"
+    assert claims.check_numbers(_check(
+        "a", "fails", -0.24, 0.014, "x: -24.4 pts (±2.8 at 2 SE; allowed −0.5 pts)")) == (
+        "-24.4 pts ± 2.8")
+    assert claims.check_numbers(_check("s", "holds", detail="measured 1.06x")) == "measured 1.06x"
+
+
+def test_key_checks_show_both_sides_of_a_partly_verdict():
+    c = dataclasses.replace(make("C9", verdict="partly"), checks=(
+        _check("small hold", "holds", 0.01, 0.01), _check("big hold", "holds", 0.1, 0.01),
+        _check("a fail", "fails", -0.2, 0.01), _check("unsure", "inconclusive", 0.0, 0.01)))
+    assert [k["name"] for k in claims.key_checks(c)] == ["a fail", "big hold"]
+    reproduced = dataclasses.replace(c, verdict="reproduced")
+    assert [k["name"] for k in claims.key_checks(reproduced)] == ["big hold"]
+
+
+def test_findings_box_has_every_claim_verdict_numbers_and_noise():
+    found = [dataclasses.replace(make("C2", verdict="partly"), seeds="1-3",
+                                 noise="pooled 0.8 pts", checks=(
+        _check("x > y", "holds", 0.1, 0.01, "x vs y: +10.0 pts (±2.0 at 2 SE)"),
+        _check("y < z", "fails", -0.1, 0.01, "y vs z: -10.0 pts (±2.0 at 2 SE)"))),
+        make("C1", verdict="inconclusive")]
+    box = claims.findings_html(found, "cpu")
+    assert box.startswith('<div class="admonition tip kd-findings">')
+    assert box.index("C1 · inconclusive") < box.index("C2 · partly")  # claim order
+    assert "1 of 2 sub-checks hold, 1 fails" in box
+    assert "+10.0 pts ± 2.0" in box and "-10.0 pts ± 2.0" in box
+    assert "seeds per point: 1-3" in box and "pooled 0.8 pts" in box
+    assert "1 partly, 1 inconclusive" in box
+    assert "<script" not in claims.findings_html([dataclasses.replace(
+        make("C3"), claim="a <script> & b")], "cpu")  # text is escaped
+    assert "No claims stored" in claims.findings_html([], "smoke")
+
+
+def test_tally_links_each_claim_to_its_chapters_findings():
+    found = [make("C1", "01_consistency", "partly"), make("C2", "02_patience", "partly"),
+             make("C3", "03_imagenet", "not run")]
+    text = claims.tally_markdown(found, "cpu", linked=["01_consistency", "03_imagenet"])
+    assert text.startswith("3 claims at the `cpu` preset: ")
+    assert "**2** partly ([C1](01_consistency.ipynb#what-we-found), C2)" in text
+    assert "**1** not run (C3)" in text and "**0** reproduced," in text

@@ -345,3 +345,29 @@ def test_set_style_sets_theme():
         plots.set_style()
         assert matplotlib.rcParams["axes.labelsize"] == 12
         assert matplotlib.rcParams["axes.grid"]
+
+
+def test_curves_by_length_one_row_per_length_and_a_column_per_metric(runs):
+    by_arm = {"same/ic": {30.0: sweep_of(runs), 300.0: sweep_of(runs)},
+              "fix/rs": {300.0: sweep_of(runs[:2])}}
+    fig = plots.curves_by_length(by_arm, teacher=0.9)
+    try:
+        axes = fig.axes
+        assert len(axes) == 4  # 2 lengths (rows) x 2 metrics (columns)
+        assert [a.get_title() for a in axes] == ["30 epochs"] * 2 + ["300 epochs"] * 2
+        assert axes[1].get_yscale() == "log" and axes[0].get_yscale() == "linear"
+        # at 30 epochs one arm (one bold line), at 300 both; the teacher on accuracy panels
+        assert len(thin_and_bold(axes[0])[1]) == 1 and len(thin_and_bold(axes[2])[1]) == 2
+        assert any(ln.get_label() == "teacher" for ln in axes[2].get_lines())
+        assert [a.get_legend() is not None for a in axes] == [False, True, False, False]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.curves_by_length({})
+
+
+def test_styled_tables_render_the_same_every_time():
+    frame = pd.DataFrame({"30": [0.5, 0.25]}, index=["a", "b"])
+    first, second = plots.styled(frame).to_html(), plots.styled(frame.copy()).to_html()
+    assert first == second and "50.00%" in first
+    assert plots.styled(frame * 2).to_html() != first

@@ -8,15 +8,17 @@ Adam (chapter 01's ``mix`` runs, reused) and with ``optimizer="shampoo"``
 every step, warmup then quadratic decay, as in appendix D), both with the same lr sweep,
 weight decay and steps. Step cost is timed by :func:`step_times`: each arm's training
 program, back to back in one process (the runs' own ``img_per_s`` were measured at different
-times, under different loads, with compilation included). Measured step costs and budgets:
-``benchmarks/README.md``.
+times, under different loads, with compilation included). :func:`stored_step_times` keeps that
+timing as a stored measurement with its provenance (``kdlib.measurements``), so a rebuild reads
+it back instead of timing again on a machine whose load differs from build to build. Measured
+step costs and budgets: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kdlib import presets, sweep, train
+from kdlib import measurements, presets, store, sweep, train
 from kdlib.experiments import common, paper_recipes
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
@@ -84,3 +86,43 @@ def step_times(experiments: common.Arms, *, calls: int = 8, repeats: int = 2) ->
     rows = [{"arm": arm, "round": r, **timer(calls)}
             for r in range(repeats) for arm, timer in timers.items()]
     return pd.DataFrame(rows, columns=["arm", "round", "step_s", "img_per_s", "compile_s"])
+
+
+STEP_TIMES = "step_times"  # the stored measurement's name (results/<preset>/05_shampoo/)
+STEP_TIME_COLUMNS = ["arm", "round", "step_s", "img_per_s", "compile_s"]
+
+
+def timed_programs(experiments: common.Arms) -> dict[str, list[str]]:
+    """Config hashes of what :func:`step_times` times: each arm's group at its longest length."""
+    out = {}
+    for arm, by_epochs in experiments.items():
+        cfg, axes = by_epochs[max(by_epochs)]
+        out[arm] = [store.config_hash(c) for c in sweep.expand(cfg, sweep.grid(**axes))]
+    return out
+
+
+def stored_step_times(experiments: common.Arms, preset: str, *, calls: int = 8,
+                      repeats: int = 2, remeasure: bool = False,
+                      root: Any = None) -> measurements.Measurement:
+    """:func:`step_times` as a stored measurement: read back from
+    ``results/<preset>/05_shampoo/measured_step_times.json`` when it was measured for these
+    programs and settings, else (or with ``remeasure``) measured now and stored with provenance.
+    """
+    key = {"programs": timed_programs(experiments), "calls": calls, "repeats": repeats}
+    return measurements.measure_or_load(
+        STEP_TIMES, presets.check(preset), SECTION,
+        lambda: step_times(experiments, calls=calls, repeats=repeats), key,
+        remeasure=remeasure, root=root)
+
+
+def speed(times: Any, arms: Any = ARMS) -> dict[str, float]:
+    """Median img/s per arm of a :func:`step_times` table (rows of several rounds)."""
+    per_arm = times.groupby("arm")["img_per_s"].median()
+    return {arm: float(per_arm[arm]) for arm in arms if arm in per_arm.index}
+
+
+def step_time_text(times: Any, adam: str = "Adam", shampoo: str = "Shampoo") -> str:
+    """'step time Shampoo / Adam: 1.11x (373 vs 335 img/s per 2-run group)'."""
+    per_arm = speed(times, (adam, shampoo))
+    return (f"step time Shampoo / Adam: {per_arm[adam] / per_arm[shampoo]:.2f}x "
+            f"({per_arm[adam]:.0f} vs {per_arm[shampoo]:.0f} img/s per sweep group)")
