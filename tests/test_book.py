@@ -637,17 +637,20 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
                              for a, v in (("Adam", 400.0), ("Shampoo", 320.0 + len(timed)))])
 
     monkeypatch.setattr(shampoo, "step_times", fake_step_times)
-    experiments = shampoo.arms("smoke")
-    first = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
-    again = shampoo.stored_step_times(experiments, "smoke", calls=2, root=tmp_path)
+    experiments = shampoo.arms("cpu")
+    first = shampoo.stored_step_times(experiments, "cpu", calls=2, root=tmp_path)
+    again = shampoo.stored_step_times(experiments, "cpu", calls=2, root=tmp_path)
     assert timed == [2] and first.fresh and not again.fresh
     times = again.frame(shampoo.STEP_TIME_COLUMNS)
     assert shampoo.speed(times) == {"Adam": 400.0, "Shampoo": 321.0}
     assert shampoo.step_time_text(times).startswith("step time Shampoo / Adam: 1.25x")
     assert set(again.key["programs"]) == {"Adam", "Shampoo"}
-    shampoo.stored_step_times(experiments, "smoke", calls=2, remeasure=True, root=tmp_path)
-    shampoo.stored_step_times(experiments, "smoke", calls=3, root=tmp_path)
+    shampoo.stored_step_times(experiments, "cpu", calls=2, remeasure=True, root=tmp_path)
+    shampoo.stored_step_times(experiments, "cpu", calls=3, root=tmp_path)
     assert timed == [2, 2, 3]
+    # smoke times one call, one round, whatever is asked (wiring, not timing)
+    shampoo.stored_step_times(shampoo.arms("smoke"), "smoke", calls=8, root=tmp_path)
+    assert timed == [2, 2, 3, 1]
 
 
 def test_every_chapter_opens_with_its_findings_then_its_main_figure():
