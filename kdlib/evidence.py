@@ -89,6 +89,12 @@ class Noise:
     source: str
 
 
+# Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
+# (added 2026-12-03, after results existed: two replicated points, 4 degrees of freedom, moved
+# C1 and C10 between builds as each new replicate landed). A larger pooled sd is always used.
+MIN_POOLED_DOF = 10
+
+
 def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
     """Pooled sample sd over groups of seed values (each group one config); assumed if none.
 
@@ -110,6 +116,11 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
                      if metric == "test_acc" else f"assumed {sd:g} per run: no replicates")
     sd = math.sqrt(num / dof)
     what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+    if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
+        assumed = ASSUMED_SD[metric]
+        kept = f"{100 * assumed:.1f} pts" if metric == "test_acc" else f"{assumed:g}"
+        return Noise(assumed, f"assumed {kept} per run: the {what} pooled over {points} "
+                     f"replicated points has {dof} degrees of freedom (< {MIN_POOLED_DOF})")
     return Noise(sd, f"{what} per run, pooled over {points} replicated points")
 
 

@@ -33,10 +33,19 @@ def test_estimate_refuses_empty_or_non_finite(values):
 
 
 def test_pooled_noise_weights_groups_by_degrees_of_freedom():
-    n = ev.pooled_noise([[0.80, 0.82, 0.84], [0.5, 0.5], [0.7]])
-    # (2 * 0.02**2 + 1 * 0) / 3 degrees of freedom
-    assert n.sd == pytest.approx(math.sqrt(2 * 0.0004 / 3))
-    assert "pooled over 2 replicated points" in n.source
+    groups = [[0.80, 0.82, 0.84], [0.5, 0.5]] + [[0.6, 0.6, 0.6]] * 4 + [[0.7]]
+    n = ev.pooled_noise(groups)
+    # (2 * 0.02**2 + 0) / 11 degrees of freedom
+    assert n.sd == pytest.approx(math.sqrt(2 * 0.0004 / 11))
+    assert "pooled over 6 replicated points" in n.source
+
+
+def test_pooled_noise_below_min_dof_does_not_narrow_the_assumption():
+    small = ev.pooled_noise([[0.800, 0.805, 0.810], [0.5, 0.5], [0.7]])  # 3 dof, sd 0.004
+    assert small.sd == ev.ASSUMED_SD["test_acc"]
+    assert "3 degrees of freedom (< 10)" in small.source
+    wide = ev.pooled_noise([[0.70, 0.74, 0.78]])  # 2 dof, sd 0.04 > assumed: used
+    assert wide.sd == pytest.approx(0.04) and "pooled over 1 replicated points" in wide.source
 
 
 def test_pooled_noise_without_replicates_is_the_stated_assumption():

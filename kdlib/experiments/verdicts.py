@@ -131,7 +131,9 @@ PAPER_SCALE: dict[str, str] = {
 # The paper's shortest schedule: lengths below it lie outside the range the paper tested.
 PAPER_MIN_EPOCHS = 30.0
 RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on the new "
-             "verdict scale) after the cpu results existed")
+             "verdict scale) after the cpu results existed; later that day, also after "
+             "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
+             "the assumed 1.0 pt")
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
