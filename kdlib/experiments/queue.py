@@ -87,8 +87,7 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _patience("250", (4000.0,), ("function matching",))),
     ("07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble)",
      lambda: _upfront(_only(cross_family.arms(PRESET, planned=True),
-                            tuple(a for a in cross_family.ARMS
-                                  if a not in ("BiT student", cross_family.BN_SLOW_STATS)),
+                            tuple(a for a in cross_family.PLANNED_ARMS if a != "BiT student"),
                             cross_family.PLANNED[PRESET]))),
     ("09 at 30 and 100 epochs (extras)", lambda: dist_loss.arms(PRESET)),
     ("01 1k images at 30-300 epochs (extras)",
