@@ -175,9 +175,13 @@ def test_eight_simulated_devices_match_one(results, tiny_teacher, tmp_path):
 
 
 @pytest.mark.slow
-def test_group_equals_runs_trained_alone(results, tiny_teacher, tmp_path):
-    """A vectorized group (different lr and T) gives each run's solo results."""
-    base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix", epochs=0.5)
+@pytest.mark.parametrize("preset", ["cpu", "smoke"])  # runs unrolled one by one / vmapped
+def test_group_equals_runs_trained_alone(results, tiny_teacher, tmp_path, preset):
+    """A vectorized group (different lr and T) gives each run's solo results, with the
+    student steps unrolled run by run (CPU) or vmapped (smoke, accelerators)."""
+    base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="mix", epochs=0.5,
+                       preset=preset)
+    assert train.vectorize_runs(base) == (preset == "smoke")
     configs = [base.replace(lr=1e-3, temperature=1.0), base.replace(lr=3e-3, temperature=2.0)]
     grouped = train.train_group(configs, [tmp_path / "g0", tmp_path / "g1"], progress=False)
     for i, config in enumerate(configs):

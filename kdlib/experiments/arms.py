@@ -291,6 +291,14 @@ def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
     The teachers' FLOPs are counted when they are stored (``teachers.available``).
     """
     rows = []
+    teacher_flops: dict[tuple[str, int], float] = {}  # arms share teachers: count each once
+
+    def flops_of(name: str, size: int) -> float:
+        if (name, size) not in teacher_flops:
+            shape = (1, size, size, in_channels)
+            teacher_flops[name, size] = profiling.forward_flops(teachers.load(name)[0], shape)
+        return teacher_flops[name, size]
+
     for arm, by_epochs in experiment.items():
         cfg = next(iter(by_epochs.values()))[0]
         t_sizes = teacher_sizes(cfg)
@@ -299,8 +307,7 @@ def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1
         s_shape = (1, cfg.student_size, cfg.student_size, in_channels)
         t_flops = None
         if all(n in teachers.available() for n in cfg.teachers):
-            t_flops = sum(profiling.forward_flops(teachers.load(n)[0],
-                                                (1, size, size, in_channels))
+            t_flops = sum(flops_of(n, size)
                           for n, size in zip(cfg.teachers, t_sizes, strict=True)) / 1e6
         t_px = t_sizes[0] if len(set(t_sizes)) == 1 else " + ".join(map(str, t_sizes))
         rows.append({"arm": arm, "teacher px": t_px, "student px": cfg.student_size,

@@ -103,7 +103,7 @@ def make_norm(features: int, norm: str, impl: str | None, rngs: nnx.Rngs) -> nnx
     if norm == "gn":
         return layers.GroupNorm(features, max_groups=8, eps=1e-5, impl=impl)
     if norm == "bn":
-        return nnx.BatchNorm(features, momentum=0.99, epsilon=1e-3, scale_init=layers.ones,
+        return layers.BatchNorm(features, momentum=0.99, epsilon=1e-3, scale_init=layers.ones,
                              bias_init=layers.zeros, rngs=rngs)
     raise ValueError(f"norm={norm!r} is not one of {NORMS}")
 

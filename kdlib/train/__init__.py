@@ -54,7 +54,7 @@ from kdlib.train.state import (
     make_mesh,
     student_kwargs,
 )
-from kdlib.train.step import make_train_chunk, stack_runs, take_run
+from kdlib.train.step import make_train_chunk, stack_runs, take_run, vectorize_runs
 from kdlib.train.teacher import Teacher, fixed_targets
 from kdlib.train.timer import chunk_timer
 
@@ -65,4 +65,5 @@ __all__ = [
     "hparams", "load_data", "make_mesh", "make_optimizer", "make_train_chunk", "predict", "run",
     "schedule_arrays", "stack_runs", "stored_image_size", "stream_chunk", "student_kwargs",
     "sweep", "take_run", "total_steps", "train", "train_aspects", "train_group", "train_many",
+    "vectorize_runs",
 ]

@@ -24,7 +24,14 @@ from kdlib.train.batches import load_data, stream_chunk, total_steps, train_aspe
 from kdlib.train.evaluate import eval_metrics, predict
 from kdlib.train.optimizer import group_key
 from kdlib.train.state import check_group, group_program, make_mesh
-from kdlib.train.step import UNROLL_MIN_STEPS, stack_runs, take_run, unroll_for  # noqa: F401
+from kdlib.train.step import (  # noqa: F401
+    UNROLL_MIN_STEPS,
+    host_stack_runs,
+    host_take_run,
+    stack_runs,
+    take_run,
+    unroll_for,
+)
 
 
 def enable_compile_cache() -> None:
@@ -120,7 +127,7 @@ def train_group(
     logs = [MetricsLog(d / "metrics.jsonl") for d in run_dirs]
     step = group_start(ckpts)
     if step:  # every run of the group checkpointed at this step
-        carry = put(stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
+        carry = put(host_stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)
     status = ["done"] * group
@@ -142,7 +149,7 @@ def train_group(
         the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
                                   "train_loss": train_loss}
-        state = take_run(carry[:2], i)
+        state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
             logits = predict(eval_graphdef, state, ds.images, config.student_size)
@@ -192,7 +199,7 @@ def train_group(
                 logs[i].append(records[i])  # before the checkpoint: a resume drops later ones
             if step % ckpt_every == 0 or step >= steps:
                 for i in range(group):
-                    ckpts[i].save(step, take_run(carry, i))
+                    ckpts[i].save(step, host_take_run(carry, i))
     bar.close()
     for c in ckpts:
         c.close()
@@ -203,7 +210,7 @@ def train_group(
             records[i] = evaluate(i, done_losses[-1] if done_losses else float("nan"))
         if status[i] == "done":
             if save_model:
-                params_i, rest_i = jax.device_get(take_run(carry[:2], i))
+                params_i, rest_i = host_take_run(carry[:2], i)
                 nnx.update(student, params_i, rest_i)
                 teachers.save_weights(student, run_dir / "model.npz")
         summary = dict(records[i]) if status[i] == "done" else {}

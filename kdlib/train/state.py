@@ -4,6 +4,7 @@ teacher and its fixed targets, and the jitted chunk (:func:`group_program`)."""
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from kdlib import checks, models, teachers
 from kdlib.config import RunConfig, teacher_sizes, teacher_view_size
 from kdlib.policies import teacher_mode
 from kdlib.train.optimizer import HPARAMS, group_key, hparams, make_optimizer, schedule_arrays
-from kdlib.train.step import make_train_chunk, stack_runs
+from kdlib.train.step import host_stack_runs, make_train_chunk
 from kdlib.train.teacher import Teacher, fixed_targets
 
 
@@ -105,7 +106,9 @@ def group_program(
     student = build_student(config, num_classes, in_channels)
     student.train()
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
-    opt_states = [make_optimizer(c, steps).init(params) for c in configs]
+    # One jitted init for the group: eager inits compile a zeros program per leaf shape (45
+    # for a MobileNetV3 at smoke), a jitted one per call.
+    opt_states = jax.jit(lambda p: [make_optimizer(c, steps).init(p) for c in configs])(params)
     # Teacher outputs that do not change during training: fixed targets.
     if teacher and teacher_mode(config.policy) == "fixed":
         targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))
@@ -113,8 +116,33 @@ def group_program(
         targets = np.zeros((1, num_classes), np.float32)
     return GroupProgram(
         teacher=teacher, student=student, one_carry=(params, rest, opt_states[0]),
-        carry=put(stack_runs([(params, rest, o) for o in opt_states])),
+        carry=put(host_stack_runs([(params, rest, o) for o in opt_states])),
         hp=put(hparams(configs)), sched=put(schedule_arrays(config, steps)), targets=targets,
-        chunk=make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed,
-                               unroll=unroll),
+        chunk=train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll),
     )
+
+
+# The jitted chunks of this process, by program (see train_chunk); the oldest are dropped.
+_CHUNKS: OrderedDict[tuple, Callable] = OrderedDict()
+_MAX_CHUNKS = 8
+
+
+def train_chunk(config: RunConfig, graphdef: Any, teacher: Teacher | None, mesh: Mesh, *,
+                streamed: bool = False, unroll: bool | None = None) -> Callable:
+    """:func:`make_train_chunk`, reused within a process for groups whose configs differ only
+    in :data:`HPARAMS`, length or seed: those enter as arrays, so the chunk is the same program
+    and a second length of an arm skips tracing it and loading it from the compilation cache
+    (a MobileNetV3 group at smoke: 19 s per length; issue 15). Every other config field, the
+    student's and teachers' graphs and the mesh are part of the key."""
+    neutral = dataclasses.replace(config, epochs=1.0, seed=0, **dict.fromkeys(HPARAMS, 0.0))
+    teacher_key = None if teacher is None else (
+        teacher.names, tuple(teacher.graphdefs), teacher.sizes, teacher.ensemble)
+    key = (repr(neutral), graphdef, teacher_key, mesh, streamed, unroll)
+    if key in _CHUNKS:
+        _CHUNKS.move_to_end(key)
+        return _CHUNKS[key]
+    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
+    _CHUNKS[key] = chunk
+    while len(_CHUNKS) > _MAX_CHUNKS:
+        _CHUNKS.popitem(last=False)
+    return chunk

@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -31,6 +32,16 @@ def unroll_for(steps: int) -> bool | None:
     """The chunk's ``unroll`` for a run of ``steps`` steps: rolled when short, else the
     backend's default (unrolled on CPU)."""
     return None if steps >= UNROLL_MIN_STEPS else False
+
+
+def vectorize_runs(config: RunConfig) -> bool:
+    """Whether a group's student steps are vmapped (one copy in the program) or unrolled run
+    by run. The runs share views and teacher either way. On accelerators: vmapped. On CPU,
+    vmapped convs run 1.3-1.6x slower per run (measured, cpu-preset student: 2359 img/s
+    alone, 1757 per run under vmap of 2), so unrolled, except at the smoke preset, where
+    compiling is most of a run: a 2-run group compiles in 15 vs 37 s (MobileNetV3-L, smoke;
+    issue 15). Stored cpu runs are unrolled at every length, so their numbers do not move."""
+    return jax.default_backend() != "cpu" or config.preset == "smoke"
 
 
 def make_train_chunk(
@@ -138,10 +149,7 @@ def make_train_chunk(
     # (measured: 1.87 vs 0.27 s per step of the cpu-preset teacher), so unroll on CPU.
     if unroll is None:
         unroll = jax.default_backend() == "cpu"
-    # The runs of a group share views and teacher; their student steps are vmapped on
-    # accelerators but unrolled on CPU, where vmapped convs run 1.3-1.6x slower per run
-    # (measured, cpu-preset student: 2359 img/s alone, 1757 per run under vmap of 2).
-    vectorize = jax.default_backend() != "cpu"
+    vectorize = vectorize_runs(config)
 
     @functools.partial(
         jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0,
@@ -159,8 +167,33 @@ def make_train_chunk(
 
 
 def stack_runs(trees: list[Any]) -> Any:
+    """One tree whose leaves stack the runs' leaves (leading axis: the run)."""
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def take_run(tree: Any, i: int) -> Any:
+    """Run ``i``'s slice of a :func:`stack_runs` tree."""
     return jax.tree.map(lambda x: x[i], tree)
+
+
+def host_stack_runs(trees: list[Any]) -> Any:
+    """:func:`stack_runs` in numpy, for use outside ``jit``: eager ``jnp.stack`` compiles a
+    program per leaf shape (55 compiles, ~14 s, for a MobileNetV3 group at smoke)."""
+    return jax.tree.map(lambda *xs: _host_or_jnp(xs, np.stack, jnp.stack), *trees)
+
+
+def host_take_run(tree: Any, i: int) -> Any:
+    """:func:`take_run` in numpy, for use outside ``jit`` (an eager slice compiles two
+    programs per leaf shape)."""
+    return jax.tree.map(lambda x: _host_or_jnp(x, lambda a: a[i], lambda a: a[i]), tree)
+
+
+def _host_or_jnp(x: Any, on_host: Callable, on_device: Callable) -> Any:
+    """``on_host`` over numpy copies of ``x`` (an array or a sequence of arrays); PRNG key
+    arrays, which numpy cannot hold, go through ``on_device``."""
+    first = x[0] if isinstance(x, tuple) else x
+    if jax.dtypes.issubdtype(getattr(first, "dtype", np.float32), jax.dtypes.prng_key):
+        return on_device(x)
+    if isinstance(x, tuple):
+        return on_host([np.asarray(a) for a in x])
+    return on_host(np.asarray(x))
