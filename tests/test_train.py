@@ -299,3 +299,36 @@ def test_chunk_timer_times_the_group_without_writing(results, tiny_teacher):
         timer(0)
     with pytest.raises(ValueError, match="differ only in"):
         train.chunk_timer([config, config.replace(policy="same/ic")])
+
+
+def test_host_stack_and_take_equal_the_traced_ones():
+    """The host-side stack/slice of a group's state equal jnp's, leaf for leaf and dtype."""
+    from kdlib.train.step import host_stack_runs, host_take_run, stack_runs, take_run
+
+    trees = [{"w": np.full((2, 3), i, np.float32), "n": np.int32(i),
+              "k": jax.random.key(i)} for i in range(3)]
+    host, traced = host_stack_runs(trees), stack_runs(trees)
+    for a, b in zip(jax.tree.leaves(host), jax.tree.leaves(traced), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(host["w"], traced["w"])
+    one = host_take_run(host, 2)
+    np.testing.assert_array_equal(one["w"], take_run(traced, 2)["w"])
+    assert one["n"] == 2 and one["w"].shape == (2, 3)
+    np.testing.assert_array_equal(jax.random.key_data(one["k"]),
+                                  jax.random.key_data(jax.random.key(2)))
+
+
+def test_train_chunk_is_reused_only_for_the_same_program():
+    """Configs differing in hparams, length or seed share a process's jitted chunk; any other
+    field (here the policy) gets its own."""
+    from kdlib.train.state import make_mesh, train_chunk
+
+    graphdef, _ = nnx.split(models.create(TINY.name, rngs=nnx.Rngs(0), num_classes=10,
+                                          in_channels=1, **TINY.kwargs))
+    mesh = make_mesh()
+    base = tiny_config()
+    chunk = train_chunk(base, graphdef, None, mesh)
+    for same in (base.replace(lr=1e-2, wd=0.0), base.replace(epochs=7.0), base.replace(seed=3)):
+        assert train_chunk(same, graphdef, None, mesh) is chunk
+    assert train_chunk(base.replace(policy="same/ic"), graphdef, None, mesh) is not chunk
+    assert train_chunk(base, graphdef, None, mesh, unroll=True) is not chunk
