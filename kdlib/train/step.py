@@ -183,8 +183,11 @@ def host_stack_runs(trees: list[Any]) -> Any:
 
 
 def host_take_run(tree: Any, i: int) -> Any:
-    """:func:`take_run` in numpy, for use outside ``jit`` (an eager slice compiles two
-    programs per leaf shape)."""
+    """:func:`take_run` in numpy on CPU, for use outside ``jit`` (an eager slice compiles two
+    programs per leaf shape). On accelerators it slices on device: copying every run's
+    state to the host to keep one would cost more than those compiles."""
+    if jax.default_backend() != "cpu":
+        return take_run(tree, i)
     return jax.tree.map(lambda x: _host_or_jnp(x, lambda a: a[i], lambda a: a[i]), tree)
 
 
