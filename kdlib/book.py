@@ -198,9 +198,10 @@ def write_notebook(path: str | os.PathLike, nb: dict) -> bool:
     that (atomic; nothing touched then). Returns whether the file changed."""
     path = Path(path)
     payload = colab.dumps(nb).encode("utf-8")
-    before = path.read_bytes() if path.is_file() else None
+    if path.is_file() and path.read_bytes() == payload:
+        return False
     write_bytes_atomic(path, payload)
-    return before != payload
+    return True
 
 
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:

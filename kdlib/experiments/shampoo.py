@@ -68,6 +68,9 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
     return out
 
 
+STEP_TIME_COLUMNS = ["arm", "round", "step_s", "img_per_s", "compile_s"]
+
+
 def step_times(experiments: common.Arms, *, calls: int = 8, repeats: int = 2) -> Any:
     """Seconds per step of each arm's sweep group at its longest schedule, in this process.
 
@@ -85,11 +88,10 @@ def step_times(experiments: common.Arms, *, calls: int = 8, repeats: int = 2) ->
         timers[arm] = train.chunk_timer(sweep.expand(cfg, sweep.grid(**axes)))
     rows = [{"arm": arm, "round": r, **timer(calls)}
             for r in range(repeats) for arm, timer in timers.items()]
-    return pd.DataFrame(rows, columns=["arm", "round", "step_s", "img_per_s", "compile_s"])
+    return pd.DataFrame(rows, columns=STEP_TIME_COLUMNS)
 
 
 STEP_TIMES = "step_times"  # the stored measurement's name (results/<preset>/05_shampoo/)
-STEP_TIME_COLUMNS = ["arm", "round", "step_s", "img_per_s", "compile_s"]
 
 
 def timed_programs(experiments: common.Arms) -> dict[str, list[str]]:

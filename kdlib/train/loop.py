@@ -24,12 +24,10 @@ from kdlib.train.batches import load_data, stream_chunk, total_steps, train_aspe
 from kdlib.train.evaluate import eval_metrics, predict
 from kdlib.train.optimizer import group_key
 from kdlib.train.state import check_group, group_program, make_mesh
-from kdlib.train.step import (  # noqa: F401
+from kdlib.train.step import (  # noqa: F401  (UNROLL_MIN_STEPS: re-exported)
     UNROLL_MIN_STEPS,
     host_stack_runs,
     host_take_run,
-    stack_runs,
-    take_run,
     unroll_for,
 )
 

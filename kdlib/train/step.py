@@ -179,7 +179,9 @@ def take_run(tree: Any, i: int) -> Any:
 def host_stack_runs(trees: list[Any]) -> Any:
     """:func:`stack_runs` in numpy, for use outside ``jit``: eager ``jnp.stack`` compiles a
     program per leaf shape (55 compiles, ~14 s, for a MobileNetV3 group at smoke)."""
-    return jax.tree.map(lambda *xs: _host_or_jnp(xs, np.stack, jnp.stack), *trees)
+    return jax.tree.map(
+        lambda *xs: jnp.stack(xs) if _is_key(xs[0]) else np.stack([np.asarray(x) for x in xs]),
+        *trees)
 
 
 def host_take_run(tree: Any, i: int) -> Any:
@@ -188,15 +190,9 @@ def host_take_run(tree: Any, i: int) -> Any:
     state to the host to keep one would cost more than those compiles."""
     if jax.default_backend() != "cpu":
         return take_run(tree, i)
-    return jax.tree.map(lambda x: _host_or_jnp(x, lambda a: a[i], lambda a: a[i]), tree)
+    return jax.tree.map(lambda x: (x if _is_key(x) else np.asarray(x))[i], tree)
 
 
-def _host_or_jnp(x: Any, on_host: Callable, on_device: Callable) -> Any:
-    """``on_host`` over numpy copies of ``x`` (an array or a sequence of arrays); PRNG key
-    arrays, which numpy cannot hold, go through ``on_device``."""
-    first = x[0] if isinstance(x, tuple) else x
-    if jax.dtypes.issubdtype(getattr(first, "dtype", np.float32), jax.dtypes.prng_key):
-        return on_device(x)
-    if isinstance(x, tuple):
-        return on_host([np.asarray(a) for a in x])
-    return on_host(np.asarray(x))
+def _is_key(x: Any) -> bool:
+    """Whether ``x`` is a PRNG key array (numpy cannot hold one)."""
+    return jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
