@@ -7,6 +7,7 @@ nothing that shapes the numbers differs (see :func:`same_machine`), else within 
 (float reduction order differs with a run's vectorized group mates, jax versions and CPUs).
 
     python -m kdlib.retrain results/cpu/02_patience/d6d7985b9885
+    python -m kdlib.retrain --families          # the shortest stored run of every family
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 
 from kdlib import store
 from kdlib.config import config_from_dict
+
+# Runs shorter than this retrain in the test suite (a rolled chunk: seconds to compile); the
+# families whose shortest stored run is longer are checked by ``--families`` (make verify-store).
+CHEAP_STEPS = 100
 
 # Within-machine float noise of a short run is far below this; a seed changes more.
 TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
@@ -67,12 +72,47 @@ def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None
             "same_machine": same_machine(stored.provenance)}
 
 
+def family(record: store.RunRecord) -> tuple[Any, ...]:
+    """What selects a distinct path through the engine: the student's architecture, the loss,
+    the optimizer, a pretrained init or not, the teachers (names: their architecture and view
+    size), the training data, and where the teacher's views come from (the policy's mode)."""
+    from kdlib.policies import teacher_mode
+
+    c = record.config
+    return (c["student"]["name"], c["loss"], c["optimizer"], c.get("init") is not None,
+            tuple(c.get("teachers") or ()), c["data"]["name"], teacher_mode(c["policy"]))
+
+
+def family_representatives(preset: str = "cpu", root: str | Path | None = None
+                           ) -> dict[tuple[Any, ...], store.RunRecord]:
+    """The shortest finished run (fewest steps, then hash) of every :func:`family` stored at
+    ``preset``: what a retrain check covers at the least compute."""
+    best: dict[tuple[Any, ...], store.RunRecord] = {}
+    for record in store.list_runs(root, preset):
+        if record.status != "done":
+            continue
+        key, steps = family(record), int(record.summary.get("steps", 0))
+        held = best.get(key)
+        if held is None or (steps, record.hash) < (int(held.summary.get("steps", 0)),
+                                                   held.hash):
+            best[key] = record
+    return dict(sorted(best.items(), key=lambda kv: (int(kv[1].summary.get("steps", 0)),
+                                                      kv[1].hash)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="stored run folders")
+    parser.add_argument("run_dirs", nargs="*", type=Path, help="stored run folders")
+    parser.add_argument("--families", action="store_true",
+                        help="retrain the shortest stored cpu run of every family")
     args = parser.parse_args(argv)
+    run_dirs = list(args.run_dirs)
+    if args.families:
+        run_dirs += [record.path for record in family_representatives().values()]
+    if not run_dirs:
+        parser.error("give stored run folders, or --families")
     worst = 0
-    for run_dir in args.run_dirs:
+    for run_dir in run_dirs:
         result = retrain_check(run_dir)
         print(json.dumps(result))
         worst = max(worst, 0 if result["within"] else 1)

@@ -33,3 +33,32 @@ def results_root(tmp_path, monkeypatch):
     """An empty results root for the test ($KDLIB_RESULTS)."""
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
     return tmp_path
+
+
+# --------------------------------------------------------------- compile accounting (issue 15)
+# KDLIB_COUNT_COMPILES=1 pytest -p no:xdist ... prints the tests that compiled the most XLA
+# programs (and their seconds): eager JAX in a test compiles one program per op and shape.
+_COMPILES: dict[str, list[float]] = {}
+
+if os.environ.get("KDLIB_COUNT_COMPILES"):
+    from jax import monitoring
+
+    _current: list[str] = []
+
+    def _on_duration(name: str, seconds: float, **_: object) -> None:
+        if name.endswith("backend_compile_duration") and _current:
+            _COMPILES.setdefault(_current[-1], []).append(seconds)
+
+    monitoring.register_event_duration_secs_listener(_on_duration)
+
+    @pytest.fixture(autouse=True)
+    def _count_compiles(request):
+        _current.append(request.node.nodeid)
+        yield
+        _current.pop()
+
+    def pytest_terminal_summary(terminalreporter):
+        rows = sorted(_COMPILES.items(), key=lambda kv: -sum(kv[1]))[:25]
+        terminalreporter.write_sep("=", "XLA compiles per test (count, seconds)")
+        for nodeid, times in rows:
+            terminalreporter.write_line(f"{len(times):5d} {sum(times):7.1f}s  {nodeid}")

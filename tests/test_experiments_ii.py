@@ -125,6 +125,11 @@ def test_mobilenet_students_are_scaled_down_and_stateless():
     with pytest.raises(ValueError, match="no MobileNet student at preset='paper'"):
         cross_family.student(cross_family.BN_SLOW_STATS, "paper")
     assert "width" not in cross_family.student("MobileNetV3-S (GN)", "paper").kwargs
+    # Only the smoke preset's students are shallow (one block per stage: compile time).
+    for arm in cross_family.STUDENTS:
+        assert cross_family.student(arm, "smoke").kwargs == {
+            **cross_family.student(arm, "cpu").kwargs, "shallow": True}
+        assert "shallow" not in cross_family.student(arm, "gpu").kwargs
     model = models.create(s.name, num_classes=10, in_channels=1, **s.kwargs)
     kinds = {type(v).__name__ for _, v in nnx.to_flat_state(nnx.state(model, nnx.Not(nnx.Param)))}
     assert "RngKey" not in kinds  # no dropout: no RNG key in the state (checkpointable)

@@ -187,6 +187,26 @@ def test_mobilenet_v3_structure():
     assert strides == [2, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1]
 
 
+def test_shallow_mobilenet_v3_keeps_one_block_per_stage_and_every_kind():
+    large = nnx.eval_shape(lambda: models.MobileNetV3(variant="large", num_classes=10,
+                                                      shallow=True))
+    strides = [b.depthwise.conv.strides[0] for b in large.blocks]
+    assert strides == [1, 2, 2, 2, 1, 2]
+    kernels = [b.depthwise.conv.kernel.shape[0] for b in large.blocks]
+    assert kernels == [3, 3, 5, 3, 3, 5]
+    assert [b.se is not None for b in large.blocks] == [False, False, True, False, True, True]
+    assert [b.depthwise.activation for b in large.blocks] == ["relu"] * 3 + ["hswish"] * 3
+    assert large.blocks[0].use_residual
+    # The head is the full network's: same last conv and pre-logits.
+    assert large.last_conv.conv.kernel.shape == (1, 1, 160, 960)
+    small = nnx.eval_shape(lambda: models.MobileNetV3(variant="small", num_classes=10,
+                                                      shallow=True))
+    assert [b.depthwise.conv.strides[0] for b in small.blocks] == [2, 2, 2, 1, 2]
+    assert small.last_conv.conv.kernel.shape == (1, 1, 96, 576)
+    with pytest.raises(ValueError, match="shallow='yes' must be True or False"):
+        models.MobileNetV3(shallow="yes")
+
+
 # ----------------------------------------------------------------------- parameter counts
 
 # Exact counts of our implementation, 1000 classes. Published: BiT-R50x1 25.5M, BiT-R152x2

@@ -80,6 +80,19 @@ SMALL_BLOCKS = (
     _B(5, 576, 96, True, "hswish", 1),
 )
 BLOCKS = {"large": LARGE_BLOCKS, "small": SMALL_BLOCKS}
+
+
+def first_of_each_width(blocks: tuple[BlockSpec, ...]) -> tuple[BlockSpec, ...]:
+    """The blocks that change the width (one per stage): the ``shallow`` network's. Both
+    kernel sizes, SE or not, ReLU and hard-swish and both strides survive; the repeated
+    stride-1 blocks of a stage go (Large: 6 of 15 blocks, its first still residual; Small: 5
+    of 11, none residual)."""
+    kept, width = [], None
+    for spec in blocks:
+        if spec.out != width:
+            kept.append(spec)
+        width = spec.out
+    return tuple(kept)
 STEM_CHANNELS = 16
 LAST_CONV_EXPANSION = 6  # 6 x 160 = 960 (Large), 6 x 96 = 576 (Small)
 PRE_LOGITS = {"large": 1280, "small": 1024}
@@ -206,6 +219,8 @@ class MobileNetV3(nnx.Module):
       dropout: dropout rate before the classifier (0: off, the default).
       bn_momentum: BatchNorm's running-statistics decay (norm="bn" only). 0.99 (Keras'
         default) averages over ~100 steps; short runs need less (see ``07_cross_family``).
+      shallow: keep one block per stage (:func:`first_of_each_width`): a network with every
+        kind of layer at ~2.5x less to compile (the smoke preset's; off: the paper's tables).
       impl: ops implementation ("xla", "cpu", or None: auto by backend).
       rngs: initialization (and dropout) randomness (default ``nnx.Rngs(0)``).
     """
@@ -213,7 +228,8 @@ class MobileNetV3(nnx.Module):
     def __init__(
         self, *, variant: str = "large", num_classes: int = 1000, width: float = 1.0,
         norm: str = "gn", in_channels: int = 3, stem: str = "imagenet", dropout: float = 0.0,
-        bn_momentum: float = 0.99, impl: str | None = None, rngs: nnx.Rngs | None = None,
+        bn_momentum: float = 0.99, shallow: bool = False, impl: str | None = None,
+        rngs: nnx.Rngs | None = None,
     ):
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
@@ -231,6 +247,8 @@ class MobileNetV3(nnx.Module):
             0 <= bn_momentum < 1
         ):
             raise ValueError(f"bn_momentum={bn_momentum!r} must be in [0, 1)")
+        if not isinstance(shallow, bool):
+            raise ValueError(f"shallow={shallow!r} must be True or False")
         for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive int")
@@ -249,7 +267,8 @@ class MobileNetV3(nnx.Module):
             in_channels, features, 3, strides=2 if stem == "imagenet" else 1,
             activation="hswish", norm=norm, impl=impl, rngs=rngs)
         blocks = []
-        for spec in BLOCKS[variant]:
+        specs = first_of_each_width(BLOCKS[variant]) if shallow else BLOCKS[variant]
+        for spec in specs:
             out = scale(spec.out)
             blocks.append(InvertedResidual(
                 features, scale(spec.expansion), out, spec, norm=norm, impl=impl, rngs=rngs))
