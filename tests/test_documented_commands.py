@@ -110,6 +110,9 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
         queue.parser().parse_args(words[3:])
     elif words[:3] == ["python", "-m", "kdlib.retrain"]:
         for run in words[3:]:
+            if run.startswith("--"):
+                assert run == "--families", f"{run}: kdlib.retrain takes run folders or --families"
+                continue
             assert (REPO / run / "summary.json").is_file(), f"{run} is not a stored run"
     elif words[:3] == ["python", "-m", "kdlib.experiments.paper_recipes"]:
         from kdlib.experiments import paper_recipes
