@@ -93,6 +93,8 @@ def first_of_each_width(blocks: tuple[BlockSpec, ...]) -> tuple[BlockSpec, ...]:
             kept.append(spec)
         width = spec.out
     return tuple(kept)
+
+
 STEM_CHANNELS = 16
 LAST_CONV_EXPANSION = 6  # 6 x 160 = 960 (Large), 6 x 96 = 576 (Small)
 PRE_LOGITS = {"large": 1280, "small": 1024}
