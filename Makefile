@@ -60,10 +60,11 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 # Each phase prints its seconds and its slowest tests (issue 15: keep the phases measured).
 # The smoke runs a previous make test stored are removed first: a changed engine must not
 # pass on them (config hashes do not see code changes); they are gitignored outputs.
+CLEAR_SMOKE_RUNS := rm -rf results/smoke results/teachers/smoke_*
 PHASE = start=$$(date +%s); $(1) && echo "[make test] $(2): $$(( $$(date +%s) - start )) s"
 test: setup browser-deps
 	@$(call PHASE,$(PY) -m pytest -q -n 2 --durations=15 -p no:cacheprovider tests --ignore=tests/test_browser.py,kdlib tests)
-	@rm -rf results/smoke results/teachers/smoke_*  # the notebooks retrain their smoke runs
+	@$(CLEAR_SMOKE_RUNS)
 	@$(call PHASE,$(NBVAL) --durations=15 $(NOTEBOOKS),notebooks at smoke)
 	@$(call PHASE,$(MAKE) html,html)
 	@$(call PHASE,$(PY) -m pytest -q -rs tests/test_browser.py,browser check)
@@ -75,7 +76,7 @@ check: setup
 
 # Only the notebooks at the smoke preset (nbval), e.g. after editing one.
 test-notebooks: setup
-	rm -rf results/smoke results/teachers/smoke_*
+	$(CLEAR_SMOKE_RUNS)
 	$(NBVAL) $(NOTEBOOKS)
 
 # The built book in headless Chromium (Debian's chromium + chromium-driver, installed when root

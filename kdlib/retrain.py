@@ -87,17 +87,16 @@ def family_representatives(preset: str = "cpu", root: str | Path | None = None
                            ) -> dict[tuple[Any, ...], store.RunRecord]:
     """The shortest finished run (fewest steps, then hash) of every :func:`family` stored at
     ``preset``: what a retrain check covers at the least compute."""
+    def shortness(record: store.RunRecord) -> tuple[int, str]:
+        return int(record.summary.get("steps", 0)), record.hash
+
     best: dict[tuple[Any, ...], store.RunRecord] = {}
     for record in store.list_runs(root, preset):
-        if record.status != "done":
-            continue
-        key, steps = family(record), int(record.summary.get("steps", 0))
-        held = best.get(key)
-        if held is None or (steps, record.hash) < (int(held.summary.get("steps", 0)),
-                                                   held.hash):
+        key = family(record)
+        if record.status == "done" and (key not in best
+                                        or shortness(record) < shortness(best[key])):
             best[key] = record
-    return dict(sorted(best.items(), key=lambda kv: (int(kv[1].summary.get("steps", 0)),
-                                                      kv[1].hash)))
+    return dict(sorted(best.items(), key=lambda kv: shortness(kv[1])))
 
 
 def main(argv: list[str] | None = None) -> int:

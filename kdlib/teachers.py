@@ -40,21 +40,19 @@ def available(root: str | Path | None = None) -> list[str]:
     )
 
 
+def _keyed_leaves(state: nnx.State) -> dict[str, Any]:
+    """The state's leaves by their "/"-joined path (the keys of a weights file)."""
+    return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state.to_pure_dict())[0]}
+
+
 def _flatten_state(state: nnx.State) -> dict[str, np.ndarray]:
-    flat = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state.to_pure_dict())[0]:
-        key = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-        flat[key] = np.asarray(leaf)
-    return flat
+    return {key: np.asarray(leaf) for key, leaf in _keyed_leaves(state).items()}
 
 
 def _state_shapes(state: nnx.State) -> dict[str, tuple[int, ...]]:
-    """Each leaf's shape by its "/"-joined key; works on abstract states (nnx.eval_shape)."""
-    shapes = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state.to_pure_dict())[0]:
-        key = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-        shapes[key] = tuple(np.shape(leaf))
-    return shapes
+    """Each leaf's shape by its key; works on abstract states (nnx.eval_shape)."""
+    return {key: tuple(np.shape(leaf)) for key, leaf in _keyed_leaves(state).items()}
 
 
 def _unflatten_into(state: nnx.State, flat: dict[str, np.ndarray], where: str) -> None:
