@@ -105,7 +105,7 @@ queue: setup
 # Retrain the shortest stored cpu run of every family (kdlib.retrain --families) at this commit
 # and compare with its stored numbers: the long families the test suite leaves out (~30 min).
 verify-store: setup
-	$(PY) -m kdlib.retrain --families
+	$(PY) -m kdlib.retrain --families --record results/cpu/store_check.json
 
 lint: setup
 	$(VENV)/bin/ruff check kdlib tests benchmarks

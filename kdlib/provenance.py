@@ -138,7 +138,7 @@ def machine() -> dict[str, Any]:
     return copy.deepcopy(_machine_cached())
 
 
-def _iso_utc(moment: float | _dt.datetime | str) -> str:
+def iso_utc(moment: float | _dt.datetime | str) -> str:
     """ISO-8601 UTC string for an epoch time, a datetime or an ISO string."""
     if isinstance(moment, str):
         try:
@@ -188,8 +188,8 @@ def provenance(
         "section": _config_field(config, "section"),
         "seed": _config_field(config, "seed"),
         "wall_time_s": float(wall_time_s),
-        "started_at": _iso_utc(started_at),
-        "finished_at": _iso_utc(_dt.datetime.now(_dt.timezone.utc)),
+        "started_at": iso_utc(started_at),
+        "finished_at": iso_utc(_dt.datetime.now(_dt.timezone.utc)),
         "machine": machine(),
     }
     for key, value in (extra or {}).items():

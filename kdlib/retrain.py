@@ -8,6 +8,7 @@ nothing that shapes the numbers differs (see :func:`same_machine`), else within 
 
     python -m kdlib.retrain results/cpu/02_patience/d6d7985b9885
     python -m kdlib.retrain --families          # the shortest stored run of every family
+    python -m kdlib.retrain --families --record results/cpu/store_check.json   # kept, resumable
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,20 +101,51 @@ def family_representatives(preset: str = "cpu", root: str | Path | None = None
     return dict(sorted(best.items(), key=lambda kv: shortness(kv[1])))
 
 
+def load_record(path: str | Path) -> dict[str, Any]:
+    """A store-check record written by ``--record``, or an empty one for the current commit."""
+    from kdlib import provenance as prov
+
+    path = Path(path)
+    commit = prov.git_commit()
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record.get("commit") == commit:
+            return record
+    return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE, "checks": {}}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from kdlib import fileio
+    from kdlib import provenance as prov
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dirs", nargs="*", type=Path, help="stored run folders")
     parser.add_argument("--families", action="store_true",
                         help="retrain the shortest stored cpu run of every family")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="JSON file that keeps every check with the commit and machine, "
+                             "written after each run; checks already in it at this commit "
+                             "are skipped (resumable)")
     args = parser.parse_args(argv)
     run_dirs = list(args.run_dirs)
     if args.families:
         run_dirs += [record.path for record in family_representatives().values()]
     if not run_dirs:
         parser.error("give stored run folders, or --families")
+    kept = load_record(args.record) if args.record else None
     worst = 0
     for run_dir in run_dirs:
-        result = retrain_check(run_dir)
+        name = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+        if kept is not None and name in kept["checks"]:
+            result = kept["checks"][name]
+        else:
+            started = time.time()
+            result = retrain_check(run_dir)
+            result["wall_s"] = round(time.time() - started, 1)
+            result["checked_at"] = prov.iso_utc(started)
+            if kept is not None:
+                kept["checks"][name] = result
+                fileio.write_json_atomic(args.record, kept)
         print(json.dumps(result))
         worst = max(worst, 0 if result["within"] else 1)
     return worst

@@ -58,3 +58,19 @@ def test_the_shortest_stored_run_of_each_cheap_family_retrains_to_its_numbers(ru
 def test_retrain_check_refuses_an_unfinished_folder(tmp_path):
     with pytest.raises(ValueError, match="holds no finished run"):
         retrain.retrain_check(tmp_path / "abc")
+
+
+def test_record_skips_checks_kept_at_this_commit_and_restarts_at_another(tmp_path, capsys):
+    """--record resumes: a check kept at the current commit is not retrained (the folder named
+    need not even exist); a record from another commit starts over."""
+    record = retrain.load_record(tmp_path / "check.json")
+    assert record["checks"] == {} and record["tolerance"] == retrain.TOLERANCE
+    kept = {"hash": "feedfacecafe", "within": False, "exact": False}
+    record["checks"]["02_patience/feedfacecafe"] = kept
+    (tmp_path / "check.json").write_text(json.dumps(record))
+    gone = tmp_path / "02_patience" / "feedfacecafe"
+    assert retrain.main([str(gone), "--record", str(tmp_path / "check.json")]) == 1
+    assert json.loads(capsys.readouterr().out) == kept
+    record["commit"] = "0000000"
+    (tmp_path / "check.json").write_text(json.dumps(record))
+    assert retrain.load_record(tmp_path / "check.json")["checks"] == {}
