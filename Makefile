@@ -108,7 +108,7 @@ verify-store: setup
 	$(PY) -m kdlib.retrain --families --record results/cpu/store_check.json
 
 lint: setup
-	$(VENV)/bin/ruff check kdlib tests benchmarks
+	$(VENV)/bin/ruff check kdlib tests benchmarks notebooks
 
 bench: setup
 	$(PY) benchmarks/building_blocks.py --quick

@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,17 @@ def setup_cell(url: str | None, branch: str) -> dict[str, Any]:
         "outputs": [],
         "source": _SETUP.format(url="None" if url is None else json.dumps(url),
                                 branch=json.dumps(branch), clone=json.dumps(CLONE_DIR),
-                                unset=json.dumps(f"Cannot install kdlib: {UNSET}.")),
+                                unset=_wrapped_literal(f"Cannot install kdlib: {UNSET}.",
+                                                       indent=len("        raise RuntimeError("))),
     }
+
+
+def _wrapped_literal(text: str, indent: int, width: int = 66) -> str:
+    """`text` as adjacent string literals, one per line indented by `indent` (inside a call's
+    parentheses), so the generated cell keeps within the 100-column lint limit."""
+    pieces = textwrap.wrap(text, width, drop_whitespace=False, break_on_hyphens=False,
+                           break_long_words=False)
+    return ("\n" + " " * indent).join(json.dumps(p) for p in pieces)
 
 
 def _lines(text: str) -> list[str]:

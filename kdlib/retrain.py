@@ -114,24 +114,29 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE, "checks": {}}
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m kdlib.retrain``."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run_dirs", nargs="*", type=Path, help="stored run folders")
+    p.add_argument("--families", action="store_true",
+                   help="retrain the shortest stored cpu run of every family")
+    p.add_argument("--record", type=Path, default=None,
+                   help="JSON file that keeps every check with the commit and machine, written "
+                        "after each run; checks already in it at this commit are skipped")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from kdlib import fileio
     from kdlib import provenance as prov
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dirs", nargs="*", type=Path, help="stored run folders")
-    parser.add_argument("--families", action="store_true",
-                        help="retrain the shortest stored cpu run of every family")
-    parser.add_argument("--record", type=Path, default=None,
-                        help="JSON file that keeps every check with the commit and machine, "
-                             "written after each run; checks already in it at this commit "
-                             "are skipped (resumable)")
-    args = parser.parse_args(argv)
+    parser_ = parser()
+    args = parser_.parse_args(argv)
     run_dirs = list(args.run_dirs)
     if args.families:
         run_dirs += [record.path for record in family_representatives().values()]
     if not run_dirs:
-        parser.error("give stored run folders, or --families")
+        parser_.error("give stored run folders, or --families")
     kept = load_record(args.record) if args.record else None
     worst = 0
     for run_dir in run_dirs:

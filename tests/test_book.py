@@ -105,8 +105,11 @@ def test_unset_repository_badge_says_so_and_setup_stops_in_colab(monkeypatch):
     assert "colab.research.google.com" not in badge["source"]
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not run commands"))
-    with pytest.raises(RuntimeError, match="repository.url. in _config.yml is empty"):
-        exec("".join(colab.setup_cell(None, "main")["source"]), {})
+    source = "".join(colab.setup_cell(None, "main")["source"])
+    with pytest.raises(RuntimeError, match="repository.url. in _config.yml is empty") as err:
+        exec(source, {})
+    assert str(err.value) == f"Cannot install kdlib: {colab.UNSET}."  # wrapped, not cut
+    assert max(len(line) for line in source.splitlines()) <= 100  # lint-clean notebooks
     nb = colab.inject(notebook(markdown("# T")), "a.ipynb", None, "main")
     assert colab.up_to_date(nb, "a.ipynb", None, "main")
     assert not colab.up_to_date(nb, "a.ipynb", URL, BRANCH)

@@ -109,11 +109,12 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
 
         queue.parser().parse_args(words[3:])
     elif words[:3] == ["python", "-m", "kdlib.retrain"]:
-        for run in words[3:]:
-            if run.startswith("--"):
-                assert run == "--families", f"{run}: kdlib.retrain takes run folders or --families"
-                continue
+        from kdlib import retrain
+
+        args = retrain.parser().parse_args(words[3:])
+        for run in args.run_dirs:
             assert (REPO / run / "summary.json").is_file(), f"{run} is not a stored run"
+        assert args.record is None or (REPO / args.record).parent.is_dir(), args.record
     elif words[:3] == ["python", "-m", "kdlib.experiments.paper_recipes"]:
         from kdlib.experiments import paper_recipes
 
