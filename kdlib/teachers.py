@@ -180,8 +180,14 @@ def import_bit_npz(
     """
     kwargs = {"depth": depth, "width": width, "num_classes": num_classes,
               "in_channels": in_channels}
-    model = build("bit", kwargs)
+    # Built abstractly, as in load(): the file sets every leaf (the layout covers BiT's whole
+    # state), so an eager random init of an R152x2 would be thrown away.
+    model = nnx.eval_shape(lambda: build("bit", kwargs))
     models.load_bit_npz(model, path)
+    unset = [key for key, leaf in _keyed_leaves(nnx.state(model)).items()
+             if isinstance(leaf, jax.ShapeDtypeStruct)]
+    if unset:
+        raise ValueError(f"{path} left {len(unset)} leaves of the model unset: {unset[:5]}")
     card = {"name": name, "model": "bit", "model_kwargs": kwargs, "image_size": image_size,
             "dataset": dataset, "source": str(path), **extra}
     return save(name, model, card, root)
