@@ -114,6 +114,46 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE, "checks": {}}
 
 
+def describe_family(key: tuple[Any, ...]) -> str:
+    """A :func:`family` key in words, e.g. "bit, kl, adam, random init, fmnist_bit_t28, ..."."""
+    student, loss, optimizer, pretrained, teacher_names, data_name, mode = key
+    return ", ".join([student, loss, optimizer, "pretrained init" if pretrained else "random init",
+                      " + ".join(teacher_names) or "no teacher", data_name, f"teacher {mode}"])
+
+
+def check_rows(preset: str = "cpu", root: str | Path | None = None,
+               record_path: str | Path | None = None) -> tuple[dict[str, Any] | None, list[dict]]:
+    """The store check as a table: one row per stored family, with the check kept for any run of
+    that family in ``record_path`` (default ``<results>/<preset>/store_check.json``), or
+    "not checked". Returns (the record's commit, machine and tolerance, or None; the rows)."""
+    record_path = Path(record_path) if record_path is not None else (
+        store.results_root(root) / preset / "store_check.json")
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    checks_by_family: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+    for name, check in (record or {}).get("checks", {}).items():
+        stored = store.load_run(store.results_root(root) / preset / name)
+        if stored is not None:
+            checks_by_family.setdefault(family(stored), (name, check))
+    rows = []
+    for key, representative in family_representatives(preset, root).items():
+        name, check = checks_by_family.get(
+            key, (f"{representative.path.parent.name}/{representative.hash}", None))
+        row: dict[str, Any] = {"family": describe_family(key), "run": name}
+        if check is None:
+            row["verdict"] = "not checked"
+        else:
+            stored_test, retrained_test = check["metrics"].get("test_acc", (None, None))
+            row.update({
+                "test acc stored": stored_test, "test acc retrained": retrained_test,
+                **{f"|diff| {k}": check["max_diff"].get(k) for k in TOLERANCE},
+                "verdict": ("equal to the bit" if check["exact"] else
+                            "within tolerance" if check["within"] else "outside tolerance"),
+            })
+        rows.append(row)
+    meta = None if record is None else {k: record.get(k) for k in ("commit", "tolerance")}
+    return meta, rows
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m kdlib.retrain``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

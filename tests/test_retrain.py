@@ -74,3 +74,31 @@ def test_record_skips_checks_kept_at_this_commit_and_restarts_at_another(tmp_pat
     record["commit"] = "0000000"
     (tmp_path / "check.json").write_text(json.dumps(record))
     assert retrain.load_record(tmp_path / "check.json")["checks"] == {}
+
+
+def test_check_rows_list_every_family_with_its_kept_check_or_not_checked(tmp_path):
+    """The provenance chapter's table: one row per stored family; a family whose run was
+    checked shows the stored and retrained numbers and the verdict, the others "not checked"."""
+    import shutil
+
+    for name in ("02_patience/8a142ce414aa", "02_patience/46b3934f4b4f"):
+        shutil.copytree(RESULTS / "cpu" / name, tmp_path / "cpu" / name,
+                        ignore=shutil.ignore_patterns("ckpt"))
+    checked = {"metrics": {"test_acc": [0.1, 0.1], "val_acc": [0.1, 0.1],
+                           "train_loss": [2.3, 2.3]},
+               "max_diff": {"test_acc": 0.0, "val_acc": 0.0, "train_loss": 0.0},
+               "exact": True, "within": True}
+    record = {"commit": "abc1234", "tolerance": retrain.TOLERANCE,
+              "checks": {"02_patience/8a142ce414aa": checked}}
+    (tmp_path / "cpu" / "store_check.json").write_text(json.dumps(record))
+    meta, rows = retrain.check_rows("cpu", tmp_path)
+    assert meta == {"commit": "abc1234", "tolerance": retrain.TOLERANCE}
+    by_run = {row["run"]: row for row in rows}
+    assert sorted(by_run) == ["02_patience/46b3934f4b4f", "02_patience/8a142ce414aa"]
+    assert by_run["02_patience/8a142ce414aa"]["verdict"] == "equal to the bit"
+    assert by_run["02_patience/8a142ce414aa"]["family"].startswith("bit, labels, adam")
+    assert by_run["02_patience/46b3934f4b4f"] == {
+        "family": "bit, kl, adam, random init, fmnist_bit_t28, fashion_mnist, "
+                  "teacher consistent", "run": "02_patience/46b3934f4b4f",
+        "verdict": "not checked"}
+    assert retrain.check_rows("cpu", tmp_path / "empty") == (None, [])
