@@ -31,26 +31,65 @@ CHEAP_STEPS = 100
 TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
 
 
-def same_machine(provenance: dict[str, Any]) -> bool:
-    """Whether the run was trained alone (a group of one) on a machine like this one: the same
-    processor model and flags, jax/jaxlib versions and XLA environment (then a retrain may be
-    bit-identical; otherwise the last bits may differ)."""
+def same_machine(provenance: dict[str, Any], as_trained: bool = False) -> bool:
+    """Whether the run was trained on a machine like this one (the same processor model and
+    flags, jax/jaxlib versions and XLA environment) and is retrained as it was trained (alone,
+    or with ``as_trained`` in its own group): then a retrain may be bit-identical."""
     from kdlib import provenance as prov
 
     now, then = prov.machine(), provenance.get("machine", {})
     keys = ("machine", "cpu", "env")
     versions = ("jax", "jaxlib")
-    alone = provenance.get("batch_size", 1) == 1
+    alone = as_trained or provenance.get("batch_size", 1) == 1
     return (alone and all(then.get(k) == now.get(k) for k in keys)
             and all(then.get("versions", {}).get(v) == now["versions"].get(v) for v in versions))
 
 
-def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None
-                  ) -> dict[str, Any]:
-    """Retrains the stored run in ``run_dir`` alone and compares its final metrics.
+def group_mates(record: store.RunRecord) -> tuple[list[store.RunRecord], str]:
+    """The runs ``record`` was trained with as one vectorized group, in their group order, and
+    how that is known: "recorded" (provenance["group"]), "reconstructed" (runs stored before
+    groups were recorded: same folder, same start time and group key, as many as the recorded
+    batch size, in hyper-parameter order, as the sweep's grid makes them) or "alone"."""
+    from kdlib.train.optimizer import HPARAMS, group_key
+
+    prov = record.provenance
+    folder = record.path.parent
+    if prov.get("group"):
+        mates = [store.load_run(folder / h) for h in prov["group"]]
+        if all(m is not None for m in mates):
+            return [m for m in mates if m is not None], "recorded"
+    size = int(prov.get("batch_size", 1))
+    if size == 1:
+        return [record], "alone"
+    key = group_key(config_from_dict(record.config))
+    mates = [r for r in (store.load_run(d) for d in sorted(folder.iterdir()) if d.is_dir())
+             if r is not None and r.provenance.get("started_at") == prov.get("started_at")
+             and group_key(config_from_dict(r.config)) == key]
+    if len(mates) != size or record.hash not in {m.hash for m in mates}:
+        raise ValueError(f"{record.path} was trained in a group of {size} that is not recorded "
+                         f"and cannot be found ({len(mates)} runs share its start and key)")
+    mates.sort(key=lambda r: tuple(float(r.config.get(h) or 0.0) for h in HPARAMS))
+    return mates, "reconstructed"
+
+
+def _compare(stored: dict[str, Any], summary: dict[str, Any], tolerance: dict[str, float]
+             ) -> dict[str, Any]:
+    """Final metrics stored vs retrained, their differences and whether they are exact/within."""
+    metrics = {k: (float(stored[k]), float(summary[k])) for k in tolerance
+               if k in stored and k in summary}
+    diff = {k: abs(a - b) for k, (a, b) in metrics.items()}
+    return {"metrics": metrics, "max_diff": diff, "exact": all(d == 0 for d in diff.values()),
+            "within": all(diff[k] <= tolerance[k] for k in diff)}
+
+
+def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None,
+                  with_group: bool = False) -> dict[str, Any]:
+    """Retrains the stored run in ``run_dir`` (alone, or ``with_group``: with the runs it was
+    trained with, as one group again) and compares its final metrics.
 
     Returns ``{"hash", "metrics": {name: (stored, retrained)}, "max_diff": {name: |diff|},
-    "exact": bool, "within": bool, "same_machine": bool}``.
+    "exact": bool, "within": bool, "same_machine": bool}``; ``with_group`` adds "group" (the
+    hashes), "group_source" (:func:`group_mates`) and "mates": each mate's own comparison.
     """
     from kdlib import train
 
@@ -60,18 +99,22 @@ def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None
     if stored is None:
         raise ValueError(f"{run_dir} holds no finished run (summary.json missing): give a "
                          "stored run folder such as results/cpu/<chapter>/<hash>")
-    config = config_from_dict(stored.config)
-    if store.config_hash(config) != run_dir.name:
-        raise ValueError(f"{run_dir}/config.json does not hash to {run_dir.name}")
+    mates, source = group_mates(stored) if with_group else ([stored], "alone")
+    configs = [config_from_dict(m.config) for m in mates]
+    for mate, config in zip(mates, configs, strict=True):
+        if store.config_hash(config) != mate.hash:
+            raise ValueError(f"{mate.path}/config.json does not hash to {mate.hash}")
     with tempfile.TemporaryDirectory() as scratch:
-        summary = train.train(config, Path(scratch) / run_dir.name, progress=False)
-    metrics = {k: (float(stored.summary[k]), float(summary[k])) for k in tolerance
-               if k in stored.summary and k in summary}
-    diff = {k: abs(a - b) for k, (a, b) in metrics.items()}
-    return {"hash": run_dir.name, "metrics": metrics, "max_diff": diff,
-            "exact": all(d == 0 for d in diff.values()),
-            "within": all(diff[k] <= tolerance[k] for k in diff),
-            "same_machine": same_machine(stored.provenance)}
+        summaries = train.train_group(configs, [Path(scratch) / m.hash for m in mates],
+                                      progress=False)
+    by_hash = {m.hash: _compare(m.summary, s, tolerance)
+               for m, s in zip(mates, summaries, strict=True)}
+    result = {"hash": stored.hash, **by_hash[stored.hash],
+              "same_machine": same_machine(stored.provenance, as_trained=with_group)}
+    if with_group:
+        result.update(group=[m.hash for m in mates], group_source=source,
+                      mates={h: c for h, c in by_hash.items() if h != stored.hash})
+    return result
 
 
 def family(record: store.RunRecord) -> tuple[Any, ...]:
@@ -101,17 +144,19 @@ def family_representatives(preset: str = "cpu", root: str | Path | None = None
     return dict(sorted(best.items(), key=lambda kv: shortness(kv[1])))
 
 
-def load_record(path: str | Path) -> dict[str, Any]:
-    """A store-check record written by ``--record``, or an empty one for the current commit."""
+def load_record(path: str | Path, with_group: bool = False) -> dict[str, Any]:
+    """A store-check record written by ``--record``, or an empty one for the current commit
+    (a record of another commit, or of the other retrain mode, is started over)."""
     from kdlib import provenance as prov
 
     path = Path(path)
     commit = prov.git_commit()
     if path.exists():
         record = json.loads(path.read_text())
-        if record.get("commit") == commit:
+        if record.get("commit") == commit and record.get("with_group", False) == with_group:
             return record
-    return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE, "checks": {}}
+    return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE,
+            "with_group": with_group, "checks": {}}
 
 
 def describe_family(key: tuple[Any, ...]) -> str:
@@ -160,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="*", type=Path, help="stored run folders")
     p.add_argument("--families", action="store_true",
                    help="retrain the shortest stored cpu run of every family")
+    p.add_argument("--with-group", action="store_true",
+                   help="retrain each run with its group mates as one group again (as it was "
+                        "trained: bit-identical on a machine like the one that trained it)")
     p.add_argument("--record", type=Path, default=None,
                    help="JSON file that keeps every check with the commit and machine, written "
                         "after each run; checks already in it at this commit are skipped")
@@ -177,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dirs += [record.path for record in family_representatives().values()]
     if not run_dirs:
         parser_.error("give stored run folders, or --families")
-    kept = load_record(args.record) if args.record else None
+    kept = load_record(args.record, args.with_group) if args.record else None
     worst = 0
     for run_dir in run_dirs:
         name = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
@@ -185,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             result = kept["checks"][name]
         else:
             started = time.time()
-            result = retrain_check(run_dir)
+            result = retrain_check(run_dir, with_group=args.with_group)
             result["wall_s"] = round(time.time() - started, 1)
             result["checked_at"] = prov.iso_utc(started)
             if kept is not None:

@@ -102,3 +102,40 @@ def test_check_rows_list_every_family_with_its_kept_check_or_not_checked(tmp_pat
                   "teacher consistent", "run": "02_patience/46b3934f4b4f",
         "verdict": "not checked"}
     assert retrain.check_rows("cpu", tmp_path / "empty") == (None, [])
+
+
+@pytest.mark.slow
+def test_a_group_retrained_as_a_group_on_this_machine_is_equal_to_the_bit(tmp_path, monkeypatch):
+    """A sweep stores its group mates in the provenance; retrained with them (same machine,
+    same order) every run of the group matches its stored metrics exactly. Retrained alone
+    the same run is only within tolerance (float reduction order), which is what make
+    verify-store allows for runs whose group or machine is not what it was."""
+    from test_train import tiny_config  # tests/ is on sys.path (pytest's rootdir insertion)
+
+    from kdlib import train
+
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    base = tiny_config(epochs=0.5)
+    result = train.sweep(base, {"lr": [1e-3, 3e-3]}, progress=False)
+    check = retrain.retrain_check(result.runs[0].path, with_group=True)
+    assert check["group_source"] == "recorded" and len(check["group"]) == 2
+    assert check["same_machine"] and check["exact"], check
+    assert all(mate["exact"] for mate in check["mates"].values()), check["mates"]
+
+
+def test_group_mates_are_recorded_or_reconstructed_and_a_lost_group_is_an_error(tmp_path):
+    """Runs stored before groups were recorded: the mates are the runs of the same folder with
+    the same start and group key, in hyper-parameter order; a group that cannot be found
+    completely is refused rather than retrained in a wrong group."""
+    import shutil
+
+    record = store.load_run(RESULTS / "cpu" / "07_cross_family" / "20ea8cfcb06e")
+    assert "group" not in record.provenance and record.provenance["batch_size"] == 2
+    mates, source = retrain.group_mates(record)
+    assert source == "reconstructed"
+    assert [m.hash for m in mates] == ["31c7aead97ce", "20ea8cfcb06e"]  # lr 1e-3, then 3e-3
+    assert [m.config["lr"] for m in mates] == [1e-3, 3e-3]
+    lone = tmp_path / "07_cross_family" / "20ea8cfcb06e"
+    shutil.copytree(record.path, lone, ignore=shutil.ignore_patterns("ckpt"))
+    with pytest.raises(ValueError, match="group of 2 that is not recorded"):
+        retrain.group_mates(store.load_run(lone))
