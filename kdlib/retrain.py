@@ -170,7 +170,7 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
                record_path: str | Path | None = None) -> tuple[dict[str, Any] | None, list[dict]]:
     """The store check as a table: one row per stored family, with the check kept for any run of
     that family in ``record_path`` (default ``<results>/<preset>/store_check.json``), or
-    "not checked". Returns (the record's commit, machine and tolerance, or None; the rows)."""
+    "not checked". Returns (the record's commit and tolerance, or None; the rows)."""
     record_path = Path(record_path) if record_path is not None else (
         store.results_root(root) / preset / "store_check.json")
     record = json.loads(record_path.read_text()) if record_path.exists() else None
