@@ -31,6 +31,11 @@ CHEAP_STEPS = 100
 TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
 
 
+def stored_name(run_dir: str | Path) -> str:
+    """A stored run's name in a store-check record: "<section>/<hash>"."""
+    return f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+
+
 def same_machine(provenance: dict[str, Any], as_trained: bool = False) -> bool:
     """Whether the run was trained on a machine like this one (the same processor model and
     flags, jax/jaxlib versions and XLA environment) and is retrained as it was trained (alone,
@@ -55,15 +60,16 @@ def group_mates(record: store.RunRecord) -> tuple[list[store.RunRecord], str]:
     prov = record.provenance
     folder = record.path.parent
     if prov.get("group"):
-        mates = [store.load_run(folder / h) for h in prov["group"]]
-        if all(m is not None for m in mates):
-            return [m for m in mates if m is not None], "recorded"
+        recorded = [store.load_run(folder / h) for h in prov["group"]]
+        mates = [m for m in recorded if m is not None]
+        if len(mates) == len(recorded):
+            return mates, "recorded"
     size = int(prov.get("batch_size", 1))
     if size == 1:
         return [record], "alone"
     key = group_key(config_from_dict(record.config))
-    mates = [r for r in (store.load_run(d) for d in sorted(folder.iterdir()) if d.is_dir())
-             if r is not None and r.provenance.get("started_at") == prov.get("started_at")
+    section = store.list_runs(folder.parent.parent, folder.parent.name, folder.name)
+    mates = [r for r in section if r.provenance.get("started_at") == prov.get("started_at")
              and group_key(config_from_dict(r.config)) == key]
     if len(mates) != size or record.hash not in {m.hash for m in mates}:
         raise ValueError(f"{record.path} was trained in a group of {size} that is not recorded "
@@ -181,8 +187,7 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
             checks_by_family.setdefault(family(stored), (name, check))
     rows = []
     for key, representative in family_representatives(preset, root).items():
-        name, check = checks_by_family.get(
-            key, (f"{representative.path.parent.name}/{representative.hash}", None))
+        name, check = checks_by_family.get(key, (stored_name(representative.path), None))
         row: dict[str, Any] = {"family": describe_family(key), "run": name}
         if check is None:
             row["verdict"] = "not checked"
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = load_record(args.record, args.with_group) if args.record else None
     worst = 0
     for run_dir in run_dirs:
-        name = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+        name = stored_name(run_dir)
         if kept is not None and name in kept["checks"]:
             result = kept["checks"][name]
         else:
