@@ -7,11 +7,12 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from kdlib import models, store, teachers, train
+from kdlib import models, store, teachers, train, views
 from kdlib.config import DataConfig, ModelConfig, RunConfig
 
 TINY = ModelConfig("bit", {"depth": [1, 1, 1, 1], "width": 0.0625, "stem": "small"})
@@ -337,3 +338,78 @@ def test_train_chunk_is_reused_only_for_the_same_program():
         assert train_chunk(same, graphdef, None, mesh) is chunk
     assert train_chunk(base.replace(policy="same/ic"), graphdef, None, mesh) is not chunk
     assert train_chunk(base, graphdef, None, mesh, unroll=True) is not chunk
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mix", "fix/cc"])
+def test_split_chunk_trains_as_the_fused_one(results, tiny_teacher, tmp_path, monkeypatch,
+                                             policy):
+    """The smoke preset's two programs (inputs, then students: ``split_chunk``) train a group
+    as the one fused program the cpu preset uses (same losses and metrics within float
+    tolerance), for a teacher run on the fly (mix) and fixed targets (fix/cc)."""
+    from kdlib.train import state, step
+
+    base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy=policy, epochs=0.5)
+    assert step.split_chunk(base) and not step.split_chunk(base.replace(preset="cpu"))
+    configs = [base.replace(lr=1e-3), base.replace(lr=3e-3, temperature=2.0)]
+    split = train.train_group(configs, [tmp_path / "s0", tmp_path / "s1"], progress=False)
+    monkeypatch.setattr(step, "split_chunk", lambda config: False)
+    monkeypatch.setattr(state, "_CHUNKS", type(state._CHUNKS)())  # not the split ones again
+    fused = train.train_group(configs, [tmp_path / "f0", tmp_path / "f1"], progress=False)
+    for s, f in zip(split, fused, strict=True):
+        assert s["train_loss"] == pytest.approx(f["train_loss"], rel=1e-5)
+        assert s["val_kl"] == pytest.approx(f["val_kl"], rel=1e-4)
+        assert s["val_acc"] == f["val_acc"] and s["test_acc"] == f["test_acc"]
+    assert split[0]["train_loss"] != split[1]["train_loss"]
+
+
+@pytest.mark.slow
+def test_the_students_program_does_not_depend_on_the_policy(results, tiny_teacher):
+    """At smoke, the students' half of a split chunk lowers to the same program for a fixed,
+    an independent and a consistent policy, so the persistent compilation cache serves one
+    compile to all of them (chapter 01's eight policies: issue 15)."""
+    from kdlib.train.state import make_mesh
+    from kdlib.train.step import make_train_chunk, stack_runs
+    from kdlib.train.teacher import Teacher
+
+    mesh = make_mesh()
+    student = models.create(TINY.name, rngs=nnx.Rngs(0), num_classes=10, in_channels=1,
+                            **TINY.kwargs)
+    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    teacher = Teacher((tiny_teacher,))
+    texts = set()
+    for policy in ("fix/rs", "ind/ic", "same/rc"):
+        config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy=policy)
+        chunk = make_train_chunk(config, graphdef, teacher, mesh)
+        opt = train.make_optimizer(config, 10).init(params)
+        carry = stack_runs([(params, rest, opt)])
+        hp, sched = train.hparams([config]), train.schedule_arrays(config, 10)
+        s = config.steps_per_call
+        inputs = (jax.ShapeDtypeStruct((s, 32, 8, 8, 1), np.float32),
+                  jax.ShapeDtypeStruct((s, 32, 10), np.float32), None)
+        texts.add(chunk.students.lower(carry, hp, sched, jnp.asarray(0, jnp.int32),
+                                       inputs).as_text(debug_info=False))
+    assert len(texts) == 1
+
+
+@pytest.mark.slow
+def test_fixed_targets_run_jitted_except_at_the_cpu_preset(results, tiny_teacher):
+    """Fixed targets come from a jitted teacher forward (one program) except at the cpu
+    preset, whose stored runs were trained on the op-by-op forward; the two agree to float
+    rounding, and the cpu ones equal the plain forward's to the bit."""
+    from kdlib.train.batches import load_data
+    from kdlib.train.teacher import Teacher, fixed_targets, jit_fixed_targets
+
+    config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="fix/cc")
+    assert jit_fixed_targets(config) and not jit_fixed_targets(config.replace(preset="cpu"))
+    teacher, train_ds = Teacher((tiny_teacher,)), load_data(config).train
+    jitted = fixed_targets(config, teacher, train_ds, 8)
+    eager = fixed_targets(config.replace(preset="cpu"), teacher, train_ds, 8)
+    plain = views.precompute_fixed_targets(
+        "fix/cc", lambda x: teacher.apply(teacher.states, x), train_ds.images,
+        teacher_size=8, batch_size=500)
+    assert jitted.shape == (len(train_ds), 10)
+    np.testing.assert_array_equal(eager, plain)
+    # The untrained tiny teacher amplifies rounding (logits up to ~16 differ by up to 3e-3);
+    # the cpu teacher's targets differ by up to 1.6e-5. A wrong crop or teacher is off by ~1.
+    np.testing.assert_allclose(jitted, eager, rtol=1e-3, atol=1e-2)

@@ -44,6 +44,16 @@ def vectorize_runs(config: RunConfig) -> bool:
     return jax.default_backend() != "cpu" or config.preset == "smoke"
 
 
+def split_chunk(config: RunConfig) -> bool:
+    """Whether a chunk runs as two programs: the policy's inputs (views and teacher logits)
+    for all of its steps, then the students' steps on them. The students' program then does
+    not depend on the policy, the teacher or the data, so runs that differ only in those
+    share it through the persistent compilation cache: chapter 01 at smoke compiles one
+    instead of eight (issue 15). Only at the smoke preset: stored cpu runs were trained with
+    the fused program, which keeps them bit-exact, and is faster per step."""
+    return config.preset == "smoke"
+
+
 def make_train_chunk(
     config: RunConfig,
     graphdef: Any,
@@ -60,7 +70,8 @@ def make_train_chunk(
     ``consts`` = device arrays of the dataset, fixed targets, teacher states and the images'
     original aspects (big_vision pipeline; else a placeholder); ``hp`` =
     :func:`hparams` of the group; ``sched`` = :func:`schedule_arrays`. Views and the teacher
-    forward are computed once per step and shared; each run's student step is vmapped.
+    forward are computed once per step and shared by the runs' student steps (vmapped or
+    unrolled: :func:`vectorize_runs`), in one program or two (:func:`split_chunk`).
     With ``streamed``, ``consts`` hold only the chunk's batches, in step order
     (:func:`stream_chunk`), instead of the whole dataset. ``unroll`` (default: on CPU)
     unrolls the scan: faster steps, slower compile (see :data:`UNROLL_MIN_STEPS`).
@@ -104,8 +115,9 @@ def make_train_chunk(
         updates, new_opt = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_rest, new_opt, loss
 
-    def one_step(carry, step, pos, consts, hp, sched):
-        params, rest, opt_state = carry
+    def step_inputs(step, pos, consts, sched):
+        """One step's student views and what the loss compares them with (the teacher's
+        logits, or for the label baselines the mixed one-hot labels): no student in it."""
         data_key, aug_key = jax.random.split(jax.random.key(sched["seed"]))
         images_all, labels_all, targets_all, teacher_states, aspects_all = consts
         if streamed:  # consts hold this chunk's batches in order (see stream_chunk)
@@ -132,6 +144,11 @@ def make_train_chunk(
             t_logits = teacher.targets(teacher_states, v.teacher)
         else:
             t_logits = teacher.apply(teacher_states, v.teacher)
+        return x, t_logits, y
+
+    def students_step(carry, step, hp, sched, x, t_logits, y):
+        """Every run's student step on the shared inputs: vmapped or unrolled run by run."""
+        params, rest, opt_state = carry
         if vectorize:
             params, rest, opt_state, loss = jax.vmap(
                 student_step, in_axes=(0, 0, 0, 0, None, None, None, None, None)
@@ -143,6 +160,9 @@ def make_train_chunk(
         new_params, new_rest, new_opt, loss = stack_runs(outs)
         return (new_params, new_rest, new_opt), loss
 
+    def one_step(carry, step, pos, consts, hp, sched):
+        return students_step(carry, step, hp, sched, *step_inputs(step, pos, consts, sched))
+
     # Outputs keep the inputs' (replicated) sharding, so the second call hits the jit cache
     # instead of compiling again for differently-sharded arguments.
     # XLA:CPU runs a rolled while-loop body 3-7x slower than the same ops unrolled
@@ -150,10 +170,39 @@ def make_train_chunk(
     if unroll is None:
         unroll = jax.default_backend() == "cpu"
     vectorize = vectorize_runs(config)
+    replicated = NamedSharding(mesh, P())
+
+    if split_chunk(config):
+        @functools.partial(jax.jit, static_argnames="num_steps")
+        def chunk_inputs(consts, sched, start_step, num_steps):
+            positions = jnp.arange(num_steps)
+            _, inputs = jax.lax.scan(
+                lambda c, sp: (c, step_inputs(sp[0], sp[1], consts, sched)), None,
+                (start_step + positions, positions), unroll=unroll,
+            )
+            return inputs
+
+        @functools.partial(jax.jit, out_shardings=replicated, donate_argnums=0)
+        def chunk_students(carry, hp, sched, start_step, inputs):
+            steps = start_step + jnp.arange(inputs[0].shape[0])
+
+            def body(c, s_in):
+                step, (x, t_logits, y) = s_in
+                x = jax.lax.with_sharding_constraint(x, batch_sharding)
+                return students_step(c, step, hp, sched, x, t_logits, y)
+
+            carry, chunk_losses = jax.lax.scan(body, carry, (steps, inputs), unroll=unroll)
+            return carry, jnp.mean(chunk_losses, axis=0)
+
+        def split(carry, consts, hp, sched, start_step, num_steps=config.steps_per_call):
+            inputs = chunk_inputs(consts, sched, start_step, num_steps=num_steps)
+            return chunk_students(carry, hp, sched, start_step, inputs)
+
+        split.inputs, split.students = chunk_inputs, chunk_students  # the two programs
+        return split
 
     @functools.partial(
-        jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0,
-        static_argnames="num_steps",
+        jax.jit, out_shardings=replicated, donate_argnums=0, static_argnames="num_steps",
     )
     def chunk(carry, consts, hp, sched, start_step, num_steps=config.steps_per_call):
         positions = jnp.arange(num_steps)
