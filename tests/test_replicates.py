@@ -166,6 +166,25 @@ def test_edge_report_counts_selected_configs_at_an_edge():
     assert common.edge_report(t.iloc[1:]).startswith("Every one of the 1 selected configs")
 
 
+def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
+    """The grid cannot grow past the ladder (the written rule), so a winner there is named."""
+    import pandas as pd
+
+    assert common.at_ladder_end({"lr": [3e-2, 1e-1]}, {"lr": 1e-1}) == ["lr"]
+    assert common.at_ladder_end({"lr": [1e-4, 3e-4]}, {"lr": 1e-4}) == ["lr"]
+    assert common.at_ladder_end({"lr": [3e-2, 1e-1]}, {"lr": 3e-2}) == []
+    assert common.at_ladder_end({"lr": [1e-3, 3e-3]}, {"lr": 3e-3}) == []  # at_edge's case
+    assert common.at_ladder_end({"temperature": [1.0, 10.0]}, {"temperature": 10.0}) == []
+    t = pd.DataFrame({"arm": ["fm", "labels"], "epochs": [1000.0, 1000.0],
+                      "at_edge": ["", ""], "at_ladder_end": ["lr", ""]})
+    report = common.edge_report({"1k": t})
+    assert report.startswith("1 of 2 selected configs sit at the end of the written ladder")
+    assert "fm at 1000 epochs (1k)" in report and "labels" not in report
+    both = common.edge_report(t.assign(at_edge=["", "lr"]))
+    assert both.startswith("1 of 2 selected configs sit at a grid edge (lr)")
+    assert "end of the written ladder (lr: fm at 1000 epochs)" in both
+
+
 def test_a_group_whose_runs_disagree_restarts_together(tmp_path):
     from kdlib.checkpoint import group_start
 

@@ -78,6 +78,23 @@ def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> l
     return out
 
 
+def at_ladder_end(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None
+                  ) -> list[str]:
+    """The laddered axes whose selected value is the grid's edge and the ladder's end: the
+    rule grows the grid no further, so the optimum may lie beyond it (reported, not hidden)."""
+    if point is None:
+        return []
+    out = []
+    for name, values in axes.items():
+        ladder = LADDERS.get(name)
+        if ladder is None or len(values) < 2 or name not in point:
+            continue
+        v = point[name]
+        if (v == max(values) and v >= ladder[-1]) or (v == min(values) and v <= ladder[0]):
+            out.append(name)
+    return out
+
+
 def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None]
           ) -> dict[str, list[Any]]:
     """``axes`` grown by the next ladder value beyond each edge any of ``points`` sits at."""
@@ -183,13 +200,27 @@ def edge_report(tables: Any) -> str:
 
     from kdlib.experiments.verdicts import frames
 
-    rows = pd.concat(frames(tables))
-    edge = rows[rows["at_edge"].astype(bool)]
-    if edge.empty:
+    named = tables.items() if isinstance(tables, Mapping) else ((None, t) for t in frames(tables))
+    rows = pd.concat([t.assign(table_name=name) for name, t in named])
+    edge = rows[rows["at_edge"].fillna("").astype(bool)]
+    end = (rows[rows["at_ladder_end"].fillna("").astype(bool)] if "at_ladder_end" in rows
+           else rows.iloc[:0])
+    if edge.empty and end.empty:
         return f"Every one of the {len(rows)} selected configs lies inside its grid."
-    return (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
-            f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not bracket the "
-            "optimum yet; the queue grows them for every arm alike.")
+    parts = []
+    if not edge.empty:
+        parts.append(f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
+                     f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not "
+                     "bracket the optimum yet; the queue grows them for every arm alike.")
+    if not end.empty:
+        which = ", ".join(f"{r.arm} at {r.epochs:g} epochs"
+                          + ("" if r.table_name is None else f" ({r.table_name})")
+                          for r in end.itertuples())
+        parts.append(f"{len(end)} of {len(rows)} selected configs sit at the end of the "
+                     f"written ladder ({', '.join(sorted(set(end['at_ladder_end'])))}: "
+                     f"{which}): the rule grows their grid no further, so their optimum "
+                     "may lie beyond it.")
+    return " ".join(parts)
 
 
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
@@ -228,7 +259,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
     replicates), ``test_acc_sd`` their standard deviation (NaN below 2 seeds), ``n_seeds``
     their number and ``test_acc_seeds`` the values; ``test_acc_selected`` and ``val_acc`` are
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
-    selected value is the grid's edge (see :func:`at_edge`).
+    selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
+    ladder's end (:func:`at_ladder_end`).
     """
     import numpy as np
     import pandas as pd
@@ -259,6 +291,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),
+                "at_ladder_end": ", ".join(at_ladder_end(
+                    {k: sorted(v) for k, v in axes.items()}, result.best_point)),
             })
     return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
 

@@ -26,6 +26,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     SHORT_TEMPERATURES,
     Arms,
     at_edge,
+    at_ladder_end,
     describe,
     edge_report,
     extended_axes,
