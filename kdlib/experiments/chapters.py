@@ -42,11 +42,11 @@ def experiments(section: str, preset: str, *, planned: bool = False) -> list[Any
         return [out_of_domain.arms(preset, t) for t in out_of_domain.targets(preset)]
     if section == "09_dist":
         return [dist_loss.arms(preset, planned=planned)]
-    with_planned = {"03_imagenet": imagenet, "05_shampoo": shampoo,
+    with_planned = {"03_imagenet": imagenet, "05_shampoo": shampoo, "06_init": init,
                     "07_cross_family": cross_family}
     if section in with_planned:
         return [with_planned[section].arms(preset, planned=planned)]
-    simple = {"04_resolution": resolution, "06_init": init}
+    simple = {"04_resolution": resolution}
     if section not in simple:
         raise ValueError(f"section={section!r} is not one of {('00_teachers', *SECTIONS)}")
     return [simple[section].arms(preset)]

@@ -22,7 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdlib import store
-from kdlib.experiments import common, consistency, cross_family, dist_loss, imagenet, patience
+from kdlib.experiments import (
+    common,
+    consistency,
+    cross_family,
+    dist_loss,
+    imagenet,
+    init,
+    patience,
+)
 
 PRESET = "cpu"
 
@@ -76,6 +84,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _patience("1k", (1000.0,))),
     ("09 weak teacher, KL vs DIST at 300 epochs", _dist("weak teacher", (300.0,))),
     ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
+    ("06 pretrained vs random init at 1000 epochs (the random init is 02's function matching)",
+     lambda: _upfront(_only(init.arms(PRESET, planned=True), init.ARMS, init.PLANNED[PRESET]))),
     ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
      lambda: _upfront(_only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
                             imagenet.PLANNED[PRESET]))),
