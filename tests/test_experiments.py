@@ -34,7 +34,9 @@ def test_arms_share_one_sweep_and_length_per_arm():
 
 
 def test_patience_reuses_chapter_01_runs_where_identical():
-    fm01 = consistency.arms("cpu", "1k")["mix"]
+    """Chapter 02's function-matching runs are chapter 01's wherever chapter 01 trains or
+    plans the same length (1000 epochs: planned there, shown in chapter 02)."""
+    fm01 = consistency.arms("cpu", "1k", planned=True)["mix"]
     fm02 = patience.arms("cpu", "1k")["function matching"]
     shared = set(fm01) & set(fm02)
     assert shared and all(fm01[e][0] == fm02[e][0] for e in shared)
