@@ -195,9 +195,27 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
     for c in _sorted(claims):
         link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
                 if linked is None or c.chapter in linked else f"`{c.chapter}`")
-        cells = [c.id, c.claim, c.paper, c.ours, f"**{c.verdict}**", checks_text(c), link]
+        weak = f" (provisional: seeds per point {c.seeds}, fewer than {MIN_SEEDS})"
+        verdict = f"**{c.verdict}**" + (weak if provisional(c) else "")
+        cells = [c.id, c.claim, c.paper, c.ours, verdict, checks_text(c), link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# The evidence standard: a verdict reads means over at least this many seeds per point.
+MIN_SEEDS = 3
+
+
+def provisional(claim: Claim) -> bool:
+    """Whether the claim reads a point with fewer than :data:`MIN_SEEDS` seeds (``seeds``
+    "1" or "1-3"): its verdict stands by the written rules (pooled seed noise) but is
+    provisional until the replicates are stored."""
+    if not claim.seeds or claim.verdict == "not run":
+        return False
+    try:
+        return int(str(claim.seeds).split("-")[0]) < MIN_SEEDS
+    except ValueError:
+        return False
 
 
 def checks_text(claim: Claim) -> str:
@@ -349,7 +367,11 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
     for c in claims:
         ref = (f"[{c.id}]({c.chapter}{link_suffix}#{FINDINGS_ANCHOR})"
                if c.verdict != "not run" and (linked is None or c.chapter in linked) else c.id)
-        by_verdict[c.verdict].append(ref)
+        by_verdict[c.verdict].append(ref + ("*" if provisional(c) else ""))
     parts = [f"**{len(ids)}** {verdict}" + (f" ({', '.join(ids)})" if ids else "")
              for verdict, ids in by_verdict.items()]
-    return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "."
+    weak = sum(provisional(c) for c in claims)
+    note = (f" \\* {weak} of {len(claims)} verdicts read points with fewer than {MIN_SEEDS} "
+            "seeds: they follow the written rules (with the pooled seed noise) but are "
+            "provisional until the queue stores the replicates." if weak else "")
+    return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "." + note

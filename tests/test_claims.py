@@ -254,3 +254,22 @@ def test_tally_links_each_claim_to_its_chapters_findings():
     assert text.startswith("3 claims at the `cpu` preset: ")
     assert "**2** partly ([C1](01_consistency.ipynb#what-we-found), C2)" in text
     assert "**1** not run (C3)" in text and "**0** reproduced," in text
+
+
+def test_a_verdict_on_fewer_than_three_seeds_is_marked_provisional():
+    """The verdict is the written rules' (not changed); the tally and the table say that it
+    reads points with fewer seeds than the evidence standard asks."""
+    one = dataclasses.replace(make("C1", "01_consistency", "reproduced"), seeds="1")
+    mixed = dataclasses.replace(make("C4", "02_patience", "partly"), seeds="1-3")
+    three = dataclasses.replace(make("C5", "02_patience", "partly"), seeds="3")
+    assert [claims.provisional(c) for c in (one, mixed, three)] == [True, True, False]
+    assert not claims.provisional(dataclasses.replace(one, verdict="not run"))
+    text = claims.tally_markdown([one, mixed, three], "cpu")
+    assert "**1** reproduced ([C1](01_consistency.ipynb#what-we-found)*)" in text
+    assert "(C5" not in text and "#what-we-found))" in text  # C5 unmarked
+    assert text.endswith("provisional until the queue stores the replicates.")
+    assert "2 of 3 verdicts read points with fewer than 3 seeds" in text
+    table = claims.markdown_table([one, three])
+    assert "**reproduced** (provisional: seeds per point 1, fewer than 3)" in table
+    assert "**partly** |" in table
+    assert "provisional" not in claims.tally_markdown([three], "cpu")

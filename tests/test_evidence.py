@@ -18,6 +18,7 @@ def test_estimate_mean_sd_and_text():
     assert x.n == 3 and x.mean == pytest.approx(0.82) and x.sd == pytest.approx(0.02)
     assert x.text() == "82.0±2.0% (n=3)"
     assert math.isnan(e(0.5).sd) and e(0.5).text() == "50.0% (n=1)"
+    assert e(0.8653, 0.8657, 0.8650).text() == "86.5±0.04% (n=3)"  # not a spread of 0.0
 
 
 def test_standard_error_uses_own_spread_from_three_seeds_else_the_noise():
