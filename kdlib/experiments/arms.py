@@ -60,9 +60,10 @@ def extended_axes(config: RunConfig, axes: Mapping[str, list[Any]]) -> dict[str,
     return out
 
 
-def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> list[str]:
-    """The laddered axes (:data:`LADDERS`) whose selected value is the grid's lowest or
-    highest where the ladder goes further: the grid does not bracket the optimum there."""
+def _grid_edges(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None,
+                *, ladder_end: bool) -> list[str]:
+    """The laddered axes whose selected value is the grid's lowest or highest, where the
+    ladder goes further (``ladder_end`` False) or where it ends (True)."""
     if point is None:
         return []
     out = []
@@ -71,28 +72,25 @@ def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> l
         if ladder is None or len(values) < 2 or name not in point:
             continue
         v = point[name]
-        low = v == min(values) and ladder[0] < v
-        high = v == max(values) and ladder[-1] > v
-        if low or high:
+        low, high = v == min(values), v == max(values)
+        ends = (low and v <= ladder[0]) or (high and v >= ladder[-1])
+        grows = (low and ladder[0] < v) or (high and ladder[-1] > v)
+        if ends if ladder_end else grows:
             out.append(name)
     return out
+
+
+def at_edge(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None) -> list[str]:
+    """The laddered axes (:data:`LADDERS`) whose selected value is the grid's lowest or
+    highest where the ladder goes further: the grid does not bracket the optimum there."""
+    return _grid_edges(axes, point, ladder_end=False)
 
 
 def at_ladder_end(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None
                   ) -> list[str]:
     """The laddered axes whose selected value is the grid's edge and the ladder's end: the
     rule grows the grid no further, so the optimum may lie beyond it (reported, not hidden)."""
-    if point is None:
-        return []
-    out = []
-    for name, values in axes.items():
-        ladder = LADDERS.get(name)
-        if ladder is None or len(values) < 2 or name not in point:
-            continue
-        v = point[name]
-        if (v == max(values) and v >= ladder[-1]) or (v == min(values) and v <= ladder[0]):
-            out.append(name)
-    return out
+    return _grid_edges(axes, point, ladder_end=True)
 
 
 def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None]
