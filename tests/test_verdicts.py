@@ -259,3 +259,19 @@ def test_noise_of_pools_the_tables_replicates():
     n = v.noise_of({"x": t})
     assert n.sd == pytest.approx(0.02) and "pooled over 1" in n.source
     assert v.noise_of(tab({"a": {1.0: 0.5}})).sd == ev.ASSUMED_SD["test_acc"]
+
+
+def test_longest_step_says_what_the_longest_schedule_changed():
+    text = v.longest_step({"1k": patience_table((.70, .78, .80)),
+                           "250": patience_table((.50, .60, .605))}, 0.85,
+                          "function matching")
+    assert text.startswith("What the longest schedules changed for function matching: ")
+    assert ("1k, 100 -> 300 epochs: 78.0±0.1% (n=3) -> 80.0±0.1% (n=3), +2.0 pts (a gain: "
+            "±0.2 at 2 SE), 5.0 pts below the teacher") in text
+    assert "250, 100 -> 300 epochs" in text and "+0.5 pts (a gain" in text
+    flat = v.longest_step({"1k": tab({"function matching": {30.0: .80, 100.0: .801}})}, 0.79,
+                          "function matching", ev.Noise(0.01, "assumed"))
+    assert "(within the noise: ±2.8 at 2 SE), 1.1 pts above the teacher" in flat
+    one = v.longest_step({"1k": tab({"function matching": {30.0: .8}})}, 0.9,
+                         "function matching")
+    assert "1k: one length only (30 epochs)" in one

@@ -374,6 +374,29 @@ def c4_patience_pays(tables: Mapping[str, pd.DataFrame], teacher_acc: float, cha
     return _claim("C4", ours, checks, chapter, noise, seeds, ", ".join(scale))
 
 
+def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: str,
+                 noise: ev.Noise | None = None) -> str:
+    """One sentence on what each regime's longest schedule changed for ``arm``: the step
+    from its second-longest length, with 2 standard errors and its verdict word, and the
+    gap left to the teacher (issue 14: the chapters say what the longer schedules did)."""
+    noise = noise or noise_of(tables)
+    parts = []
+    for regime, table in tables.items():
+        eps = _eps(table, arm)
+        if len(eps) < 2:
+            parts.append(f"{regime}: one length only ({eps[0]:g} epochs)")
+            continue
+        last, prev = est(table, arm, eps[-1]), est(table, arm, eps[-2])
+        step = ev.greater("", last, prev, noise)
+        word = {"holds": "a gain", "fails": "a loss", "inconclusive": "within the noise"}
+        gap = teacher_acc - last.mean
+        parts.append(f"{regime}, {eps[-2]:g} -> {eps[-1]:g} epochs: {prev.text()} -> "
+                     f"{last.text()}, {ev._pts(step.margin)} ({word[step.outcome]}: "
+                     f"±{100 * 2 * step.se:.1f} at 2 SE), {100 * abs(gap):.1f} pts "
+                     f"{'below' if gap > 0 else 'above'} the teacher")
+    return f"What the longest schedules changed for {arm}: " + "; ".join(parts) + "."
+
+
 def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
                        noise: ev.Noise | None = None,
                        min_epochs: float = PAPER_MIN_EPOCHS) -> Claim:
