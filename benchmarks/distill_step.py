@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +29,9 @@ from kdlib.config import ModelConfig, RunConfig
 from kdlib.experiments.teachers import STUDENT_MODEL, TEACHER_MODEL
 
 
-def matmul_peak_gflops(n: int = 1536, repeats: int = 10) -> float:
-    """Measured fp32 matmul GFLOP/s of this device (the reference peak)."""
-    a = jnp.ones((n, n), jnp.float32)
+def matmul_peak_gflops(n: int = 1536, repeats: int = 10, dtype: Any = jnp.float32) -> float:
+    """Measured matmul GFLOP/s of this device at ``dtype`` (the reference peak)."""
+    a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     t0 = time.perf_counter()
@@ -59,6 +60,7 @@ def time_step(
     config = RunConfig(
         student=student_cfg, teachers=("bench",) if teacher_cfg else (), policy=policy,
         loss=loss, batch_size=batch, student_size=size, steps_per_call=steps_per_call,
+        preset="cpu",  # the fused one-program chunk the cpu runs train with (smoke splits it)
     )
     mesh = train.make_mesh()
     kw = {"num_classes": classes, "in_channels": channels, "impl": impl}
@@ -123,11 +125,21 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=1,
                         help="runs trained as one vectorized program (a sweep over lr)")
     parser.add_argument("--paper", action="store_true", help="also R152x2 -> R50x1 at 128 px")
+    parser.add_argument("--paper-batch", type=int, default=32,
+                        help="the paper pair's batch (32 fits 2 CPU cores; 512 is the paper's)")
+    parser.add_argument("--paper-steps-per-call", type=int, default=1)
+    parser.add_argument("--paper-calls", type=int, default=2)
+    parser.add_argument("--paper-only", action="store_true", help="skip the cpu preset's pair")
     args = parser.parse_args()
     peak = matmul_peak_gflops()
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
           f"matmul peak {peak:.0f} GFLOP/s, impl={args.impl}, batch={args.batch}, "
           f"group={args.group} (img/s counts every run's images)")
+    if jax.default_backend() != "cpu":
+        # Accelerators: the fp32 steps run on the tensor cores at the default matmul precision,
+        # so the reference is the bf16 peak (a small fp32 matmul read 26-47 TFLOP/s on an H200).
+        peak = matmul_peak_gflops(8192, 10, jnp.bfloat16)
+        print(f"bf16 matmul peak {peak:.0f} GFLOP/s: the reference for '% of peak' below")
     rows = [
         ("cpu preset: teacher from labels (same/rc)", TEACHER_MODEL, None, "same/rc", "labels"),
         ("cpu preset: student from labels (same/rc)", STUDENT_MODEL, None, "same/rc", "labels"),
@@ -135,20 +147,23 @@ def main() -> None:
         ("cpu preset: distill fix/rs (no teacher fwd)", STUDENT_MODEL, TEACHER_MODEL, "fix/rs",
          "kl"),
     ]
-    for name, s_cfg, t_cfg, policy, loss in rows:
+    for name, s_cfg, t_cfg, policy, loss in [] if args.paper_only else rows:
         r = time_step(s_cfg, t_cfg, size=28, channels=1, classes=10, batch=args.batch,
                       impl=args.impl, policy=policy, steps_per_call=args.steps_per_call,
                       calls=args.calls, loss=loss, group=args.group)
         print(f"{name:46s} {r['img_s']:8.0f} img/s  {r['gflops']:6.1f} GFLOP/s "
               f"({100 * r['gflops'] / peak:4.1f}% of peak)  compile {r['compile_s']:.0f} s  "
               f"[student {r['student_mflops']:.1f} MFLOPs, teacher {r['teacher_mflops']:.1f}]")
-    if args.paper:
+    if args.paper or args.paper_only:
         r50 = ModelConfig("bit", {"depth": 50, "width": 1})
         r152x2 = ModelConfig("bit", {"depth": 152, "width": 2})
-        r = time_step(r50, r152x2, size=128, channels=3, classes=102, batch=min(args.batch, 32),
-                      impl=args.impl, policy="mix", steps_per_call=1, calls=2)
+        r = time_step(r50, r152x2, size=128, channels=3, classes=102, batch=args.paper_batch,
+                      impl=args.impl, policy="mix", steps_per_call=args.paper_steps_per_call,
+                      calls=args.paper_calls)
         print(f"{'paper: R152x2 -> R50x1 @128 mix':46s} {r['img_s']:8.1f} img/s  "
-              f"{r['gflops']:6.1f} GFLOP/s ({100 * r['gflops'] / peak:4.1f}% of peak)")
+              f"{r['gflops']:6.1f} GFLOP/s ({100 * r['gflops'] / peak:4.1f}% of peak)  "
+              f"compile {r['compile_s']:.0f} s  batch {args.paper_batch}  "
+              f"[student {r['student_mflops']:.0f} MFLOPs, teacher {r['teacher_mflops']:.0f}]")
 
 
 if __name__ == "__main__":

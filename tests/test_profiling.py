@@ -15,6 +15,14 @@ def test_forward_flops_of_a_linear_layer():
     assert profiling.forward_flops(layer, (16, 8)) == pytest.approx(16 * one)
 
 
+def test_conv_flops_count_every_valid_tap():
+    """Counted by XLA:CPU on every backend (on GPU the compiled cuDNN convolutions count 0)."""
+    conv = nnx.Conv(3, 16, (3, 3), rngs=nnx.Rngs(0))
+    # A multiply-add per weight and valid (unpadded) tap: 46 = 16 x 3 taps - 2 at the borders,
+    # per row and column; plus the bias adds.
+    assert profiling.forward_flops(conv, (1, 16, 16, 3)) == 2 * 16 * 3 * 46**2 + 16 * 16 * 16
+
+
 def test_forward_throughput_is_images_per_second():
     layer = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
     assert profiling.forward_throughput(layer, (32, 8), repeats=2) > 0

@@ -337,8 +337,12 @@ def book_page() -> str:
         "evaluations included. ImageNet at 300 epochs took ~15 h on a TPU v3-32: "
         f"{v332:,.0f} images per second at 224 px. A chapter's estimate is its distinct runs' "
         "training images (epochs x images, every grid point) over the rate at their "
-        "resolution (160 px runs at the 224 px rate: an upper bound). No accelerator "
-        "was available to measure kdlib itself at this scale (see `benchmarks/README.md`).",
+        "resolution (160 px runs at the 224 px rate: an upper bound). kdlib's own training "
+        "step for the small datasets' pair (R152x2 -> R50x1, function matching, batch 512 at "
+        "128 px, fp32 at the default matmul precision) measured 4,024 images per second on one "
+        "NVIDIA H200 (2026-12-04, `benchmarks/distill_step.py --paper-only`, training steps "
+        "only, data on the device): about 1.7x the v2-8 rate above, which includes input "
+        "pipeline and evaluations (see `benchmarks/README.md`).",
         "",
         "| chapter | runs | training images | estimated device time | its longest run |",
         "| --- | ---: | ---: | --- | --- |",
