@@ -31,14 +31,21 @@ def main() -> None:
             by_function[str(kwargs.get("fun_name"))].append(secs)
 
     monitoring.register_event_duration_secs_listener(on_duration)
-    from kdlib.experiments import chapters, common
+    from kdlib.experiments import chapters, common, dist_loss, init, resolution
 
+    # The chapters' other stored models (the notebooks train them in their set-up cells).
+    more = {"04_resolution": resolution.ensure_high_res_teacher,
+            "06_init": init.ensure_pretrained_student,
+            "07_cross_family": resolution.ensure_high_res_teacher,
+            "09_dist": dist_loss.ensure_teachers}
     t0 = time.time()
     common.ensure_teacher("smoke")
+    if args.section in more:
+        more[args.section]("smoke")
     t1 = time.time()
     for experiments in chapters.experiments(args.section, "smoke"):
         common.run_arms(experiments, progress=False)
-    print(f"teacher {t1 - t0:.1f} s, arms {time.time() - t1:.1f} s")
+    print(f"teachers {t1 - t0:.1f} s, arms {time.time() - t1:.1f} s")
     for title, table in (("events", events), ("compiles by function", by_function)):
         print(f"--- {title}")
         for key, values in sorted(table.items(), key=lambda kv: -sum(kv[1]))[:20]:

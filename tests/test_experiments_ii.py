@@ -64,10 +64,26 @@ def test_reference_runs_are_chapter_01s():
                    (cross_family.arms("cpu"), "BiT student"),
                    (out_of_domain.arms("cpu"), "in-domain")):
         assert all(a[arm][e][0] == fm01[e][0] for e in a[arm])
-    # chapter 06's lengths are chapter 02's: 3 epochs is chapter 02's own run
-    scratch = init.arms("cpu")["random init"]
+    # chapter 06's lengths are chapter 02's: 3 epochs (retired from display, still stored) is
+    # chapter 02's own run
+    scratch = init.arms("cpu", planned=True)["random init"]
     assert scratch[3.0][0].section == "02_patience"
     assert scratch[300.0][0] == fm01[300.0][0]
+    assert 3.0 not in init.arms("cpu")["random init"]
+
+
+def test_retired_lengths_are_not_shown_but_stay_findable():
+    """Chapter 02's chance-only lengths leave the chapter; planned lengths still build them
+    (the stored runs keep their hashes, fm_section its answer)."""
+    from kdlib.experiments import patience, regimes
+
+    for regime, retired in regimes.PATIENCE_RETIRED["cpu"].items():
+        shown = patience.arms("cpu", regime)["function matching"]
+        every = patience.arms("cpu", regime, planned=True)["function matching"]
+        for ep in retired:
+            assert ep not in shown and ep in every
+            size = every[ep][0].data.train_size
+            assert regimes.fm_section("cpu", size, ep, "06_init") == "02_patience"
     # the paper preset reuses chapter 03's FunMatch runs
     fm03 = imagenet.arms("paper")["function matching"]
     assert resolution.arms("paper")["same resolution"][1200.0][0] == fm03[1200.0][0]

@@ -33,7 +33,8 @@ PLANNED = {"cpu": (1000.0,)}
 
 def epochs(preset: str, planned: bool = False) -> tuple[float, ...]:
     """Schedule lengths: chapter 02's for the 1,000-image regime (smoke: chapter 01's), those
-    of :data:`PLANNED` only with ``planned``."""
+    of :data:`PLANNED` and chapter 02's retired ones (stored, not shown) only with
+    ``planned``."""
     preset = presets.check(preset)
     if preset == "paper":
         return PAPER_EPOCHS
@@ -41,7 +42,8 @@ def epochs(preset: str, planned: bool = False) -> tuple[float, ...]:
     longer = regimes.patience_regimes(preset).get("1k")
     shown = longer[1] if longer and longer[0] == size else lengths
     extra = PLANNED.get(preset, ())
-    return tuple(sorted({*shown, *extra} if planned else set(shown) - set(extra)))
+    retired = regimes.PATIENCE_RETIRED.get(preset, {}).get("1k", ()) if longer else ()
+    return tuple(sorted({*shown, *extra, *retired} if planned else set(shown) - set(extra)))
 
 
 def ensure_pretrained_student(preset: str) -> str:
