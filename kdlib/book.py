@@ -311,8 +311,18 @@ def _device(machine: dict) -> str:
     return f"{backend} ({kinds} x{machine.get('device_count', '?')})" if kinds else backend
 
 
+def group_runs(record: RunRecord) -> int:
+    """How many runs trained in the run's vectorized group (1 alone): its recorded wall time
+    is the group's, so a total over runs counts each group once by dividing by this. From
+    the provenance's group mates, else (runs stored before those were recorded) the
+    summary's ``group_size``."""
+    mates = record.provenance.get("group") or ()
+    return max(1, len(mates) or int(record.summary.get("group_size") or 1))
+
+
 def run_rows(records: list[RunRecord]) -> list[dict]:
-    """One row per stored run: section, hash, status, commit, machine, device, time, date."""
+    """One row per stored run: section, hash, status, commit, machine, device, the wall time
+    of the group it trained in, the group's size, date."""
     rows = []
     for r in records:
         prov = r.provenance
@@ -323,20 +333,22 @@ def run_rows(records: list[RunRecord]) -> list[dict]:
             "commit": prov.get("commit", ""), "machine": machine.get("hostname", ""),
             "device": _device(machine),
             "wall time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
+            "group runs": group_runs(r),
             "finished": _when(prov.get("finished_at")),
         })
     return rows
 
 
 def section_totals(rows: list[dict]) -> list[dict]:
-    """Per section: number of runs, how many finished, and their summed wall time in hours."""
+    """Per section: number of runs, how many finished, and their wall time in hours (a
+    vectorized group's time counted once, not once per run)."""
     totals: dict[str, dict] = {}
     for row in rows:
         t = totals.setdefault(row["section"], {"section": row["section"], "runs": 0,
                                                "finished": 0, "wall time (h)": 0.0})
         t["runs"] += 1
         t["finished"] += row["status"] in ("done", "diverged")
-        t["wall time (h)"] += (row["wall time (min)"] or 0.0) / 60
+        t["wall time (h)"] += (row["wall time (min)"] or 0.0) / 60 / row.get("group runs", 1)
     for t in totals.values():
         t["wall time (h)"] = round(t["wall time (h)"], 3)
     return [totals[k] for k in sorted(totals)]
@@ -367,9 +379,10 @@ def expected_times(root: str | os.PathLike | None = None,
 
     ``shown``: the presets to list (default: every preset but :data:`SCRATCH_PRESETS`).
 
-    "train (h)" sums the wall time of the notebook's finished runs (what a rerun without
-    stored results costs on that machine); "last run (s)" is `python -m kdlib.book run`'s
-    measured time for the notebook (with the results stored at that moment).
+    "train (h)" sums the wall time of the notebook's finished runs, a vectorized group's once
+    (what a rerun without stored results costs on that machine); "last run (s)" is
+    `python -m kdlib.book run`'s measured time for the notebook (with the results stored at
+    that moment).
     """
     base = results_root(root)
     rows: dict[tuple[str, str], dict] = {}
@@ -385,7 +398,8 @@ def expected_times(root: str | os.PathLike | None = None,
         for r in list_runs(base, preset=preset):
             entry = row(preset, r.path.parent.name)
             entry["runs"] += 1
-            entry["train (h)"] += (r.provenance.get("wall_time_s") or 0.0) / 3600
+            entry["train (h)"] += ((r.provenance.get("wall_time_s") or 0.0) / 3600
+                                   / group_runs(r))
             entry["device"] = entry["device"] or _device(r.provenance.get("machine") or {})
         times_path = base / preset / TIMES_FILE
         for notebook, t in (read_json(times_path) if times_path.is_file() else {}).items():

@@ -417,12 +417,13 @@ def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsy
 # --------------------------------------------------------------------------- provenance tables
 
 
-def _stored_run(root: Path, section: str, seconds: float, status: str = "done") -> None:
+def _stored_run(root: Path, section: str, seconds: float, status: str = "done",
+                group: tuple[str, ...] = (), seed: int = 0) -> None:
     """Store a fake finished run with provenance under `root`/cpu/<section>/."""
-    cfg = {"preset": "cpu", "section": section, "seed": int(seconds)}
+    cfg = {"preset": "cpu", "section": section, "seed": int(seconds) + seed}
     prov = {"commit": "abc1234", "wall_time_s": seconds, "finished_at": "2026-01-02T03:04:05+00:00",
             "machine": {"hostname": "h", "jax_backend": "gpu", "device_kinds": ["H100"],
-                        "device_count": 1}}
+                        "device_count": 1}, "group": list(group)}
     store.save_run(store.run_dir(cfg, root), cfg, {"acc": 0.5}, prov, status)
 
 
@@ -430,26 +431,34 @@ def test_provenance_tables(tmp_path):
     _stored_run(tmp_path, "01_a", 1800)
     _stored_run(tmp_path, "01_a", 5400, "diverged")
     _stored_run(tmp_path, "02_b", 360)
+    # a vectorized group of two: each run records the group's wall time, counted once
+    for seed in (1, 2):
+        _stored_run(tmp_path, "02_b", 720, group=("a", "b"), seed=seed)
+    # one stored before group mates were recorded: the summary's group size counts it
+    cfg = {"preset": "cpu", "section": "03_c", "seed": 7}
+    store.save_run(store.run_dir(cfg, tmp_path), cfg, {"acc": 0.5, "group_size": 4},
+                   {"wall_time_s": 3600.0}, "done")
     store.prepare_run({"preset": "cpu", "section": "02_b", "seed": 99}, tmp_path)  # running
     rows = book.run_rows(store.list_runs(tmp_path, preset="cpu", include_unfinished=True))
-    assert len(rows) == 4
+    assert len(rows) == 7
     done = next(r for r in rows if r["wall time (min)"] == 30.0)
     assert done == {"section": "01_a", "hash": done["hash"], "status": "done",
                     "commit": "abc1234", "machine": "h", "device": "gpu (H100 x1)",
-                    "wall time (min)": 30.0, "finished": "2026-01-02 03:04"}
+                    "wall time (min)": 30.0, "group runs": 1, "finished": "2026-01-02 03:04"}
     running = next(r for r in rows if r["status"] == "running")
     assert running["wall time (min)"] is None and running["device"] == ""
     assert book.section_totals(rows) == [
         {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0},
-        {"section": "02_b", "runs": 2, "finished": 1, "wall time (h)": 0.1}]
+        {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3},
+        {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25}]
     store.write_json_atomic(tmp_path / "cpu" / book.TIMES_FILE, {
         "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
                  "finished_at": "2026-01-03T00:00:00+00:00"},
         "03_c": {"seconds": 9.0, "status": "failed", "backend": "cpu"}})
     times = book.expected_times(tmp_path)
     assert [(t["preset"], t["notebook"], t["runs"], t["train (h)"], t["last run (s)"])
-            for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 1, 0.1, 12.5),
-                                ("cpu", "03_c", 0, 0.0, None)]
+            for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 3, 0.3, 12.5),
+                                ("cpu", "03_c", 1, 0.25, None)]
     # the smoke preset's results are scratch (gitignored): left out unless asked for
     smoke = {"preset": "smoke", "section": "01_a", "seed": 1}
     store.save_run(store.run_dir(smoke, tmp_path), smoke, {"acc": 0.5}, {"wall_time_s": 3.0},

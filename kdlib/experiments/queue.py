@@ -77,7 +77,8 @@ def _consistency(regime: str, lengths: tuple[float, ...],
     return build
 
 
-# (name, arms builder), in the order the issues rank them: patience and DIST first.
+# (name, arms builder), in the order the issues rank them: patience and DIST first (02's
+# longest schedules before 03: reordered 2026-12-04, the cheaper 250-image one first).
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
     ("02 1k images at 1000 epochs (function matching, both baselines)",
@@ -86,20 +87,21 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
     ("06 pretrained vs random init at 1000 epochs (the random init is 02's function matching)",
      lambda: _upfront(_only(init.arms(PRESET, planned=True), init.ARMS, init.PLANNED[PRESET]))),
+    ("02 250 images at 4000 epochs (function matching)",
+     _patience("250", (4000.0,), ("function matching",))),
+    ("02 1k images at 3000 epochs (function matching)",
+     _patience("1k", (3000.0,), ("function matching",))),
     ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
      lambda: _upfront(_only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
                             imagenet.PLANNED[PRESET]))),
     ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent; 05's Adam)",
      _consistency("1k", (1000.0,))),
-    ("02 1k images at 3000 epochs (function matching)",
-     _patience("1k", (3000.0,), ("function matching",))),
-    ("02 250 images at 4000 epochs (function matching)",
-     _patience("250", (4000.0,), ("function matching",))),
     ("07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble)",
      lambda: _upfront(_only(cross_family.arms(PRESET, planned=True),
                             tuple(a for a in cross_family.PLANNED_ARMS if a != "BiT student"),
                             cross_family.PLANNED[PRESET]))),
-    ("09 at 30 and 100 epochs (extras)", lambda: dist_loss.arms(PRESET)),
+    ("09 at 30 and 100 epochs (extras)",
+     lambda: _only(dist_loss.arms(PRESET), dist_loss.ARMS, (30.0, 100.0))),
     ("01 1k images at 30-300 epochs (extras)",
      lambda: consistency.arms(PRESET, "1k")),
     ("01 250 images at 400 epochs (extras)", lambda: consistency.arms(PRESET, "250")),
