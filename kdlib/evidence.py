@@ -1,10 +1,10 @@
 """Noise-aware evidence: means over seeds, their standard errors, and the verdict scale.
 
 A verdict reads means over seeds. A difference counts only when it exceeds :data:`K` standard
-errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses a
-point's own seed spread when it has at least 3 seeds, else the pooled seed spread of every
-replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
-that the claim then names. Pure functions over numbers: no store, no JAX.
+errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses the
+pooled seed spread of every replicated point (:func:`pooled_noise`), else an assumed per-run
+spread (:data:`ASSUMED_SD`) that the claim then names; a point with at least 3 seeds uses its
+own spread where that is larger. Pure functions over numbers: no store, no JAX.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ K = 2.0
 # it: two runs of one config and seed at two commits differed by 0.6 points (DESIGN.md), and
 # seeds add initialization and data-order noise on top.
 ASSUMED_SD = {"test_acc": 0.01, "train_loss": 0.02}
-# A point's own spread is trusted from this many seeds; below it the pooled spread is used.
+# A point's own spread counts from this many seeds, and only where it exceeds the pooled one:
+# 2 degrees of freedom cannot show a point quieter than the pooled spread (rule changed on
+# 2026-12-04, after results existed: 3 seeds of one config read sd 0.04 pts, "±0.0 at 2 SE").
 MIN_OWN_SEEDS = 3
 
 OUTCOMES = ("holds", "fails", "inconclusive", "not testable")
@@ -61,11 +63,11 @@ class Estimate:
         return math.sqrt(math.fsum((v - m) ** 2 for v in self.values) / (self.n - 1))
 
     def se(self, noise_sd: float) -> float:
-        """Standard error of the mean: own spread from MIN_OWN_SEEDS seeds, else ``noise_sd``
-        (0 for a known number)."""
+        """Standard error of the mean from ``noise_sd``, or from the own spread where the point
+        has MIN_OWN_SEEDS seeds and that spread is larger (0 for a known number)."""
         if self.known:
             return 0.0
-        sd = self.sd if self.n >= MIN_OWN_SEEDS else noise_sd
+        sd = max(self.sd, noise_sd) if self.n >= MIN_OWN_SEEDS else noise_sd
         return sd / math.sqrt(self.n)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:

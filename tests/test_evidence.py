@@ -21,8 +21,10 @@ def test_estimate_mean_sd_and_text():
     assert e(0.8653, 0.8657, 0.8650).text() == "86.5±0.04% (n=3)"  # not a spread of 0.0
 
 
-def test_standard_error_uses_own_spread_from_three_seeds_else_the_noise():
-    assert e(0.80, 0.82, 0.84).se(0.5) == pytest.approx(0.02 / math.sqrt(3))
+def test_standard_error_uses_own_spread_from_three_seeds_where_larger_else_the_noise():
+    assert e(0.80, 0.82, 0.84).se(0.005) == pytest.approx(0.02 / math.sqrt(3))
+    # 3 seeds cannot show a point quieter than the pooled noise
+    assert e(0.80, 0.82, 0.84).se(0.5) == pytest.approx(0.5 / math.sqrt(3))
     assert e(0.80, 0.82).se(0.01) == pytest.approx(0.01 / math.sqrt(2))
     assert e(0.8).se(0.01) == pytest.approx(0.01)
 
@@ -59,9 +61,15 @@ def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():
     assert ev.greater("a>b", e(0.83), e(0.80), NOISE).outcome == "holds"
     assert ev.greater("a>b", e(0.82), e(0.80), NOISE).outcome == "inconclusive"
     assert ev.greater("a>b", e(0.77), e(0.80), NOISE).outcome == "fails"
-    # Three tight seeds each make a 1-point difference count.
-    tight = ev.greater("a>b", e(0.81, 0.811, 0.809), e(0.80, 0.801, 0.799), NOISE)
+    # Three tight seeds each: the pooled noise still bounds their spread from below, so a
+    # 1-point difference counts against 0.2 pts of pooled noise but not against 1 pt.
+    a, b = e(0.81, 0.811, 0.809), e(0.80, 0.801, 0.799)
+    tight = ev.greater("a>b", a, b, ev.Noise(0.002, "test"))
     assert tight.outcome == "holds" and tight.margin == pytest.approx(0.01)
+    assert ev.greater("a>b", a, b, NOISE).outcome == "inconclusive"
+    # a spread larger than the pooled noise is the point's own
+    loose = ev.greater("a>b", e(0.83, 0.85, 0.87), e(0.80, 0.80, 0.80), ev.Noise(0.002, "t"))
+    assert loose.se == pytest.approx(0.02 / math.sqrt(3) * math.sqrt(1 + 0.01))
 
 
 def test_at_least_is_an_equivalence_check_with_a_tolerance():

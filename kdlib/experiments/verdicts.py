@@ -133,7 +133,8 @@ PAPER_MIN_EPOCHS = 30.0
 RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on the new "
              "verdict scale) after the cpu results existed; later that day, also after "
              "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
-             "the assumed 1.0 pt")
+             "the assumed 1.0 pt; on 2026-12-04, also after results, a point's own spread "
+             "from 3 seeds counts only where it exceeds the pooled one")
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
