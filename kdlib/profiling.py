@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -20,7 +21,12 @@ def forward_flops(model: nnx.Module, input_shape: tuple[int, ...]) -> float:
     # Counted by XLA:CPU on every backend: on GPU the compiled convolutions are cuDNN calls
     # that XLA's cost analysis does not count (an H200 reported 146 of ~2,700 MFLOPs for
     # R50x1 at 128 px), and the lowered module's analysis is empty there.
-    cpu = jax.devices("cpu")[0]
+    try:
+        cpu = jax.devices("cpu")[0]
+    except RuntimeError as err:  # JAX_PLATFORMS without cpu: the count would be wrong
+        raise RuntimeError("forward_flops counts FLOPs on XLA:CPU, which this process does not "
+                           f"have (JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS')!r}): add "
+                           "'cpu' to JAX_PLATFORMS, e.g. JAX_PLATFORMS=cuda,cpu") from err
     x = jax.ShapeDtypeStruct(input_shape, jnp.float32, sharding=SingleDeviceSharding(cpu))
     compiled = jax.jit(forward).lower(jax.device_put(state, cpu), x).compile()
     cost = compiled.cost_analysis()
