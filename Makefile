@@ -58,9 +58,10 @@ NBVAL := KDLIB_PRESET=smoke $(PY) -m pytest -q -n auto --dist loadfile --nbval-l
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
 # Each phase prints its seconds and its slowest tests (issue 15: keep the phases measured).
-# The smoke runs a previous make test stored are removed first: a changed engine must not
-# pass on them (config hashes do not see code changes); they are gitignored outputs.
-CLEAR_SMOKE_RUNS := rm -rf results/smoke results/teachers/smoke_*
+# The smoke runs a previous make test stored (gitignored outputs) are removed first unless the
+# very same code trained them (kdlib.smoke_runs: a fingerprint of kdlib's sources and the
+# library versions): a changed engine must not pass on them, config hashes do not see code.
+CLEAR_SMOKE_RUNS := $(PY) -m kdlib.smoke_runs
 PHASE = start=$$(date +%s); $(1) && echo "[make test] $(2): $$(( $$(date +%s) - start )) s"
 test: setup browser-deps
 	@$(call PHASE,$(PY) -m pytest -q -n 2 --durations=15 -p no:cacheprovider tests --ignore=tests/test_browser.py,kdlib tests)
