@@ -51,17 +51,25 @@ class _FakeTeacher(train.Teacher):
         self.sizes = (size,)
 
 
+def bench_config(student_cfg: ModelConfig, teacher_cfg: ModelConfig | None, *, policy: str,
+                 loss: str, batch: int, size: int, steps_per_call: int) -> RunConfig:
+    """The timed run's config: the cpu preset, so the chunk is the fused one-program chunk the
+    stored cpu runs train with (the smoke preset splits it in two: ``train.split_chunk``)."""
+    return RunConfig(
+        student=student_cfg, teachers=("bench",) if teacher_cfg else (), policy=policy,
+        loss=loss, batch_size=batch, student_size=size, steps_per_call=steps_per_call,
+        preset="cpu",
+    )
+
+
 def time_step(
     student_cfg: ModelConfig, teacher_cfg: ModelConfig | None, *, size: int, channels: int,
     classes: int, batch: int, impl: str, policy: str, steps_per_call: int, calls: int,
     loss: str = "kl", group: int = 1,
 ) -> dict:
     """img/s and GFLOP/s of the engine's train chunk for one student/teacher pair."""
-    config = RunConfig(
-        student=student_cfg, teachers=("bench",) if teacher_cfg else (), policy=policy,
-        loss=loss, batch_size=batch, student_size=size, steps_per_call=steps_per_call,
-        preset="cpu",  # the fused one-program chunk the cpu runs train with (smoke splits it)
-    )
+    config = bench_config(student_cfg, teacher_cfg, policy=policy, loss=loss, batch=batch,
+                          size=size, steps_per_call=steps_per_call)
     mesh = train.make_mesh()
     kw = {"num_classes": classes, "in_channels": channels, "impl": impl}
     student = train.models.create(student_cfg.name, rngs=nnx.Rngs(0),
