@@ -42,10 +42,10 @@ def clear_if_stale(root: str | Path | None = None, code: str | None = None) -> b
     whether anything was deleted."""
     base = store.results_root(root)
     code = fingerprint() if code is None else code
-    stamp = base / "smoke" / STAMP
+    smoke = base / "smoke"
+    stamp = smoke / STAMP
     if stamp.is_file() and stamp.read_text().strip() == code:
         return False
-    smoke = base / "smoke"
     teachers = sorted((base / "teachers").glob("smoke_*"))
     stale = smoke.exists() or bool(teachers)
     shutil.rmtree(smoke, ignore_errors=True)
