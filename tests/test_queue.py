@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kdlib.experiments import common, queue
+from kdlib.experiments import common, cross_family, patience, queue, shampoo
 
 
 def test_plan_lists_every_item_with_runs_and_hours(capsys):
@@ -12,7 +12,26 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
     assert len(rows) == len(queue.PLAN)
-    assert all(float(r.split("|")[-2]) > 0 for r in rows)
+    assert all(float(r.split("|")[-3]) > 0 for r in rows)
+    stored = [tuple(map(int, r.split("|")[-2].split("/"))) for r in rows]
+    assert all(0 <= done <= total for done, total in stored) and min(t for _, t in stored) > 0
+
+
+def test_extras_items_hold_every_arm_the_chapter_shows_at_their_lengths():
+    """Grids grow for every arm at a length alike, so an extras item that left an arm out
+    would store grown grids and replicates the chapter never loads."""
+    items = dict(queue.PLAN)
+    c9 = items["05 Adam vs Shampoo at 300 epochs (extras: C9's 300-epoch check)"]()
+    assert set(c9) == set(shampoo.ARMS) and all(set(by) == {300.0} for by in c9.values())
+    c11 = items["07 at 100 epochs (extras: C11's GN vs BN check)"]()
+    assert set(c11) == set(cross_family.arms("cpu"))
+    c5 = items["02 4k images at 30 epochs (extras: C5's 4k checks)"]()
+    assert set(c5) == set(patience.ARMS) and all(set(by) == {30.0} for by in c5.values())
+    assert c5 == {a: {30.0: by[30.0]} for a, by in patience.arms("cpu", "4k").items()}
+
+
+def test_the_item_that_cannot_move_a_verdict_runs_last():
+    assert queue.PLAN[-1][0].startswith("03 55k images")
 
 
 def test_new_lengths_train_the_next_lr_in_the_same_group():

@@ -8,7 +8,8 @@ five minutes; an interrupted run resumes from its checkpoint when the queue is s
 again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clean
 provenance), committing to this checkout.
 
-``--list`` prints the plan (items and how many of their runs are stored) without training.
+``--list`` prints the plan (items, their estimated hours, and how many runs of their base
+grids are stored) without training.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kdlib.experiments import (
     imagenet,
     init,
     patience,
+    shampoo,
 )
 
 PRESET = "cpu"
@@ -77,8 +79,22 @@ def _consistency(regime: str, lengths: tuple[float, ...],
     return build
 
 
-# (name, arms builder), in the order the issues rank them: patience and DIST first (02's
-# longest schedules before 03: reordered 2026-12-04, the cheaper 250-image one first).
+def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
+               ) -> Callable[[], common.Arms]:
+    """Every arm of a chapter's ``build()`` at ``lengths``, as the chapter shows them (no
+    upfront growth): the queue then grows grids and replicates over the same arms the chapter
+    does, so what it stores is what the chapter loads."""
+    def arms() -> common.Arms:
+        built = build()
+        return _only(built, tuple(built), lengths)
+    return arms
+
+
+# (name, arms builder), in the order they settle claims. Reordered 2026-12-04 (after
+# results, issue 13): first the seed replicates of the n=1 points a verdict reads where its
+# check is within noise (C1, C9, C5, C11, C3), then the longer schedules (C4, C1-C3 at 1000
+# epochs, C11 at 300); the 55k-image item last, as its 16 epochs cannot move C6/C7 off "not
+# testable" (the paper sees those effects at 1000s of ImageNet epochs).
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
     ("02 1k images at 1000 epochs (function matching, both baselines)",
@@ -87,13 +103,22 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
     ("06 pretrained vs random init at 1000 epochs (the random init is 02's function matching)",
      lambda: _upfront(_only(init.arms(PRESET, planned=True), init.ARMS, init.PLANNED[PRESET]))),
+    ("01 250 images at 400 epochs (extras: C1's 250-image checks)",
+     lambda: consistency.arms(PRESET, "250")),
+    ("05 Adam vs Shampoo at 300 epochs (extras: C9's 300-epoch check)",
+     _extras_of(lambda: shampoo.arms(PRESET), (300.0,))),
+    ("02 1k images at 100 epochs (extras: C5's 1k check)",
+     _extras_of(lambda: patience.arms(PRESET, "1k"), (100.0,))),
+    ("02 4k images at 30 epochs (extras: C5's 4k checks)",
+     _extras_of(lambda: patience.arms(PRESET, "4k"), (30.0,))),
+    ("07 at 100 epochs (extras: C11's GN vs BN check)",
+     _extras_of(lambda: cross_family.arms(PRESET), (100.0,))),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",))),
+    ("01 1k images at 300 epochs (extras: C1-C3's 1k checks)",
+     _extras_of(lambda: consistency.arms(PRESET, "1k"), (300.0,))),
     ("02 1k images at 3000 epochs (function matching)",
      _patience("1k", (3000.0,), ("function matching",))),
-    ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
-     lambda: _upfront(_only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
-                            imagenet.PLANNED[PRESET]))),
     ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent; 05's Adam)",
      _consistency("1k", (1000.0,))),
     ("07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble)",
@@ -102,9 +127,11 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
                             cross_family.PLANNED[PRESET]))),
     ("09 at 30 and 100 epochs (extras)",
      lambda: _only(dist_loss.arms(PRESET), dist_loss.ARMS, (30.0, 100.0))),
-    ("01 1k images at 30-300 epochs (extras)",
-     lambda: consistency.arms(PRESET, "1k")),
-    ("01 250 images at 400 epochs (extras)", lambda: consistency.arms(PRESET, "250")),
+    ("01 1k images at 30 and 100 epochs (extras)",
+     _extras_of(lambda: consistency.arms(PRESET, "1k"), (30.0, 100.0))),
+    ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
+     lambda: _upfront(_only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
+                            imagenet.PLANNED[PRESET]))),
 ]
 
 
@@ -130,6 +157,16 @@ def estimate_hours(arms: common.Arms, seeds: int = 3) -> tuple[int, float]:
                 GROUP_IMG_PER_S[1] * speed)
             runs += n + seeds - 1
     return runs, seconds / 3600
+
+
+def stored_runs(arms: common.Arms) -> tuple[int, int]:
+    """(finished, all) runs of the items' base grids (with the short-schedule temperatures):
+    how far an item got; grown grids and replicates are not counted."""
+    from kdlib import sweep as sweeps
+
+    configs = [c for by_epochs in arms.values() for cfg, axes in by_epochs.values()
+               for c in sweeps.expand(cfg, sweeps.grid(**common.extended_axes(cfg, axes)))]
+    return sum(store.fresh_run(c) is not None for c in configs), len(configs)
 
 
 def _finished_untracked(repo: Path) -> list[str]:
@@ -193,15 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit and not args.list else None
     if args.list:
-        print("| item | what | runs (with replicates) | estimated hours |")
-        print("| --- | --- | --- | --- |")
+        print("| item | what | runs (with replicates) | estimated hours | base grid stored |")
+        print("| --- | --- | --- | --- | --- |")
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
         arms = build()
         if args.list:
             runs, hours = estimate_hours(arms)
-            print(f"| {i} | {name} | {runs} | {hours:.1f} |")
+            done, total = stored_runs(arms)
+            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} |")
             continue
         t0 = time.time()
         current[0] = name
