@@ -6,7 +6,7 @@ Run with an empty cache and results root to see the cold numbers (issue 15):
         python benchmarks/smoke_compile_profile.py 01_consistency
 
 Prints the teacher's and the arms' wall seconds, JAX's duration events (compiles, cache
-hits, tracing) and the compile seconds per jitted function.
+hits, tracing) and the compile, trace and lowering seconds per jitted function.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ def main() -> None:
     args = parser.parse_args()
     events: dict[str, list[float]] = collections.defaultdict(list)
     by_function: dict[str, list[float]] = collections.defaultdict(list)
+    traced: dict[str, list[float]] = collections.defaultdict(list)
 
     def on_duration(name: str, secs: float, **kwargs: object) -> None:
         events[name].append(secs)
         if name.endswith("backend_compile_duration"):
             by_function[str(kwargs.get("fun_name"))].append(secs)
+        if name.endswith(("jaxpr_trace_duration", "jaxpr_to_mlir_module_duration")):
+            traced[str(kwargs.get("fun_name"))].append(secs)
 
     monitoring.register_event_duration_secs_listener(on_duration)
     from kdlib.experiments import chapters, common, dist_loss, init, resolution
@@ -46,7 +49,8 @@ def main() -> None:
     for experiments in chapters.experiments(args.section, "smoke"):
         common.run_arms(experiments, progress=False)
     print(f"teachers {t1 - t0:.1f} s, arms {time.time() - t1:.1f} s")
-    for title, table in (("events", events), ("compiles by function", by_function)):
+    for title, table in (("events", events), ("compiles by function", by_function),
+                         ("traces and lowerings by function", traced)):
         print(f"--- {title}")
         for key, values in sorted(table.items(), key=lambda kv: -sum(kv[1]))[:20]:
             if "orbax" not in key and "checkpoint" not in key:

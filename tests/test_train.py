@@ -1,5 +1,6 @@
 """The training engine end to end on tiny digits runs (8x8 px, tiny BiT)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -208,7 +209,9 @@ def test_group_rejects_configs_that_differ_beyond_hparams(results, tmp_path):
 def test_diverged_run_does_not_stop_its_group(results, tmp_path):
     ok, bad = tiny_config(epochs=2.0), tiny_config(epochs=2.0, lr=1e38)
     bad = bad.replace(grad_clip=1e38)
-    ok = ok.replace(grad_clip=1e38)  # same group: grad_clip is not vectorized, so share it
+    # same group: grad_clip is not vectorized, so share it; wd=0 (a float 0.0 once dropped the
+    # decay from the optimizer state's chain, and the run failed inside optax)
+    ok = ok.replace(grad_clip=1e38, wd=0.0)
     out = train.train_group([ok, bad], [tmp_path / "ok", tmp_path / "bad"], progress=False)
     assert [o["status"] for o in out] == ["done", "diverged"]
     assert out[0]["final_step"] == out[0]["steps"]
@@ -324,6 +327,21 @@ def test_host_stack_and_take_equal_the_traced_ones():
                                   jax.random.key_data(jax.random.key(2)))
 
 
+def test_smoke_evaluates_in_smaller_batches_with_the_same_logits():
+    """Smoke's 256-image splits are not padded to the other presets' 500 (issue 15); the
+    batch changes no logit beyond float rounding."""
+    from kdlib.train.evaluate import EVAL_BATCH, eval_batch
+
+    assert eval_batch("smoke") == 256 and eval_batch("cpu") == eval_batch("paper") == EVAL_BATCH
+    graphdef, state = nnx.split(models.create(TINY.name, rngs=nnx.Rngs(0), num_classes=10,
+                                              in_channels=1, **TINY.kwargs))
+    images = np.random.default_rng(0).integers(0, 256, (300, 8, 8, 1), dtype=np.uint8)
+    small = train.predict(graphdef, (state,), images, 8, eval_batch("smoke"))
+    assert small.shape == (300, 10)
+    np.testing.assert_allclose(small, train.predict(graphdef, (state,), images, 8),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_train_chunk_is_reused_only_for_the_same_program():
     """Configs differing in hparams, length or seed share a process's jitted chunk; any other
     field (here the policy) gets its own."""
@@ -364,11 +382,12 @@ def test_split_chunk_trains_as_the_fused_one(results, tiny_teacher, tmp_path, mo
 
 @pytest.mark.slow
 def test_the_students_program_does_not_depend_on_the_policy(results, tiny_teacher):
-    """At smoke, the students' half of a split chunk lowers to the same program for a fixed,
-    an independent and a consistent policy, so the persistent compilation cache serves one
-    compile to all of them (chapter 01's eight policies: issue 15)."""
+    """At smoke, the students' half of a split chunk is one jitted function for configs that
+    differ only in policy, teachers, data, length, seed or hyper-parameters (chapter 01's eight
+    policies trace it once: issue 15), and each config's own build lowers to that very
+    program: what the key leaves out (kdlib.train.step.INPUT_ONLY_FIELDS) cannot matter."""
     from kdlib.train.state import make_mesh
-    from kdlib.train.step import make_train_chunk, stack_runs
+    from kdlib.train.step import build_students_chunk, make_train_chunk, stack_runs
     from kdlib.train.teacher import Teacher
 
     mesh = make_mesh()
@@ -376,19 +395,29 @@ def test_the_students_program_does_not_depend_on_the_policy(results, tiny_teache
                             **TINY.kwargs)
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     teacher = Teacher((tiny_teacher,))
-    texts = set()
-    for policy in ("fix/rs", "ind/ic", "same/rc"):
-        config = tiny_config(loss="kl", teachers=(tiny_teacher,), policy=policy)
-        chunk = make_train_chunk(config, graphdef, teacher, mesh)
-        opt = train.make_optimizer(config, 10).init(params)
+    base = tiny_config(loss="kl", teachers=(tiny_teacher,), policy="fix/rs")
+    configs = [base, base.replace(policy="ind/ic", epochs=3.0, seed=4, lr=0.1, wd=0.0),
+               base.replace(policy="same/rc", data=dataclasses.replace(DIGITS, train_size=64),
+                            section="other", warmup_frac=0.3, temperature=2.0,
+                            fixed_num_crops=2, init=None, steps_per_call=3)]
+
+    def text(fn, config):
+        opt = train.make_optimizer(config, 10, wd=jnp.asarray(config.wd)).init(params)
         carry = stack_runs([(params, rest, opt)])
         hp, sched = train.hparams([config]), train.schedule_arrays(config, 10)
-        s = config.steps_per_call
-        inputs = (jax.ShapeDtypeStruct((s, 32, 8, 8, 1), np.float32),
-                  jax.ShapeDtypeStruct((s, 32, 10), np.float32), None)
-        texts.add(chunk.students.lower(carry, hp, sched, jnp.asarray(0, jnp.int32),
-                                       inputs).as_text(debug_info=False))
+        inputs = (jax.ShapeDtypeStruct((2, 32, 8, 8, 1), np.float32),
+                  jax.ShapeDtypeStruct((2, 32, 10), np.float32), None)
+        return fn.lower(carry, hp, sched, jnp.asarray(0, jnp.int32),
+                        inputs).as_text(debug_info=False)
+
+    shared = {id(make_train_chunk(c, graphdef, teacher, mesh).students) for c in configs}
+    assert len(shared) == 1
+    texts = {text(build_students_chunk(c, graphdef, mesh, False), c) for c in configs}
     assert len(texts) == 1
+    # ... and a field the key keeps (the loss) does give another program.
+    dist = base.replace(loss="dist")
+    assert id(make_train_chunk(dist, graphdef, teacher, mesh).students) not in shared
+    assert text(build_students_chunk(dist, graphdef, mesh, False), dist) not in texts
 
 
 @pytest.mark.slow

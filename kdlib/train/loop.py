@@ -21,7 +21,7 @@ from kdlib.config import RunConfig, config_hash
 from kdlib.fileio import MetricsLog
 from kdlib.policies import teacher_mode
 from kdlib.train.batches import load_data, stream_chunk, total_steps, train_aspects
-from kdlib.train.evaluate import eval_metrics, predict
+from kdlib.train.evaluate import eval_batch, eval_metrics, predict
 from kdlib.train.optimizer import group_key
 from kdlib.train.state import check_group, group_program, make_mesh
 from kdlib.train.step import (  # noqa: F401  (UNROLL_MIN_STEPS: re-exported)
@@ -45,7 +45,10 @@ def enable_compile_cache() -> None:
     path = Path(os.environ.get("KDLIB_JAX_CACHE") or default)
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+    # Every program, however quick to compile: a smoke chapter compiles ~80 small ones (group
+    # inits, eval views, teacher crops; 0.2 s each), which a warm cache then serves too
+    # (chapter 01 at smoke, warm: 71 -> 61 s; issue 15). JAX's default skips those under 1 s.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def train(
@@ -107,7 +110,7 @@ def train_group(
     eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
     teacher_states = put(teacher.states) if teacher else []
     # The teacher's logits of the evaluation splits do not change during training either.
-    teacher_eval = ({split: teacher.predict(ds.images) for split, ds in
+    teacher_eval = ({split: teacher.predict(ds.images, eval_batch(config.preset)) for split, ds in
                      (("val", rd.val), ("test", rd.test))} if teacher else {})
     if streamed:  # the chunk's batches are read and put on device before each call
         fixed = teacher is not None and teacher_mode(config.policy) == "fixed"
@@ -150,7 +153,8 @@ def train_group(
         state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
-            logits = predict(eval_graphdef, state, ds.images, config.student_size)
+            logits = predict(eval_graphdef, state, ds.images, config.student_size,
+                             eval_batch(config.preset))
             record.update(eval_metrics(logits, ds.labels, teacher_eval.get(split), split))
         return record
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -107,8 +108,12 @@ def group_program(
     student.train()
     graphdef, params, rest = nnx.split(student, nnx.Param, ...)
     # One jitted init for the group: eager inits compile a zeros program per leaf shape (45
-    # for a MobileNetV3 at smoke), a jitted one per call.
-    opt_states = jax.jit(lambda p: [make_optimizer(c, steps).init(p) for c in configs])(params)
+    # for a MobileNetV3 at smoke), a jitted one per call. wd as an array, as the step passes
+    # it: a float 0.0 would drop the decay from the chain and its state (a run with wd=0
+    # then failed inside optax at its first step).
+    opt_states = jax.jit(lambda p: [
+        make_optimizer(c, steps, wd=jnp.asarray(c.wd, jnp.float32)).init(p) for c in configs
+    ])(params)
     # Teacher outputs that do not change during training: fixed targets.
     if teacher and teacher_mode(config.policy) == "fixed":
         targets = fixed_targets(config, teacher, train_ds, teacher_view_size(config))

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ from kdlib import augment, losses, views
 from kdlib.config import RunConfig, teacher_view_size
 from kdlib.policies import teacher_mode
 from kdlib.train.batches import batch_indices, crop_kwargs
-from kdlib.train.optimizer import make_optimizer
+from kdlib.train.optimizer import HPARAMS, make_optimizer
 from kdlib.train.teacher import Teacher
 
 # Runs shorter than this keep the scan rolled on CPU: the unrolled chunk's steps are 3-7x
@@ -55,6 +57,123 @@ def split_chunk(config: RunConfig) -> bool:
     return config.preset == "smoke"
 
 
+def _students_step(config: RunConfig, graphdef: Any, vectorize: bool) -> Callable:
+    """``students_step(carry, step, hp, sched, x, t_logits, y) -> (carry, losses)``: every
+    run's student step (forward, loss, backward, optax update) on one step's shared inputs,
+    vmapped or unrolled run by run (:func:`vectorize_runs`)."""
+
+    def student_step(params, rest, opt_state, hp, sched, step, x, t_logits, y):
+        tx = make_optimizer(config, sched["steps"], warmup=sched["warmup"], lr=hp["lr"],
+                            wd=hp["wd"])
+
+        def distill_loss(logits, target):
+            if config.loss == "kl":
+                return jnp.mean(losses.kl(logits, target, hp["temperature"]))
+            return losses.dist(
+                logits, target, hp["temperature"], hp["dist_beta"], hp["dist_gamma"]
+            )
+
+        def loss_fn(p):
+            model = nnx.merge(graphdef, p, rest, copy=True)  # BatchNorm stats: fresh Variables
+            logits = model(x)
+            new_rest = nnx.state(model, nnx.Not(nnx.Param))
+            if config.loss == "labels":
+                loss = jnp.mean(losses.softmax_xent(logits, y))
+            elif t_logits.ndim == 3:  # one row per teacher: the losses are summed (big_vision)
+                loss = distill_loss(logits, t_logits[0])
+                for i in range(1, t_logits.shape[0]):
+                    loss = loss + distill_loss(logits, t_logits[i])
+            else:
+                loss = distill_loss(logits, t_logits)
+            return loss, new_rest
+
+        (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, new_opt = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new_rest, new_opt, loss
+
+    def students_step(carry, step, hp, sched, x, t_logits, y):
+        """Every run's student step on the shared inputs: vmapped or unrolled run by run."""
+        params, rest, opt_state = carry
+        if vectorize:
+            params, rest, opt_state, loss = jax.vmap(
+                student_step, in_axes=(0, 0, 0, 0, None, None, None, None, None)
+            )(params, rest, opt_state, hp, sched, step, x, t_logits, y)
+            return (params, rest, opt_state), loss
+        group = hp["lr"].shape[0]
+        outs = [student_step(*take_run((params, rest, opt_state, hp), i), sched, step, x,
+                             t_logits, y) for i in range(group)]
+        new_params, new_rest, new_opt, loss = stack_runs(outs)
+        return (new_params, new_rest, new_opt), loss
+
+    return students_step
+
+
+# Config fields that only the inputs' half of a split chunk reads (views, teachers, data and
+# its order) or that reach the students' half as arrays (hyper-parameters, schedule, seed):
+# configs differing only in these train with one students program (see students_chunk).
+INPUT_ONLY_FIELDS = ("section", "data", "teachers", "policy", "fixed_num_crops",
+                     "student_size", "teacher_size", "teacher_ensemble", "epochs",
+                     "steps_per_call", "eval_every", "checkpoint_every", "init", "seed",
+                     "warmup_frac", "warmup_steps", *HPARAMS)
+
+
+def students_key(config: RunConfig) -> RunConfig:
+    """``config`` with every :data:`INPUT_ONLY_FIELDS` field at its default: what a split
+    chunk's students program is built from, so that it cannot read them."""
+    defaults = RunConfig()
+    return dataclasses.replace(config, **{f: getattr(defaults, f) for f in INPUT_ONLY_FIELDS})
+
+
+# The students' programs of this process (see students_chunk); the oldest are dropped.
+_STUDENT_CHUNKS: OrderedDict[tuple, Callable] = OrderedDict()
+_MAX_STUDENT_CHUNKS = 8
+
+
+def build_students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | None
+                         ) -> Callable:
+    """A new jitted students' half of a split chunk for ``config`` (see :func:`students_chunk`,
+    which shares one per :func:`students_key`)."""
+    students_step = _students_step(config, graphdef, vectorize_runs(config))
+    batch_sharding = NamedSharding(mesh, P("data"))
+
+    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
+    def chunk_students(carry, hp, sched, start_step, inputs):
+        steps = start_step + jnp.arange(inputs[0].shape[0])
+
+        def body(c, s_in):
+            step, (x, t_logits, y) = s_in
+            x = jax.lax.with_sharding_constraint(x, batch_sharding)
+            return students_step(c, step, hp, sched, x, t_logits, y)
+
+        carry, chunk_losses = jax.lax.scan(body, carry, (steps, inputs), unroll=unroll)
+        return carry, jnp.mean(chunk_losses, axis=0)
+
+    return chunk_students
+
+
+def students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | None
+                   ) -> Callable:
+    """The students' half of a split chunk: ``(carry, hp, sched, start_step, inputs) ->
+    (carry, mean_loss_per_run)``, a scan of :func:`_students_step` over a chunk's inputs.
+
+    One jitted function per :func:`students_key`, student graph, mesh and unrolling in this
+    process: chapter 01's eight policies (and its lengths, teachers, data) trace and lower it
+    once instead of once per policy (13 s of its 74 s at smoke, measured; issue 15). Built
+    from the key itself, so a field of :data:`INPUT_ONLY_FIELDS` cannot leak into it (and
+    tests/test_train.py checks that the full config would have built the same program).
+    """
+    key_config = students_key(config)
+    key = (repr(key_config), graphdef, mesh, unroll)
+    if key in _STUDENT_CHUNKS:
+        _STUDENT_CHUNKS.move_to_end(key)
+        return _STUDENT_CHUNKS[key]
+    chunk_students = build_students_chunk(key_config, graphdef, mesh, unroll)
+    _STUDENT_CHUNKS[key] = chunk_students
+    while len(_STUDENT_CHUNKS) > _MAX_STUDENT_CHUNKS:
+        _STUDENT_CHUNKS.popitem(last=False)
+    return chunk_students
+
+
 def make_train_chunk(
     config: RunConfig,
     graphdef: Any,
@@ -87,35 +206,6 @@ def make_train_chunk(
     teacher_size = teacher_view_size(config)
     batch_sharding = NamedSharding(mesh, P("data"))
 
-    def student_step(params, rest, opt_state, hp, sched, step, x, t_logits, y):
-        tx = make_optimizer(config, sched["steps"], warmup=sched["warmup"], lr=hp["lr"],
-                            wd=hp["wd"])
-
-        def distill_loss(logits, target):
-            if config.loss == "kl":
-                return jnp.mean(losses.kl(logits, target, hp["temperature"]))
-            return losses.dist(
-                logits, target, hp["temperature"], hp["dist_beta"], hp["dist_gamma"]
-            )
-
-        def loss_fn(p):
-            model = nnx.merge(graphdef, p, rest, copy=True)  # BatchNorm stats: fresh Variables
-            logits = model(x)
-            new_rest = nnx.state(model, nnx.Not(nnx.Param))
-            if config.loss == "labels":
-                loss = jnp.mean(losses.softmax_xent(logits, y))
-            elif t_logits.ndim == 3:  # one row per teacher: the losses are summed (big_vision)
-                loss = distill_loss(logits, t_logits[0])
-                for i in range(1, t_logits.shape[0]):
-                    loss = loss + distill_loss(logits, t_logits[i])
-            else:
-                loss = distill_loss(logits, t_logits)
-            return loss, new_rest
-
-        (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, new_opt = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new_rest, new_opt, loss
-
     def step_inputs(step, pos, consts, sched):
         """One step's student views and what the loss compares them with (the teacher's
         logits, or for the label baselines the mixed one-hot labels): no student in it."""
@@ -147,19 +237,7 @@ def make_train_chunk(
             t_logits = teacher.apply(teacher_states, v.teacher)
         return x, t_logits, y
 
-    def students_step(carry, step, hp, sched, x, t_logits, y):
-        """Every run's student step on the shared inputs: vmapped or unrolled run by run."""
-        params, rest, opt_state = carry
-        if vectorize:
-            params, rest, opt_state, loss = jax.vmap(
-                student_step, in_axes=(0, 0, 0, 0, None, None, None, None, None)
-            )(params, rest, opt_state, hp, sched, step, x, t_logits, y)
-            return (params, rest, opt_state), loss
-        group = hp["lr"].shape[0]
-        outs = [student_step(*take_run((params, rest, opt_state, hp), i), sched, step, x,
-                             t_logits, y) for i in range(group)]
-        new_params, new_rest, new_opt, loss = stack_runs(outs)
-        return (new_params, new_rest, new_opt), loss
+    students_step = _students_step(config, graphdef, vectorize_runs(config))
 
     def one_step(carry, step, pos, consts, hp, sched):
         return students_step(carry, step, hp, sched, *step_inputs(step, pos, consts, sched))
@@ -170,7 +248,6 @@ def make_train_chunk(
     # (measured: 1.87 vs 0.27 s per step of the cpu-preset teacher), so unroll on CPU.
     if unroll is None:
         unroll = jax.default_backend() == "cpu"
-    vectorize = vectorize_runs(config)
     replicated = NamedSharding(mesh, P())
 
     if split_chunk(config):
@@ -183,17 +260,7 @@ def make_train_chunk(
             )
             return inputs
 
-        @functools.partial(jax.jit, out_shardings=replicated, donate_argnums=0)
-        def chunk_students(carry, hp, sched, start_step, inputs):
-            steps = start_step + jnp.arange(inputs[0].shape[0])
-
-            def body(c, s_in):
-                step, (x, t_logits, y) = s_in
-                x = jax.lax.with_sharding_constraint(x, batch_sharding)
-                return students_step(c, step, hp, sched, x, t_logits, y)
-
-            carry, chunk_losses = jax.lax.scan(body, carry, (steps, inputs), unroll=unroll)
-            return carry, jnp.mean(chunk_losses, axis=0)
+        chunk_students = students_chunk(config, graphdef, mesh, unroll)
 
         def split(carry, consts, hp, sched, start_step, num_steps=config.steps_per_call):
             inputs = chunk_inputs(consts, sched, start_step, num_steps=num_steps)

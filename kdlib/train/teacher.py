@@ -71,10 +71,10 @@ class Teacher:
             return jnp.stack(self.apply_each(states, images))
         return self.apply(states, images)[None]
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
         """The ensemble's evaluation logits on uint8 images, each teacher at its own size
         (:meth:`eval_logits` of :func:`kdlib.train.evaluate.predict`)."""
-        return self.eval_logits([predict(gd, (s,), images, size) for gd, s, size
+        return self.eval_logits([predict(gd, (s,), images, size, batch) for gd, s, size
                                  in zip(self.graphdefs, self.states, self.sizes, strict=True)])
 
     def eval_logits(self, per_teacher: list[np.ndarray]) -> np.ndarray:
