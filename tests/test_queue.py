@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kdlib.experiments import common, cross_family, patience, queue, shampoo
+from kdlib.experiments import common, consistency, cross_family, patience, queue, shampoo
 
 
 def test_plan_lists_every_item_with_runs_and_hours(capsys):
@@ -28,6 +28,19 @@ def test_extras_items_hold_every_arm_the_chapter_shows_at_their_lengths():
     c5 = items["02 4k images at 30 epochs (extras: C5's 4k checks)"]()
     assert set(c5) == set(patience.ARMS) and all(set(by) == {30.0} for by in c5.values())
     assert c5 == {a: {30.0: by[30.0]} for a, by in patience.arms("cpu", "4k").items()}
+
+
+def test_every_planned_consistency_length_has_an_item():
+    """Each regime's planned lengths (issue 14: 1k and 250 images to 1000 epochs) are queued."""
+    planned = {(regime, ep) for regime, (_, lengths) in
+               consistency.regimes("cpu", planned=True).items() for ep in lengths
+               if ep in consistency.PLANNED["cpu"].get(regime, ())}
+    queued = set()
+    for _, build in queue.PLAN:
+        for cfg, _ in (v for by in build().values() for v in by.values()):
+            if cfg.section == consistency.SECTION and cfg.policy == "fix/cc":
+                queued.add((("1k" if cfg.data.train_size == 1000 else "250"), cfg.epochs))
+    assert planned and planned <= queued
 
 
 def test_the_item_that_cannot_move_a_verdict_runs_last():

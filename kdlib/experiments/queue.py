@@ -121,6 +121,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _patience("1k", (3000.0,), ("function matching",))),
     ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent; 05's Adam)",
      _consistency("1k", (1000.0,))),
+    ("01 250 images at 1000 epochs (consistent, best fixed and independent; FM is 02's)",
+     _consistency("250", (1000.0,))),
     ("07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble)",
      lambda: _upfront(_only(cross_family.arms(PRESET, planned=True),
                             tuple(a for a in cross_family.PLANNED_ARMS if a != "BiT student"),
