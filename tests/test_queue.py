@@ -12,9 +12,14 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
     assert len(rows) == len(queue.PLAN)
-    assert all(float(r.split("|")[-3]) > 0 for r in rows)
-    stored = [tuple(map(int, r.split("|")[-2].split("/"))) for r in rows]
+    hours = [float(r.split("|")[-4]) for r in rows]
+    stored = [tuple(map(int, r.split("|")[-3].split("/"))) for r in rows]
+    left = [float(r.split("|")[-2]) for r in rows]
+    assert all(h > 0 for h in hours)
     assert all(0 <= done <= total for done, total in stored) and min(t for _, t in stored) > 0
+    # an item none of whose base runs is stored has all its hours left
+    assert all(h == lt for h, (done, _), lt in zip(hours, stored, left, strict=True) if not done)
+    assert all(0 <= lt <= h for h, lt in zip(hours, left, strict=True))
 
 
 def test_extras_items_hold_every_arm_the_chapter_shows_at_their_lengths():

@@ -8,8 +8,8 @@ five minutes; an interrupted run resumes from its checkpoint when the queue is s
 again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clean
 provenance), committing to this checkout.
 
-``--list`` prints the plan (items, their estimated hours, and how many runs of their base
-grids are stored) without training.
+``--list`` prints the plan (items, their estimated hours, how many runs of their base grids
+are stored, and the hours still to train) without training.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdlib import store
+from kdlib.config import RunConfig
 from kdlib.experiments import (
     common,
     consistency,
@@ -102,7 +103,7 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 weak teacher, KL vs DIST at 300 epochs", _dist("weak teacher", (300.0,))),
     ("02 250 images at 1000 epochs", _patience("250", (1000.0,))),
     ("06 pretrained vs random init at 1000 epochs (the random init is 02's function matching)",
-     lambda: _upfront(_only(init.arms(PRESET, planned=True), init.ARMS, init.PLANNED[PRESET]))),
+     lambda: _upfront(_only(init.arms(PRESET, planned=True), init.ARMS, init.QUEUED[PRESET]))),
     ("01 250 images at 400 epochs (extras: C1's 250-image checks)",
      lambda: consistency.arms(PRESET, "250")),
     ("05 Adam vs Shampoo at 300 epochs (extras: C9's 300-epoch check)",
@@ -144,21 +145,49 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
 GROUP_IMG_PER_S = {1: 400.0, 2: 320.0, 3: 240.0, 4: 175.0, 6: 110.0}
 
 
+def _hours(cfg: RunConfig, runs_in_group: int, replicates: int) -> float:
+    """Estimated hours of one base sweep trained as a group, plus ``replicates`` single runs."""
+    images = cfg.epochs * (cfg.data.train_size or 55_000)
+    speed = 1.5 if cfg.loss == "labels" else 1.0
+    rate = GROUP_IMG_PER_S.get(runs_in_group, min(GROUP_IMG_PER_S.values()))
+    group = images / (rate * speed) if runs_in_group else 0.0
+    return (group + replicates * images / (GROUP_IMG_PER_S[1] * speed)) / 3600
+
+
 def estimate_hours(arms: common.Arms, seeds: int = 3) -> tuple[int, float]:
     """(runs, hours) of an item: each base sweep as one group, plus its seed replicates."""
     from kdlib import sweep as sweeps
 
-    runs, seconds = 0, 0.0
+    runs, hours = 0, 0.0
     for by_epochs in arms.values():
         for cfg, axes in by_epochs.values():
             n = len(sweeps.grid(**common.extended_axes(cfg, axes)))
-            images = cfg.epochs * (cfg.data.train_size or 55_000)
-            speed = 1.5 if cfg.loss == "labels" else 1.0
-            rate = GROUP_IMG_PER_S.get(n, min(GROUP_IMG_PER_S.values()))
-            seconds += images / (rate * speed) + (seeds - 1) * images / (
-                GROUP_IMG_PER_S[1] * speed)
+            hours += _hours(cfg, n, seeds - 1)
             runs += n + seeds - 1
-    return runs, seconds / 3600
+    return runs, hours
+
+
+def remaining_hours(arms: common.Arms, seeds: int = 3) -> float:
+    """Estimated hours still to train of an item: its base sweeps with a run missing (each as a
+    whole group) and the missing seed replicates. Once every base run is stored, the
+    replicates missing are counted exactly, of the configs the grown grids select (loaded as
+    the chapter loads them); before that, every sweep's are. Grids the extras may still grow
+    are not counted (unknown until then)."""
+    from kdlib import sweep as sweeps
+
+    hours, complete = 0.0, True
+    for by_epochs in arms.values():
+        for cfg, axes in by_epochs.values():
+            configs = sweeps.expand(cfg, sweeps.grid(**common.extended_axes(cfg, axes)))
+            if any(store.fresh_run(c) is None for c in configs):
+                hours += _hours(cfg, len(configs), 0)
+                complete = False
+    if not complete:
+        return hours + sum(_hours(cfg, 0, seeds - 1) for by in arms.values()
+                           for cfg, _ in by.values())
+    loaded = common.run_arms(arms, progress=False, extras=False, seeds=seeds)
+    return sum(_hours(arms[a][ep][0], 0, seeds - 1 - len(result.replicates or []))
+               for a, by_epochs in loaded.items() for ep, result in by_epochs.items())
 
 
 def stored_runs(arms: common.Arms) -> tuple[int, int]:
@@ -232,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit and not args.list else None
     if args.list:
-        print("| item | what | runs (with replicates) | estimated hours | base grid stored |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| item | what | runs (with replicates) | estimated hours | base grid stored "
+              "| hours left |")
+        print("| --- | --- | --- | --- | --- | --- |")
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
@@ -241,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             runs, hours = estimate_hours(arms)
             done, total = stored_runs(arms)
-            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} |")
+            left = remaining_hours(arms)
+            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} |")
             continue
         t0 = time.time()
         current[0] = name
