@@ -137,6 +137,7 @@ class Check:
     detail: str
     margin: float | None = None  # the measured difference the outcome rests on
     se: float | None = None  # its standard error
+    seeds: int | None = None  # the fewest seeds of a measured point it compares
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -156,13 +157,18 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f} pts"
 
 
+def _fewest_seeds(*points: Estimate) -> int | None:
+    """The fewest seeds among the measured (not known) points."""
+    return min((p.n for p in points if not p.known), default=None)
+
+
 def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) -> Check:
     """Check that ``a`` > ``b``: holds beyond +k SE, fails beyond -k SE, else inconclusive."""
     d, se = _diff(a, b, noise)
     outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
-    return Check(name, outcome, detail, d, se)
+    return Check(name, outcome, detail, d, se, _fewest_seeds(a, b))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -174,7 +180,7 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
                else "inconclusive")
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
-    return Check(name, outcome, detail, d, se)
+    return Check(name, outcome, detail, d, se, _fewest_seeds(a, b))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -186,7 +192,7 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
-    return Check(name, outcome, detail, d, se)
+    return Check(name, outcome, detail, d, se, _fewest_seeds(*a, *b))
 
 
 def not_testable(name: str, why: str) -> Check:

@@ -117,3 +117,22 @@ def test_a_known_number_has_no_noise_and_no_seed_count():
     # Only the student's noise counts: 1 pt at n=1, so 2 SE = 2 pts.
     assert ev.greater("s>t", e(0.90), teacher, NOISE).outcome == "holds"
     assert ev.greater("s>t", e(0.89), teacher, NOISE).outcome == "inconclusive"
+
+
+def test_a_check_knows_the_fewest_seeds_of_the_points_it_compares():
+    """Known numbers (a teacher's accuracy) do not count; what settles an inconclusive check
+    depends on its own points' seeds, not on the claim's fewest."""
+    from kdlib.experiments import verdicts
+
+    noise = ev.Noise(0.01, "test")
+    three, one = ev.Estimate((0.80, 0.81, 0.80), "a"), ev.Estimate((0.805,), "b")
+    assert ev.greater("x", three, one, noise).seeds == 1
+    assert ev.at_least("x", three, ev.constant(0.9, "teacher"), 0.02, noise).seeds == 3
+    assert ev.difference_greater("x", (three, one), (three, three), noise).seeds == 1
+    close = ev.greater("close at 3 seeds", three, ev.Estimate((0.80, 0.80, 0.81), "c"), noise)
+    assert close.outcome == "inconclusive" and close.seeds == 3
+    decided = ev.greater("decided at 1 seed", ev.Estimate((0.9,), "d"), one, noise)
+    text = verdicts._default_settle([close, decided], min_seeds=1)
+    assert "within noise at 3 seeds" in text and "now 1 per point" not in text
+    assert "now 1 per point" in verdicts._default_settle(
+        [ev.greater("n=1", one, ev.Estimate((0.80,), "e"), noise)], min_seeds=1)

@@ -27,6 +27,8 @@ from kdlib.policies import policies_of
 FIXED = policies_of("fixed")
 INDEPENDENT = policies_of("independent")
 CONSISTENT = policies_of("consistent")
+# The seeds a number a verdict reads must average (the evidence standard: >= 3).
+SEEDS_READ = 3
 
 
 # Every claim the chapters test: id -> (the paper's claim, the paper's evidence, chapter).
@@ -155,9 +157,16 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
 def _default_settle(checks: list[ev.Check], min_seeds: int) -> str:
     """What would settle a claim whose checks are not all decided."""
     parts = []
-    if any(c.outcome == "inconclusive" for c in checks):
-        names = ", ".join(c.name for c in checks if c.outcome == "inconclusive")
-        parts.append(f"more seeds (now {min_seeds} per point) for: {names}")
+    unsure = [c for c in checks if c.outcome == "inconclusive"]
+    if unsure:
+        # each check's own points' seeds (a claim's fewest may sit in a decided check)
+        fewest = min((c.seeds for c in unsure if c.seeds is not None), default=min_seeds)
+        names = ", ".join(c.name for c in unsure)
+        if fewest < SEEDS_READ:
+            parts.append(f"more seeds (now {fewest} per point) for: {names}")
+        else:
+            parts.append(f"a difference within noise at {fewest} seeds per point; more seeds "
+                         f"would narrow it, a longer schedule may move it: {names}")
     if any(c.outcome == "not testable" for c in checks):
         parts.append("longer schedules or more data than the cpu preset: the gpu preset")
     return "; ".join(parts)
