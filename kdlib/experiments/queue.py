@@ -154,50 +154,55 @@ def _hours(cfg: RunConfig, runs_in_group: int, replicates: int) -> float:
     return (group + replicates * images / (GROUP_IMG_PER_S[1] * speed)) / 3600
 
 
-def estimate_hours(arms: common.Arms, seeds: int = 3) -> tuple[int, float]:
-    """(runs, hours) of an item: each base sweep as one group, plus its seed replicates."""
+def _base_grid(cfg: RunConfig, axes: dict) -> list[RunConfig]:
+    """The runs of a base sweep (its grid with the short-schedule temperatures)."""
     from kdlib import sweep as sweeps
 
+    return sweeps.expand(cfg, sweeps.grid(**common.extended_axes(cfg, axes)))
+
+
+def estimate_hours(arms: common.Arms, seeds: int = 3) -> tuple[int, float]:
+    """(runs, hours) of an item: each base sweep as one group, plus its seed replicates."""
     runs, hours = 0, 0.0
     for by_epochs in arms.values():
         for cfg, axes in by_epochs.values():
-            n = len(sweeps.grid(**common.extended_axes(cfg, axes)))
+            n = len(_base_grid(cfg, axes))
             hours += _hours(cfg, n, seeds - 1)
             runs += n + seeds - 1
     return runs, hours
 
 
-def remaining_hours(arms: common.Arms, seeds: int = 3) -> float:
-    """Estimated hours still to train of an item: its base sweeps with a run missing (each as a
-    whole group) and the missing seed replicates. Once every base run is stored, the
-    replicates missing are counted exactly, of the configs the grown grids select (loaded as
-    the chapter loads them); before that, every sweep's are. Grids the extras may still grow
-    are not counted (unknown until then)."""
-    from kdlib import sweep as sweeps
-
-    hours, complete = 0.0, True
+def base_sweeps(arms: common.Arms) -> list[tuple[RunConfig, int, int]]:
+    """(base config, runs, runs not stored) of each base sweep of an item (the store read
+    once for :func:`stored_runs` and :func:`remaining_hours`)."""
+    out = []
     for by_epochs in arms.values():
         for cfg, axes in by_epochs.values():
-            configs = sweeps.expand(cfg, sweeps.grid(**common.extended_axes(cfg, axes)))
-            if any(store.fresh_run(c) is None for c in configs):
-                hours += _hours(cfg, len(configs), 0)
-                complete = False
-    if not complete:
-        return hours + sum(_hours(cfg, 0, seeds - 1) for by in arms.values()
-                           for cfg, _ in by.values())
+            configs = _base_grid(cfg, axes)
+            out.append((cfg, len(configs), sum(store.fresh_run(c) is None for c in configs)))
+    return out
+
+
+def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
+                    seeds: int = 3) -> float:
+    """Estimated hours still to train of an item (``sweeps``: its :func:`base_sweeps`): its
+    base sweeps with a run missing (each as a whole group) and the missing seed replicates.
+    Once every base run is stored, the replicates missing are counted exactly, of the configs
+    the grown grids select (loaded as the chapter loads them); before that, every sweep's are.
+    Grids the extras may still grow are not counted (unknown until then)."""
+    if any(missing for _, _, missing in sweeps):
+        return sum(_hours(cfg, runs if missing else 0, seeds - 1)
+                   for cfg, runs, missing in sweeps)
     loaded = common.run_arms(arms, progress=False, extras=False, seeds=seeds)
     return sum(_hours(arms[a][ep][0], 0, seeds - 1 - len(result.replicates or []))
                for a, by_epochs in loaded.items() for ep, result in by_epochs.items())
 
 
-def stored_runs(arms: common.Arms) -> tuple[int, int]:
-    """(finished, all) runs of the items' base grids (with the short-schedule temperatures):
-    how far an item got; grown grids and replicates are not counted."""
-    from kdlib import sweep as sweeps
-
-    configs = [c for by_epochs in arms.values() for cfg, axes in by_epochs.values()
-               for c in sweeps.expand(cfg, sweeps.grid(**common.extended_axes(cfg, axes)))]
-    return sum(store.fresh_run(c) is not None for c in configs), len(configs)
+def stored_runs(sweeps: list[tuple[RunConfig, int, int]]) -> tuple[int, int]:
+    """(finished, all) runs of an item's base grids (``sweeps``: its :func:`base_sweeps`):
+    how far it got; grown grids and replicates are not counted."""
+    total = sum(runs for _, runs, _ in sweeps)
+    return total - sum(missing for _, _, missing in sweeps), total
 
 
 def _finished_untracked(repo: Path) -> list[str]:
@@ -270,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         arms = build()
         if args.list:
             runs, hours = estimate_hours(arms)
-            done, total = stored_runs(arms)
-            left = remaining_hours(arms)
+            sweeps = base_sweeps(arms)
+            done, total = stored_runs(sweeps)
+            left = remaining_hours(arms, sweeps)
             print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} |")
             continue
         t0 = time.time()

@@ -20,7 +20,7 @@ from kdlib import checks, models, teachers
 from kdlib.config import RunConfig, teacher_sizes, teacher_view_size
 from kdlib.policies import teacher_mode
 from kdlib.train.optimizer import HPARAMS, group_key, hparams, make_optimizer, schedule_arrays
-from kdlib.train.step import host_stack_runs, make_train_chunk
+from kdlib.train.step import cached_program, host_stack_runs, make_train_chunk
 from kdlib.train.teacher import Teacher, fixed_targets
 
 
@@ -143,11 +143,5 @@ def train_chunk(config: RunConfig, graphdef: Any, teacher: Teacher | None, mesh:
     teacher_key = None if teacher is None else (
         teacher.names, tuple(teacher.graphdefs), teacher.sizes, teacher.ensemble)
     key = (repr(neutral), graphdef, teacher_key, mesh, streamed, unroll)
-    if key in _CHUNKS:
-        _CHUNKS.move_to_end(key)
-        return _CHUNKS[key]
-    chunk = make_train_chunk(config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll)
-    _CHUNKS[key] = chunk
-    while len(_CHUNKS) > _MAX_CHUNKS:
-        _CHUNKS.popitem(last=False)
-    return chunk
+    return cached_program(_CHUNKS, key, lambda: make_train_chunk(
+        config, graphdef, teacher, mesh, streamed=streamed, unroll=unroll), _MAX_CHUNKS)

@@ -124,9 +124,22 @@ def students_key(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, **{f: getattr(defaults, f) for f in INPUT_ONLY_FIELDS})
 
 
-# The students' programs of this process (see students_chunk); the oldest are dropped.
+def cached_program(cache: OrderedDict, key: Any, build: Callable[[], Callable],
+                   maximum: int = 8) -> Callable:
+    """``cache[key]``, built by ``build()`` when missing; the least recently used of more than
+    ``maximum`` entries are dropped (a process's jitted programs: see :func:`students_chunk`
+    and :func:`kdlib.train.state.train_chunk`)."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    cache[key] = build()
+    while len(cache) > maximum:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+# The students' programs of this process (see students_chunk).
 _STUDENT_CHUNKS: OrderedDict[tuple, Callable] = OrderedDict()
-_MAX_STUDENT_CHUNKS = 8
 
 
 def build_students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | None
@@ -163,15 +176,8 @@ def students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | 
     tests/test_train.py checks that the full config would have built the same program).
     """
     key_config = students_key(config)
-    key = (repr(key_config), graphdef, mesh, unroll)
-    if key in _STUDENT_CHUNKS:
-        _STUDENT_CHUNKS.move_to_end(key)
-        return _STUDENT_CHUNKS[key]
-    chunk_students = build_students_chunk(key_config, graphdef, mesh, unroll)
-    _STUDENT_CHUNKS[key] = chunk_students
-    while len(_STUDENT_CHUNKS) > _MAX_STUDENT_CHUNKS:
-        _STUDENT_CHUNKS.popitem(last=False)
-    return chunk_students
+    return cached_program(_STUDENT_CHUNKS, (repr(key_config), graphdef, mesh, unroll),
+                          lambda: build_students_chunk(key_config, graphdef, mesh, unroll))
 
 
 def make_train_chunk(
@@ -237,11 +243,6 @@ def make_train_chunk(
             t_logits = teacher.apply(teacher_states, v.teacher)
         return x, t_logits, y
 
-    students_step = _students_step(config, graphdef, vectorize_runs(config))
-
-    def one_step(carry, step, pos, consts, hp, sched):
-        return students_step(carry, step, hp, sched, *step_inputs(step, pos, consts, sched))
-
     # Outputs keep the inputs' (replicated) sharding, so the second call hits the jit cache
     # instead of compiling again for differently-sharded arguments.
     # XLA:CPU runs a rolled while-loop body 3-7x slower than the same ops unrolled
@@ -268,6 +269,11 @@ def make_train_chunk(
 
         split.inputs, split.students = chunk_inputs, chunk_students  # the two programs
         return split
+
+    students_step = _students_step(config, graphdef, vectorize_runs(config))
+
+    def one_step(carry, step, pos, consts, hp, sched):
+        return students_step(carry, step, hp, sched, *step_inputs(step, pos, consts, sched))
 
     @functools.partial(
         jax.jit, out_shardings=replicated, donate_argnums=0, static_argnames="num_steps",
