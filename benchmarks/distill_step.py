@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--paper-steps-per-call", type=int, default=1)
     parser.add_argument("--paper-calls", type=int, default=2)
     parser.add_argument("--paper-only", action="store_true", help="skip the cpu preset's pair")
+    parser.add_argument("--only", default="",
+                        help="only the cpu preset's rows whose name contains this text (e.g. mix)")
     args = parser.parse_args()
     peak = matmul_peak_gflops()
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
@@ -155,6 +157,7 @@ def main() -> None:
         ("cpu preset: distill fix/rs (no teacher fwd)", STUDENT_MODEL, TEACHER_MODEL, "fix/rs",
          "kl"),
     ]
+    rows = [row for row in rows if args.only in row[0]]
     for name, s_cfg, t_cfg, policy, loss in [] if args.paper_only else rows:
         r = time_step(s_cfg, t_cfg, size=28, channels=1, classes=10, batch=args.batch,
                       impl=args.impl, policy=policy, steps_per_call=args.steps_per_call,
