@@ -2,16 +2,17 @@
 
 A verdict reads means over seeds. A difference counts only when it exceeds :data:`K` standard
 errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses the
-pooled seed spread of every replicated point (:func:`pooled_noise`), else an assumed per-run
-spread (:data:`ASSUMED_SD`) that the claim then names; a point with at least 3 seeds uses its
-own spread where that is larger. Pure functions over numbers: no store, no JAX.
+pooled seed spread of the replicated points of the point's own regime (its training-set size,
+:func:`pooled_noise_by_regime`), else of every replicated point (:func:`pooled_noise`), else an
+assumed per-run spread (:data:`ASSUMED_SD`) that the claim then names; a point with at least 3
+seeds uses its own spread where that is larger. Pure functions over numbers: no store, no JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # A difference counts when it exceeds K standard errors (about a 95% two-sided interval).
@@ -37,6 +38,7 @@ class Estimate:
     values: tuple[float, ...]
     label: str = ""
     known: bool = False  # a number without sampling noise (see :func:`constant`)
+    regime: str | None = None  # whose pooled seed noise applies (see :meth:`Noise.sd_for`)
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -87,10 +89,16 @@ def constant(value: float, label: str = "") -> Estimate:
 
 @dataclasses.dataclass(frozen=True)
 class Noise:
-    """The per-run seed spread used where a point has too few seeds, and where it came from."""
+    """The per-run seed spread used where a point has too few seeds, and where it came from:
+    ``sd`` overall, ``by_regime`` for the regimes that measured their own."""
 
     sd: float
     source: str
+    by_regime: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def sd_for(self, regime: str | None) -> float:
+        """The spread of ``regime``'s points: its own pooled one where measured, else ``sd``."""
+        return self.by_regime.get(regime, self.sd) if regime is not None else self.sd
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -99,12 +107,9 @@ class Noise:
 MIN_POOLED_DOF = 10
 
 
-def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
-    """Pooled sample sd over groups of seed values (each group one config); assumed if none.
-
-    Groups with fewer than 2 values are skipped. The pooled variance weights each group's
-    variance by its degrees of freedom.
-    """
+def _pooled(groups: Iterable[Sequence[float]]) -> tuple[float, int, int]:
+    """(pooled sample sd, degrees of freedom, groups used) over groups of 2 or more values; the
+    pooled variance weights each group's variance by its degrees of freedom."""
     num, dof, points = 0.0, 0, 0
     for values in groups:
         values = [float(v) for v in values]
@@ -114,11 +119,20 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
         num += math.fsum((v - m) ** 2 for v in values)
         dof += len(values) - 1
         points += 1
+    return (math.sqrt(num / dof) if dof else math.nan), dof, points
+
+
+def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
+    """Pooled sample sd over groups of seed values (each group one config); assumed if none.
+
+    Groups with fewer than 2 values are skipped. The pooled variance weights each group's
+    variance by its degrees of freedom.
+    """
+    sd, dof, points = _pooled(groups)
     if dof == 0:
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
                      if metric == "test_acc" else f"assumed {sd:g} per run: no replicates")
-    sd = math.sqrt(num / dof)
     what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
     if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
         assumed = ASSUMED_SD[metric]
@@ -126,6 +140,28 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
         return Noise(assumed, f"assumed {kept} per run: the {what} pooled over {points} "
                      f"replicated points has {dof} degrees of freedom (< {MIN_POOLED_DOF})")
     return Noise(sd, f"{what} per run, pooled over {points} replicated points")
+
+
+def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
+                           metric: str = "test_acc") -> Noise:
+    """Seed noise per regime (e.g. training-set size): seed spread differs between regimes
+    (250 images: 1.9 pts per run; 1000 images: 0.4, 2026-12-04), so one pool over all of them
+    is too wide for some and too narrow for others. A regime uses its own pooled sd where it
+    has :data:`MIN_POOLED_DOF` degrees of freedom, or where that sd exceeds the overall one
+    (a larger pooled sd is always used); every other regime uses the overall
+    :func:`pooled_noise` (rule added 2026-12-04, after results existed)."""
+    groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
+    overall = pooled_noise([g for gs in groups.values() for g in gs], metric)
+    own, parts = {}, []
+    for regime in sorted(groups):
+        sd, dof, points = _pooled(groups[regime])
+        if dof and (dof >= MIN_POOLED_DOF or sd > overall.sd):
+            own[regime] = sd
+            what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+            parts.append(f"{regime} {what} ({points} points)")
+    if not own:
+        return overall
+    return Noise(overall.sd, f"per regime: {', '.join(parts)}; elsewhere {overall.source}", own)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +185,7 @@ class Check:
 
 def _diff(a: Estimate, b: Estimate, noise: Noise) -> tuple[float, float]:
     d = a.mean - b.mean
-    se = math.sqrt(a.se(noise.sd) ** 2 + b.se(noise.sd) ** 2)
+    se = math.sqrt(a.se(noise.sd_for(a.regime)) ** 2 + b.se(noise.sd_for(b.regime)) ** 2)
     return d, se
 
 

@@ -56,6 +56,37 @@ def test_pooled_noise_without_replicates_is_the_stated_assumption():
     assert n.sd == ev.ASSUMED_SD["test_acc"] and n.source.startswith("assumed 1.0 pts")
 
 
+def test_noise_by_regime_uses_a_regimes_own_pool_where_measured():
+    quiet = [[0.80, 0.801, 0.802]] * 5  # 10 dof, sd 0.001
+    loud = [[0.60, 0.64, 0.68]] * 5  # 10 dof, sd 0.04
+    few = [[0.70, 0.71]]  # 1 dof, sd 0.007: too few to narrow the overall pool
+    n = ev.pooled_noise_by_regime({"1000 images": quiet, "250 images": loud, "4000": few})
+    overall = ev.pooled_noise(quiet + loud + few)
+    assert n.sd == pytest.approx(overall.sd)
+    assert n.sd_for("1000 images") == pytest.approx(0.001)
+    assert n.sd_for("250 images") == pytest.approx(0.04)
+    assert n.sd_for("4000") == n.sd_for("55k") == n.sd_for(None) == pytest.approx(overall.sd)
+    assert n.source.startswith("per regime: 1000 images 0.10 pts (5 points), 250 images 4.00 "
+                               "pts (5 points); elsewhere ")
+    # a regime louder than the overall pool uses its own spread even with few dof
+    louder = ev.pooled_noise_by_regime({"a": quiet, "b": [[0.5, 0.6]]})
+    assert louder.sd_for("b") == pytest.approx(math.sqrt(0.005))
+    assert "a" in louder.by_regime
+    # without any replicated regime it is the plain pooled noise
+    assert ev.pooled_noise_by_regime({"a": [[0.8]]}).source.startswith("assumed 1.0 pts")
+
+
+def test_a_difference_reads_each_points_own_regime_noise():
+    noise = ev.Noise(0.01, "test", {"250": 0.03, "1k": 0.002})
+    a, b = ev.Estimate((0.81,), "a", regime="1k"), ev.Estimate((0.80,), "b", regime="1k")
+    assert ev.greater("a>b", a, b, noise).outcome == "holds"  # 1 pt vs 2 SE 0.57 pts
+    assert ev.greater("a>b", a, b, ev.Noise(0.01, "test")).outcome == "inconclusive"
+    loud = ev.Estimate((0.85,), "c", regime="250")
+    check = ev.greater("c>b", loud, b, noise)  # 5 pts vs 2 SE of sqrt(3^2 + 0.2^2) pts
+    assert check.outcome == "inconclusive"
+    assert check.se == pytest.approx(math.sqrt(0.03 ** 2 + 0.002 ** 2))
+
+
 def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():
     # n=1 each, noise 1 pt: SE of the difference sqrt(2) pts; 2 SE = 2.83 pts.
     assert ev.greater("a>b", e(0.83), e(0.80), NOISE).outcome == "holds"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 
 from kdlib import store, train
 from kdlib import sweep as sweeps
 from kdlib.checkpoint import Checkpointer
+from kdlib.config import config_to_dict
 from kdlib.experiments import common
 
 
@@ -156,6 +160,16 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
     noise = common.store_noise("cpu")
     assert noise.sd == pytest.approx(0.02) and "pooled over 1 replicated points" in noise.source
     assert common.store_noise("gpu").source.startswith("assumed")
+    # another training-set size, louder than the overall pool: its own spread, by regime
+    small = base.replace(data=dataclasses.replace(base.data, train_size=10))
+    for seed, acc in ((0, 0.50), (1, 0.60)):
+        c = small if seed == 0 else common.replicate(small, seed)
+        store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    noise = common.store_noise("cpu")
+    assert common.noise_regime(config_to_dict(small)) == "10 images"
+    assert noise.sd_for("10 images") == pytest.approx(math.sqrt(0.005))
+    assert noise.sd_for(common.noise_regime(config_to_dict(base))) == pytest.approx(noise.sd)
+    assert noise.source.startswith("per regime: 10 images 7.07 pts (1 points)")
 
 
 def test_edge_report_counts_selected_configs_at_an_edge():

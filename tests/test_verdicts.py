@@ -261,6 +261,15 @@ def test_noise_of_pools_the_tables_replicates():
     assert v.noise_of(tab({"a": {1.0: 0.5}})).sd == ev.ASSUMED_SD["test_acc"]
 
 
+def test_noise_of_and_est_read_each_rows_regime():
+    quiet = tab({f"q{i}": {1.0: (0.80, 0.801, 0.802)} for i in range(5)}).assign(regime="1k")
+    loud = tab({f"l{i}": {1.0: (0.60, 0.64, 0.68)} for i in range(5)}).assign(regime="250")
+    n = v.noise_of({"1k": quiet, "250": loud})
+    assert n.sd_for("1k") == pytest.approx(0.001) and n.sd_for("250") == pytest.approx(0.04)
+    assert v.est(quiet, "q0", 1.0).regime == "1k"
+    assert v.est(tab({"a": {1.0: 0.5}}), "a", 1.0).regime is None
+
+
 def test_longest_step_says_what_the_longest_schedule_changed():
     text = v.longest_step({"1k": patience_table((.70, .78, .80)),
                            "250": patience_table((.50, .60, .605))}, 0.85,

@@ -170,18 +170,28 @@ def seed_family(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def noise_regime(config: Mapping[str, Any] | RunConfig) -> str:
+    """The regime whose seed noise a run shares (its training-set size: seed spread grows as
+    the set shrinks), from a stored config (``config.json``) or a RunConfig."""
+    data = config.get("data", {}) if isinstance(config, Mapping) else config.data
+    size = data.get("train_size") if isinstance(data, Mapping) else data.train_size
+    return f"{size} images" if size is not None else "full split"
+
+
 def store_noise(preset: str, metric: str = "test_acc") -> Any:
-    """The pooled seed noise of ``metric`` over every replicated config stored at ``preset``.
+    """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
+    per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
 
     Runs whose configs differ only in the seed (and the subset seed a replicate pins) are one
-    config's seeds; every such set with 2 or more finished runs contributes
-    (:func:`kdlib.evidence.pooled_noise`). Reads config and summary files only.
+    config's seeds; every such set with 2 or more finished runs contributes. Reads config and
+    summary files only.
     """
     import json
 
     from kdlib import evidence, store
 
     sets: dict[str, list[float]] = {}
+    regimes: dict[str, str] = {}
     for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
         stored = json.loads(summary.read_text())
         if stored.get("status") != "done" or metric not in stored:
@@ -189,7 +199,11 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
         key = json.dumps(seed_family(config), sort_keys=True)
         sets.setdefault(key, []).append(float(stored[metric]))
-    return evidence.pooled_noise(sets.values(), metric)
+        regimes[key] = noise_regime(config)
+    by_regime: dict[str, list[list[float]]] = {}
+    for key, values in sets.items():
+        by_regime.setdefault(regimes[key], []).append(values)
+    return evidence.pooled_noise_by_regime(by_regime, metric)
 
 
 def edge_report(tables: Any) -> str:
@@ -255,7 +269,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
 
     ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
     replicates), ``test_acc_sd`` their standard deviation (NaN below 2 seeds), ``n_seeds``
-    their number and ``test_acc_seeds`` the values; ``test_acc_selected`` and ``val_acc`` are
+    their number and ``test_acc_seeds`` the values, ``regime`` whose seed noise applies
+    (:func:`noise_regime`); ``test_acc_selected`` and ``val_acc`` are
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
     selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
     ladder's end (:func:`at_ladder_end`).
@@ -286,6 +301,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],
+                "regime": noise_regime(result.best.config) if result.best else None,
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),

@@ -31,6 +31,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     edge_report,
     extended_axes,
     model_costs,
+    noise_regime,
     replicate,
     results_table,
     run_arms,

@@ -136,7 +136,9 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "verdict scale) after the cpu results existed; later that day, also after "
              "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
              "the assumed 1.0 pt; on 2026-12-04, also after results, a point's own spread "
-             "from 3 seeds counts only where it exceeds the pooled one")
+             "from 3 seeds counts only where it exceeds the pooled one, and seed noise is "
+             "pooled per training-set size (250 images: 1.9 pts per run, 1000: 0.4; one pool "
+             "over both read 1.5)")
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
@@ -209,7 +211,9 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
         vals = tuple(float(v) for v in values)
     else:
         vals = (float(row[col]),)
-    return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep")
+    regime = row.get("regime")
+    return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
+                       regime=regime if isinstance(regime, str) else None)
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
@@ -228,13 +232,20 @@ def _eps(table: pd.DataFrame, arm: str) -> list[float]:
 
 def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
              col: str = "test_acc") -> ev.Noise:
-    """The pooled seed noise of ``col`` over every replicated row of ``tables``."""
-    groups = []
+    """The pooled seed noise of ``col`` over the replicated rows of ``tables``, per their
+    ``regime`` column where they have one (:func:`kdlib.evidence.pooled_noise_by_regime`)."""
+    groups: dict[str, list[list[float]]] = {}
     for frame in frames(tables):
-        if f"{col}_seeds" in frame:
-            groups += [list(v) for v in frame[f"{col}_seeds"]
-                       if isinstance(v, list | tuple | np.ndarray)]
-    return ev.pooled_noise(groups, col)
+        if f"{col}_seeds" not in frame:
+            continue
+        regimes = frame["regime"] if "regime" in frame else [None] * len(frame)
+        for values, regime in zip(frame[f"{col}_seeds"], regimes, strict=True):
+            if isinstance(values, list | tuple | np.ndarray):
+                key = regime if isinstance(regime, str) else ""
+                groups.setdefault(key, []).append(list(values))
+    if set(groups) <= {""}:
+        return ev.pooled_noise(groups.get("", []), col)
+    return ev.pooled_noise_by_regime(groups, col)
 
 
 def frames(tables: Any) -> list[pd.DataFrame]:
