@@ -322,34 +322,41 @@ def group_runs(record: RunRecord) -> int:
 
 def run_rows(records: list[RunRecord]) -> list[dict]:
     """One row per stored run: section, hash, status, commit, machine, device, the wall time
-    of the group it trained in, the group's size, date."""
+    of the group it trained in, the group's size, the images it trained on, date."""
     rows = []
     for r in records:
         prov = r.provenance
         machine = prov.get("machine") or {}
         wall = prov.get("wall_time_s")
+        step, batch = r.summary.get("step"), r.config.get("batch_size")
         rows.append({
             "section": r.path.parent.name, "hash": r.hash, "status": r.status,
             "commit": prov.get("commit", ""), "machine": machine.get("hostname", ""),
             "device": _device(machine),
             "wall time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
             "group runs": group_runs(r),
+            "images": step * batch if isinstance(step, int) and isinstance(batch, int) else 0,
             "finished": _when(prov.get("finished_at")),
         })
     return rows
 
 
 def section_totals(rows: list[dict]) -> list[dict]:
-    """Per section: number of runs, how many finished, and their wall time in hours (a
-    vectorized group's time counted once, not once per run)."""
+    """Per section: number of runs, how many finished, their wall time in hours (a
+    vectorized group's time counted once, not once per run) and the run-images per second
+    that wall time achieved (every run's training images; None when no run recorded them)."""
     totals: dict[str, dict] = {}
+    images: dict[str, int] = {}
     for row in rows:
         t = totals.setdefault(row["section"], {"section": row["section"], "runs": 0,
                                                "finished": 0, "wall time (h)": 0.0})
         t["runs"] += 1
         t["finished"] += row["status"] in ("done", "diverged")
         t["wall time (h)"] += (row["wall time (min)"] or 0.0) / 60 / row.get("group runs", 1)
-    for t in totals.values():
+        images[row["section"]] = images.get(row["section"], 0) + row.get("images", 0)
+    for section, t in totals.items():
+        seconds = t["wall time (h)"] * 3600
+        t["run img/s"] = round(images[section] / seconds) if images[section] and seconds else None
         t["wall time (h)"] = round(t["wall time (h)"], 3)
     return [totals[k] for k in sorted(totals)]
 

@@ -418,13 +418,15 @@ def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsy
 
 
 def _stored_run(root: Path, section: str, seconds: float, status: str = "done",
-                group: tuple[str, ...] = (), seed: int = 0) -> None:
-    """Store a fake finished run with provenance under `root`/cpu/<section>/."""
-    cfg = {"preset": "cpu", "section": section, "seed": int(seconds) + seed}
+                group: tuple[str, ...] = (), seed: int = 0, steps: int | None = None) -> None:
+    """Store a fake finished run with provenance under `root`/cpu/<section>/ (``steps`` of
+    batch 100 when given)."""
+    cfg = {"preset": "cpu", "section": section, "seed": int(seconds) + seed, "batch_size": 100}
     prov = {"commit": "abc1234", "wall_time_s": seconds, "finished_at": "2026-01-02T03:04:05+00:00",
             "machine": {"hostname": "h", "jax_backend": "gpu", "device_kinds": ["H100"],
                         "device_count": 1}, "group": list(group)}
-    store.save_run(store.run_dir(cfg, root), cfg, {"acc": 0.5}, prov, status)
+    summary = {"acc": 0.5} if steps is None else {"acc": 0.5, "step": steps}
+    store.save_run(store.run_dir(cfg, root), cfg, summary, prov, status)
 
 
 def test_provenance_tables(tmp_path):
@@ -433,7 +435,7 @@ def test_provenance_tables(tmp_path):
     _stored_run(tmp_path, "02_b", 360)
     # a vectorized group of two: each run records the group's wall time, counted once
     for seed in (1, 2):
-        _stored_run(tmp_path, "02_b", 720, group=("a", "b"), seed=seed)
+        _stored_run(tmp_path, "02_b", 720, group=("a", "b"), seed=seed, steps=360)
     # one stored before group mates were recorded: the summary's group size counts it
     cfg = {"preset": "cpu", "section": "03_c", "seed": 7}
     store.save_run(store.run_dir(cfg, tmp_path), cfg, {"acc": 0.5, "group_size": 4},
@@ -444,13 +446,15 @@ def test_provenance_tables(tmp_path):
     done = next(r for r in rows if r["wall time (min)"] == 30.0)
     assert done == {"section": "01_a", "hash": done["hash"], "status": "done",
                     "commit": "abc1234", "machine": "h", "device": "gpu (H100 x1)",
-                    "wall time (min)": 30.0, "group runs": 1, "finished": "2026-01-02 03:04"}
+                    "wall time (min)": 30.0, "group runs": 1, "images": 0,
+                    "finished": "2026-01-02 03:04"}
     running = next(r for r in rows if r["status"] == "running")
     assert running["wall time (min)"] is None and running["device"] == ""
+    # 02_b: 2 x 36,000 images of the group over its 720 s + 360 s of the lone run
     assert book.section_totals(rows) == [
-        {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0},
-        {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3},
-        {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25}]
+        {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "run img/s": None},
+        {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3, "run img/s": 67},
+        {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25, "run img/s": None}]
     store.write_json_atomic(tmp_path / "cpu" / book.TIMES_FILE, {
         "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
                  "finished_at": "2026-01-03T00:00:00+00:00"},
