@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from kdlib.experiments import (
     common,
     consistency,
@@ -17,7 +19,8 @@ from kdlib.experiments import (
 
 def test_plan_lists_every_item_with_runs_and_hours(capsys):
     assert queue.main(["--list"]) == 0
-    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and
+    out = capsys.readouterr().out
+    rows = [r for r in out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
     assert len(rows) == len(queue.PLAN)
     hours = [float(r.split("|")[-4]) for r in rows]
@@ -28,6 +31,8 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     # an item none of whose base runs is stored has all its hours left
     assert all(h == lt for h, (done, _), lt in zip(hours, stored, left, strict=True) if not done)
     assert all(0 <= lt <= h for h, lt in zip(hours, left, strict=True))
+    total = float(out.split(" hours left in all")[0].split()[-1])
+    assert total == pytest.approx(sum(left), abs=0.05 * len(left) + 0.1)
 
 
 def test_extras_items_hold_every_arm_the_chapter_shows_at_their_lengths():

@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| item | what | runs (with replicates) | estimated hours | base grid stored "
               "| hours left |")
         print("| --- | --- | --- | --- | --- | --- |")
+    hours_left = 0.0
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             sweeps = base_sweeps(arms)
             done, total = stored_runs(sweeps)
             left = remaining_hours(arms, sweeps)
+            hours_left += left
             print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} |")
             continue
         t0 = time.time()
@@ -327,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         if args.commit:
             print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
+    if args.list:
+        print(f"\n{hours_left:.1f} hours left in all, at the img/s measured beside other work "
+              "(GROUP_IMG_PER_S; an idle machine trains about 2-3x faster)")
     if stop is not None:
         stop.set()
     return 0
