@@ -230,6 +230,9 @@ def _eps(table: pd.DataFrame, arm: str) -> list[float]:
     return eps
 
 
+UNLABELLED = "rows without a regime"
+
+
 def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
              col: str = "test_acc") -> ev.Noise:
     """The pooled seed noise of ``col`` over the replicated rows of ``tables``, per their
@@ -241,10 +244,10 @@ def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.Dat
         regimes = frame["regime"] if "regime" in frame else [None] * len(frame)
         for values, regime in zip(frame[f"{col}_seeds"], regimes, strict=True):
             if isinstance(values, list | tuple | np.ndarray):
-                key = regime if isinstance(regime, str) else ""
+                key = regime if isinstance(regime, str) else UNLABELLED
                 groups.setdefault(key, []).append(list(values))
-    if set(groups) <= {""}:
-        return ev.pooled_noise(groups.get("", []), col)
+    if set(groups) <= {UNLABELLED}:
+        return ev.pooled_noise(groups.get(UNLABELLED, []), col)
     return ev.pooled_noise_by_regime(groups, col)
 
 
