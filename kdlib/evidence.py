@@ -98,7 +98,7 @@ class Noise:
 
     def sd_for(self, regime: str | None) -> float:
         """The spread of ``regime``'s points: its own pooled one where measured, else ``sd``."""
-        return self.by_regime.get(regime, self.sd) if regime is not None else self.sd
+        return self.by_regime.get(regime, self.sd)
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -122,6 +122,11 @@ def _pooled(groups: Iterable[Sequence[float]]) -> tuple[float, int, int]:
     return (math.sqrt(num / dof) if dof else math.nan), dof, points
 
 
+def _per_run(sd: float, metric: str) -> str:
+    """A per-run spread as the claims print it (points of accuracy, else the metric's units)."""
+    return f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+
+
 def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
     """Pooled sample sd over groups of seed values (each group one config); assumed if none.
 
@@ -133,7 +138,7 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
                      if metric == "test_acc" else f"assumed {sd:g} per run: no replicates")
-    what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+    what = _per_run(sd, metric)
     if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
         assumed = ASSUMED_SD[metric]
         kept = f"{100 * assumed:.1f} pts" if metric == "test_acc" else f"{assumed:g}"
@@ -157,8 +162,7 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
         sd, dof, points = _pooled(groups[regime])
         if dof and (dof >= MIN_POOLED_DOF or sd > overall.sd):
             own[regime] = sd
-            what = f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
-            parts.append(f"{regime} {what} ({points} points)")
+            parts.append(f"{regime} {_per_run(sd, metric)} ({points} points)")
     if not own:
         return overall
     return Noise(overall.sd, f"per regime: {', '.join(parts)}; elsewhere {overall.source}", own)

@@ -190,20 +190,17 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
 
     from kdlib import evidence, store
 
-    sets: dict[str, list[float]] = {}
-    regimes: dict[str, str] = {}
+    sets: dict[str, dict[str, list[float]]] = {}  # regime -> seed family -> values
     for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
         stored = json.loads(summary.read_text())
         if stored.get("status") != "done" or metric not in stored:
             continue
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
-        key = json.dumps(seed_family(config), sort_keys=True)
-        sets.setdefault(key, []).append(float(stored[metric]))
-        regimes[key] = noise_regime(config)
-    by_regime: dict[str, list[list[float]]] = {}
-    for key, values in sets.items():
-        by_regime.setdefault(regimes[key], []).append(values)
-    return evidence.pooled_noise_by_regime(by_regime, metric)
+        family = json.dumps(seed_family(config), sort_keys=True)
+        sets.setdefault(noise_regime(config), {}).setdefault(family, []).append(
+            float(stored[metric]))
+    return evidence.pooled_noise_by_regime(
+        {regime: list(families.values()) for regime, families in sets.items()}, metric)
 
 
 def edge_report(tables: Any) -> str:
