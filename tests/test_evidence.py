@@ -167,3 +167,27 @@ def test_a_check_knows_the_fewest_seeds_of_the_points_it_compares():
     assert "within noise at 3 seeds" in text and "now 1 per point" not in text
     assert "now 1 per point" in verdicts._default_settle(
         [ev.greater("n=1", one, ev.Estimate((0.80,), "e"), noise)], min_seeds=1)
+
+
+def test_settle_names_checks_decided_on_too_few_seeds_and_keeps_a_rules_own_words():
+    """A verdict decided on 1 seed is provisional: what would settle it names the seeds that
+    would confirm it, even for a claim whose checks all hold; a rule's own words come first and
+    replace the generic "gpu preset" line."""
+    from kdlib.experiments import verdicts
+
+    noise = ev.Noise(0.01, "test")
+    one, three = ev.Estimate((0.70,), "a"), ev.Estimate((0.80, 0.81, 0.80), "b")
+    decided = ev.greater("b > a", three, one, noise)
+    assert decided.outcome == "holds"
+    assert verdicts._default_settle([decided], 1) == (
+        "3 seeds per point to confirm the checks decided on 1: b > a")
+    assert verdicts._default_settle([ev.greater("b > b", three, three, noise)], 3) == (
+        "a difference within noise at 3 seeds per point; more seeds would narrow it, a longer "
+        "schedule may move it: b > b")
+    decided3 = ev.greater("b > c", three, ev.Estimate((0.6, 0.6, 0.6), "c"), noise)
+    assert verdicts._default_settle([decided3], 3) == ""
+    untestable = ev.not_testable("long", "beyond our schedules")
+    assert verdicts._default_settle([decided3, untestable], 3) == (
+        "longer schedules or more data than the cpu preset: the gpu preset")
+    assert verdicts._default_settle([decided, untestable], 1, "a sharper teacher") == (
+        "a sharper teacher; 3 seeds per point to confirm the checks decided on 1: b > a")

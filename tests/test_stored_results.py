@@ -122,3 +122,17 @@ def test_retired_patience_lengths_only_showed_chance():
             assert accs["function matching"] == pytest.approx(0.10, abs=5e-4), (regime, ep)
             if regime == "4k":
                 assert max(accs.values()) - 0.10 <= 0.053, accs
+
+
+def test_every_chapter_read_the_same_seed_noise():
+    """Seed noise is pooled over the whole cpu store, so a chapter whose claims are older than
+    the latest replicates reads a different pool than the others: when replicates land, the book
+    re-executes every chapter (`python -m kdlib.book run --preset cpu --toc`), not only theirs."""
+    from kdlib import claims
+
+    pools: dict[str, set[str]] = {}
+    for claim in claims.load("cpu", root=RESULTS):
+        if claim.noise:
+            pools.setdefault(claim.noise, set()).add(claim.chapter)
+    assert len(pools) == 1, "chapters read different noise pools: " + "; ".join(
+        f"{sorted(chs)}: {noise[:80]}" for noise, chs in pools.items())

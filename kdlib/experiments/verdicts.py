@@ -148,28 +148,39 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
     verdict = ev.combine(checks)
     lo, hi = (min(seeds), max(seeds)) if seeds else (0, 0)
     seeds_text = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    if not settle and verdict != "reproduced":
-        settle = _default_settle(checks, lo)
+    settle = _default_settle(checks, lo, settle)
     return Claim(cid, claim, paper, ours, verdict, chapter,
                  checks=tuple(c.as_dict() for c in checks), noise=noise.source,
                  seeds=seeds_text, scale=f"ours: {scale}; paper: {PAPER_SCALE[cid]}",
                  settle=settle, rule_note=RULE_NOTE)
 
 
-def _default_settle(checks: list[ev.Check], min_seeds: int) -> str:
-    """What would settle a claim whose checks are not all decided."""
-    parts = []
+def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> str:
+    """What would settle a claim: ``named`` (a rule's own words) or longer schedules for the
+    untestable checks, seeds for the undecided checks on too few, a note where a difference is
+    within noise at enough seeds, and confirming seeds for checks decided on too few (a
+    verdict on 1 seed is provisional)."""
+    def seeds(c: ev.Check) -> int:  # a check's own points' seeds (the claim's fewest may differ)
+        return min_seeds if c.seeds is None else c.seeds
+
+    def names(cs: list[ev.Check]) -> str:
+        return ", ".join(c.name for c in cs)
+
     unsure = [c for c in checks if c.outcome == "inconclusive"]
-    if unsure:
-        # each check's own points' seeds (a claim's fewest may sit in a decided check)
-        fewest = min((c.seeds for c in unsure if c.seeds is not None), default=min_seeds)
-        names = ", ".join(c.name for c in unsure)
-        if fewest < SEEDS_READ:
-            parts.append(f"more seeds (now {fewest} per point) for: {names}")
-        else:
-            parts.append(f"a difference within noise at {fewest} seeds per point; more seeds "
-                         f"would narrow it, a longer schedule may move it: {names}")
-    if any(c.outcome == "not testable" for c in checks):
+    few = [c for c in unsure if seeds(c) < SEEDS_READ]
+    close = [c for c in unsure if seeds(c) >= SEEDS_READ]
+    decided_few = [c for c in checks if c.outcome in ("holds", "fails") and c.seeds is not None
+                   and c.seeds < SEEDS_READ]
+    parts = [named] if named else []
+    if few:
+        parts.append(f"more seeds (now {min(map(seeds, few))} per point) for: {names(few)}")
+    if close:
+        parts.append(f"a difference within noise at {min(map(seeds, close))} seeds per point; "
+                     f"more seeds would narrow it, a longer schedule may move it: {names(close)}")
+    if decided_few:
+        parts.append(f"{SEEDS_READ} seeds per point to confirm the checks decided on "
+                     f"{min(map(seeds, decided_few))}: {names(decided_few)}")
+    if not named and any(c.outcome == "not testable" for c in checks):
         parts.append("longer schedules or more data than the cpu preset: the gpu preset")
     return "; ".join(parts)
 
