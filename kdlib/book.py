@@ -322,37 +322,58 @@ def group_runs(record: RunRecord) -> int:
 
 def run_rows(records: list[RunRecord]) -> list[dict]:
     """One row per stored run: section, hash, status, commit, machine, device, the wall time
-    of the group it trained in, the group's size, the images it trained on, date."""
+    of the group it trained in, the group's size, the images it trained on and those its
+    recorded time covers, date."""
     rows = []
     for r in records:
         prov = r.provenance
         machine = prov.get("machine") or {}
         wall = prov.get("wall_time_s")
         step, batch = r.summary.get("step"), r.config.get("batch_size")
+        images = step * batch if isinstance(step, int) and isinstance(batch, int) else 0
         rows.append({
             "section": r.path.parent.name, "hash": r.hash, "status": r.status,
             "commit": prov.get("commit", ""), "machine": machine.get("hostname", ""),
             "device": _device(machine),
             "wall time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
             "group runs": group_runs(r),
-            "images": step * batch if isinstance(step, int) and isinstance(batch, int) else 0,
+            "images": images, "timed images": timed_images(r.summary, images),
             "finished": _when(prov.get("finished_at")),
         })
     return rows
 
 
+def timed_images(summary: dict, images: int) -> int:
+    """The training images a run's recorded time covers: all of them, except for a run resumed
+    from a checkpoint whose earlier time was not recorded (stored before 2026-12-04, when the
+    training loop began to carry it across resumes): its ``img_per_s * train_time_s``."""
+    rate, seconds = summary.get("img_per_s"), summary.get("train_time_s")
+    if isinstance(rate, (int, float)) and isinstance(seconds, (int, float)) and images:
+        return min(images, round(rate * seconds))
+    return images
+
+
 def section_totals(rows: list[dict]) -> list[dict]:
     """Per section: number of runs, how many finished, their wall time in hours (a
     vectorized group's time counted once, not once per run) and the run-images per second
-    that wall time achieved (every run's training images; None when no run recorded them)."""
+    that wall time achieved (every run's training images; None when no run recorded them).
+    A run whose recorded time covers only part of its images (resumed, earlier time not
+    recorded) counts its time scaled up to all of them, at the rate it recorded; *scaled runs*
+    says how many."""
     totals: dict[str, dict] = {}
     images: dict[str, int] = {}
     for row in rows:
         t = totals.setdefault(row["section"], {"section": row["section"], "runs": 0,
-                                               "finished": 0, "wall time (h)": 0.0})
+                                               "finished": 0, "wall time (h)": 0.0,
+                                               "scaled runs": 0})
         t["runs"] += 1
         t["finished"] += row["status"] in ("done", "diverged")
-        t["wall time (h)"] += (row["wall time (min)"] or 0.0) / 60 / row.get("group runs", 1)
+        hours = (row["wall time (min)"] or 0.0) / 60 / row.get("group runs", 1)
+        n, timed = row.get("images", 0), row.get("timed images", row.get("images", 0))
+        if 0 < timed < 0.99 * n:
+            hours *= n / timed
+            t["scaled runs"] += 1
+        t["wall time (h)"] += hours
         images[row["section"]] = images.get(row["section"], 0) + row.get("images", 0)
     for section, t in totals.items():
         seconds = t["wall time (h)"] * 3600

@@ -303,6 +303,13 @@ def prepare_run(
     return path
 
 
+def earlier_wall(summary: dict[str, Any]) -> float:
+    """Wall seconds a resumed run spent in processes before the one that finished it (the
+    training loop's ``earlier_wall_time_s``; 0 for a run trained in one go)."""
+    earlier = summary.get("earlier_wall_time_s")
+    return float(earlier) if isinstance(earlier, (int, float)) else 0.0
+
+
 def record_failure(config: Any, path: Path, error: BaseException, started_at: float) -> RunRecord:
     """Store failed.json for a run whose training raised `error`; return its record."""
     summary = {
@@ -404,7 +411,7 @@ def run_or_load(
         summary = dict(summary)
         prov = make_provenance(
             config,
-            wall_time_s=time.time() - started_at,
+            wall_time_s=time.time() - started_at + earlier_wall(summary),
             started_at=started_at,
             extra={"config_hash": path.name, "group": summary.pop("group", None) or [path.name],
                    **seen},

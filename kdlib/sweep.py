@@ -21,6 +21,7 @@ from kdlib.store import (
     RunRecord,
     check_summary,
     config_hash,
+    earlier_wall,
     fresh_run,
     input_record,
     load_run,
@@ -268,7 +269,7 @@ def _train_locked(
         group = summary.pop("group", None) or batch
         prov = make_provenance(
             config,
-            wall_time_s=wall,
+            wall_time_s=wall + earlier_wall(summary),
             started_at=started_at,
             extra={"config_hash": path.name, "batch_size": len(configs), "group": group,
                    **inputs},

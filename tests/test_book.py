@@ -447,14 +447,17 @@ def test_provenance_tables(tmp_path):
     assert done == {"section": "01_a", "hash": done["hash"], "status": "done",
                     "commit": "abc1234", "machine": "h", "device": "gpu (H100 x1)",
                     "wall time (min)": 30.0, "group runs": 1, "images": 0,
-                    "finished": "2026-01-02 03:04"}
+                    "timed images": 0, "finished": "2026-01-02 03:04"}
     running = next(r for r in rows if r["status"] == "running")
     assert running["wall time (min)"] is None and running["device"] == ""
     # 02_b: 2 x 36,000 images of the group over its 720 s + 360 s of the lone run
     assert book.section_totals(rows) == [
-        {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "run img/s": None},
-        {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3, "run img/s": 67},
-        {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25, "run img/s": None}]
+        {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "scaled runs": 0,
+         "run img/s": None},
+        {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3, "scaled runs": 0,
+         "run img/s": 67},
+        {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25, "scaled runs": 0,
+         "run img/s": None}]
     store.write_json_atomic(tmp_path / "cpu" / book.TIMES_FILE, {
         "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
                  "finished_at": "2026-01-03T00:00:00+00:00"},
@@ -470,6 +473,26 @@ def test_provenance_tables(tmp_path):
     assert {t["preset"] for t in book.expected_times(tmp_path)} == {"cpu"}
     assert {t["preset"] for t in book.expected_times(tmp_path, ("smoke", "cpu"))} == {
         "smoke", "cpu"}
+
+
+def test_section_totals_scale_a_resumed_runs_untimed_share(tmp_path):
+    """A run resumed before the loop carried its earlier time: its 900 s cover a quarter of
+    its 36,000 images (10 img/s over 900 s), so its section counts 3,600 s for it."""
+    cfg = {"preset": "cpu", "section": "04_d", "seed": 8, "batch_size": 100}
+    store.save_run(store.run_dir(cfg, tmp_path), cfg,
+                   {"step": 360, "img_per_s": 10.0, "train_time_s": 900.0},
+                   {"wall_time_s": 900.0}, "done")
+    rows = book.run_rows(store.list_runs(tmp_path, preset="cpu"))
+    assert rows[0]["images"] == 36000 and rows[0]["timed images"] == 9000
+    assert book.section_totals(rows) == [{
+        "section": "04_d", "runs": 1, "finished": 1, "wall time (h)": 1.0, "scaled runs": 1,
+        "run img/s": 10}]
+    # the whole run timed (40 img/s over 900 s): not scaled
+    store.write_json_atomic(store.run_dir(cfg, tmp_path) / "summary.json",
+                            {"status": "done", "step": 360, "img_per_s": 40.0,
+                             "train_time_s": 900.0})
+    totals = book.section_totals(book.run_rows(store.list_runs(tmp_path, preset="cpu")))
+    assert totals[0]["scaled runs"] == 0 and totals[0]["wall time (h)"] == 0.25
 
 
 def test_teacher_rows(tmp_path):

@@ -614,3 +614,15 @@ def test_provenance_records_cpu_flags_xla_env_and_versions(tmp_path, monkeypatch
     machine = prov_mod.machine()
     assert {"cpu", "env", "versions", "device_count", "device_kinds"} <= set(machine)
     assert {"jax", "jaxlib", "flax", "optax"} <= set(machine["versions"])
+
+
+def test_a_resumed_runs_provenance_counts_the_wall_time_of_earlier_processes(tmp_path):
+    """The training loop reports the wall time a resumed run spent before this process; the
+    provenance's wall time is the whole run's, not the last process's."""
+    def resumed(config, path):
+        return {"val_acc": 0.5, "status": "done", "earlier_wall_time_s": 1000.0}
+
+    record = run_or_load(Cfg(), resumed, root=tmp_path)
+    assert 1000.0 <= record.provenance["wall_time_s"] < 1000.0 + 60
+    assert store.earlier_wall({"earlier_wall_time_s": None}) == 0.0
+    assert store.earlier_wall({}) == 0.0

@@ -324,3 +324,12 @@ def test_load_sweep_reads_only_complete_sweeps(tmp_path):
     loaded = load_sweep(Cfg(), axes, root=tmp_path)
     assert loaded.best_point == {"optim.lr": 0.01}
     assert loaded.seed_values("val_acc") == [0.80]
+
+
+def test_a_resumed_groups_provenance_counts_the_wall_time_of_earlier_processes(tmp_path):
+    def batch(configs, dirs):
+        return [{**fake_metrics(c), "earlier_wall_time_s": 500.0} for c in configs]
+
+    result = sweep(Cfg(), {"optim.lr": [0.001, 0.01]}, None, root=tmp_path,
+                   batch_train_fn=batch, batch_size=2)
+    assert all(500.0 <= r.provenance["wall_time_s"] < 560.0 for r in result.runs)

@@ -116,8 +116,29 @@ RESUME_SCRIPT = textwrap.dedent(
         train.Checkpointer.save = save_then_die
     summary = train.train(config, sys.argv[1], progress=False)
     print("SUMMARY", summary["test_acc"], summary["val_acc"], summary["train_loss"])
+    timed = summary["img_per_s"] * summary["train_time_s"] / config.batch_size
+    print("TIMES", summary["earlier_wall_time_s"], summary["untimed_steps"], timed,
+          summary["steps"], summary["wall_time_s"])
     """
 )
+
+
+def test_earlier_times_read_the_last_timed_record_at_or_before_the_resumed_step():
+    """A resumed run's earlier time is the cumulative time of its last evaluation at or before
+    the checkpoint; steps past it (or a log written before times were recorded) are untimed."""
+    from kdlib.train.loop import EarlierTimes, earlier_times
+
+    records = [{"step": 4, "train_time_s": 2.0, "wall_time_s": 9.0},
+               {"step": 8, "train_time_s": 4.0, "wall_time_s": 12.0},
+               {"step": 12, "train_time_s": 6.0, "wall_time_s": 15.0}]
+    assert earlier_times(records, 0) == EarlierTimes()
+    got = earlier_times(records, 8)
+    assert got == EarlierTimes(8, 8, 4.0, 12.0) and got.untimed_steps == 0
+    assert earlier_times(records, 10) == EarlierTimes(10, 8, 4.0, 12.0)  # checkpoint past eval
+    assert earlier_times(records, 10).untimed_steps == 2
+    legacy = [{"step": 4, "val_acc": 0.5}, {"step": 8, "val_acc": 0.6}]
+    assert earlier_times(legacy, 8) == EarlierTimes(resumed_at=8)
+    assert earlier_times(legacy, 8).untimed_steps == 8
 
 
 @pytest.mark.slow
@@ -131,15 +152,26 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     log = tmp_path / "resumed" / "metrics.jsonl"
     history = [json.loads(x) for x in log.read_text().splitlines()]
     assert history[-1]["step"] == 8
-    outs = []
+    outs, times = [], {}
     for folder in ("resumed", "straight"):
         done = subprocess.run([sys.executable, str(script), str(tmp_path / folder)], env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         outs.append([line for line in done.stdout.splitlines() if line.startswith("SUMMARY")])
+        times[folder] = [float(x) for x in done.stdout.split("TIMES ")[1].split()]
     assert outs[0] == outs[1]
-    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    steps = [r["step"] for r in records]
     assert steps == sorted(set(steps))  # no duplicated evaluations after the resume
+    # The time spent before the kill carries over: the summary covers every step, and the
+    # evaluation records' cumulative times keep growing across the resume.
+    before_kill = next(r for r in history if r["step"] == 8)
+    earlier, untimed, timed_steps, total_steps, wall = times["resumed"]
+    assert earlier == pytest.approx(before_kill["wall_time_s"]) and untimed == 0
+    assert timed_steps == pytest.approx(total_steps) and wall > earlier
+    assert times["straight"][:2] == [0.0, 0.0]
+    for key in ("train_time_s", "wall_time_s"):
+        assert [r[key] for r in records] == sorted(r[key] for r in records)
 
 
 SHARDED_SCRIPT = textwrap.dedent(

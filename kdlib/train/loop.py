@@ -3,6 +3,7 @@ as it goes, resuming from the last checkpoint after a kill."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -59,7 +60,9 @@ def train(
     With ``save_model`` the final student is written to ``run_dir/model.npz``. The
     checkpoints stay until the store has saved the run's result (:func:`kdlib.store.save_run`
     removes them), so a kill between the last step and the save loses nothing.
-    Returns the summary: final val/test metrics, steps, wall time, throughput and
+    Returns the summary: final val/test metrics, steps, wall time, throughput (over every
+    process that trained the run: each evaluation record carries the cumulative times, which a
+    resume reads back, :func:`earlier_times`) and
     ``status`` ("done" or "diverged", with ``diverged_at_step``: :mod:`kdlib.divergence`) and
     ``group`` (the config hashes trained together, for the provenance). metrics.jsonl has
     validation metrics at every evaluation and test metrics only at the final step.
@@ -131,6 +134,7 @@ def train_group(
         carry = put(host_stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)
+    earlier = earlier_times(logs[0].read(), step)  # a resumed run's time before this process
     status = ["done"] * group
     watches = [divergence.Watch(divergence.chance_loss(
         c.loss, num_classes, c.temperature, c.dist_beta, c.dist_gamma)) for c in configs]
@@ -149,7 +153,9 @@ def train_group(
         """Validation metrics at every eval; test ones only at the end (run selection and
         the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
-                                  "train_loss": train_loss}
+                                  "train_loss": train_loss,
+                                  "train_time_s": earlier.train_time_s + t_train,
+                                  "wall_time_s": earlier.wall_time_s + time.time() - started}
         state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
@@ -218,14 +224,49 @@ def train_group(
         summary = dict(records[i]) if status[i] == "done" else {}
         if status[i] == "diverged":
             summary["diverged_at_step"] = diverged_at[i]
+        timed_images = images_seen + earlier.timed_steps * config.batch_size
+        train_time = earlier.train_time_s + t_train
         summary.update(
             status=status[i], steps=steps, final_step=step, num_train=num_train,
-            wall_time_s=time.time() - started, train_time_s=t_train,
-            img_per_s=images_seen / t_train if t_train else None, group_size=group,
-            group=[config_hash(c) for c in configs],
+            wall_time_s=earlier.wall_time_s + time.time() - started, train_time_s=train_time,
+            img_per_s=timed_images / train_time if train_time else None, group_size=group,
+            group=[config_hash(c) for c in configs], earlier_wall_time_s=earlier.wall_time_s,
+            untimed_steps=earlier.untimed_steps,
         )
         summaries.append(summary)
     return summaries
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlierTimes:
+    """The time a resumed run spent before this process: ``timed_steps`` steps took
+    ``train_time_s`` of training and ``wall_time_s`` in all; ``untimed_steps`` (of the
+    ``resumed_at`` steps) have no recorded time (a log written before the times were, or a
+    checkpoint past the last evaluation): accounts that need them scale by the timed share."""
+
+    resumed_at: int = 0
+    timed_steps: int = 0
+    train_time_s: float = 0.0
+    wall_time_s: float = 0.0
+
+    @property
+    def untimed_steps(self) -> int:
+        return self.resumed_at - self.timed_steps
+
+
+def earlier_times(records: list[dict[str, Any]], resumed_at: int) -> EarlierTimes:
+    """The cumulative times of the last evaluation record at or before ``resumed_at`` (records
+    carry ``train_time_s``/``wall_time_s`` since 2026-12-04): what a resumed run already spent."""
+    if not resumed_at:
+        return EarlierTimes()
+    timed = [r for r in records if r.get("step", resumed_at + 1) <= resumed_at
+             and isinstance(r.get("train_time_s"), (int, float))
+             and isinstance(r.get("wall_time_s"), (int, float))]
+    if not timed:
+        return EarlierTimes(resumed_at=resumed_at)
+    last = max(timed, key=lambda r: r["step"])
+    return EarlierTimes(resumed_at, int(last["step"]), float(last["train_time_s"]),
+                        float(last["wall_time_s"]))
 
 
 def _diverged_step(records: list[dict[str, Any]]) -> int | None:
