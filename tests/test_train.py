@@ -123,6 +123,28 @@ RESUME_SCRIPT = textwrap.dedent(
 )
 
 
+def test_window_losses_and_checkpoint_minutes(monkeypatch):
+    """A resume at a timed checkpoint restores the evaluation window's chunk losses (NaN for a
+    run without the record); the interval is a number of minutes >= 0, else a clear error."""
+    from kdlib.train.loop import CHECKPOINT_MINUTES, checkpoint_seconds, window_losses
+
+    runs = [[{"step": 4, "val_acc": 0.5}, {"step": 6, "checkpoint": "timed",
+                                           "window_losses": [0.5, 0.25]}],
+            [{"step": 4, "val_acc": 0.4}]]
+    got = window_losses(runs, 6)
+    assert [g.tolist()[0] for g in got] == [0.5, 0.25] and all(np.isnan(g[1]) for g in got)
+    assert got[0].dtype == np.float32
+    assert window_losses(runs, 4) == [] and window_losses([[], []], 0) == []
+    monkeypatch.delenv("KDLIB_CHECKPOINT_MINUTES", raising=False)
+    assert checkpoint_seconds() == 60 * CHECKPOINT_MINUTES
+    monkeypatch.setenv("KDLIB_CHECKPOINT_MINUTES", "0")
+    assert checkpoint_seconds() == 0
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv("KDLIB_CHECKPOINT_MINUTES", bad)
+        with pytest.raises(ValueError, match=f"KDLIB_CHECKPOINT_MINUTES='{bad}'"):
+            checkpoint_seconds()
+
+
 def test_earlier_times_read_the_last_timed_record_at_or_before_the_resumed_step():
     """A resumed run's earlier time is the cumulative time of its last evaluation at or before
     the checkpoint; steps past it (or a log written before times were recorded) are untimed."""
@@ -152,14 +174,29 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     log = tmp_path / "resumed" / "metrics.jsonl"
     history = [json.loads(x) for x in log.read_text().splitlines()]
     assert history[-1]["step"] == 8
-    outs, times = [], {}
-    for folder in ("resumed", "straight"):
-        done = subprocess.run([sys.executable, str(script), str(tmp_path / folder)], env=env,
-                              capture_output=True, text=True)
+    # Killed after a timed checkpoint between evaluations (every chunk here: steps 2 and 6;
+    # 4 and 8 are evaluations): the evaluation window's chunk loss so far is in the log.
+    timed_env = dict(env, KDLIB_CHECKPOINT_MINUTES="1e-9")
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "timed")],
+                            env=dict(timed_env, KILL_AT_STEP="6"), capture_output=True, text=True)
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    timed_log = [json.loads(x) for x in (tmp_path / "timed" / "metrics.jsonl").read_text()
+                 .splitlines()]
+    assert [(r["step"], r.get("checkpoint")) for r in timed_log] == [
+        (2, "timed"), (4, None), (6, "timed")]
+    assert len(timed_log[-1]["window_losses"]) == 1  # the chunk from step 4 to 6
+    outs, times = {}, {}
+    for folder, folder_env in (("resumed", env), ("timed", timed_env), ("straight", env)):
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / folder)],
+                              env=folder_env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
-        outs.append([line for line in done.stdout.splitlines() if line.startswith("SUMMARY")])
+        outs[folder] = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY")]
         times[folder] = [float(x) for x in done.stdout.split("TIMES ")[1].split()]
-    assert outs[0] == outs[1]
+    assert outs["resumed"] == outs["straight"] and outs["timed"] == outs["straight"]
+    evals = {folder: {r["step"]: (r["train_loss"], r["val_acc"]) for r in map(
+        json.loads, (tmp_path / folder / "metrics.jsonl").read_text().splitlines())
+        if "val_acc" in r} for folder in ("timed", "straight")}
+    assert evals["timed"] == evals["straight"]  # the window across the kill averages alike
     records = [json.loads(x) for x in log.read_text().splitlines()]
     steps = [r["step"] for r in records]
     assert steps == sorted(set(steps))  # no duplicated evaluations after the resume

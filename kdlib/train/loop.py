@@ -169,7 +169,10 @@ def train_group(
     desc = f"{config.section}:{config.policy}" + (f" x{group}" if group > 1 else "")
     bar = tqdm(total=steps, initial=step, unit="step", disable=not progress, leave=False,
                desc=desc)
-    losses_since_eval: list[np.ndarray] = []
+    # Resumed from a timed checkpoint between evaluations: the window's chunk losses so far.
+    losses_since_eval = window_losses([log.read() for log in logs], step)
+    every_s = checkpoint_seconds()
+    last_save = time.time()
     t_train = 0.0
     images_seen = 0
     records: list[dict[str, Any]] = [{} for _ in configs]
@@ -208,6 +211,19 @@ def train_group(
             if step % ckpt_every == 0 or step >= steps:
                 for i in range(group):
                     ckpts[i].save(step, host_take_run(carry, i))
+                last_save = time.time()
+                continue
+        if every_s and time.time() - last_save >= every_s:
+            # A timed checkpoint between evaluations: the window's losses go in the log with
+            # it, so a resume averages the same losses as an uninterrupted run.
+            for i in range(group):
+                if status[i] == "done":
+                    logs[i].append({"step": step, "checkpoint": "timed",
+                                    "window_losses": [float(x[i]) for x in losses_since_eval],
+                                    "train_time_s": earlier.train_time_s + t_train,
+                                    "wall_time_s": earlier.wall_time_s + time.time() - started})
+                ckpts[i].save(step, host_take_run(carry, i))
+            last_save = time.time()
     bar.close()
     for c in ckpts:
         c.close()
@@ -235,6 +251,40 @@ def train_group(
         )
         summaries.append(summary)
     return summaries
+
+
+CHECKPOINT_MINUTES = 10.0  # the default time between checkpoints (KDLIB_CHECKPOINT_MINUTES)
+
+
+def checkpoint_seconds() -> float:
+    """Seconds between timed checkpoints, from ``$KDLIB_CHECKPOINT_MINUTES`` (default
+    :data:`CHECKPOINT_MINUTES`; 0 turns them off): a long run's evaluations (a tenth of it
+    apart) would leave up to an hour of a 10-hour group to retrain after a kill. A process
+    setting, not a config field: checkpoints do not change what a run computes (tested)."""
+    raw = os.environ.get("KDLIB_CHECKPOINT_MINUTES", "")
+    try:
+        minutes = float(raw) if raw.strip() else CHECKPOINT_MINUTES
+    except ValueError:
+        minutes = float("nan")
+    if not minutes >= 0:  # also NaN
+        raise ValueError(f"KDLIB_CHECKPOINT_MINUTES={raw!r}; allowed: a number of minutes "
+                         ">= 0 (0: checkpoint only at evaluations)")
+    return 60.0 * minutes
+
+
+def window_losses(logs: list[list[dict[str, Any]]], step: int) -> list[np.ndarray]:
+    """The chunk losses since the last evaluation, per chunk across the group's runs, from the
+    timed-checkpoint records at ``step`` (empty when the run resumes at an evaluation). A run
+    without the record (diverged before it) reads NaN, which no evaluation of it reads."""
+    windows = []
+    for records in logs:
+        at = [r for r in records if r.get("step") == step and r.get("checkpoint") == "timed"]
+        windows.append(at[-1]["window_losses"] if at else None)
+    if all(w is None for w in windows):
+        return []
+    n = max(len(w) for w in windows if w is not None)
+    return [np.asarray([np.nan if w is None else w[j] for w in windows], np.float32)
+            for j in range(n)]
 
 
 @dataclasses.dataclass(frozen=True)
