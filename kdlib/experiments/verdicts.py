@@ -137,8 +137,8 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
              "the assumed 1.0 pt; on 2026-12-04, also after results, a point's own spread "
              "from 3 seeds counts only where it exceeds the pooled one, and seed noise is "
-             "pooled per training-set size (250 images: 1.9 pts per run, 1000: 0.4; one pool "
-             "over both read 1.5)")
+             "pooled per training-set size (when it changed, 250 images spread 1.9 pts per "
+             "run, 1000 images 0.4, and one pool over both 1.5)")
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
