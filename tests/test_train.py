@@ -162,6 +162,13 @@ def test_earlier_times_read_the_last_timed_record_at_or_before_the_resumed_step(
     assert earlier_times(legacy, 8) == EarlierTimes(resumed_at=8)
     assert earlier_times(legacy, 8).untimed_steps == 8
 
+    # a group whose first run diverged after step 4 (its log stops there): the group's time
+    # is read from the run that logged furthest
+    from kdlib.train.loop import group_earlier_times
+
+    assert group_earlier_times([records[:1], records], 8) == EarlierTimes(8, 8, 4.0, 12.0)
+    assert group_earlier_times([legacy, legacy], 8) == EarlierTimes(resumed_at=8)
+
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(results, tmp_path):

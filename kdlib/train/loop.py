@@ -134,14 +134,15 @@ def train_group(
         carry = put(host_stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
         log.drop_after(step)
-    earlier = earlier_times(logs[0].read(), step)  # a resumed run's time before this process
+    histories = [log.read() for log in logs]  # what a resume continues from, read once
+    earlier = group_earlier_times(histories, step)  # a resumed group's time before this process
     status = ["done"] * group
     watches = [divergence.Watch(divergence.chance_loss(
         c.loss, num_classes, c.temperature, c.dist_beta, c.dist_gamma)) for c in configs]
     diverged_at: list[int | None] = [None] * group
-    for i, log in enumerate(logs):  # a resumed run continues its divergence watch
-        if (reason := watches[i].replay(log.read())) is not None:
-            status[i], diverged_at[i] = "diverged", _diverged_step(log.read())
+    for i, history in enumerate(histories):  # a resumed run continues its divergence watch
+        if (reason := watches[i].replay(history)) is not None:
+            status[i], diverged_at[i] = "diverged", _diverged_step(history)
 
     def diverge(i: int, reason: str, train_loss: float) -> None:
         """Stops run ``i``: status "diverged", with the step and why, in its metrics log."""
@@ -149,13 +150,16 @@ def train_group(
         logs[i].append({"step": step, "train_loss": train_loss, "status": "diverged",
                         "reason": reason})
 
+    def times_so_far() -> dict[str, float]:
+        """The run's training and wall seconds over every process that trained it so far."""
+        return {"train_time_s": earlier.train_time_s + t_train,
+                "wall_time_s": earlier.wall_time_s + time.time() - started}
+
     def evaluate(i, train_loss):
         """Validation metrics at every eval; test ones only at the end (run selection and
         the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
-                                  "train_loss": train_loss,
-                                  "train_time_s": earlier.train_time_s + t_train,
-                                  "wall_time_s": earlier.wall_time_s + time.time() - started}
+                                  "train_loss": train_loss, **times_so_far()}
         state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
@@ -170,7 +174,7 @@ def train_group(
     bar = tqdm(total=steps, initial=step, unit="step", disable=not progress, leave=False,
                desc=desc)
     # Resumed from a timed checkpoint between evaluations: the window's chunk losses so far.
-    losses_since_eval = window_losses([log.read() for log in logs], step)
+    losses_since_eval = window_losses(histories, step)
     every_s = checkpoint_seconds()
     last_save = time.time()
     t_train = 0.0
@@ -220,8 +224,7 @@ def train_group(
                 if status[i] == "done":
                     logs[i].append({"step": step, "checkpoint": "timed",
                                     "window_losses": [float(x[i]) for x in losses_since_eval],
-                                    "train_time_s": earlier.train_time_s + t_train,
-                                    "wall_time_s": earlier.wall_time_s + time.time() - started})
+                                    **times_so_far()})
                 ckpts[i].save(step, host_take_run(carry, i))
             last_save = time.time()
     bar.close()
@@ -241,10 +244,10 @@ def train_group(
         if status[i] == "diverged":
             summary["diverged_at_step"] = diverged_at[i]
         timed_images = images_seen + earlier.timed_steps * config.batch_size
-        train_time = earlier.train_time_s + t_train
+        times = times_so_far()
+        train_time = times["train_time_s"]
         summary.update(
-            status=status[i], steps=steps, final_step=step, num_train=num_train,
-            wall_time_s=earlier.wall_time_s + time.time() - started, train_time_s=train_time,
+            status=status[i], steps=steps, final_step=step, num_train=num_train, **times,
             img_per_s=timed_images / train_time if train_time else None, group_size=group,
             group=[config_hash(c) for c in configs], earlier_wall_time_s=earlier.wall_time_s,
             untimed_steps=earlier.untimed_steps,
@@ -317,6 +320,12 @@ def earlier_times(records: list[dict[str, Any]], resumed_at: int) -> EarlierTime
     last = max(timed, key=lambda r: r["step"])
     return EarlierTimes(resumed_at, int(last["step"]), float(last["train_time_s"]),
                         float(last["wall_time_s"]))
+
+
+def group_earlier_times(histories: list[list[dict[str, Any]]], resumed_at: int) -> EarlierTimes:
+    """A resumed group's :func:`earlier_times`: those of the run that logged furthest (a run
+    that diverged earlier stopped logging evaluations and timed checkpoints)."""
+    return max((earlier_times(h, resumed_at) for h in histories), key=lambda e: e.timed_steps)
 
 
 def _diverged_step(records: list[dict[str, Any]]) -> int | None:
