@@ -51,7 +51,8 @@ class Claim:
     ours: str
     verdict: str
     chapter: str
-    # Each sub-check as {"name", "outcome", "detail", "margin", "se"} (kdlib.evidence.Check).
+    # Each sub-check as {"name", "outcome", "detail", "margin", "se", "seeds",
+    # "coarse_outcome"} (kdlib.evidence.Check).
     checks: tuple[dict[str, Any], ...] = ()
     noise: str = ""  # the seed noise the checks used, and where it came from
     seeds: str = ""  # seeds per point read, e.g. "3" or "1-3"
@@ -62,9 +63,10 @@ class Claim:
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(dict(c) for c in self.checks))
         for check in self.checks:
-            if check.get("outcome") not in EVIDENCE_OUTCOMES:
-                raise ValueError(f"Claim {self.id} check {check!r}: outcome must be one of "
-                                 f"{EVIDENCE_OUTCOMES}")
+            if check.get("outcome") not in EVIDENCE_OUTCOMES or check.get(
+                    "coarse_outcome", "holds") not in (*EVIDENCE_OUTCOMES, None):
+                raise ValueError(f"Claim {self.id} check {check!r}: outcome and "
+                                 f"coarse_outcome must be one of {EVIDENCE_OUTCOMES}")
         for field in dataclasses.fields(self):
             if field.name == "checks":
                 continue
@@ -242,6 +244,44 @@ def report(claims: Iterable[Claim]) -> str:
                  c.scale, c.settle and f"to settle it: {c.settle}",
                  c.rule_note and f"note: {c.rule_note}"]
         lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def coarse_verdict(claim: Claim) -> str:
+    """The verdict the claim's sub-checks give with the seed noise pooled per training-set
+    size only (each check's ``coarse_outcome``: the rule until late on 2026-12-04)."""
+    from kdlib import evidence
+
+    if not claim.checks:
+        return claim.verdict
+    return evidence.combine([evidence.Check(**{k: c.get(k) for k in (
+        "name", "outcome", "detail", "coarse_outcome")}) for c in claim.checks], coarse=True)
+
+
+def noise_sensitivity(claims: Iterable[Claim]) -> str:
+    """Markdown: which sub-checks and verdicts change when the seed noise is pooled per
+    training-set size only instead of per size and schedule length, so a reader sees which
+    verdicts rest on how the noise is pooled."""
+    claims = _sorted(claims)
+    moved = [(c, k) for c in claims for k in c.checks
+             if k.get("coarse_outcome") and k["coarse_outcome"] != k["outcome"]]
+    read = sum(bool(k.get("coarse_outcome")) for c in claims for k in c.checks)
+    verdicts = [(c, coarse_verdict(c)) for c in claims]
+    changed = [(c, v) for c, v in verdicts if v != c.verdict]
+    if not read:
+        return "No stored sub-check records its outcome under the coarser noise pool yet."
+    head = (f"Of {read} sub-checks that read seed noise, **{len(moved)}** change outcome when "
+            "the noise is pooled per training-set size only (the rule until late on 2026-12-04) "
+            "instead of per training-set size and schedule length; "
+            + (f"**{len(changed)}** verdicts change: "
+               + ", ".join(f"{c.id} {c.verdict} -> {v}" for c, v in changed)
+               if changed else "no verdict changes") + ".")
+    if not moved:
+        return head
+    lines = [head, "", "| id | sub-check | per size and length (the rule) | per size only |",
+             "| --- | --- | --- | --- |"]
+    lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']} | {k['coarse_outcome']} |"
+              for c, k in moved]
     return "\n".join(lines) + "\n"
 
 

@@ -2,16 +2,20 @@
 
 A verdict reads means over seeds. A difference counts only when it exceeds :data:`K` standard
 errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses the
-pooled seed spread of the replicated points of the point's own regime (its training-set size,
-:func:`pooled_noise_by_regime`), else of every replicated point (:func:`pooled_noise`), else an
-assumed per-run spread (:data:`ASSUMED_SD`) that the claim then names; a point with at least 3
-seeds uses its own spread where that is larger. Pure functions over numbers: no store, no JAX.
+pooled seed spread of the replicated points of the point's own regime (its training-set size and
+schedule length, else its training-set size: :func:`pooled_noise_by_regime`), else of every
+replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
+that the claim then names; a point with at least 3 seeds uses its own spread where that is
+larger. Each check also records its outcome under the coarser pool (training-set size only), so
+a reader sees which outcomes depend on how the noise is pooled. Pure functions over numbers: no
+store, no JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -87,18 +91,37 @@ def constant(value: float, label: str = "") -> Estimate:
     return Estimate((float(value),), label, known=True)
 
 
+# A regime names its levels from coarse to fine, joined by this: "1000 images, 300 epochs".
+REGIME_SEP = ", "
+
+
+def parent_regime(regime: str | None) -> str | None:
+    """The next coarser regime ("1000 images, 300 epochs" -> "1000 images"); None at the top."""
+    if not regime or REGIME_SEP not in regime:
+        return None
+    return regime.rsplit(REGIME_SEP, 1)[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class Noise:
     """The per-run seed spread used where a point has too few seeds, and where it came from:
-    ``sd`` overall, ``by_regime`` for the regimes that measured their own."""
+    ``sd`` overall, ``by_regime`` for the regimes (any level) that measured their own."""
 
     sd: float
     source: str
     by_regime: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
-    def sd_for(self, regime: str | None) -> float:
-        """The spread of ``regime``'s points: its own pooled one where measured, else ``sd``."""
-        return self.by_regime.get(regime, self.sd)
+    def sd_for(self, regime: str | None, *, coarse: bool = False) -> float:
+        """The spread of ``regime``'s points: the finest level of it that measured its own
+        pooled spread, else ``sd``; ``coarse`` skips the finest level (the rule before schedule
+        lengths were pooled apart, late on 2026-12-04)."""
+        if coarse:
+            regime = parent_regime(regime)
+        while regime is not None:
+            if regime in self.by_regime:
+                return self.by_regime[regime]
+            regime = parent_regime(regime)
+        return self.sd
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -149,23 +172,62 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
 
 def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
                            metric: str = "test_acc") -> Noise:
-    """Seed noise per regime (e.g. training-set size): seed spread differs between regimes
-    (250 images: 1.9 pts per run; 1000 images: 0.4, 2026-12-04), so one pool over all of them
-    is too wide for some and too narrow for others. A regime uses its own pooled sd where it
-    has :data:`MIN_POOLED_DOF` degrees of freedom, or where that sd exceeds the overall one
-    (a larger pooled sd is always used); every other regime uses the overall
-    :func:`pooled_noise` (rule added 2026-12-04, after results existed)."""
+    """Seed noise per regime, level by level: seed spread differs between training-set sizes
+    (250 images: 1.9 pts per run; 1000 images: 0.4, 2026-12-04) and between schedule lengths
+    of one size (1000 images: 1.6 pts at 100 epochs, 0.4 at 300 and 1000, late on 2026-12-04),
+    so one pool is too wide for some points and too narrow for others.
+
+    ``groups`` maps a regime (levels joined by :data:`REGIME_SEP`, coarse first) to its seed
+    groups; each coarser level pools the groups of every regime under it. A regime uses its
+    own pooled sd where it has :data:`MIN_POOLED_DOF` degrees of freedom, or where that sd
+    exceeds the sd its parent level would give it (a larger pooled sd is always used); else
+    it falls back to its parent, and the top level to the overall :func:`pooled_noise`.
+    Rules: per training-set size added on 2026-12-04, per schedule length within a size added
+    late that day, both after results existed.
+    """
     groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
     overall = pooled_noise([g for gs in groups.values() for g in gs], metric)
-    own, parts = {}, []
-    for regime in sorted(groups):
-        sd, dof, points = _pooled(groups[regime])
-        if dof and (dof >= MIN_POOLED_DOF or sd > overall.sd):
+    levels: dict[str, list[list[float]]] = {}  # every level of every regime -> its groups
+    for regime, gs in groups.items():
+        level: str | None = regime
+        while level is not None:
+            levels.setdefault(level, []).extend(gs)
+            level = parent_regime(level)
+    own: dict[str, float] = {}
+    pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
+
+    def fallback(regime: str) -> float:
+        up = parent_regime(regime)
+        while up is not None and up not in own:
+            up = parent_regime(up)
+        return own[up] if up is not None else overall.sd
+
+    for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), r)):  # coarse first
+        sd, dof, points = _pooled(levels[regime])
+        if dof and (dof >= MIN_POOLED_DOF or sd > fallback(regime)):
             own[regime] = sd
-            parts.append(f"{regime} {_per_run(sd, metric)} ({points} points)")
+            pools[regime] = (sd, points)
     if not own:
         return overall
-    return Noise(overall.sd, f"per regime: {', '.join(parts)}; elsewhere {overall.source}", own)
+    parts = []
+    for regime in sorted(r for r in own if parent_regime(r) is None):
+        sd, points = pools[regime]
+        finer = [f"{r.rsplit(REGIME_SEP, 1)[1]} {_per_run(pools[r][0], metric)} "
+                 f"({pools[r][1]} points)" for r in sorted(own, key=_natural)
+                 if parent_regime(r) == regime]
+        parts.append(f"{regime} {_per_run(sd, metric)} ({points} points"
+                     + (f"; {', '.join(finer)})" if finer else ")"))
+    for regime in sorted(r for r in own if parent_regime(r) not in own and
+                         parent_regime(r) is not None):
+        sd, points = pools[regime]
+        parts.append(f"{regime} {_per_run(sd, metric)} ({points} points)")
+    return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source}", own)
+
+
+def _natural(regime: str) -> tuple[Any, ...]:
+    """Sort key that orders "100 epochs" before "1000 epochs" and "300 epochs"."""
+    return tuple((0, float(t), "") if t.replace(".", "", 1).isdigit() else (1, 0.0, t)
+                 for t in re.split(r"(\d+(?:\.\d+)?)", regime) if t)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,19 +240,27 @@ class Check:
     margin: float | None = None  # the measured difference the outcome rests on
     se: float | None = None  # its standard error
     seeds: int | None = None  # the fewest seeds of a measured point it compares
+    # The outcome with seed noise pooled per training-set size only (Noise.sd_for(coarse=True)):
+    # where it differs from ``outcome``, the outcome depends on how the noise is pooled.
+    coarse_outcome: str | None = None
 
     def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"Check {self.name!r} outcome={self.outcome!r}; allowed: {OUTCOMES}")
+        for outcome in (self.outcome, self.coarse_outcome):
+            if outcome is not None and outcome not in OUTCOMES:
+                raise ValueError(f"Check {self.name!r} outcome={outcome!r}; "
+                                 f"allowed: {OUTCOMES}")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def _se(a: Estimate, b: Estimate, noise: Noise, coarse: bool = False) -> float:
+    return math.sqrt(a.se(noise.sd_for(a.regime, coarse=coarse)) ** 2
+                     + b.se(noise.sd_for(b.regime, coarse=coarse)) ** 2)
+
+
 def _diff(a: Estimate, b: Estimate, noise: Noise) -> tuple[float, float]:
-    d = a.mean - b.mean
-    se = math.sqrt(a.se(noise.sd_for(a.regime)) ** 2 + b.se(noise.sd_for(b.regime)) ** 2)
-    return d, se
+    return a.mean - b.mean, _se(a, b, noise)
 
 
 def _pts(x: float) -> str:
@@ -202,13 +272,17 @@ def _fewest_seeds(*points: Estimate) -> int | None:
     return min((p.n for p in points if not p.known), default=None)
 
 
+def _beyond(d: float, se: float, k: float) -> str:
+    return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
+
+
 def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) -> Check:
     """Check that ``a`` > ``b``: holds beyond +k SE, fails beyond -k SE, else inconclusive."""
     d, se = _diff(a, b, noise)
-    outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
-    return Check(name, outcome, detail, d, se, _fewest_seeds(a, b))
+    return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
+                 _beyond(d, _se(a, b, noise, coarse=True), k))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -216,11 +290,15 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
     """Check that ``a`` >= ``b`` - ``tol``: holds when the difference's lower bound (−k SE)
     clears −tol, fails when its upper bound falls below −tol, else inconclusive."""
     d, se = _diff(a, b, noise)
-    outcome = ("holds" if d - k * se >= -tol else "fails" if d + k * se < -tol
-               else "inconclusive")
+
+    def outcome(se: float) -> str:
+        return ("holds" if d - k * se >= -tol else "fails" if d + k * se < -tol
+                else "inconclusive")
+
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
-    return Check(name, outcome, detail, d, se, _fewest_seeds(a, b))
+    return Check(name, outcome(se), detail, d, se, _fewest_seeds(a, b),
+                 outcome(_se(a, b, noise, coarse=True)))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -229,10 +307,11 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     da, sea = _diff(*a, noise)
     db, seb = _diff(*b, noise)
     d, se = da - db, math.sqrt(sea ** 2 + seb ** 2)
-    outcome = "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
+    coarse_se = math.sqrt(_se(*a, noise, coarse=True) ** 2 + _se(*b, noise, coarse=True) ** 2)
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
-    return Check(name, outcome, detail, d, se, _fewest_seeds(*a, *b))
+    return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
+                 _beyond(d, coarse_se, k))
 
 
 def not_testable(name: str, why: str) -> Check:
@@ -245,8 +324,9 @@ def flag(name: str, ok: bool, detail: str) -> Check:
     return Check(name, "holds" if ok else "fails", detail)
 
 
-def combine(checks: Sequence[Check]) -> str:
-    """The claim's verdict from its sub-checks.
+def combine(checks: Sequence[Check], *, coarse: bool = False) -> str:
+    """The claim's verdict from its sub-checks (``coarse``: from their outcomes with the noise
+    pooled per training-set size only, :attr:`Check.coarse_outcome`, where they have one).
 
     reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
     and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
@@ -254,7 +334,7 @@ def combine(checks: Sequence[Check]) -> str:
     """
     if not checks:
         raise ValueError("a claim needs at least one sub-check")
-    outcomes = [c.outcome for c in checks]
+    outcomes = [(c.coarse_outcome or c.outcome) if coarse else c.outcome for c in checks]
     holds, fails = outcomes.count("holds"), outcomes.count("fails")
     if holds == len(outcomes):
         return "reproduced"

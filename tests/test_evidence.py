@@ -66,7 +66,7 @@ def test_noise_by_regime_uses_a_regimes_own_pool_where_measured():
     assert n.sd_for("1000 images") == pytest.approx(0.001)
     assert n.sd_for("250 images") == pytest.approx(0.04)
     assert n.sd_for("4000") == n.sd_for("55k") == n.sd_for(None) == pytest.approx(overall.sd)
-    assert n.source.startswith("per regime: 1000 images 0.10 pts (5 points), 250 images 4.00 "
+    assert n.source.startswith("per regime: 1000 images 0.10 pts (5 points); 250 images 4.00 "
                                "pts (5 points); elsewhere ")
     # a regime louder than the overall pool uses its own spread even with few dof
     louder = ev.pooled_noise_by_regime({"a": quiet, "b": [[0.5, 0.6]]})
@@ -74,6 +74,46 @@ def test_noise_by_regime_uses_a_regimes_own_pool_where_measured():
     assert "a" in louder.by_regime
     # without any replicated regime it is the plain pooled noise
     assert ev.pooled_noise_by_regime({"a": [[0.8]]}).source.startswith("assumed 1.0 pts")
+
+
+def test_noise_by_regime_pools_schedule_lengths_within_a_size():
+    """Levels: "1000 images, 300 epochs" uses its own pool where it has 10 dof or is louder
+    than its size's pool, else its size's pool (if that qualified), else the overall one."""
+    quiet = [[0.80, 0.801, 0.802]] * 5  # 10 dof, sd 0.001
+    loud = [[0.60, 0.64, 0.68]] * 2  # 4 dof, sd 0.04: louder than its size's pool
+    middling = [[0.80, 0.805]]  # 1 dof, sd 0.0035: quieter than its size's pool
+    n = ev.pooled_noise_by_regime({"1k, 300 epochs": quiet, "1k, 100 epochs": loud,
+                                   "1k, 30 epochs": middling, "250, 30 epochs": [[0.7, 0.71]]})
+    size_sd, size_dof, _ = ev._pooled(quiet + loud + middling)
+    assert size_dof == 15
+    assert n.by_regime["1k"] == pytest.approx(size_sd)
+    assert n.sd_for("1k, 300 epochs") == pytest.approx(0.001)  # 10 dof of its own
+    assert n.sd_for("1k, 100 epochs") == pytest.approx(0.04)  # louder than 1k's pool
+    assert n.sd_for("1k, 30 epochs") == n.sd_for("1k, 3 epochs") == pytest.approx(size_sd)
+    assert n.sd_for("250, 30 epochs") == n.sd_for("250") == pytest.approx(n.sd)  # overall
+    # the coarse reading skips the length level: every length of a size reads its size's pool
+    for regime in ("1k, 300 epochs", "1k, 100 epochs", "1k, 30 epochs"):
+        assert n.sd_for(regime, coarse=True) == pytest.approx(size_sd)
+    assert n.sd_for("1k", coarse=True) == n.sd_for(None, coarse=True) == pytest.approx(n.sd)
+    assert n.source.startswith("per regime: 1k ")
+    assert "100 epochs 4.00 pts (2 points), 300 epochs 0.10 pts (5 points)" in n.source
+    assert ev.parent_regime("1k, 300 epochs") == "1k" and ev.parent_regime("1k") is None
+
+
+def test_a_check_records_its_outcome_under_the_coarser_pool():
+    noise = ev.Noise(0.01, "test", {"1k": 0.01, "1k, 300 epochs": 0.002})
+    a = ev.Estimate((0.81,), "a", regime="1k, 300 epochs")
+    b = ev.Estimate((0.80,), "b", regime="1k, 300 epochs")
+    check = ev.greater("a>b", a, b, noise)  # 1 pt vs 2 SE: 0.57 pts (fine), 2.8 pts (coarse)
+    assert (check.outcome, check.coarse_outcome) == ("holds", "inconclusive")
+    assert ev.combine([check]) == "reproduced"
+    assert ev.combine([check], coarse=True) == "inconclusive"
+    within = ev.at_least("a>=b-0.1", b, a, 0.001, noise)  # -1 pt, allowed -0.1
+    assert (within.outcome, within.coarse_outcome) == ("fails", "inconclusive")
+    gain = ev.difference_greater("gain", (a, b), (b, b), noise)
+    assert (gain.outcome, gain.coarse_outcome) == ("holds", "inconclusive")
+    with pytest.raises(ValueError, match="outcome='maybe'"):
+        ev.Check("x", "holds", "", coarse_outcome="maybe")
 
 
 def test_a_difference_reads_each_points_own_regime_noise():

@@ -166,10 +166,20 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
         c = small if seed == 0 else common.replicate(small, seed)
         store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
     noise = common.store_noise("cpu")
-    assert common.noise_regime(config_to_dict(small)) == "10 images"
-    assert noise.sd_for("10 images") == pytest.approx(math.sqrt(0.005))
+    assert common.noise_regime(config_to_dict(small)) == f"10 images, {small.epochs:g} epochs"
+    assert common.noise_regime(small) == common.noise_regime(config_to_dict(small))
+    assert noise.sd_for(common.noise_regime(small)) == pytest.approx(math.sqrt(0.005))
     assert noise.sd_for(common.noise_regime(config_to_dict(base))) == pytest.approx(noise.sd)
     assert noise.source.startswith("per regime: 10 images 7.07 pts (1 points)")
+    # a longer schedule of the first size, louder than that size's pool: its own spread
+    longer = base.replace(epochs=2 * base.epochs)
+    for seed, acc in ((0, 0.60), (1, 0.76)):
+        c = longer if seed == 0 else common.replicate(longer, seed)
+        store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    noise = common.store_noise("cpu")
+    assert noise.sd_for(common.noise_regime(longer)) == pytest.approx(math.sqrt(0.0128))
+    assert noise.sd_for(common.noise_regime(longer), coarse=True) == pytest.approx(
+        noise.sd_for(common.noise_regime(base), coarse=True))
 
 
 def test_edge_report_counts_selected_configs_at_an_edge():

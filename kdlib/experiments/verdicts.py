@@ -138,7 +138,12 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "the assumed 1.0 pt; on 2026-12-04, also after results, a point's own spread "
              "from 3 seeds counts only where it exceeds the pooled one, and seed noise is "
              "pooled per training-set size (when it changed, 250 images spread 1.9 pts per "
-             "run, 1000 images 0.4, and one pool over both 1.5)")
+             "run, 1000 images 0.4, and one pool over both 1.5); late on 2026-12-04, also "
+             "after results, within a training-set size seed noise is pooled per schedule "
+             "length where that length has 10 degrees of freedom or spreads more (1000 "
+             "images then spread 1.6 pts per run at 100 epochs, 0.4 at 300 and at 1000, "
+             "0.84 over all three): each sub-check also records its outcome under the "
+             "per-size pool, and the summary lists those that differ")
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
