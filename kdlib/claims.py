@@ -134,20 +134,25 @@ def save(
 
 def _read(path: Path) -> list[Claim]:
     """The claims in one claims.json, with a ValueError naming the file when malformed."""
-    stored = read_json(path)
+    return parse(read_json(path), path)
+
+
+def parse(stored: Any, where: str | os.PathLike) -> list[Claim]:
+    """The claims of one claims.json's content (``{"claims": [...]}``); a ValueError naming
+    ``where`` (the file, or a git revision and path) when malformed."""
     rows = stored.get("claims") if isinstance(stored, dict) else None
     if not isinstance(rows, list):
-        raise ValueError(f"{path} must hold {{'claims': [...]}}")
+        raise ValueError(f"{where} must hold {{'claims': [...]}}")
     claims = []
     for row in rows:
         if (not isinstance(row, dict) or not set(COLUMNS) <= set(row)
                 or not set(row) <= set(COLUMNS) | set(EVIDENCE)):
-            raise ValueError(f"{path}: claim entry {row!r} must have the keys {COLUMNS} "
+            raise ValueError(f"{where}: claim entry {row!r} must have the keys {COLUMNS} "
                              f"and optionally {EVIDENCE}")
         try:
             claims.append(Claim(**row))
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from err
+            raise ValueError(f"{where}: {err}") from err
     return claims
 
 

@@ -115,6 +115,11 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
         for run in args.run_dirs:
             assert (REPO / run / "summary.json").is_file(), f"{run} is not a stored run"
         assert args.record is None or (REPO / args.record).parent.is_dir(), args.record
+    elif words[:3] == ["python", "-m", "kdlib.verdict_diff"]:
+        from kdlib import verdict_diff
+
+        args = verdict_diff.parser().parse_args(words[3:])
+        assert verdict_diff.claims_at(args.rev, args.preset, REPO), "no claims committed"
     elif words[:3] == ["python", "-m", "kdlib.experiments.paper_recipes"]:
         from kdlib.experiments import paper_recipes
 

@@ -1,0 +1,137 @@
+"""What changed in the verdicts: claims and sub-checks at a git revision against the store now.
+
+When replicates land or a rule changes, the book is re-executed and every chapter rewrites its
+``claims.json``; this compares those files with the ones a revision committed, so a maintainer
+(and a closing note) can say which verdicts and sub-check outcomes moved, and on how many seeds::
+
+    python -m kdlib.verdict_diff HEAD~3            # cpu preset, working tree vs HEAD~3
+    python -m kdlib.verdict_diff 074e409 --preset cpu --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kdlib import claims as claims_mod
+from kdlib.claims import Claim
+from kdlib.store import find_repo_root
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One claim's verdict, or one of its sub-checks, before and after (None: absent)."""
+
+    id: str
+    check: str | None  # None for the claim's verdict
+    before: str | None
+    after: str | None
+    seeds_before: int | str | None = None
+    seeds_after: int | str | None = None
+    detail: str = ""  # the sub-check's numbers now
+
+    @property
+    def moved(self) -> bool:
+        """Whether the verdict or outcome itself changed (not only its seeds)."""
+        return self.before != self.after
+
+
+def diff(before: Iterable[Claim], after: Iterable[Claim], *, every: bool = False
+         ) -> list[Change]:
+    """Verdict and sub-check changes from ``before`` to ``after``, claims in number order.
+
+    A sub-check changes when its outcome or its seeds differ (new and dropped ones included);
+    ``every`` also lists each unchanged verdict, so the result reads as the whole tally.
+    """
+    old = {c.id: c for c in before}
+    new = {c.id: c for c in after}
+    out = []
+    for cid in sorted(set(old) | set(new), key=lambda i: int(i[1:])):
+        was, now = old.get(cid), new.get(cid)
+        if every or was is None or now is None or was.verdict != now.verdict:
+            out.append(Change(cid, None, was and was.verdict, now and now.verdict,
+                              was and was.seeds, now and now.seeds))
+        checks_before = {k["name"]: k for k in (was.checks if was else ())}
+        checks_after = {k["name"]: k for k in (now.checks if now else ())}
+        for name in [*checks_after, *(n for n in checks_before if n not in checks_after)]:
+            a, b = checks_before.get(name), checks_after.get(name)
+            pair = [(k or {}).get(f) for k in (a, b) for f in ("outcome", "seeds")]
+            if pair[0] != pair[2] or pair[1] != pair[3]:
+                out.append(Change(cid, name, pair[0], pair[2], pair[1], pair[3],
+                                  (b or a or {}).get("detail", "")))
+    return out
+
+
+def claims_at(rev: str, preset: str, repo: str | Path | None = None) -> list[Claim]:
+    """Every chapter's claims at git revision ``rev`` (``results/<preset>/*/claims.json``)."""
+    repo = Path(repo) if repo is not None else find_repo_root()
+    base = Path("results") / preset
+
+    def git(*args: str) -> str:
+        found = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+        if found.returncode:
+            raise ValueError(f"git {' '.join(args)} failed in {repo}: {found.stderr.strip()}")
+        return found.stdout
+
+    git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    paths = [p for p in git("ls-tree", "-r", "--name-only", rev, "--", f"{base}/").splitlines()
+             if p.endswith(f"/{claims_mod.CLAIMS_FILE}") and p.count("/") == base.as_posix()
+             .count("/") + 2]
+    found: list[Claim] = []
+    for path in paths:
+        found.extend(claims_mod.parse(json.loads(git("show", f"{rev}:{path}")), f"{rev}:{path}"))
+    return sorted(found, key=lambda c: c.number)
+
+
+def markdown(changes: Sequence[Change]) -> str:
+    """The changes as two markdown tables (verdicts, then sub-checks); a line when none."""
+    verdicts = [c for c in changes if c.check is None]
+    checks = [c for c in changes if c.check is not None]
+    if not changes:
+        return "No verdict or sub-check changed.\n"
+    lines = []
+    if verdicts:
+        lines += ["| claim | before | after | seeds per point |", "| --- | --- | --- | --- |"]
+        lines += [f"| {c.id} | {c.before or '-'} | {c.after or '-'}"
+                  f"{' (changed)' if c.moved else ''} | {c.seeds_before or '-'} -> "
+                  f"{c.seeds_after or '-'} |" for c in verdicts]
+        lines.append("")
+    if checks:
+        lines += ["| claim | sub-check | before | after | numbers now |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {c.id} | {_cell(c.check)} | {_outcome(c.before, c.seeds_before)} | "
+                  f"{_outcome(c.after, c.seeds_after)} | {_cell(c.detail)} |" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def _outcome(outcome: str | None, seeds: int | str | None) -> str:
+    return "-" if outcome is None else f"{outcome} (n={seeds})" if seeds else outcome
+
+
+def _cell(text: str | None) -> str:
+    return " ".join(str(text or "").split()).replace("|", "\\|")
+
+
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(prog="python -m kdlib.verdict_diff",
+                                  description=__doc__.splitlines()[0])
+    out.add_argument("rev", help="git revision whose committed claims to compare against")
+    out.add_argument("--preset", default="cpu")
+    out.add_argument("--all", action="store_true", help="list unchanged verdicts too")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    before = claims_at(args.rev, args.preset)
+    after = claims_mod.load(args.preset)
+    print(markdown(diff(before, after, every=args.all)), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
