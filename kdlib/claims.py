@@ -52,7 +52,7 @@ class Claim:
     verdict: str
     chapter: str
     # Each sub-check as {"name", "outcome", "detail", "margin", "se", "seeds",
-    # "coarse_outcome"} (kdlib.evidence.Check).
+    # "coarse_outcome", "strict_outcome"} (kdlib.evidence.Check).
     checks: tuple[dict[str, Any], ...] = ()
     noise: str = ""  # the seed noise the checks used, and where it came from
     seeds: str = ""  # seeds per point read, e.g. "3" or "1-3"
@@ -63,10 +63,11 @@ class Claim:
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(dict(c) for c in self.checks))
         for check in self.checks:
-            if check.get("outcome") not in EVIDENCE_OUTCOMES or check.get(
-                    "coarse_outcome", "holds") not in (*EVIDENCE_OUTCOMES, None):
-                raise ValueError(f"Claim {self.id} check {check!r}: outcome and "
-                                 f"coarse_outcome must be one of {EVIDENCE_OUTCOMES}")
+            if check.get("outcome") not in EVIDENCE_OUTCOMES or any(
+                    check.get(r) not in (*EVIDENCE_OUTCOMES, None) for r in ALTERNATIVES):
+                raise ValueError(f"Claim {self.id} check {check!r}: outcome must be one of "
+                                 f"{EVIDENCE_OUTCOMES} (and so must "
+                                 f"{' and '.join(ALTERNATIVES)} where given)")
         for field in dataclasses.fields(self):
             if field.name == "checks":
                 continue
@@ -252,41 +253,56 @@ def report(claims: Iterable[Claim]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def coarse_verdict(claim: Claim) -> str:
-    """The verdict the claim's sub-checks give with the seed noise pooled per training-set
-    size only (each check's ``coarse_outcome``: the rule until late on 2026-12-04)."""
+# The alternative readings of every sub-check (kdlib.evidence.READINGS), as the summary names
+# them: noise pooled per training-set size only (the rule until late on 2026-12-04), and the
+# stricter 3 SE bar.
+ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",
+                "strict_outcome": "at 3 SE"}
+
+
+def verdict_under(claim: Claim, reading: str) -> str:
+    """The verdict the claim's sub-checks give under ``reading`` (an alternative outcome each
+    check records, :data:`ALTERNATIVES`; a check without it counts with its outcome)."""
     from kdlib import evidence
 
     if not claim.checks:
         return claim.verdict
-    return evidence.combine([evidence.Check(**{k: c.get(k) for k in (
-        "name", "outcome", "detail", "coarse_outcome")}) for c in claim.checks], coarse=True)
+    fields = ("name", "outcome", "detail", *ALTERNATIVES)
+    return evidence.combine([evidence.Check(**{k: c.get(k) for k in fields})
+                             for c in claim.checks], reading=reading)
 
 
-def noise_sensitivity(claims: Iterable[Claim]) -> str:
-    """Markdown: which sub-checks and verdicts change when the seed noise is pooled per
-    training-set size only instead of per size and schedule length, so a reader sees which
-    verdicts rest on how the noise is pooled."""
+def sensitivity(claims: Iterable[Claim]) -> str:
+    """Markdown: the sub-checks and verdicts that change under each alternative reading
+    (:data:`ALTERNATIVES`: the seed noise pooled per training-set size only instead of per
+    size and schedule length; a 3 SE bar instead of 2), so a reader sees which verdicts rest
+    on a choice of the rules rather than on the runs."""
     claims = _sorted(claims)
-    moved = [(c, k) for c in claims for k in c.checks
-             if k.get("coarse_outcome") and k["coarse_outcome"] != k["outcome"]]
-    read = sum(bool(k.get("coarse_outcome")) for c in claims for k in c.checks)
-    verdicts = [(c, coarse_verdict(c)) for c in claims]
-    changed = [(c, v) for c, v in verdicts if v != c.verdict]
+    read = sum(any(k.get(r) for r in ALTERNATIVES) for c in claims for k in c.checks)
     if not read:
-        return "No stored sub-check records its outcome under the coarser noise pool yet."
-    head = (f"Of {read} sub-checks that read seed noise, **{len(moved)}** change outcome when "
-            "the noise is pooled per training-set size only (the rule until late on 2026-12-04) "
-            "instead of per training-set size and schedule length; "
-            + (f"**{len(changed)}** verdicts change: "
-               + ", ".join(f"{c.id} {c.verdict} -> {v}" for c, v in changed)
-               if changed else "no verdict changes") + ".")
-    if not moved:
-        return head
-    lines = [head, "", "| id | sub-check | per size and length (the rule) | per size only |",
-             "| --- | --- | --- | --- |"]
-    lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']} | {k['coarse_outcome']} |"
-              for c, k in moved]
+        return "No stored sub-check records its outcome under the alternative rules yet."
+    heads, rows = [], []
+    for reading, name in ALTERNATIVES.items():
+        moved = {(c.id, k["name"]) for c in claims for k in c.checks
+                 if k.get(reading) and k[reading] != k["outcome"]}
+        changed = [f"{c.id} {c.verdict} -> {verdict_under(c, reading)}" for c in claims
+                   if verdict_under(c, reading) != c.verdict]
+        heads.append(f"*{name}*: **{len(moved)}** change outcome, " + (
+            f"**{len(changed)}** verdicts change ({', '.join(changed)})" if changed
+            else "no verdict changes"))
+        rows += [key for key in moved if key not in rows]
+    lines = [f"Of {read} sub-checks that read seed noise (decided at 2 SE, noise pooled per "
+             "training-set size and schedule length): " + "; ".join(heads) + "."]
+    if rows:
+        checks = {(c.id, k["name"]): k for c in claims for k in c.checks}
+        order = {c.id: i for i, c in enumerate(claims)}
+        lines += ["", "| id | sub-check | the rule | " + " | ".join(ALTERNATIVES.values())
+                  + " |", "| --- | --- | --- | " + " | ".join("---" for _ in ALTERNATIVES)
+                  + " |"]
+        for cid, name in sorted(rows, key=lambda r: (order[r[0]], r[1])):
+            k = checks[(cid, name)]
+            lines.append(f"| {cid} | {_cell(name)} | {k['outcome']} | " + " | ".join(
+                k.get(r) or "-" for r in ALTERNATIVES) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,9 @@ from typing import Any
 
 # A difference counts when it exceeds K standard errors (about a 95% two-sided interval).
 K = 2.0
+# Each check also records its outcome at this stricter multiple: with ~50 sub-checks at 2 SE
+# a couple cross by chance, so a reader sees which decisions a 3 SE bar (99.7%) would undo.
+K_STRICT = 3.0
 # The per-run standard deviation of test accuracy assumed when no replicated point measured
 # it: two runs of one config and seed at two commits differed by 0.6 points (DESIGN.md), and
 # seeds add initialization and data-order noise on top.
@@ -243,9 +246,11 @@ class Check:
     # The outcome with seed noise pooled per training-set size only (Noise.sd_for(coarse=True)):
     # where it differs from ``outcome``, the outcome depends on how the noise is pooled.
     coarse_outcome: str | None = None
+    # The outcome at K_STRICT standard errors: where it differs, the decision is a close one.
+    strict_outcome: str | None = None
 
     def __post_init__(self) -> None:
-        for outcome in (self.outcome, self.coarse_outcome):
+        for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome):
             if outcome is not None and outcome not in OUTCOMES:
                 raise ValueError(f"Check {self.name!r} outcome={outcome!r}; "
                                  f"allowed: {OUTCOMES}")
@@ -282,7 +287,7 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
-                 _beyond(d, _se(a, b, noise, coarse=True), k))
+                 _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -291,14 +296,14 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
     clears −tol, fails when its upper bound falls below −tol, else inconclusive."""
     d, se = _diff(a, b, noise)
 
-    def outcome(se: float) -> str:
+    def outcome(se: float, k: float = k) -> str:
         return ("holds" if d - k * se >= -tol else "fails" if d + k * se < -tol
                 else "inconclusive")
 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
     return Check(name, outcome(se), detail, d, se, _fewest_seeds(a, b),
-                 outcome(_se(a, b, noise, coarse=True)))
+                 outcome(_se(a, b, noise, coarse=True)), outcome(se, K_STRICT))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -311,7 +316,7 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
-                 _beyond(d, coarse_se, k))
+                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT))
 
 
 def not_testable(name: str, why: str) -> Check:
@@ -324,9 +329,10 @@ def flag(name: str, ok: bool, detail: str) -> Check:
     return Check(name, "holds" if ok else "fails", detail)
 
 
-def combine(checks: Sequence[Check], *, coarse: bool = False) -> str:
-    """The claim's verdict from its sub-checks (``coarse``: from their outcomes with the noise
-    pooled per training-set size only, :attr:`Check.coarse_outcome`, where they have one).
+def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
+    """The claim's verdict from its sub-checks' ``reading``: "outcome" (the rule),
+    "coarse_outcome" (noise pooled per training-set size only) or "strict_outcome" (at
+    :data:`K_STRICT` SE); a check without that reading counts with its outcome.
 
     reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
     and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
@@ -334,7 +340,9 @@ def combine(checks: Sequence[Check], *, coarse: bool = False) -> str:
     """
     if not checks:
         raise ValueError("a claim needs at least one sub-check")
-    outcomes = [(c.coarse_outcome or c.outcome) if coarse else c.outcome for c in checks]
+    if reading not in READINGS:
+        raise ValueError(f"reading={reading!r}; allowed: {READINGS}")
+    outcomes = [getattr(c, reading) or c.outcome for c in checks]
     holds, fails = outcomes.count("holds"), outcomes.count("fails")
     if holds == len(outcomes):
         return "reproduced"
@@ -345,3 +353,7 @@ def combine(checks: Sequence[Check], *, coarse: bool = False) -> str:
     if "not testable" in outcomes:
         return "not testable at this scale"
     return "inconclusive"
+
+
+# A check's outcome under the rule, and under the two alternatives it records.
+READINGS = ("outcome", "coarse_outcome", "strict_outcome")

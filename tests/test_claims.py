@@ -275,19 +275,26 @@ def test_a_verdict_on_fewer_than_three_seeds_is_marked_provisional():
     assert "provisional" not in claims.tally_markdown([three], "cpu")
 
 
-def test_noise_sensitivity_names_the_checks_and_verdicts_that_rest_on_the_pooling():
-    both = {"name": "a > b", "outcome": "holds", "detail": "", "coarse_outcome": "inconclusive"}
-    same = {"name": "c > d", "outcome": "holds", "detail": "", "coarse_outcome": "holds"}
+def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule():
+    both = {"name": "a > b", "outcome": "holds", "detail": "", "coarse_outcome": "inconclusive",
+            "strict_outcome": "holds"}
+    close = {"name": "c > d", "outcome": "fails", "detail": "", "coarse_outcome": "fails",
+             "strict_outcome": "inconclusive"}
+    same = {"name": "e > f", "outcome": "holds", "detail": "", "coarse_outcome": "holds",
+            "strict_outcome": "holds"}
     flag = {"name": "ratio", "outcome": "fails", "detail": "measured 1.1x"}  # no noise read
     one = dataclasses.replace(make("C1"), checks=(both, same))
-    two = dataclasses.replace(make("C2", verdict="partly"), checks=(same, flag))
-    assert claims.coarse_verdict(one) == "inconclusive"
-    assert claims.coarse_verdict(two) == "partly"
-    text = claims.noise_sensitivity([two, one])
-    assert text.startswith("Of 3 sub-checks that read seed noise, **1** change outcome")
-    assert "**1** verdicts change: C1 reproduced -> inconclusive." in text
-    assert "| C1 | a > b | holds | inconclusive |" in text and "c > d" not in text
-    assert claims.noise_sensitivity([two]).endswith("no verdict changes.")
-    assert claims.noise_sensitivity([make("C3")]).startswith("No stored sub-check")
-    with pytest.raises(ValueError, match="coarse_outcome"):
-        dataclasses.replace(make("C1"), checks=({**both, "coarse_outcome": "maybe"},))
+    two = dataclasses.replace(make("C2", verdict="partly"), checks=(same, close, flag))
+    assert claims.verdict_under(one, "coarse_outcome") == "inconclusive"
+    assert claims.verdict_under(one, "strict_outcome") == "reproduced"
+    assert claims.verdict_under(two, "strict_outcome") == "partly"  # the flag still fails
+    text = claims.sensitivity([two, one])
+    assert text.startswith("Of 4 sub-checks that read seed noise")
+    assert ("*noise per training-set size only*: **1** change outcome, **1** verdicts change "
+            "(C1 reproduced -> inconclusive); *at 3 SE*: **1** change outcome, no verdict "
+            "changes.") in text
+    assert "| C1 | a > b | holds | inconclusive | holds |" in text
+    assert "| C2 | c > d | fails | fails | inconclusive |" in text and "e > f" not in text
+    assert claims.sensitivity([make("C3")]).startswith("No stored sub-check")
+    with pytest.raises(ValueError, match="strict_outcome"):
+        dataclasses.replace(make("C1"), checks=({**both, "strict_outcome": "maybe"},))

@@ -107,11 +107,20 @@ def test_a_check_records_its_outcome_under_the_coarser_pool():
     check = ev.greater("a>b", a, b, noise)  # 1 pt vs 2 SE: 0.57 pts (fine), 2.8 pts (coarse)
     assert (check.outcome, check.coarse_outcome) == ("holds", "inconclusive")
     assert ev.combine([check]) == "reproduced"
-    assert ev.combine([check], coarse=True) == "inconclusive"
+    assert ev.combine([check], reading="coarse_outcome") == "inconclusive"
+    assert check.strict_outcome == "holds"  # 1 pt vs 3 SE: 0.85 pts
+    with pytest.raises(ValueError, match="reading='sloppy'"):
+        ev.combine([check], reading="sloppy")
     within = ev.at_least("a>=b-0.1", b, a, 0.001, noise)  # -1 pt, allowed -0.1
     assert (within.outcome, within.coarse_outcome) == ("fails", "inconclusive")
     gain = ev.difference_greater("gain", (a, b), (b, b), noise)
     assert (gain.outcome, gain.coarse_outcome) == ("holds", "inconclusive")
+    # 3 SE: a 2.5 SE difference holds at the rule's 2 and is inconclusive at 3
+    near = ev.greater("near", ev.Estimate((0.8 + 0.025,), "a"), ev.Estimate((0.8,), "b"),
+                      ev.Noise(0.01 / math.sqrt(2), "t"))
+    assert (near.outcome, near.strict_outcome) == ("holds", "inconclusive")
+    far = ev.at_least("far", b, a, 0.001, ev.Noise(0.001, "t"))  # -1 pt at 0.14 pts SE
+    assert (far.outcome, far.strict_outcome) == ("fails", "fails")
     with pytest.raises(ValueError, match="outcome='maybe'"):
         ev.Check("x", "holds", "", coarse_outcome="maybe")
 
