@@ -711,3 +711,57 @@ def test_every_chapter_opens_with_its_findings_then_its_main_figure():
             tags = cell["metadata"].get("tags", [])
             if {"parameters", "injected-parameters"} & set(tags):
                 assert "remove-cell" in tags, section
+
+
+def test_chapters_that_read_an_older_noise_pool_are_executed_again(tmp_path, monkeypatch):
+    """A replicate that finishes while the book runs changes the pooled seed noise: the
+    chapters executed before it (and the summary, which reads every chapter) run again."""
+    from kdlib import claims
+    from kdlib.experiments import common
+
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    base = common.base_config("cpu", "x", common.fmnist("cpu", 1000), epochs=30.0,
+                              teachers=("t",))
+    for seed, acc in ((0, 0.80), (1, 0.82)):
+        c = base if seed == 0 else common.replicate(base, seed)
+        store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    now = common.store_noise("cpu").source
+    older = "1.00 pts per run, pooled over 0 replicated points"
+
+    def stored(section: str, noise: str) -> None:
+        claims.save([claims.Claim("C1", "c", "p", "o", "inconclusive", section, noise=noise)],
+                    "cpu", section)
+
+    paths = [Path(f"{s}.ipynb") for s in ("01_a", "02_b", "90_summary", "91_provenance")]
+    stored("01_a", now)
+    stored("02_b", now)
+    assert book.stale_notebooks(paths, "cpu") == []
+    stored("01_a", older)
+    assert [p.stem for p in book.stale_notebooks(paths, "cpu")] == ["01_a", "90_summary"]
+    assert book.stale_notebooks(paths, "gpu") == []  # nothing stored at that preset
+
+
+def test_book_run_executes_stale_chapters_again_until_current(tmp_path, monkeypatch, capsys):
+    calls: list[list[str]] = []
+    stale = [["01_a", "90_summary"], []]
+
+    def fake_run(paths, preset, out_dir):
+        calls.append([p.stem for p in paths])
+        return [book.Outcome(p.name, "ok", float(len(calls))) for p in paths]
+
+    monkeypatch.setattr(book, "run", fake_run)
+
+    def fake_stale(paths, preset):
+        now = stale.pop(0)
+        return [p for p in paths if p.stem in now]
+
+    monkeypatch.setattr(book, "stale_notebooks", fake_stale)
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    for stem in ("01_a", "02_b", "90_summary"):
+        (notebooks / f"{stem}.ipynb").write_text("{}")
+    code = book.main(["run", "--preset", "smoke", "--dir", str(notebooks), "--out",
+                      str(tmp_path / "out")])
+    assert code == 0
+    assert calls == [["01_a", "02_b", "90_summary"], ["01_a", "90_summary"]]
+    assert "executing 01_a.ipynb, 90_summary.ipynb again" in capsys.readouterr().out
