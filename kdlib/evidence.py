@@ -6,9 +6,9 @@ pooled seed spread of the replicated points of the point's own regime (its train
 schedule length, else its training-set size: :func:`pooled_noise_by_regime`), else of every
 replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
 that the claim then names; a point with at least 3 seeds uses its own spread where that is
-larger. Each check also records its outcome under the coarser pool (training-set size only), so
-a reader sees which outcomes depend on how the noise is pooled. Pure functions over numbers: no
-store, no JAX.
+larger. Each check also records its outcome under the coarser pool (training-set size only) and
+at :data:`K_STRICT` standard errors, so a reader sees which outcomes rest on those two choices.
+Pure functions over numbers: no store, no JAX.
 """
 
 from __future__ import annotations
