@@ -219,6 +219,9 @@ def test_c11_cross_family():
     no_bn = dict(acc, **{"MobileNetV3-L (BN)": (float("nan"),) * 3})
     c = v.c11_cross_family(tab(lengths(no_bn, seeds=lambda x: x)), "07")
     assert "no finished run" in c.ours and len(c.checks) == 4
+    # a claim's seeds per point cover every point a check reads, not only the longest length's
+    short_one_seed = tab({a: {10.0: x[0], 1000.0: s3(x[2])} for a, x in acc.items()})
+    assert v.c11_cross_family(short_one_seed, "07").seeds == "1-3"
 
 
 def test_c12_out_of_domain():

@@ -151,6 +151,8 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
     """Claim ``cid`` of :data:`STATEMENTS` with our evidence and its sub-checks' verdict."""
     claim, paper, _ = STATEMENTS[cid]
     verdict = ev.combine(checks)
+    # the points the rule names and every point a check compares (a shorter length's too)
+    seeds = [*seeds, *(c.seeds for c in checks if c.seeds is not None)]
     lo, hi = (min(seeds), max(seeds)) if seeds else (0, 0)
     seeds_text = f"{lo}" if lo == hi else f"{lo}-{hi}"
     settle = _default_settle(checks, lo, settle)
