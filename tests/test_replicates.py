@@ -188,6 +188,25 @@ def test_edge_report_counts_selected_configs_at_an_edge():
     t = pd.DataFrame({"arm": ["a", "b"], "epochs": [1.0, 1.0], "at_edge": ["lr", ""]})
     assert common.edge_report({"x": t}).startswith("1 of 2 selected configs sit at a grid edge")
     assert common.edge_report(t.iloc[1:]).startswith("Every one of the 1 selected configs")
+    # with the queued lengths: which edges the queue grows, and which stay as trained
+    t = pd.DataFrame({"arm": ["a", "b", "c"], "epochs": [30.0, 300.0, 4.0],
+                      "at_edge": ["lr", "lr", "lr"], "section": ["01", "01", "03"],
+                      "train_size": [1000, 1000, None]})
+    report = common.edge_report(t, queued={("01", 1000, 300.0), ("03", None, 4.0)})
+    assert report == ("3 of 3 selected configs sit at a grid edge (lr): their grids do not "
+                      "bracket the optimum yet; the background queue grows 2 of them (their "
+                      "lengths are queued) for every arm alike; no queue item trains the "
+                      "others further (at 30 epochs), so they stay as trained.")
+    assert "queue" not in common.edge_report(t, preset="smoke")
+
+
+def test_the_queued_lengths_are_the_plans_and_cover_every_verdict_point():
+    from kdlib.experiments import queue
+
+    queued = queue.queued_lengths()
+    assert set(queue.VERDICT_POINTS) <= queued
+    assert ("02_patience", 1000, 3000.0) in queued and ("03_imagenet", None, 16.0) in queued
+    assert ("03_imagenet", None, 4.0) not in queued  # superseded by 16 epochs (see PLAN)
 
 
 def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():

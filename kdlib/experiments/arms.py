@@ -185,6 +185,14 @@ def noise_regime(config: Mapping[str, Any] | RunConfig) -> str:
     return regime if epochs is None else f"{regime}{evidence.REGIME_SEP}{float(epochs):g} epochs"
 
 
+def _where(config: Mapping[str, Any] | RunConfig) -> dict[str, Any]:
+    """A run's chapter section and training-set size, from a stored config or a RunConfig."""
+    data = config.get("data", {}) if isinstance(config, Mapping) else config.data
+    return {"section": config.get("section") if isinstance(config, Mapping) else config.section,
+            "train_size": data.get("train_size") if isinstance(data, Mapping)
+            else data.train_size}
+
+
 def store_noise(preset: str, metric: str = "test_acc") -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
     per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
@@ -210,11 +218,22 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
         {regime: list(families.values()) for regime, families in sets.items()}, metric)
 
 
-def edge_report(tables: Any) -> str:
-    """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line."""
+def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> str:
+    """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line.
+
+    At the cpu preset (the one with a background queue) or with ``queued`` (a set of
+    (section, training-set size, epochs), ``queue.queued_lengths()``) it splits them: those at
+    a length a queue item trains, which it grows for every arm alike, and those at lengths no
+    item trains further (kept as trained). Otherwise nothing is said about growing them.
+    """
     import pandas as pd
 
     from kdlib.experiments.verdicts import frames
+
+    if queued is None and preset == "cpu":
+        from kdlib.experiments import queue
+
+        queued = queue.queued_lengths()
 
     named = tables.items() if isinstance(tables, Mapping) else ((None, t) for t in frames(tables))
     rows = pd.concat([t.assign(table_name=name) for name, t in named])
@@ -225,9 +244,20 @@ def edge_report(tables: Any) -> str:
         return f"Every one of the {len(rows)} selected configs lies inside its grid."
     parts = []
     if not edge.empty:
-        parts.append(f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
-                     f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not "
-                     "bracket the optimum yet; the queue grows them for every arm alike.")
+        head = (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
+                f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not bracket the "
+                "optimum yet")
+        if queued is None or not {"section", "train_size"} <= set(edge.columns):
+            parts.append(head + ".")
+        else:
+            keys = [(r.section, None if pd.isna(r.train_size) else int(r.train_size),
+                     float(r.epochs)) for r in edge.itertuples()]
+            later = sum(k in queued for k in keys)
+            kept = sorted({f"{k[2]:g}" for k in keys if k not in queued}, key=float)
+            parts.append(head + (f"; the background queue grows {later} of them (their "
+                                 "lengths are queued) for every arm alike" if later else "")
+                         + (f"; no queue item trains the others further (at {', '.join(kept)}"
+                            " epochs), so they stay as trained" if kept else "") + ".")
     if not end.empty:
         which = ", ".join(f"{r.arm} at {r.epochs:g} epochs"
                           + ("" if r.table_name is None else f" ({r.table_name})")
@@ -306,6 +336,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],
                 "regime": noise_regime(result.best.config) if result.best else None,
+                **(_where(result.best.config) if result.best else
+                   {"section": None, "train_size": None}),
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),

@@ -177,6 +177,15 @@ VERDICT_POINTS: tuple[tuple[str, int | None, float], ...] = (
 )
 
 
+def queued_lengths() -> set[tuple[str, int | None, float]]:
+    """The (chapter section, training-set size, epochs) of every arm of every :data:`PLAN`
+    item: the lengths whose grids the queue grows and whose selected configs it replicates
+    (built from the plan, no store read)."""
+    return {(cfg.section, cfg.data.train_size, float(ep))
+            for _, build in PLAN for by_epochs in build().values()
+            for ep, (cfg, _) in by_epochs.items()}
+
+
 # Measured batch images per second of a vectorized group of the cpu-preset BiT student, by
 # its number of runs, on this project's 2-core machine beside other work (chapter 01's 2-run
 # groups: median 323 img/s; chapter 09's 4-run groups: 96-175; the queue's 6-run group at 300
