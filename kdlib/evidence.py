@@ -6,8 +6,9 @@ pooled seed spread of the replicated points of the point's own regime (its train
 schedule length, else its training-set size: :func:`pooled_noise_by_regime`), else of every
 replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
 that the claim then names; a point with at least 3 seeds uses its own spread where that is
-larger. Each check also records its outcome under the coarser pool (training-set size only) and
-at :data:`K_STRICT` standard errors, so a reader sees which outcomes rest on those two choices.
+larger. Each check also records its outcome under the coarser pool (training-set size only), at
+:data:`K_STRICT` standard errors, and from the held-out seeds only (the validation-selected run
+left out: :meth:`Estimate.heldout`), so a reader sees which outcomes rest on those choices.
 Pure functions over numbers: no store, no JAX.
 """
 
@@ -46,6 +47,9 @@ class Estimate:
     label: str = ""
     known: bool = False  # a number without sampling noise (see :func:`constant`)
     regime: str | None = None  # whose pooled seed noise applies (see :meth:`Noise.sd_for`)
+    # The first value is the validation-selected run's: chosen as the best of its grid on
+    # validation, it reads optimistic on test too (the winner's curse; see :meth:`heldout`).
+    selected_first: bool = False
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -78,6 +82,13 @@ class Estimate:
             return 0.0
         sd = max(self.sd, noise_sd) if self.n >= MIN_OWN_SEEDS else noise_sd
         return sd / math.sqrt(self.n)
+
+    def heldout(self) -> Estimate:
+        """The seeds that played no part in selecting the config: without the selected run's
+        value where the point has at least 2 others (else the estimate itself)."""
+        if not self.selected_first or self.n < 3:
+            return self
+        return dataclasses.replace(self, values=self.values[1:], selected_first=False)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
         """``82.1±0.4% (n=3)``; ``86.5±0.04% (n=3)`` for a spread that rounds to 0.0;
@@ -248,9 +259,12 @@ class Check:
     coarse_outcome: str | None = None
     # The outcome at K_STRICT standard errors: where it differs, the decision is a close one.
     strict_outcome: str | None = None
+    # The outcome from the held-out seeds only (Estimate.heldout: the selected run left out).
+    heldout_outcome: str | None = None
 
     def __post_init__(self) -> None:
-        for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome):
+        for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
+                        self.heldout_outcome):
             if outcome is not None and outcome not in OUTCOMES:
                 raise ValueError(f"Check {self.name!r} outcome={outcome!r}; "
                                  f"allowed: {OUTCOMES}")
@@ -287,7 +301,8 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
-                 _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT))
+                 _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
+                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -296,14 +311,15 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
     clears −tol, fails when its upper bound falls below −tol, else inconclusive."""
     d, se = _diff(a, b, noise)
 
-    def outcome(se: float, k: float = k) -> str:
+    def outcome(d: float, se: float, k: float = k) -> str:
         return ("holds" if d - k * se >= -tol else "fails" if d + k * se < -tol
                 else "inconclusive")
 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
-    return Check(name, outcome(se), detail, d, se, _fewest_seeds(a, b),
-                 outcome(_se(a, b, noise, coarse=True)), outcome(se, K_STRICT))
+    return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
+                 outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
+                 outcome(*_diff(a.heldout(), b.heldout(), noise)))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -313,10 +329,12 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     db, seb = _diff(*b, noise)
     d, se = da - db, math.sqrt(sea ** 2 + seb ** 2)
     coarse_se = math.sqrt(_se(*a, noise, coarse=True) ** 2 + _se(*b, noise, coarse=True) ** 2)
+    (ha, hsa), (hb, hsb) = (_diff(*(e.heldout() for e in pair), noise) for pair in (a, b))
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
-                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT))
+                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
+                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k))
 
 
 def not_testable(name: str, why: str) -> Check:
@@ -331,8 +349,9 @@ def flag(name: str, ok: bool, detail: str) -> Check:
 
 def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     """The claim's verdict from its sub-checks' ``reading``: "outcome" (the rule),
-    "coarse_outcome" (noise pooled per training-set size only) or "strict_outcome" (at
-    :data:`K_STRICT` SE); a check without that reading counts with its outcome.
+    "coarse_outcome" (noise pooled per training-set size only), "strict_outcome" (at
+    :data:`K_STRICT` SE) or "heldout_outcome" (the selected runs left out); a check without
+    that reading counts with its outcome.
 
     reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
     and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
@@ -356,4 +375,4 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
 
 
 # A check's outcome under the rule, and under the two alternatives it records.
-READINGS = ("outcome", "coarse_outcome", "strict_outcome")
+READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome")

@@ -276,12 +276,13 @@ def test_a_verdict_on_fewer_than_three_seeds_is_marked_provisional():
 
 
 def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule():
-    both = {"name": "a > b", "outcome": "holds", "detail": "", "coarse_outcome": "inconclusive",
-            "strict_outcome": "holds"}
-    close = {"name": "c > d", "outcome": "fails", "detail": "", "coarse_outcome": "fails",
-             "strict_outcome": "inconclusive"}
-    same = {"name": "e > f", "outcome": "holds", "detail": "", "coarse_outcome": "holds",
-            "strict_outcome": "holds"}
+    def check(name, outcome, coarse, strict, heldout):
+        return {"name": name, "outcome": outcome, "detail": "", "coarse_outcome": coarse,
+                "strict_outcome": strict, "heldout_outcome": heldout}
+
+    both = check("a > b", "holds", "inconclusive", "holds", "holds")
+    close = check("c > d", "fails", "fails", "inconclusive", "inconclusive")
+    same = check("e > f", "holds", "holds", "holds", "holds")
     flag = {"name": "ratio", "outcome": "fails", "detail": "measured 1.1x"}  # no noise read
     one = dataclasses.replace(make("C1"), checks=(both, same))
     two = dataclasses.replace(make("C2", verdict="partly"), checks=(same, close, flag))
@@ -292,9 +293,11 @@ def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule
     assert text.startswith("Of 4 sub-checks that read seed noise")
     assert ("*noise per training-set size only*: **1** change outcome, **1** verdicts change "
             "(C1 reproduced -> inconclusive); *at 3 SE*: **1** change outcome, no verdict "
-            "changes.") in text
-    assert "| C1 | a > b | holds | inconclusive | holds |" in text
-    assert "| C2 | c > d | fails | fails | inconclusive |" in text and "e > f" not in text
+            "changes; *selected runs left out*: **1** change outcome, no verdict changes."
+            ) in text
+    assert "| C1 | a > b | holds | inconclusive | holds | holds |" in text
+    assert "| C2 | c > d | fails | fails | inconclusive | inconclusive |" in text
+    assert "e > f" not in text
     assert claims.sensitivity([make("C3")]).startswith("No stored sub-check")
     with pytest.raises(ValueError, match="strict_outcome"):
         dataclasses.replace(make("C1"), checks=({**both, "strict_outcome": "maybe"},))

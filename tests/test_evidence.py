@@ -125,6 +125,28 @@ def test_a_check_records_its_outcome_under_the_coarser_pool():
         ev.Check("x", "holds", "", coarse_outcome="maybe")
 
 
+def test_the_heldout_reading_leaves_the_selected_run_out():
+    """The validation-selected run reads optimistic on test (chosen as its grid's best), so
+    each check also records its outcome from the other seeds only, where a point has 2."""
+    lucky = ev.Estimate((0.86, 0.82, 0.82), "a", selected_first=True)
+    other = ev.Estimate((0.80, 0.81, 0.81), "b", selected_first=True)
+    assert lucky.heldout().values == (0.82, 0.82) and not lucky.heldout().selected_first
+    assert ev.Estimate((0.9, 0.8), "x", selected_first=True).heldout().n == 2  # too few: kept
+    assert ev.Estimate((0.9, 0.8, 0.7), "x").heldout().n == 3  # not marked: kept
+    noise = ev.Noise(0.001, "test")
+    # the selected run's 86% spreads the point (inconclusive); its replicates alone differ
+    check = ev.greater("a>b", lucky, other, noise)
+    assert (check.outcome, check.heldout_outcome) == ("inconclusive", "holds")
+    assert check.heldout_outcome == ev.greater("x", lucky.heldout(), other.heldout(),
+                                               noise).outcome
+    tol = ev.at_least("b>=a-2", other, lucky, 0.02, noise)
+    assert tol.heldout_outcome == ev.at_least("x", other.heldout(), lucky.heldout(), 0.02,
+                                              noise).outcome == "holds"
+    gain = ev.difference_greater("gain", (lucky, other), (other, other), noise)
+    assert gain.heldout_outcome == "holds" and gain.outcome == "inconclusive"
+    assert ev.combine([check], reading="heldout_outcome") == "reproduced"
+
+
 def test_a_difference_reads_each_points_own_regime_noise():
     noise = ev.Noise(0.01, "test", {"250": 0.03, "1k": 0.002})
     a, b = ev.Estimate((0.81,), "a", regime="1k"), ev.Estimate((0.80,), "b", regime="1k")

@@ -182,6 +182,25 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
         noise.sd_for(common.noise_regime(base), coarse=True))
 
 
+def test_selection_bias_is_the_selected_run_against_its_own_replicates(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    assert common.selection_bias("cpu") is None
+    assert "not measured" in common.selection_bias_report("cpu")
+    base = cfg().replace(preset="cpu")
+    for lr, accs in ((1e-3, (0.84, 0.80, 0.82)), (3e-3, (0.68, 0.69, 0.69))):
+        first = base.replace(lr=lr)
+        for seed, acc in enumerate(accs):
+            c = first if seed == 0 else common.replicate(first, seed)
+            store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    single = base.replace(lr=1e-2)  # no replicates: not counted
+    store.save_run(store.prepare_run(single), single, {"test_acc": 0.5}, {}, "done")
+    bias = common.selection_bias("cpu")
+    assert bias.n == 2 and bias.values == pytest.approx((0.03, -0.01))
+    report = common.selection_bias_report("cpu")
+    assert "Across the 2 replicated configs" in report and "**+1.00 pts** (±4.00 at 2 SE)" in report
+    assert "within 2 standard errors" in report
+
+
 def test_edge_report_counts_selected_configs_at_an_edge():
     import pandas as pd
 

@@ -193,6 +193,25 @@ def _where(config: Mapping[str, Any] | RunConfig) -> dict[str, Any]:
             else data.train_size}
 
 
+def _stored_seeds(preset: str, metric: str) -> dict[str, tuple[str, dict[int, float]]]:
+    """Each config family stored at ``preset`` (:func:`seed_family`, as JSON) -> (its noise
+    regime, ``metric`` of each finished seed by seed). Reads config and summary files only."""
+    import json
+
+    from kdlib import store
+
+    families: dict[str, tuple[str, dict[int, float]]] = {}
+    for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
+        stored = json.loads(summary.read_text())
+        if stored.get("status") != "done" or metric not in stored:
+            continue
+        config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
+        family = json.dumps(seed_family(config), sort_keys=True)
+        families.setdefault(family, (noise_regime(config), {}))[1][
+            int(config.get("seed", 0))] = float(stored[metric])
+    return families
+
+
 def store_noise(preset: str, metric: str = "test_acc") -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
     per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
@@ -201,21 +220,50 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
     config's seeds; every such set with 2 or more finished runs contributes. Reads config and
     summary files only.
     """
-    import json
+    from kdlib import evidence
 
-    from kdlib import evidence, store
+    sets: dict[str, list[list[float]]] = {}  # regime -> each family's values
+    for regime, by_seed in _stored_seeds(preset, metric).values():
+        sets.setdefault(regime, []).append(list(by_seed.values()))
+    return evidence.pooled_noise_by_regime(sets, metric)
 
-    sets: dict[str, dict[str, list[float]]] = {}  # regime -> seed family -> values
-    for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
-        stored = json.loads(summary.read_text())
-        if stored.get("status") != "done" or metric not in stored:
-            continue
-        config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
-        family = json.dumps(seed_family(config), sort_keys=True)
-        sets.setdefault(noise_regime(config), {}).setdefault(family, []).append(
-            float(stored[metric]))
-    return evidence.pooled_noise_by_regime(
-        {regime: list(families.values()) for regime, families in sets.items()}, metric)
+
+def selection_bias(preset: str, metric: str = "test_acc") -> Any:
+    """How far the validation-selected run reads above its own seed replicates: one value per
+    replicated config stored at ``preset`` (the run with the config's lowest seed, which the
+    sweep selected, minus the mean of its 2 or more replicates), as an
+    :class:`kdlib.evidence.Estimate`, or None when no config has 2 replicates. Its mean is
+    the winner's curse: the selected run was the best of its grid on validation, and a lucky
+    seed is lucky on test too. Reads config and summary files only."""
+    from kdlib import evidence
+
+    gaps = []
+    for _, by_seed in _stored_seeds(preset, metric).values():
+        if len(by_seed) >= 3:
+            first = min(by_seed)
+            rest = [v for seed, v in by_seed.items() if seed != first]
+            gaps.append(by_seed[first] - sum(rest) / len(rest))
+    return evidence.Estimate(tuple(gaps), "selected run minus its replicates") if gaps else None
+
+
+def selection_bias_report(preset: str) -> str:
+    """One markdown sentence on :func:`selection_bias` at ``preset``: how far the selected
+    runs read above their replicates, with 2 standard errors, and what that means."""
+    bias = selection_bias(preset)
+    if bias is None:
+        return (f"No config at the `{preset}` preset has 2 seed replicates yet, so the "
+                "selected runs' optimism (the winner's curse) is not measured.")
+    if bias.n < 2:
+        return (f"One replicated config at the `{preset}` preset: its selected run reads "
+                f"{100 * bias.mean:+.2f} pts against its replicates (too few to say more).")
+    se = bias.sd / bias.n ** 0.5
+    verdict = ("above them beyond 2 standard errors (the winner's curse), so a mean over 3 "
+               "seeds that includes the selected run reads about a third of that too high"
+               if bias.mean > 2 * se else "within 2 standard errors of them")
+    return (f"Across the {bias.n} replicated configs at the `{preset}` preset, the "
+            f"validation-selected run reads **{100 * bias.mean:+.2f} pts** "
+            f"(±{200 * se:.2f} at 2 SE) against the mean of its own seed replicates: "
+            f"{verdict}.")
 
 
 def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> str:

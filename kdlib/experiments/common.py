@@ -37,6 +37,8 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     run_arms,
     save_table,
     seed_family,
+    selection_bias,
+    selection_bias_report,
     store_noise,
     throughput_table,
     train_extras_default,

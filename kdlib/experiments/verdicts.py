@@ -225,13 +225,12 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     them, else its single value."""
     row = _row(table, arm, epochs)
     values = row.get(f"{col}_seeds")
-    if isinstance(values, list | tuple | np.ndarray) and len(values):
-        vals = tuple(float(v) for v in values)
-    else:
-        vals = (float(row[col]),)
+    seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
+    vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
     regime = row.get("regime")
     return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
-                       regime=regime if isinstance(regime, str) else None)
+                       regime=regime if isinstance(regime, str) else None,
+                       selected_first=seeded)  # results_table lists the selected run first
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
