@@ -142,7 +142,7 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "after results, within a training-set size seed noise is pooled per schedule "
              "length where that length has 10 degrees of freedom or spreads more (1000 "
              "images then spread 1.6 pts per run at 100 epochs, 0.4 at 300 and at 1000, "
-             "0.84 over all three): each sub-check also records its outcome under the "
+             "0.88 over all three): each sub-check also records its outcome under the "
              "per-size pool, and the summary lists those that differ")
 
 
