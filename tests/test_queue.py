@@ -23,10 +23,14 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     rows = [r for r in out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
     assert len(rows) == len(queue.PLAN)
-    hours = [float(r.split("|")[-4]) for r in rows]
-    stored = [tuple(map(int, r.split("|")[-3].split("/"))) for r in rows]
-    left = [float(r.split("|")[-2]) for r in rows]
+    hours = [float(r.split("|")[-5]) for r in rows]
+    stored = [tuple(map(int, r.split("|")[-4].split("/"))) for r in rows]
+    left = [float(r.split("|")[-3]) for r in rows]
+    spent = [float(r.split("|")[-2]) for r in rows]
     assert all(h > 0 for h in hours)
+    # an item whose base grid is stored took time; one with nothing stored took none
+    assert all(sp > 0 for sp, (done, _) in zip(spent, stored, strict=True) if done)
+    assert all(sp == 0 for sp, (done, _) in zip(spent, stored, strict=True) if not done)
     assert all(0 <= done <= total for done, total in stored) and min(t for _, t in stored) > 0
     # an item none of whose base runs is stored has all its hours left
     assert all(h == lt for h, (done, _), lt in zip(hours, stored, left, strict=True) if not done)

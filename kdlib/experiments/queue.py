@@ -9,7 +9,7 @@ again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clea
 provenance), committing to this checkout.
 
 ``--list`` prints the plan (items, their estimated hours, how many runs of their base grids
-are stored, and the hours still to train) without training.
+are stored, the hours still to train and the hours their stored runs took) without training.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kdlib import store
 from kdlib.config import RunConfig
@@ -231,19 +232,45 @@ def base_sweeps(arms: common.Arms) -> list[tuple[RunConfig, int, int]]:
     return out
 
 
-def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
-                    seeds: int = 3) -> float:
-    """Estimated hours still to train of an item (``sweeps``: its :func:`base_sweeps`): its
-    base sweeps with a run missing (each as a whole group) and the missing seed replicates.
-    Once every base run is stored, the replicates missing are counted exactly, of the configs
-    the grown grids select (loaded as the chapter loads them); before that, every sweep's are.
-    Grids the extras may still grow are not counted (unknown until then)."""
+def load_item(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]], seeds: int = 3
+              ) -> dict[str, dict[float, Any]] | None:
+    """An item's sweeps as the chapter loads them (grown grids, replicates), or None while a
+    base run is missing (loading would train it)."""
     if any(missing for _, _, missing in sweeps):
+        return None
+    return common.run_arms(arms, progress=False, extras=False, seeds=seeds)
+
+
+def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
+                    loaded: dict[str, dict[float, Any]] | None, seeds: int = 3) -> float:
+    """Estimated hours still to train of an item (``sweeps``: its :func:`base_sweeps`;
+    ``loaded``: its :func:`load_item`): its base sweeps with a run missing (each as a whole
+    group) and the missing seed replicates. Once every base run is stored, the replicates
+    missing are counted exactly, of the configs the grown grids select; before that, every
+    sweep's are. Grids the extras may still grow are not counted (unknown until then)."""
+    if loaded is None:
         return sum(_hours(cfg, runs if missing else 0, seeds - 1)
                    for cfg, runs, missing in sweeps)
-    loaded = common.run_arms(arms, progress=False, extras=False, seeds=seeds)
     return sum(_hours(arms[a][ep][0], 0, seeds - 1 - len(result.replicates or []))
                for a, by_epochs in loaded.items() for ep, result in by_epochs.items())
+
+
+def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None) -> float:
+    """Hours of wall time the item's stored runs took (a vectorized group's time counted once,
+    resumed runs' earlier processes included: :func:`kdlib.book.section_totals`): every run
+    the chapter loads (``loaded``), else the stored runs of its base grids. Runs trained
+    before the queue existed (a chapter's first grid) count too, as the estimate does."""
+    from kdlib import book
+
+    if loaded is not None:
+        records = {r.hash: r for by_epochs in loaded.values() for result in by_epochs.values()
+                   for r in [*result.runs, *(result.replicates or [])] if r is not None}
+    else:
+        found = (store.fresh_run(c) for by_epochs in arms.values()
+                 for cfg, axes in by_epochs.values() for c in _base_grid(cfg, axes))
+        records = {r.hash: r for r in found if r is not None}
+    rows = book.run_rows(list(records.values()))
+    return sum(t["wall time (h)"] for t in book.section_totals(rows))
 
 
 def stored_runs(sweeps: list[tuple[RunConfig, int, int]]) -> tuple[int, int]:
@@ -315,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = _committer(args.commit, current, 300.0) if args.commit and not args.list else None
     if args.list:
         print("| item | what | runs (with replicates) | estimated hours | base grid stored "
-              "| hours left |")
-        print("| --- | --- | --- | --- | --- | --- |")
-    hours_left = 0.0
+              "| hours left | hours spent |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+    hours_left, done_items = 0.0, []  # (estimated, spent) of the items with nothing left
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
@@ -326,9 +353,14 @@ def main(argv: list[str] | None = None) -> int:
             runs, hours = estimate_hours(arms)
             sweeps = base_sweeps(arms)
             done, total = stored_runs(sweeps)
-            left = remaining_hours(arms, sweeps)
+            loaded = load_item(arms, sweeps)
+            left = remaining_hours(arms, sweeps, loaded)
             hours_left += left
-            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} |")
+            spent = spent_hours(arms, loaded)
+            if done == total and left == 0:
+                done_items.append((hours, spent))
+            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} "
+                  f"| {spent:.1f} |")
             continue
         t0 = time.time()
         current[0] = name
@@ -341,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(f"\n{hours_left:.1f} hours left in all, at the img/s measured beside other work "
               "(GROUP_IMG_PER_S; an idle machine trains about 2-3x faster)")
+        if done_items:
+            est, spent = (sum(x) for x in zip(*done_items, strict=True))
+            print(f"The {len(done_items)} finished items took {spent:.1f} h of stored wall time "
+                  f"against {est:.1f} h estimated ({spent / est:.2f}x): grown grids are not "
+                  "estimated, and a run shared by two items counts in both.")
     if stop is not None:
         stop.set()
     return 0
