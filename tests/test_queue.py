@@ -126,3 +126,16 @@ def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
     assert "test item" in git("log", "-1", "--format=%s")
     assert queue.commit_finished(tmp_path, "again") == 0
     assert common.SEEDS["cpu"] == 3
+
+
+def test_plan_summary_totals_hours_left_and_the_finished_items_against_their_estimate():
+    def row(est, stored, left, spent):
+        return dict(zip(queue.PLAN_COLUMNS, (0, "x", 3, est, stored, left, spent), strict=True))
+
+    rows = [row(2.0, "4/4", 0.0, 3.0), row(1.0, "2/2", 0.0, 1.0), row(5.0, "1/4", 4.0, 0.5),
+            row(1.0, "4/4", 0.5, 0.8)]  # replicates still missing: not finished
+    text = queue.plan_summary(rows)
+    assert text.startswith("4.5 hours left in all")
+    assert "The 2 finished items took 4.0 h of stored wall time against 3.0 h estimated " \
+           "(1.33x)" in text
+    assert "finished items" not in queue.plan_summary([row(5.0, "0/4", 5.0, 0.0)])

@@ -336,32 +336,63 @@ def _committer(repo: Path, item: list[str], every_s: float) -> threading.Event:
     return stop
 
 
+PLAN_COLUMNS = ("item", "what", "runs (with replicates)", "estimated hours",
+                "base grid stored", "hours left", "hours spent")
+
+
+def plan_rows(start: int = 0) -> list[dict[str, Any]]:
+    """One row per :data:`PLAN` item from ``start`` (:data:`PLAN_COLUMNS`): its runs and
+    estimated hours, how much of its base grid is stored, the hours still to train and the
+    hours its stored runs took. Reads the store; trains nothing."""
+    rows = []
+    for i, (name, build) in enumerate(PLAN):
+        if i < start:
+            continue
+        arms = build()
+        runs, hours = estimate_hours(arms)
+        sweeps = base_sweeps(arms)
+        done, total = stored_runs(sweeps)
+        loaded = load_item(arms, sweeps)
+        rows.append(dict(zip(PLAN_COLUMNS, (
+            i, name, runs, round(hours, 1), f"{done}/{total}",
+            round(remaining_hours(arms, sweeps, loaded), 1),
+            round(float(spent_hours(arms, loaded)), 1)), strict=True)))
+    return rows
+
+
+def plan_summary(rows: list[dict[str, Any]]) -> str:
+    """The plan's totals in two sentences: hours left, and what the finished items took
+    against their estimate."""
+    left = sum(r["hours left"] for r in rows)
+    text = (f"{left:.1f} hours left in all, at the img/s measured beside other work "
+            "(GROUP_IMG_PER_S; an idle machine trains about 2-3x faster).")
+    finished = [r for r in rows if r["hours left"] == 0
+                and len(set(r["base grid stored"].split("/"))) == 1]
+    if finished:
+        est = sum(r["estimated hours"] for r in finished)
+        spent = sum(r["hours spent"] for r in finished)
+        text += (f" The {len(finished)} finished items took {spent:.1f} h of stored wall time "
+                 f"against {est:.1f} h estimated ({spent / est:.2f}x): grown grids are not "
+                 "estimated, and a run shared by two items counts in both.")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    current = ["starting"]
-    stop = _committer(args.commit, current, 300.0) if args.commit and not args.list else None
     if args.list:
-        print("| item | what | runs (with replicates) | estimated hours | base grid stored "
-              "| hours left | hours spent |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-    hours_left, done_items = 0.0, []  # (estimated, spent) of the items with nothing left
+        rows = plan_rows(args.start)
+        print("| " + " | ".join(PLAN_COLUMNS) + " |")
+        print("| " + " | ".join("---" for _ in PLAN_COLUMNS) + " |")
+        for row in rows:
+            print("| " + " | ".join(str(row[c]) for c in PLAN_COLUMNS) + " |")
+        print("\n" + plan_summary(rows))
+        return 0
+    current = ["starting"]
+    stop = _committer(args.commit, current, 300.0) if args.commit else None
     for i, (name, build) in enumerate(PLAN):
         if i < args.start:
             continue
         arms = build()
-        if args.list:
-            runs, hours = estimate_hours(arms)
-            sweeps = base_sweeps(arms)
-            done, total = stored_runs(sweeps)
-            loaded = load_item(arms, sweeps)
-            left = remaining_hours(arms, sweeps, loaded)
-            hours_left += left
-            spent = spent_hours(arms, loaded)
-            if done == total and left == 0:
-                done_items.append((hours, spent))
-            print(f"| {i} | {name} | {runs} | {hours:.1f} | {done}/{total} | {left:.1f} "
-                  f"| {spent:.1f} |")
-            continue
         t0 = time.time()
         current[0] = name
         print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
@@ -370,14 +401,6 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         if args.commit:
             print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
-    if args.list:
-        print(f"\n{hours_left:.1f} hours left in all, at the img/s measured beside other work "
-              "(GROUP_IMG_PER_S; an idle machine trains about 2-3x faster)")
-        if done_items:
-            est, spent = (sum(x) for x in zip(*done_items, strict=True))
-            print(f"The {len(done_items)} finished items took {spent:.1f} h of stored wall time "
-                  f"against {est:.1f} h estimated ({spent / est:.2f}x): grown grids are not "
-                  "estimated, and a run shared by two items counts in both.")
     if stop is not None:
         stop.set()
     return 0
