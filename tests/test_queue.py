@@ -80,11 +80,18 @@ def test_every_point_a_verdict_reads_is_replicated_by_an_item():
     assert set(c12) == set(out_of_domain.ARMS)
 
 
-def test_items_that_cannot_move_a_verdict_run_last():
+def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
     names = [name for name, _ in queue.PLAN]
-    tables_only = [i for i, n in enumerate(names) if "tables only" in n]
-    assert tables_only and tables_only == list(range(len(names) - len(tables_only), len(names)))
-    assert names[tables_only[0] - 1].startswith("03 55k images at 16")
+    assert names[-1].startswith("03 55k images at 16")  # cannot move C6/C7 (see PLAN)
+    assert not any("tables only" in n for n in names)
+    cut = {name: why for name, _, why in queue.CUT}
+    assert cut and all("tables only" in n and why for n, why in cut.items())
+    # nothing a verdict reads was cut: every cut length is not a verdict point
+    for _, build, _ in queue.CUT:
+        for by_epochs in build().values():
+            for cfg, _ in by_epochs.values():
+                assert (cfg.section, cfg.data.train_size, cfg.epochs) not in queue.VERDICT_POINTS
+    assert "Cut for the budget" in queue.plan_summary([])
 
 
 def test_new_lengths_train_the_next_lr_in_the_same_group():
@@ -136,6 +143,7 @@ def test_plan_summary_totals_hours_left_and_the_finished_items_against_their_est
             row(1.0, "4/4", 0.5, 0.8)]  # replicates still missing: not finished
     text = queue.plan_summary(rows)
     assert text.startswith("4.5 hours left in all")
+    assert text.index("finished items") < text.index("Cut for the budget")
     assert "The 2 finished items took 4.0 h of stored wall time against 3.0 h estimated " \
            "(1.33x)" in text
     assert "finished items" not in queue.plan_summary([row(5.0, "0/4", 5.0, 0.0)])

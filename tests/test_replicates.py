@@ -207,25 +207,41 @@ def test_edge_report_counts_selected_configs_at_an_edge():
     t = pd.DataFrame({"arm": ["a", "b"], "epochs": [1.0, 1.0], "at_edge": ["lr", ""]})
     assert common.edge_report({"x": t}).startswith("1 of 2 selected configs sit at a grid edge")
     assert common.edge_report(t.iloc[1:]).startswith("Every one of the 1 selected configs")
-    # with the queued lengths: which edges the queue grows, and which stay as trained
+    # with the queued points: which edges the queue grows, and which stay as trained
     t = pd.DataFrame({"arm": ["a", "b", "c"], "epochs": [30.0, 300.0, 4.0],
-                      "at_edge": ["lr", "lr", "lr"], "section": ["01", "01", "03"],
-                      "train_size": [1000, 1000, None]})
-    report = common.edge_report(t, queued={("01", 1000, 300.0), ("03", None, 4.0)})
+                      "at_edge": ["lr", "lr", "lr"], "point": ["p30", "p300", "p4"]})
+    report = common.edge_report(t, queued={"p300", "p4"})
     assert report == ("3 of 3 selected configs sit at a grid edge (lr): their grids do not "
                       "bracket the optimum yet; the background queue grows 2 of them (their "
-                      "lengths are queued) for every arm alike; no queue item trains the "
-                      "others further (at 30 epochs), so they stay as trained.")
+                      "points are queued) for every arm alike; no queue item trains the other "
+                      "1 further (a at 30 epochs), so they stay as trained.")
     assert "queue" not in common.edge_report(t, preset="smoke")
+    assert "; no queue item trains them further (a at 30, b at 300, c at 4 epochs)" in \
+        common.edge_report(t, queued=set())
 
 
-def test_the_queued_lengths_are_the_plans_and_cover_every_verdict_point():
-    from kdlib.experiments import queue
+def test_a_point_is_its_config_without_seed_and_swept_values():
+    from kdlib.config import config_to_dict
 
-    queued = queue.queued_lengths()
-    assert set(queue.VERDICT_POINTS) <= queued
-    assert ("02_patience", 1000, 3000.0) in queued and ("03_imagenet", None, 16.0) in queued
-    assert ("03_imagenet", None, 4.0) not in queued  # superseded by 16 epochs (see PLAN)
+    base = cfg()
+    assert common.point_hash(base) == common.point_hash(config_to_dict(base))
+    assert common.point_hash(base.replace(lr=0.1, temperature=10.0)) == common.point_hash(base)
+    assert common.point_hash(common.replicate(base, 2)) == common.point_hash(base)
+    assert common.point_hash(base.replace(epochs=30.0)) != common.point_hash(base)
+    assert common.point_hash(base.replace(policy="fix/rs")) != common.point_hash(base)
+
+
+def test_the_queued_points_are_the_plans_and_cover_every_verdict_point():
+    from kdlib.experiments import consistency, queue
+
+    queued = queue.queued_points()
+    items = [cfg for _, build in queue.PLAN for by in build().values() for cfg, _ in by.values()]
+    assert {common.point_hash(c) for c in items} == queued
+    points = {(c.section, c.data.train_size, c.epochs) for c in items}
+    assert set(queue.VERDICT_POINTS) <= points
+    # 01's 1k policies at 100 epochs are cut (tables only); the 07 item still trains 01's mix
+    mix, fixed = (consistency.arms("cpu", "1k")[p][100.0][0] for p in ("mix", "fix/rs"))
+    assert common.point_hash(mix) in queued and common.point_hash(fixed) not in queued
 
 
 def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():

@@ -185,12 +185,23 @@ def noise_regime(config: Mapping[str, Any] | RunConfig) -> str:
     return regime if epochs is None else f"{regime}{evidence.REGIME_SEP}{float(epochs):g} epochs"
 
 
-def _where(config: Mapping[str, Any] | RunConfig) -> dict[str, Any]:
-    """A run's chapter section and training-set size, from a stored config or a RunConfig."""
-    data = config.get("data", {}) if isinstance(config, Mapping) else config.data
-    return {"section": config.get("section") if isinstance(config, Mapping) else config.section,
-            "train_size": data.get("train_size") if isinstance(data, Mapping)
-            else data.train_size}
+# The hyper-parameters a sweep selects: a point (arm at a length) is its config without them.
+SWEPT = ("lr", "wd", "temperature")
+
+
+def point_hash(config: Mapping[str, Any] | RunConfig) -> str:
+    """The (arm, schedule length) point a run belongs to: the hash of its config without the
+    seed and the swept hyper-parameters (:data:`SWEPT`), from a stored config or a RunConfig
+    (a base config, its grid's runs and their replicates share it)."""
+    import hashlib
+    import json
+
+    from kdlib.config import config_to_dict
+
+    family = seed_family(config_to_dict(config))
+    for name in SWEPT:
+        family.pop(name, None)
+    return hashlib.sha256(json.dumps(family, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _stored_seeds(preset: str, metric: str) -> dict[str, tuple[str, dict[int, float]]]:
@@ -270,9 +281,9 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line.
 
     At the cpu preset (the one with a background queue) or with ``queued`` (a set of
-    (section, training-set size, epochs), ``queue.queued_lengths()``) it splits them: those at
-    a length a queue item trains, which it grows for every arm alike, and those at lengths no
-    item trains further (kept as trained). Otherwise nothing is said about growing them.
+    :func:`point_hash`, ``queue.queued_points()``) it splits them: those at a point a queue item
+    trains, which it grows for every arm of that length alike, and those at points no item
+    trains further (kept as trained). Otherwise nothing is said about growing them.
     """
     import pandas as pd
 
@@ -281,7 +292,7 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     if queued is None and preset == "cpu":
         from kdlib.experiments import queue
 
-        queued = queue.queued_lengths()
+        queued = queue.queued_points()
 
     named = tables.items() if isinstance(tables, Mapping) else ((None, t) for t in frames(tables))
     rows = pd.concat([t.assign(table_name=name) for name, t in named])
@@ -295,17 +306,20 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
         head = (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
                 f"({', '.join(sorted(set(edge['at_edge'])))}): their grids do not bracket the "
                 "optimum yet")
-        if queued is None or not {"section", "train_size"} <= set(edge.columns):
+        if queued is None or "point" not in edge.columns:
             parts.append(head + ".")
         else:
-            keys = [(r.section, None if pd.isna(r.train_size) else int(r.train_size),
-                     float(r.epochs)) for r in edge.itertuples()]
-            later = sum(k in queued for k in keys)
-            kept = sorted({f"{k[2]:g}" for k in keys if k not in queued}, key=float)
-            parts.append(head + (f"; the background queue grows {later} of them (their "
-                                 "lengths are queued) for every arm alike" if later else "")
-                         + (f"; no queue item trains the others further (at {', '.join(kept)}"
-                            " epochs), so they stay as trained" if kept else "") + ".")
+            later = edge[edge["point"].isin(queued)]
+            kept = edge[~edge["point"].isin(queued)]
+            which = ", ".join(f"{r.arm} at {r.epochs:g}" + ("" if r.table_name is None
+                                                            else f" ({r.table_name})")
+                              for r in kept.itertuples())
+            parts.append(head + (f"; the background queue grows {len(later)} of them (their "
+                                 "points are queued) for every arm alike" if len(later) else "")
+                         + (f"; no queue item trains "
+                            f"{f'the other {len(kept)}' if len(later) else 'them'} further "
+                            f"({which} epochs), so they stay as trained" if len(kept) else "")
+                         + ".")
     if not end.empty:
         which = ", ".join(f"{r.arm} at {r.epochs:g} epochs"
                           + ("" if r.table_name is None else f" ({r.table_name})")
@@ -384,8 +398,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],
                 "regime": noise_regime(result.best.config) if result.best else None,
-                **(_where(result.best.config) if result.best else
-                   {"section": None, "train_size": None}),
+                "point": point_hash(result.best.config) if result.best else None,
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),

@@ -32,6 +32,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     extended_axes,
     model_costs,
     noise_regime,
+    point_hash,
     replicate,
     results_table,
     run_arms,
