@@ -209,16 +209,12 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
             level = parent_regime(level)
     own: dict[str, float] = {}
     pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
-
-    def fallback(regime: str) -> float:
-        up = parent_regime(regime)
-        while up is not None and up not in own:
-            up = parent_regime(up)
-        return own[up] if up is not None else overall.sd
+    so_far = Noise(overall.sd, overall.source, own)  # reads ``own`` as it fills, coarse first
 
     for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), r)):  # coarse first
         sd, dof, points = _pooled(levels[regime])
-        if dof and (dof >= MIN_POOLED_DOF or sd > fallback(regime)):
+        # the spread its parent level would give it: the walk of Noise.sd_for, one level up
+        if dof and (dof >= MIN_POOLED_DOF or sd > so_far.sd_for(regime, coarse=True)):
             own[regime] = sd
             pools[regime] = (sd, points)
     if not own:
