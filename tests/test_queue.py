@@ -10,6 +10,7 @@ from kdlib.experiments import (
     common,
     consistency,
     cross_family,
+    imagenet,
     out_of_domain,
     patience,
     queue,
@@ -82,7 +83,12 @@ def test_every_point_a_verdict_reads_is_replicated_by_an_item():
 
 def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
     names = [name for name, _ in queue.PLAN]
-    assert names[-1].startswith("03 55k images at 16")  # cannot move C6/C7 (see PLAN)
+    # issue 14's order for the long lengths: 02, then 03 (C7's only replicated point), then
+    # 01, 07 last
+    at = {key: next(i for i, n in enumerate(names) if n.startswith(key))
+          for key in ("02 250 images at 4000", "02 1k images at 3000", "03 55k images at 16",
+                      "01 1k images at 1000", "07 at 300")}
+    assert list(at) == sorted(at, key=at.get) and at["07 at 300"] == len(names) - 1
     assert not any("tables only" in n for n in names)
     cut = {name: why for name, _, why in queue.CUT}
     assert cut and all("tables only" in n and why for n, why in cut.items())
@@ -99,6 +105,46 @@ def test_new_lengths_train_the_next_lr_in_the_same_group():
     for by_epochs in arms.values():
         for cfg, axes in by_epochs.values():
             assert cfg.epochs == 300.0 and axes["lr"] == [1e-3, 3e-3, 1e-2]
+
+
+def test_long_lengths_start_from_their_long_lr_grid_in_the_chapter_and_the_queue():
+    """Each LONG_LR_GRIDS length is trained by a queue item from exactly that lr grid (no
+    upfront growth, every arm alike), and the chapter showing it builds the same grid, so the
+    book loads what the queue stored. A key no item trains (a typo) fails here."""
+    names = [n for n, _ in queue.PLAN]
+    first = names.index("02 250 images at 4000 epochs (function matching)")
+    found: dict[tuple, set] = {}
+    for _, build in queue.PLAN[first:]:
+        for by_epochs in build().values():
+            for cfg, axes in by_epochs.values():
+                key = (cfg.data.train_size, cfg.epochs)
+                found.setdefault(key, set()).add(tuple(axes["lr"]))
+    for (section, size, epochs), grid in common.LONG_LR_GRIDS.items():
+        assert found.pop((size, epochs)) == {grid}, (section, size, epochs)
+    assert not found  # every long item starts from a LONG_LR_GRIDS grid
+    chapter = {"01_consistency": lambda s: consistency.arms("cpu", "1k" if s == 1000 else "250",
+                                                            planned=True),
+               "02_patience": lambda s: patience.arms("cpu", "1k" if s == 1000 else "250",
+                                                      planned=True),
+               "03_imagenet": lambda s: imagenet.arms("cpu", planned=True),
+               "07_cross_family": lambda s: cross_family.arms("cpu", planned=True)}
+    for (section, size, epochs), grid in common.LONG_LR_GRIDS.items():
+        grids = {tuple(by[epochs][1]["lr"]) for by in chapter[section](size).values()
+                 if epochs in by}
+        assert grids == {grid}, section
+
+
+def test_only_the_long_lengths_start_elsewhere_than_the_base_grid():
+    base = common.sweep_axes("cpu")["lr"]
+    assert common.start_axes("cpu", "02_patience", 1000, 1000.0, {"lr": base}) == {"lr": base}
+    assert common.start_axes("smoke", "02_patience", 1000, 3000.0, {"lr": base}) == {"lr": base}
+    long = common.start_axes("cpu", "02_patience", 1000, 3000, {"lr": base, "wd": [0.0]})
+    assert long == {"lr": [1e-2, 3e-2, 1e-1], "wd": [0.0]}
+    # stored lengths keep the grid their runs were trained from
+    for by in patience.arms("cpu", "1k").values():
+        assert by[1000.0][1]["lr"] == base
+    assert {tuple(by[4.0][1]["lr"]) for a, by in imagenet.arms("cpu").items()
+            if imagenet.ARMS[a][2] == "adam"} == {tuple(base)}
 
 
 def test_shared_function_matching_run_belongs_to_chapter_01():

@@ -143,6 +143,34 @@ def sweep_axes(preset: str, loss: str = "kl") -> dict[str, list[Any]]:
     return axes
 
 
+# The lr grid each long cpu length added for issue 14 starts from, by (chapter section, train
+# size or None, epochs): where the stored long schedules selected their lr, not the short
+# schedules' 1e-3/3e-3, so a 1000-4000-epoch sweep neither trains lrs that lose nor grows twice
+# at its full length. Decided 2026-12-05 from the stored selections, before any of these
+# lengths trained: at 300-1000 epochs every 1k and 250-image BiT arm selected 1e-2 to 1e-1
+# (01's mix 3e-2, same/ic 1e-1, fix/cc 1e-1, ind/rc 3e-2 at 300; 02's function matching 1e-1
+# (1k) and 3e-2 (250) at 1000); 03's arms all selected the grid's top (3e-3) at 1, 2 and 4
+# epochs; 07's arms at 100 epochs selected 3e-3 (MobileNetV3-L GN) to 1e-1 (two teachers).
+# Every arm of a length gets the same grid, and the grid still grows along the ladder
+# (LADDERS) wherever a selected run sits at an edge.
+LONG_LR_GRIDS: dict[tuple[str, int | None, float], tuple[float, ...]] = {
+    ("01_consistency", 1000, 1000.0): (1e-2, 3e-2, 1e-1),
+    ("01_consistency", 250, 1000.0): (1e-2, 3e-2, 1e-1),
+    ("02_patience", 1000, 3000.0): (1e-2, 3e-2, 1e-1),
+    ("02_patience", 250, 4000.0): (1e-2, 3e-2, 1e-1),
+    ("03_imagenet", None, 16.0): (3e-3, 1e-2, 3e-2),
+    ("07_cross_family", 1000, 300.0): (3e-3, 1e-2, 3e-2, 1e-1),
+}
+
+
+def start_axes(preset: str, section: str, train_size: int | None, epochs: float,
+               axes: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``axes`` with the lr grid a long cpu length starts from (:data:`LONG_LR_GRIDS`, keyed
+    by the chapter showing it), else unchanged."""
+    grid = LONG_LR_GRIDS.get((section, train_size, float(epochs))) if preset == "cpu" else None
+    return {**axes, "lr": list(grid)} if grid else dict(axes)
+
+
 def base_config(preset: str, section: str, data_config: DataConfig, **changes: Any
                 ) -> RunConfig:
     """The embedded default's distillation run: BiT student, Adam, batch 128, 28 px."""

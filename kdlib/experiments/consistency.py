@@ -48,5 +48,5 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
             else:
                 cfg = common.base_config(preset, SECTION, common.fmnist(preset, size),
                                          policy=policy, epochs=ep)
-            out[policy][ep] = (cfg, axes)
+            out[policy][ep] = (cfg, common.start_axes(preset, SECTION, size, ep, axes))
     return out

@@ -122,12 +122,13 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
     for ep in epochs(preset) + longer:
         ref = common.chapter_reference(preset, SECTION, ep)
         new = ref.replace(section=SECTION)
-        out["BiT student"][ep] = (ref, axes)
+        at = common.start_axes(preset, SECTION, ref.data.train_size, ep, axes)
+        out["BiT student"][ep] = (ref, at)
         for arm in _students(preset):
             if ep in longer and arm not in PLANNED_ARMS:
                 continue
-            out[arm][ep] = (new.replace(student=student(arm, preset)), axes)
+            out[arm][ep] = (new.replace(student=student(arm, preset)), at)
         # Each teacher at its own resolution, both on the same crop (engine: teacher_size).
         out[ENSEMBLE][ep] = (new.replace(teachers=ensemble_teachers(preset),
-                                         teacher_size=ensemble_teacher_sizes(preset)), axes)
+                                         teacher_size=ensemble_teacher_sizes(preset)), at)
     return out

@@ -66,5 +66,6 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
                 cfg = common.base_config(preset, SECTION, common.fmnist(preset, size),
                                          policy=policy, loss=loss, optimizer=optimizer,
                                          epochs=ep, **extra)
-            out[arm][ep] = (cfg, sweep)
+            out[arm][ep] = (cfg, common.start_axes(preset, SECTION, cfg.data.train_size, ep,
+                                                   sweep))
     return out

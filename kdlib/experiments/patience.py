@@ -57,7 +57,9 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
         baseline_axes = common.sweep_axes(preset, "labels")
         if preset == "paper":
             baseline_axes = {**baseline_axes, "policy": list(PAPER_BASELINE_POLICIES)}
-        out["function matching"][ep] = (fm, common.sweep_axes(preset))
+        baseline_axes = common.start_axes(preset, SECTION, size, ep, baseline_axes)
+        out["function matching"][ep] = (
+            fm, common.start_axes(preset, SECTION, size, ep, common.sweep_axes(preset)))
         if ep in shown or ep <= BASELINE_MAX_EPOCHS:
             out["from scratch"][ep] = (scratch, baseline_axes)
             out["transfer"][ep] = (transfer, baseline_axes)
