@@ -268,11 +268,13 @@ def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
                for a, by_epochs in loaded.items() for ep, result in by_epochs.items())
 
 
-def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None) -> float:
+def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None,
+                counted: set[str] | None = None) -> float:
     """Hours of wall time the item's stored runs took (a vectorized group's time counted once,
     resumed runs' earlier processes included: :func:`kdlib.book.section_totals`): every run
     the chapter loads (``loaded``), else the stored runs of its base grids. Runs trained
-    before the queue existed (a chapter's first grid) count too, as the estimate does."""
+    before the queue existed (a chapter's first grid) count too, as the estimate does. Runs
+    whose hash is in ``counted`` (an earlier item's) are left out; this item's are added."""
     from kdlib import book
 
     if loaded is not None:
@@ -282,6 +284,9 @@ def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None) -
         found = (store.fresh_run(c) for by_epochs in arms.values()
                  for cfg, axes in by_epochs.values() for c in _base_grid(cfg, axes))
         records = {r.hash: r for r in found if r is not None}
+    if counted is not None:
+        records = {h: r for h, r in records.items() if h not in counted}
+        counted.update(records)
     rows = book.run_rows(list(records.values()))
     return sum(t["wall time (h)"] for t in book.section_totals(rows))
 
@@ -356,21 +361,29 @@ PLAN_COLUMNS = ("item", "what", "runs (with replicates)", "estimated hours",
 def plan_rows(start: int = 0) -> list[dict[str, Any]]:
     """One row per :data:`PLAN` item from ``start`` (:data:`PLAN_COLUMNS`): its runs and
     estimated hours, how much of its base grid is stored, the hours still to train and the
-    hours its stored runs took. Reads the store; trains nothing."""
-    rows = []
+    hours its stored runs took (a run two items load counts in the first). Reads the store;
+    trains nothing."""
+    rows, counted = [], set()
     for i, (name, build) in enumerate(PLAN):
+        arms = build()
+        sweeps = base_sweeps(arms)
+        loaded = load_item(arms, sweeps)
+        spent = spent_hours(arms, loaded, counted)
         if i < start:
             continue
-        arms = build()
         runs, hours = estimate_hours(arms)
-        sweeps = base_sweeps(arms)
         done, total = stored_runs(sweeps)
-        loaded = load_item(arms, sweeps)
         rows.append(dict(zip(PLAN_COLUMNS, (
             i, name, runs, round(hours, 1), f"{done}/{total}",
-            round(remaining_hours(arms, sweeps, loaded), 1),
-            round(float(spent_hours(arms, loaded)), 1)), strict=True)))
+            round(remaining_hours(arms, sweeps, loaded), 1), round(float(spent), 1)),
+            strict=True)))
     return rows
+
+
+def _finished(row: dict[str, Any]) -> bool:
+    """Whether a plan row's item is done: its base grid stored and no hours left."""
+    done, total = (int(n) for n in row["base grid stored"].split("/"))
+    return row["hours left"] == 0 and done == total
 
 
 def plan_summary(rows: list[dict[str, Any]]) -> str:
@@ -379,14 +392,13 @@ def plan_summary(rows: list[dict[str, Any]]) -> str:
     left = sum(r["hours left"] for r in rows)
     text = (f"{left:.1f} hours left in all, at the img/s measured beside other work "
             "(GROUP_IMG_PER_S; an idle machine trains about 2-3x faster).")
-    finished = [r for r in rows if r["hours left"] == 0
-                and len(set(r["base grid stored"].split("/"))) == 1]
+    finished = [r for r in rows if _finished(r)]
     if finished:
         est = sum(r["estimated hours"] for r in finished)
         spent = sum(r["hours spent"] for r in finished)
         text += (f" The {len(finished)} finished items took {spent:.1f} h of stored wall time "
-                 f"against {est:.1f} h estimated ({spent / est:.2f}x): grown grids are not "
-                 "estimated, and a run shared by two items counts in both.")
+                 f"against {est:.1f} h estimated ({spent / est:.2f}x; grown grids are not "
+                 "estimated; a run two items load counts in the first).")
     if CUT:
         text += (" Cut for the budget (no verdict reads them): "
                  + "; ".join(f"{name} ({why})" for name, _, why in CUT) + ".")
