@@ -203,8 +203,8 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
     for c in _sorted(claims):
         link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
                 if linked is None or c.chapter in linked else f"`{c.chapter}`")
-        weak = f" (provisional: seeds per point {c.seeds}, fewer than {MIN_SEEDS})"
-        verdict = f"**{c.verdict}**" + (weak if provisional(c) else "")
+        verdict = f"**{c.verdict}**" + (f" (provisional: {why_provisional(c)})"
+                                         if provisional(c) else "")
         cells = [c.id, c.claim, c.paper, c.ours, verdict, checks_text(c), link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -214,16 +214,37 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
 MIN_SEEDS = 3
 
 
-def provisional(claim: Claim) -> bool:
-    """Whether the claim reads a point with fewer than :data:`MIN_SEEDS` seeds (``seeds``
-    "1" or "1-3"): its verdict stands by the written rules (pooled seed noise) but is
-    provisional until the replicates are stored."""
+def _few_seeds(claim: Claim) -> bool:
     if not claim.seeds or claim.verdict == "not run":
         return False
     try:
         return int(str(claim.seeds).split("-")[0]) < MIN_SEEDS
     except ValueError:
         return False
+
+
+def edge_checks(claim: Claim) -> list[str]:
+    """The sub-checks that compare a point selected at a grid edge the ladder goes beyond."""
+    return [c["name"] for c in claim.checks if c.get("at_edge")]
+
+
+def provisional(claim: Claim) -> bool:
+    """Whether the claim reads a point with fewer than :data:`MIN_SEEDS` seeds (``seeds``
+    "1" or "1-3") or a point selected at a grid edge (:func:`edge_checks`): its verdict
+    stands by the written rules but is provisional until the replicates and grown grids are
+    stored."""
+    return claim.verdict != "not run" and (_few_seeds(claim) or bool(edge_checks(claim)))
+
+
+def why_provisional(claim: Claim) -> str:
+    """``seeds per point 1-3, fewer than 3; 2 checks read a point at a grid edge``."""
+    parts = [f"seeds per point {claim.seeds}, fewer than {MIN_SEEDS}"] if _few_seeds(claim) \
+        else []
+    edges = edge_checks(claim)
+    if edges:
+        parts.append(f"{len(edges)} check{'s' if len(edges) > 1 else ''} read a point "
+                     "selected at its grid's edge")
+    return "; ".join(parts)
 
 
 def checks_text(claim: Claim) -> str:
@@ -435,6 +456,7 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
              for verdict, ids in by_verdict.items()]
     weak = sum(provisional(c) for c in claims)
     note = (f" \\* {weak} of {len(claims)} verdicts read points with fewer than {MIN_SEEDS} "
-            "seeds: they follow the written rules (with the pooled seed noise) but are "
-            "provisional until the queue stores the replicates." if weak else "")
+            "seeds or selected at a grid edge the ladder goes beyond: they follow the written "
+            "rules (with the pooled seed noise) but are provisional until the queue stores "
+            "the replicates and grown grids." if weak else "")
     return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "." + note

@@ -50,6 +50,9 @@ class Estimate:
     # The first value is the validation-selected run's: chosen as the best of its grid on
     # validation, it reads optimistic on test too (the winner's curse; see :meth:`heldout`).
     selected_first: bool = False
+    # Its config was selected at an edge of its grid where the ladder goes further: the grid
+    # does not bracket the optimum yet, so the point may still move when the grid grows.
+    at_edge: bool = False
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -257,6 +260,9 @@ class Check:
     strict_outcome: str | None = None
     # The outcome from the held-out seeds only (Estimate.heldout: the selected run left out).
     heldout_outcome: str | None = None
+    # A point it compares was selected at a grid edge the ladder goes beyond (Estimate.at_edge):
+    # the outcome is provisional until that grid is grown.
+    at_edge: bool | None = None
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
@@ -287,6 +293,11 @@ def _fewest_seeds(*points: Estimate) -> int | None:
     return min((p.n for p in points if not p.known), default=None)
 
 
+def _edge(*points: Estimate) -> bool:
+    """Whether a compared point was selected at a grid edge the ladder goes beyond."""
+    return any(p.at_edge for p in points)
+
+
 def _beyond(d: float, se: float, k: float) -> str:
     return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
 
@@ -298,7 +309,7 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
               f"(±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
-                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k))
+                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k), _edge(a, b))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -315,7 +326,7 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
-                 outcome(*_diff(a.heldout(), b.heldout(), noise)))
+                 outcome(*_diff(a.heldout(), b.heldout(), noise)), _edge(a, b))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -330,7 +341,7 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
                  _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
-                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k))
+                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k), _edge(*a, *b))
 
 
 def not_testable(name: str, why: str) -> Check:

@@ -267,12 +267,27 @@ def test_a_verdict_on_fewer_than_three_seeds_is_marked_provisional():
     text = claims.tally_markdown([one, mixed, three], "cpu")
     assert "**1** reproduced ([C1](01_consistency.ipynb#what-we-found)*)" in text
     assert "(C5" not in text and "#what-we-found))" in text  # C5 unmarked
-    assert text.endswith("provisional until the queue stores the replicates.")
+    assert text.endswith("provisional until the queue stores the replicates and grown grids.")
     assert "2 of 3 verdicts read points with fewer than 3 seeds" in text
     table = claims.markdown_table([one, three])
     assert "**reproduced** (provisional: seeds per point 1, fewer than 3)" in table
     assert "**partly** |" in table
     assert "provisional" not in claims.tally_markdown([three], "cpu")
+
+
+def test_a_verdict_reading_a_point_at_a_grid_edge_is_provisional_at_any_seeds():
+    edge = {"name": "a > b at 30 epochs", "outcome": "holds", "detail": "", "at_edge": True}
+    inside = {"name": "a > b at 300 epochs", "outcome": "holds", "detail": "", "at_edge": False}
+    three = dataclasses.replace(make("C5", "02_patience", "reproduced"), seeds="3",
+                                checks=(inside,))
+    assert not claims.provisional(three)
+    at_edge = dataclasses.replace(three, checks=(edge, inside))
+    assert claims.provisional(at_edge) and claims.edge_checks(at_edge) == [edge["name"]]
+    assert claims.why_provisional(at_edge) == "1 check read a point selected at its grid's edge"
+    both = dataclasses.replace(at_edge, seeds="1-3")
+    assert claims.why_provisional(both) == ("seeds per point 1-3, fewer than 3; 1 check read "
+                                            "a point selected at its grid's edge")
+    assert "(provisional: 1 check read a point" in claims.markdown_table([at_edge])
 
 
 def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule():

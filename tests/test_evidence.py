@@ -262,3 +262,13 @@ def test_settle_names_checks_decided_on_too_few_seeds_and_keeps_a_rules_own_word
         "longer schedules or more data than the cpu preset: the gpu preset")
     assert verdicts._default_settle([decided, untestable], 1, "a sharper teacher") == (
         "a sharper teacher; 3 seeds per point to confirm the checks decided on 1: b > a")
+
+
+def test_a_check_records_whether_it_reads_a_point_selected_at_a_grid_edge():
+    noise = ev.Noise(0.01, "test")
+    inside, edge = ev.Estimate((0.8, 0.81, 0.79)), ev.Estimate((0.7,), at_edge=True)
+    assert ev.greater("x", inside, edge, noise).at_edge is True
+    assert ev.greater("x", inside, inside, noise).at_edge is False
+    assert ev.at_least("x", edge, inside, 0.01, noise).at_edge is True
+    assert ev.difference_greater("x", (inside, inside), (inside, edge), noise).at_edge is True
+    assert ev.not_testable("x", "why").at_edge is None

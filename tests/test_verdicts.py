@@ -22,6 +22,7 @@ def tab(acc, loss=None):
             ls = (loss or {}).get(arm, {}).get(ep, 1.0)
             ls = list(ls) if isinstance(ls, tuple) else [ls]
             rows.append({"arm": arm, "epochs": ep, "test_acc": float(np.mean(vals)),
+                         "val_acc": float(np.mean(vals)),
                          "test_acc_seeds": vals, "train_loss": float(np.mean(ls)),
                          "train_loss_seeds": ls})
     return pd.DataFrame(rows)
@@ -118,12 +119,15 @@ def test_c4_a_plateau_far_from_the_teacher_is_not_reproduced():
 
 
 def test_c5_skips_lengths_below_the_papers_shortest():
-    t = tab(lengths({"function matching": (.10, .80, .85), "from scratch": (.50, .60, .65),
-                     "transfer": (.60, .70, .80)}, eps=(3.0, 30.0, 300.0)))
+    """Figure 4's shortest schedule is 100 epochs: a student behind scratch at 30 epochs is
+    reported in ``ours`` but does not count against the claim."""
+    t = tab(lengths({"function matching": (.40, .80, .85), "from scratch": (.50, .60, .65),
+                     "transfer": (.60, .70, .80)}, eps=(30.0, 100.0, 300.0)))
     c = v.c5_beats_baselines({"1k": t}, "02")
-    assert c.verdict == "reproduced" and len(c.checks) == 3  # 30, 300 vs scratch; transfer
-    worse = tab(lengths({"function matching": (.10, .80, .85), "from scratch": (.5, .6, .65),
-                         "transfer": (.6, .7, .90)}, eps=(3.0, 30.0, 300.0)))
+    assert c.verdict == "reproduced" and len(c.checks) == 3  # 100, 300 vs scratch; transfer
+    assert "1k at 30 epochs (shorter than the paper's): student 40.0±0.1% (n=3), scratch" in c.ours
+    worse = tab(lengths({"function matching": (.40, .80, .85), "from scratch": (.5, .6, .65),
+                         "transfer": (.6, .7, .90)}, eps=(30.0, 100.0, 300.0)))
     assert v.c5_beats_baselines({"1k": worse}, "02").verdict == "partly"
 
 
@@ -153,6 +157,28 @@ def test_c6_at_a_few_epochs_is_not_testable():
     c = v.c6_fixed_saturates(t, "03")
     assert c.verdict == "not testable at this scale"
     assert outcomes(c) == ["holds", "not testable", "not testable"]
+
+
+def test_c6_compares_fm_with_consistent_teaching_at_short_schedules():
+    """Section 3.2: FM is "slightly worse" than consistent teaching at short schedules; at the
+    paper's 30 epochs it is above the fixed teacher (73.89 vs 73.75), so the rule must not
+    read the fixed teacher there."""
+    acc = {"fixed teacher": (.50, .82, .83), "consistent teaching": (.60, .70, .80),
+           "function matching": (.55, .68, .79)}
+    c = v.c6_fixed_saturates(tab(lengths(acc, eps=(1.0, 2.0, 4.0))), "03")
+    assert c.checks[0]["name"] == "FM trails consistent teaching at 1 epochs"
+    assert c.checks[0]["outcome"] == "holds"  # 60 vs 55 although the fixed teacher is at 50
+    acc["consistent teaching"] = (.50, .70, .80)
+    c = v.c6_fixed_saturates(tab(lengths(acc, eps=(1.0, 2.0, 4.0))), "03")
+    assert c.checks[0]["outcome"] == "fails"
+
+
+def test_the_best_arm_is_picked_on_validation_not_test():
+    t = tab({"fix/rs": {300.0: s3(.80)}, "fix/cc": {300.0: s3(.78)}})
+    t.loc[t["arm"] == "fix/cc", "val_acc"] = 0.90  # fix/cc wins on validation, loses on test
+    assert v._best(t, ["fix/rs", "fix/cc"], 300.0) == "fix/cc"
+    with pytest.raises(ValueError, match="val_acc"):
+        v._best(t.drop(columns="val_acc"), ["fix/rs", "fix/cc"], 300.0)
 
 
 def test_c6_at_the_papers_lengths_is_decided():
@@ -287,3 +313,16 @@ def test_longest_step_says_what_the_longest_schedule_changed():
     one = v.longest_step({"1k": tab({"function matching": {30.0: .8}})}, 0.9,
                          "function matching")
     assert "1k: one length only (30 epochs)" in one
+
+
+def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge():
+    t = tab({"fix/rs": {300.0: s3(.80)}, "fix/cc": {300.0: s3(.70)}})
+    t["at_edge"] = ["lr", float("nan")]
+    check = ev.greater("fix/rs > fix/cc", v.est(t, "fix/rs", 300.0), v.est(t, "fix/cc", 300.0),
+                       v.noise_of(t))
+    assert check.at_edge
+    assert "grids grown past the edge a compared point was selected at: fix/rs > fix/cc" in \
+        v._default_settle([check], 3)
+    t["at_edge"] = [float("nan"), float("nan")]
+    assert not ev.greater("x", v.est(t, "fix/rs", 300.0), v.est(t, "fix/cc", 300.0),
+                          v.noise_of(t)).at_edge

@@ -57,9 +57,10 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
         "02_patience"),
     "C5": (
         'The distilled student beats the same architecture trained from scratch at every '
-        'schedule, and a transfer-learned one at long schedules.',
-        'Figure 4: from-scratch far below at all lengths; transfer overtaken by the student at '
-        'the longest schedules.',
+        'schedule the paper shows, and a transfer-learned one at long schedules.',
+        'Section 3.3, Table 4: from-scratch "substantially outperformed" by the student at '
+        'every length shown (100-1,000,000 epochs); transfer "eventually also outperformed" '
+        '(not on flowers102: transfer 97.50% vs student 96.93%).',
         "02_patience"),
     "C6": (
         'On the largest dataset, a fixed teacher saturates with longer schedules, while '
@@ -116,11 +117,13 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
 
 # What the paper's evidence for each claim spans: our scale is reported against it.
 PAPER_SCALE: dict[str, str] = {
-    "C1": "flowers102 (1,020 images) and pets at 100-10,000 epochs, four datasets in Fig. 9-12",
+    "C1": "flowers102 (1,020 images) at 1,000-100,000 epochs, pets at 1,000-30,000, food101 "
+          "and sun397 at 100-3,000 (Fig. 9-12)",
     "C2": "flowers102 at 10,000 epochs (Figure 3)",
-    "C3": "flowers102 at 100-10,000 epochs",
-    "C4": "1,000 to 1,000,000 epochs (flowers102); 30-1,000 (food101, sun397)",
-    "C5": "30 to 1,000,000 epochs on four datasets (Figure 4)",
+    "C3": "flowers102 at 1,000-100,000 epochs, pets at 1,000-30,000 (Fig. 9-10)",
+    "C4": "1,000 to 1,000,000 epochs (flowers102); 300-30,000 (pets); 100-3,000 (food101, "
+          "sun397)",
+    "C5": "100 to 1,000,000 epochs on four datasets (Figure 4, Table 4)",
     "C6": "ImageNet (1.28M images) at 30-9,600 epochs",
     "C7": "ImageNet at 300-4,800 epochs from labels",
     "C8": "ImageNet at 30-9,600 epochs; teachers at 224 and 384 px",
@@ -132,6 +135,9 @@ PAPER_SCALE: dict[str, str] = {
 }
 # The paper's shortest schedule: lengths below it lie outside the range the paper tested.
 PAPER_MIN_EPOCHS = 30.0
+# The shortest schedule of Figure 4 and Table 4 (food101 and sun397; pets from 300, flowers102
+# from 1,000): C5's range (until 2026-12-05 it read PAPER_MIN_EPOCHS, ImageNet's shortest).
+FIGURE_4_MIN_EPOCHS = 100.0
 RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on the new "
              "verdict scale) after the cpu results existed; later that day, also after "
              "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
@@ -143,7 +149,19 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "length where that length has 10 degrees of freedom or spreads more (1000 "
              "images then spread 1.6 pts per run at 100 epochs, 0.4 at 300 and at 1000, "
              "0.88 over all three): each sub-check also records its outcome under the "
-             "per-size pool, and the summary lists those that differ")
+             "per-size pool, and the summary lists those that differ; on 2026-12-05, also "
+             "after results (a review of the rules against the paper), the best arm of a "
+             "family is picked on validation accuracy, not mean test accuracy, and a check "
+             "that reads a point selected at a grid edge makes its verdict provisional")
+# Changes of one claim's rule, after results, appended to its RULE_NOTE.
+RULE_CHANGES: dict[str, str] = {
+    "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs), "
+           "not ImageNet's 30: the 30- and 40-epoch comparisons, where the student trailed "
+           "scratch, are reported, no longer checked"),
+    "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
+           "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
+           "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
+}
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
@@ -159,14 +177,14 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
     return Claim(cid, claim, paper, ours, verdict, chapter,
                  checks=tuple(c.as_dict() for c in checks), noise=noise.source,
                  seeds=seeds_text, scale=f"ours: {scale}; paper: {PAPER_SCALE[cid]}",
-                 settle=settle, rule_note=RULE_NOTE)
+                 settle=settle, rule_note=RULE_NOTE + RULE_CHANGES.get(cid, ""))
 
 
 def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> str:
     """What would settle a claim: ``named`` (a rule's own words) or longer schedules for the
     untestable checks, seeds for the undecided checks on too few, a note where a difference is
-    within noise at enough seeds, and confirming seeds for checks decided on too few (a
-    verdict on 1 seed is provisional)."""
+    within noise at enough seeds, confirming seeds for checks decided on too few (a verdict
+    on 1 seed is provisional), and grown grids for checks reading a point at a grid edge."""
     def seeds(c: ev.Check) -> int:  # a check's own points' seeds (the claim's fewest may differ)
         return min_seeds if c.seeds is None else c.seeds
 
@@ -187,6 +205,10 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
     if decided_few:
         parts.append(f"{SEEDS_READ} seeds per point to confirm the checks decided on "
                      f"{min(map(seeds, decided_few))}: {names(decided_few)}")
+    edge = [c for c in checks if c.at_edge]
+    if edge:
+        parts.append(f"grids grown past the edge a compared point was selected at: "
+                     f"{names(edge)}")
     if not named and any(c.outcome == "not testable" for c in checks):
         parts.append("longer schedules or more data than the cpu preset: the gpu preset")
     return "; ".join(parts)
@@ -227,10 +249,11 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     values = row.get(f"{col}_seeds")
     seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
     vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
-    regime = row.get("regime")
+    regime, edge = row.get("regime"), row.get("at_edge")
     return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
                        regime=regime if isinstance(regime, str) else None,
-                       selected_first=seeded)  # results_table lists the selected run first
+                       selected_first=seeded,  # results_table lists the selected run first
+                       at_edge=isinstance(edge, str) and bool(edge))
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
@@ -282,8 +305,13 @@ def _seeds(table: pd.DataFrame, pairs: Iterable[tuple[str, float]]) -> list[int]
 
 
 def _best(table: pd.DataFrame, arms: Iterable[str], epochs: float) -> str:
-    """The arm with the highest mean test accuracy at ``epochs``."""
-    return max(arms, key=lambda a: est(table, a, epochs).mean)
+    """The arm whose validation-selected run has the highest validation accuracy at
+    ``epochs``: arms are picked as hyper-parameters are, never on the test set (until
+    2026-12-05 this picked the highest mean test accuracy)."""
+    if "val_acc" not in table:
+        raise ValueError("picking the best arm needs a val_acc column (the selected run's "
+                         f"validation accuracy); the table has {sorted(table.columns)}")
+    return max(arms, key=lambda a: float(_row(table, a, epochs)["val_acc"]))
 
 
 def _pct(x: float) -> str:
@@ -402,7 +430,8 @@ def c4_patience_pays(tables: Mapping[str, pd.DataFrame], teacher_acc: float, cha
         failed = [d for d in declines if d.outcome == "fails"]
         no_overfit = ev.Check(
             f"{regime}: no longer schedule clearly worse", "fails" if failed else "holds",
-            failed[0].detail if failed else f"{len(declines)} consecutive lengths compared")
+            failed[0].detail if failed else f"{len(declines)} consecutive lengths compared",
+            at_edge=any(d.at_edge for d in declines))
         gap = ev.at_least(f"{regime}: within {100 * close:.0f} pts of the teacher", ests[-1],
                           teacher, close, noise)
         if gap.outcome != "holds" and improving.outcome == "holds":
@@ -440,14 +469,20 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
 
 def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
                        noise: ev.Noise | None = None,
-                       min_epochs: float = PAPER_MIN_EPOCHS) -> Claim:
-    """C5: the student beats from-scratch at every length from ``min_epochs`` (the paper's
-    shortest) on, and transfer at the longest length with a transfer run, per regime."""
+                       min_epochs: float = FIGURE_4_MIN_EPOCHS) -> Claim:
+    """C5: the student beats from-scratch at every length from ``min_epochs`` (Figure 4's
+    shortest) on, and transfer at the longest length with a transfer run, per regime. Shorter
+    lengths, outside the paper's range, are reported in ``ours``, not checked."""
     noise = noise or noise_of(tables)
     checks, parts, seeds = [], [], []
     for regime, table in tables.items():
         fm = "function matching"
-        eps = [e for e in _eps(table, fm) if e >= min_epochs and _has(table, "from scratch", e)]
+        both = [e for e in _eps(table, fm) if _has(table, "from scratch", e)]
+        eps = [e for e in both if e >= min_epochs]
+        for e in (e for e in both if e < min_epochs):
+            parts.append(f"{regime} at {e:g} epochs (shorter than the paper's): student "
+                         f"{est(table, fm, e).text()}, scratch "
+                         f"{est(table, 'from scratch', e).text()}")
         for e in eps:
             checks.append(ev.greater(f"{regime}: student > scratch at {e:g} epochs",
                                      est(table, fm, e), est(table, "from scratch", e), noise))
@@ -464,7 +499,7 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
         lengths = sorted({e for t in tables.values() for e in _eps(t, "function matching")})
         checks = [ev.not_testable("student > baselines", f"no length >= {min_epochs:g}")]
         parts = [f"lengths {', '.join(f'{e:g}' for e in lengths)} epochs only, all below the "
-                 f"paper's shortest ({min_epochs:g})"]
+                 f"paper's shortest ({min_epochs:g})", *parts]
     return _claim("C5", "; ".join(parts), checks, chapter, noise, seeds,
                   f"lengths >= {min_epochs:g} epochs (shorter ones are outside the paper's)")
 
@@ -475,15 +510,17 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
 def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None = None,
                        min_epochs: float = PAPER_MIN_EPOCHS,
                        saturation_epochs: float = 1200.0) -> Claim:
-    """C6: function matching trails the fixed teacher at the shortest length; it leads at the
-    longest (testable only from the paper's shortest length, ``min_epochs``); the fixed
-    teacher saturates (testable only from where the paper saw it, ``saturation_epochs``)."""
+    """C6: function matching trails consistent teaching at the shortest length (section 3.2:
+    "compared to simple consistent teaching, function matching performs slightly worse with
+    short schedules"); it leads at the longest (testable only from the paper's shortest
+    length, ``min_epochs``); the fixed teacher saturates (testable only from where the paper
+    saw it, ``saturation_epochs``)."""
     noise = noise or noise_of(table)
     fixed, cons, fm = "fixed teacher", "consistent teaching", "function matching"
     eps = _eps(table, fixed)
     shortest, longest = eps[0], eps[-1]
-    checks = [ev.greater(f"FM trails the fixed teacher at {shortest:g} epochs",
-                         est(table, fixed, shortest), est(table, fm, shortest), noise)]
+    checks = [ev.greater(f"FM trails consistent teaching at {shortest:g} epochs",
+                         est(table, cons, shortest), est(table, fm, shortest), noise)]
     if longest >= min_epochs:
         best_other = _best(table, (fixed, cons), longest)
         checks.append(ev.greater(f"FM leads at {longest:g} epochs", est(table, fm, longest),
@@ -503,7 +540,7 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
             f"{saturation_epochs:g} epochs; our longest is {longest:g}"))
     ours = "; ".join(f"{a}: " + " -> ".join(est(table, a, e).text() for e in eps)
                      for a in (fixed, cons, fm)) + f" ({shortest:g}-{longest:g} epochs)"
-    seeds = _seeds(table, [(a, e) for a in (fixed, fm) for e in (shortest, longest)])
+    seeds = _seeds(table, [(a, e) for a in (fixed, cons, fm) for e in (shortest, longest)])
     return _claim("C6", ours, checks, chapter, noise, seeds, f"{shortest:g}-{longest:g} "
                   "epochs on 55k images")
 
