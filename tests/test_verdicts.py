@@ -227,6 +227,18 @@ def test_c9_shampoo():
     assert v.c9_shampoo(behind, "05").verdict == "not reproduced"
 
 
+def test_c9_calls_the_papers_own_table_3_numbers_a_match():
+    """FunMatch with Shampoo at 1200 epochs (81.67%) 'matches' Adam at 4800 (82.18%)."""
+    t = pd.DataFrame([{"arm": a, "epochs": e, "test_acc": x, "val_acc": x}
+                      for a, e, x in (("Adam", 1200.0, .8154), ("Adam", 4800.0, .8218),
+                                      ("Shampoo", 1200.0, .8167))])
+    exact = ev.Noise(0.0, "the paper's numbers")
+    c = v.c9_shampoo(t, "05", noise=exact)
+    assert c.checks[0]["name"] == "Shampoo at 1200 matches Adam at 4800 epochs"
+    assert c.checks[0]["outcome"] == "holds"
+    assert v.c9_shampoo(t, "05", noise=exact, tolerance=0.005).checks[0]["outcome"] == "fails"
+
+
 def test_c10_init():
     t = tab(lengths({"random init": (.60, .80, .86), "pretrained init": (.70, .82, .855)}))
     assert v.c10_init(t, "06").verdict == "reproduced"

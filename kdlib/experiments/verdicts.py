@@ -158,6 +158,10 @@ RULE_CHANGES: dict[str, str] = {
     "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs), "
            "not ImageNet's 30: the 30- and 40-epoch comparisons, where the student trailed "
            "scratch, are reported, no longer checked"),
+    "C9": ("; on 2026-12-05 C9's tolerance for 'matches' grew from 0.5 to 0.6 pts, the "
+           "largest gap the paper itself calls a match (Table 3: FunMatch with Shampoo at 1200 "
+           "epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam at 1000 epochs "
+           "(chapter 01's stored point), so the match is read at 3.3x (300 vs 1000 epochs)"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
            "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
@@ -615,9 +619,11 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
 
 def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | None = None,
                adam: str = "Adam", shampoo: str = "Shampoo", min_factor: float = 3.0,
-               tolerance: float = 0.005, max_overhead: float = 1.25,
+               tolerance: float = 0.006, max_overhead: float = 1.25,
                noise: ev.Noise | None = None) -> Claim:
-    """C9: Shampoo at some length matches (within ``tolerance``) Adam at a length at least
+    """C9: Shampoo at some length matches (within ``tolerance``: the largest gap the paper
+    calls a match, Table 3's FunMatch with Shampoo at 1200 epochs 81.67% vs Adam at 4800
+    82.18%, -0.51 pts, rounded up; 0.5 pts until 2026-12-05) Adam at a length at least
     ``min_factor`` x longer; Shampoo is ahead at every length; its measured step-time overhead
     is at most ``max_overhead`` (when ``speed`` in img/s per arm is given)."""
     noise = noise or noise_of(table)
