@@ -274,3 +274,53 @@ def test_a_group_whose_runs_disagree_restarts_together(tmp_path):
     assert group_start([a, b]) == 4
     a.close()
     b.close()
+
+
+def _write_point(root, section, run_hash, lr, test, n, edge="", epochs=300.0):
+    import json
+
+    run = root / "cpu" / section / run_hash
+    run.mkdir(parents=True)
+    config = {"section": section, "seed": 0, "lr": lr, "wd": 1e-4, "temperature": 1.0,
+              "epochs": epochs, "policy": "mix", "data": {"train_size": 1000}}
+    (run / "config.json").write_text(json.dumps(config))
+    table = root / "cpu" / section / "table_arms.csv"
+    header = "arm,epochs,best_hash,test_acc,test_acc_sd,n_seeds,grid,at_edge\n"
+    old = table.read_text() if table.exists() else header
+    table.write_text(old + f"FM,{epochs},{run_hash},{test},,{n},\"lr=[...]\",{edge}\n")
+
+
+def test_shared_points_find_one_training_config_read_by_two_chapters(tmp_path):
+    _write_point(tmp_path, "01_a", "aaaaaaaaaaaa", 0.03, 0.855, 3)
+    _write_point(tmp_path, "02_b", "bbbbbbbbbbbb", 0.003, 0.821, 1, edge="lr")
+    _write_point(tmp_path, "03_c", "cccccccccccc", 0.03, 0.700, 3, epochs=30.0)  # alone
+    shared = common.shared_points("cpu", root=tmp_path)
+    assert list(shared["chapter"]) == ["01_a", "02_b"] and shared["key"].nunique() == 1
+    assert list(shared["at_edge"]) == ["", "lr"]
+    assert shared.loc[0, "selected"] == "lr=0.03, wd=0.0001, temperature=1"
+    text = common.shared_points_report(shared)
+    assert text.startswith("1 points (an arm at a length, the same training config) are "
+                           "read by more than one chapter; 0 read the same numbers everywhere;")
+    assert "1 select differently" in text
+    assert text.endswith("FM at 300 epochs reads 82.1% (n=1, lr=0.003, wd=0.0001, "
+                         "temperature=1) in 02_b and 85.5% (n=3, lr=0.03, wd=0.0001, "
+                         "temperature=1) in 01_a.")
+
+
+def test_shared_points_report_a_rerun_of_the_same_selection_apart(tmp_path):
+    _write_point(tmp_path, "01_a", "aaaaaaaaaaaa", 0.003, 0.3675, 1)
+    _write_point(tmp_path, "09_b", "bbbbbbbbbbbb", 0.003, 0.3727, 1)
+    text = common.shared_points_report(common.shared_points("cpu", root=tmp_path))
+    assert "1 select the same hyper-parameters but read different runs" in text
+    assert "36.75% vs 37.27% for FM at 300 epochs" in text and text.endswith(").")
+    assert "select differently" not in text
+    empty = common.shared_points("cpu", root=tmp_path / "none")
+    assert common.shared_points_report(empty).startswith("No point is read")
+
+
+def test_training_key_ignores_the_section_seed_and_swept_values_only():
+    base = cfg()
+    assert common.training_key(base) == common.training_key(
+        common.replicate(base.replace(section="09_dist", lr=0.1), 2))
+    assert common.point_hash(base) != common.point_hash(base.replace(section="09_dist"))
+    assert common.training_key(base) != common.training_key(base.replace(epochs=30.0))

@@ -204,6 +204,94 @@ def point_hash(config: Mapping[str, Any] | RunConfig) -> str:
     return hashlib.sha256(json.dumps(family, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def training_key(config: Mapping[str, Any] | RunConfig) -> str:
+    """What a point trains, whatever chapter files it: :func:`point_hash` without the
+    ``section`` (it only names the folder). Points of two chapters with equal keys train the
+    same configs, though each chapter grows its own grid (every arm of a comparison alike)."""
+    from kdlib.config import config_to_dict
+
+    return point_hash({k: v for k, v in config_to_dict(config).items() if k != "section"})
+
+
+SHARED_COLUMNS = ("key", "chapter", "table", "arm", "epochs", "grid", "selected", "test_acc",
+                  "test_acc_sd", "n_seeds", "at_edge")
+
+
+def shared_points(preset: str, root: Any = None) -> Any:
+    """The points that several chapters' stored results tables read (equal
+    :func:`training_key`), one row per (point, chapter table) (:data:`SHARED_COLUMNS`):
+    its grid, the selected run's swept values and the mean test accuracy over its seeds. A
+    point reads differently where its chapters' grids select different runs."""
+    import json
+
+    import pandas as pd
+
+    from kdlib import claims, store
+
+    base = store.results_root(root) / presets.check(preset)
+    configs: dict[str, dict] = {}
+    for path in base.glob("*/*/config.json"):
+        configs.setdefault(path.parent.name, json.loads(path.read_text()))
+    rows = []
+    for section, paths in claims.chapter_tables(preset, root).items():
+        for path in paths:
+            frame = pd.read_csv(path)
+            if "best_hash" not in frame:
+                continue
+            for _, row in frame.iterrows():
+                config = configs.get(str(row["best_hash"]))
+                if config is None:
+                    continue
+                edge = row.get("at_edge")
+                rows.append({
+                    "key": training_key(config), "chapter": section, "table": path.stem,
+                    "arm": row["arm"], "epochs": float(row["epochs"]), "grid": row.get("grid"),
+                    "selected": ", ".join(f"{k}={config[k]:g}" for k in SWEPT
+                                          if isinstance(config.get(k), int | float)),
+                    "test_acc": float(row["test_acc"]), "test_acc_sd": row.get("test_acc_sd"),
+                    "n_seeds": int(row["n_seeds"]),
+                    "at_edge": edge if isinstance(edge, str) else ""})
+    frame = pd.DataFrame(rows, columns=list(SHARED_COLUMNS))
+    counts = frame.groupby("key")["chapter"].transform("nunique")
+    return frame[counts > 1].sort_values(["key", "chapter"]).reset_index(drop=True)
+
+
+def shared_points_report(shared: Any) -> str:
+    """One paragraph on :func:`shared_points`: how many points several chapters read, and
+    which read differently (a different selected run), with the largest gap."""
+    if shared.empty:
+        return "No point is read by more than one chapter's stored tables."
+    groups = list(shared.groupby("key", sort=False))
+    differ = [(key, g) for key, g in groups if g["selected"].nunique() > 1
+              or g["test_acc"].round(6).nunique() > 1]
+    rerun = [g for _, g in differ if g["selected"].nunique() == 1]
+    text = (f"{len(groups)} points (an arm at a length, the same training config) are read by "
+            f"more than one chapter; {len(groups) - len(differ)} read the same numbers "
+            f"everywhere")
+    if not differ:
+        return text + "."
+    if rerun:
+        g = rerun[0]
+        text += (f"; {len(rerun)} select the same hyper-parameters but read different runs of "
+                 "them (a chapter that files its own runs trains them in its own vectorized "
+                 "group, so the floating-point order differs; e.g. "
+                 + " vs ".join(f"{100 * a:.2f}%" for a in g["test_acc"].unique()[:2])
+                 + f" for {g['arm'].iloc[0]} at {g['epochs'].iloc[0]:g} epochs)")
+    if len(rerun) == len(differ):
+        return text + "."
+    key, g = max(differ, key=lambda kg: kg[1]["test_acc"].max() - kg[1]["test_acc"].min())
+    hi, lo = g.loc[g["test_acc"].idxmax()], g.loc[g["test_acc"].idxmin()]
+    return (text + f"; {len(differ) - len(rerun)} select differently: each chapter grows "
+            "its grid for the arms it "
+            "compares, alike, so a chapter whose other arms have not grown yet reads a "
+            "smaller grid (its check then reads a point at a grid edge, and its verdict is "
+            "provisional), and noise in the validation selection can pick another learning "
+            f"rate. The largest gap: {lo['arm']} at {lo['epochs']:g} epochs reads "
+            f"{100 * lo['test_acc']:.1f}% (n={lo['n_seeds']}, {lo['selected']}) in "
+            f"{lo['chapter']} and {100 * hi['test_acc']:.1f}% (n={hi['n_seeds']}, "
+            f"{hi['selected']}) in {hi['chapter']}.")
+
+
 def _stored_seeds(preset: str, metric: str) -> dict[str, tuple[str, dict[int, float]]]:
     """Each config family stored at ``preset`` (:func:`seed_family`, as JSON) -> (its noise
     regime, ``metric`` of each finished seed by seed). Reads config and summary files only."""

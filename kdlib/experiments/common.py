@@ -40,9 +40,12 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     seed_family,
     selection_bias,
     selection_bias_report,
+    shared_points,
+    shared_points_report,
     store_noise,
     throughput_table,
     train_extras_default,
+    training_key,
     widen,
 )
 from kdlib.experiments.regimes import fm_section, small_data_regime
