@@ -296,6 +296,14 @@ def test_shared_points_find_one_training_config_read_by_two_chapters(tmp_path):
     _write_point(tmp_path, "03_c", "cccccccccccc", 0.03, 0.700, 3, epochs=30.0)  # alone
     shared = common.shared_points("cpu", root=tmp_path)
     assert list(shared["chapter"]) == ["01_a", "02_b"] and shared["key"].nunique() == 1
+    # a rerun of one selection with a wider gap is not "the largest gap" of a selection
+    _write_point(tmp_path, "01_a", "dddddddddddd", 0.003, 0.30, 1, epochs=10.0)
+    _write_point(tmp_path, "02_b", "eeeeeeeeeeee", 0.003, 0.50, 1, epochs=10.0)
+    both = common.shared_points("cpu", root=tmp_path)
+    assert both["key"].nunique() == 2
+    assert common.shared_points_report(both).endswith(
+        "FM at 300 epochs reads 82.1% (n=1, lr=0.003, wd=0.0001, temperature=1) in 02_b and "
+        "85.5% (n=3, lr=0.03, wd=0.0001, temperature=1) in 01_a.")
     assert list(shared["at_edge"]) == ["", "lr"]
     assert shared.loc[0, "selected"] == "lr=0.03, wd=0.0001, temperature=1"
     text = common.shared_points_report(shared)

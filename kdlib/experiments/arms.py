@@ -277,13 +277,13 @@ def shared_points_report(shared: Any) -> str:
                  "group, so the floating-point order differs; e.g. "
                  + " vs ".join(f"{100 * a:.2f}%" for a in g["test_acc"].unique()[:2])
                  + f" for {g['arm'].iloc[0]} at {g['epochs'].iloc[0]:g} epochs)")
-    if len(rerun) == len(differ):
+    selecting = [g for _, g in differ if g["selected"].nunique() > 1]
+    if not selecting:
         return text + "."
-    key, g = max(differ, key=lambda kg: kg[1]["test_acc"].max() - kg[1]["test_acc"].min())
+    g = max(selecting, key=lambda g: g["test_acc"].max() - g["test_acc"].min())
     hi, lo = g.loc[g["test_acc"].idxmax()], g.loc[g["test_acc"].idxmin()]
-    return (text + f"; {len(differ) - len(rerun)} select differently: each chapter grows "
-            "its grid for the arms it "
-            "compares, alike, so a chapter whose other arms have not grown yet reads a "
+    return (text + f"; {len(selecting)} select differently: each chapter grows its grid for "
+            "the arms it compares, alike, so a chapter whose other arms have not grown yet reads a "
             "smaller grid (its check then reads a point at a grid edge, and its verdict is "
             "provisional), and noise in the validation selection can pick another learning "
             f"rate. The largest gap: {lo['arm']} at {lo['epochs']:g} epochs reads "
