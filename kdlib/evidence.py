@@ -53,6 +53,9 @@ class Estimate:
     # Its config was selected at an edge of its grid where the ladder goes further: the grid
     # does not bracket the optimum yet, so the point may still move when the grid grows.
     at_edge: bool = False
+    # Its config was selected at the end of the ladder (lr 0.1): the rule grows the grid no
+    # further, so the optimum may lie beyond it (reported; no queue resolves it).
+    at_ladder_end: bool = False
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -263,6 +266,8 @@ class Check:
     # A point it compares was selected at a grid edge the ladder goes beyond (Estimate.at_edge):
     # the outcome is provisional until that grid is grown.
     at_edge: bool | None = None
+    # A point it compares was selected at the ladder's end (Estimate.at_ladder_end).
+    at_ladder_end: bool | None = None
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
@@ -298,6 +303,11 @@ def _edge(*points: Estimate) -> bool:
     return any(p.at_edge for p in points)
 
 
+def _ladder_end(*points: Estimate) -> bool:
+    """Whether a compared point was selected at the ladder's end."""
+    return any(p.at_ladder_end for p in points)
+
+
 def _beyond(d: float, se: float, k: float) -> str:
     return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
 
@@ -309,7 +319,8 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
               f"(±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
-                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k), _edge(a, b))
+                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k), _edge(a, b),
+                 _ladder_end(a, b))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -326,7 +337,8 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
-                 outcome(*_diff(a.heldout(), b.heldout(), noise)), _edge(a, b))
+                 outcome(*_diff(a.heldout(), b.heldout(), noise)), _edge(a, b),
+                 _ladder_end(a, b))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -341,7 +353,8 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
                  _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
-                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k), _edge(*a, *b))
+                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k), _edge(*a, *b),
+                 _ladder_end(*a, *b))
 
 
 def not_testable(name: str, why: str) -> Check:

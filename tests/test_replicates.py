@@ -302,17 +302,17 @@ def test_shared_points_find_one_training_config_read_by_two_chapters(tmp_path):
     both = common.shared_points("cpu", root=tmp_path)
     assert both["key"].nunique() == 2
     assert common.shared_points_report(both).endswith(
-        "FM at 300 epochs reads 82.1% (n=1, lr=0.003, wd=0.0001, temperature=1) in 02_b and "
-        "85.5% (n=3, lr=0.03, wd=0.0001, temperature=1) in 01_a.")
+        "at 300 epochs: 02_b's FM reads 82.1% (n=1, lr=0.003, wd=0.0001, temperature=1), "
+        "01_a's FM 85.5% (n=3, lr=0.03, wd=0.0001, temperature=1).")
     assert list(shared["at_edge"]) == ["", "lr"]
     assert shared.loc[0, "selected"] == "lr=0.03, wd=0.0001, temperature=1"
     text = common.shared_points_report(shared)
     assert text.startswith("1 points (an arm at a length, the same training config) are "
                            "read by more than one chapter; 0 read the same numbers everywhere;")
     assert "1 select differently" in text
-    assert text.endswith("FM at 300 epochs reads 82.1% (n=1, lr=0.003, wd=0.0001, "
-                         "temperature=1) in 02_b and 85.5% (n=3, lr=0.03, wd=0.0001, "
-                         "temperature=1) in 01_a.")
+    assert text.endswith("The largest gap, at 300 epochs: 02_b's FM reads 82.1% (n=1, "
+                         "lr=0.003, wd=0.0001, temperature=1), 01_a's FM 85.5% (n=3, lr=0.03, "
+                         "wd=0.0001, temperature=1).")
 
 
 def test_shared_points_report_a_rerun_of_the_same_selection_apart(tmp_path):

@@ -83,6 +83,14 @@ def test_c2_is_per_fixed_policy():
     assert c.verdict == "not reproduced"
 
 
+def test_c2_compares_the_fixed_teacher_with_function_matching_as_section_3_1_1_does():
+    low = {p: {100.0: s3(0.05)} for p in v.FIXED}
+    t = policies(POLICY_SHORT, POLICY_LONG, loss=low)
+    t.loc[t["arm"] == "same/ic", "val_acc"] = 0.99  # the best consistent policy on validation
+    c = v.c2_fixed_overfits(t, "01")
+    assert all(k["name"].endswith("than mix") for k in c.checks)
+
+
 def test_c3_trails_short_leads_long():
     assert v.c3_patience_changes_ranking(policies(POLICY_SHORT, POLICY_LONG),
                                          "01").verdict == "reproduced"
@@ -227,6 +235,15 @@ def test_c9_shampoo():
     assert v.c9_shampoo(behind, "05").verdict == "not reproduced"
 
 
+def test_c9_reads_one_pair_fixed_in_advance_not_the_best_of_all_pairs():
+    # Shampoo at 30 matches Adam at 100, but the rule's pair is Shampoo at 100 vs Adam at 300
+    t = tab(lengths({"Adam": (.70, .80, .90), "Shampoo": (.80, .82, .91)},
+                    eps=(30.0, 100.0, 300.0)))
+    c = v.c9_shampoo(t, "05")
+    assert c.checks[0]["name"] == "Shampoo at 100 matches Adam at 300 epochs"
+    assert c.checks[0]["outcome"] == "fails"
+
+
 def test_c9_calls_the_papers_own_table_3_numbers_a_match():
     """FunMatch with Shampoo at 1200 epochs (81.67%) 'matches' Adam at 4800 (82.18%)."""
     t = pd.DataFrame([{"arm": a, "epochs": e, "test_acc": x, "val_acc": x}
@@ -325,6 +342,12 @@ def test_longest_step_says_what_the_longest_schedule_changed():
     one = v.longest_step({"1k": tab({"function matching": {30.0: .8}})}, 0.9,
                          "function matching")
     assert "1k: one length only (30 epochs)" in one
+    # a point at a grid edge is named; a row's regime label keeps its size only
+    edged = tab({"function matching": {300.0: .82, 1000.0: s3(.865)}})
+    edged["at_edge"] = ["lr", float("nan")]
+    text = v.longest_step({"1000 images, 30 epochs": edged}, 0.875, "function matching")
+    assert "1000 images, 300 -> 1000 epochs" in text
+    assert "at 2 SE; provisional: the 300-epoch point was selected at its grid's edge)" in text
 
 
 def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge():
@@ -338,3 +361,10 @@ def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge(
     t["at_edge"] = [float("nan"), float("nan")]
     assert not ev.greater("x", v.est(t, "fix/rs", 300.0), v.est(t, "fix/cc", 300.0),
                           v.noise_of(t)).at_edge
+    # the ladder's end: reported (the optimum may lie beyond), not provisional
+    t["at_ladder_end"] = [float("nan"), "lr"]
+    check = ev.greater("fix/rs > fix/cc", v.est(t, "fix/rs", 300.0), v.est(t, "fix/cc", 300.0),
+                       v.noise_of(t))
+    assert check.at_ladder_end and not check.at_edge
+    assert "a longer learning-rate ladder (a compared point was selected at its end, so its " \
+        "optimum may lie beyond): fix/rs > fix/cc" in v._default_settle([check], 3)

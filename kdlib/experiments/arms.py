@@ -283,13 +283,14 @@ def shared_points_report(shared: Any) -> str:
     g = max(selecting, key=lambda g: g["test_acc"].max() - g["test_acc"].min())
     hi, lo = g.loc[g["test_acc"].idxmax()], g.loc[g["test_acc"].idxmin()]
     return (text + f"; {len(selecting)} select differently: each chapter grows its grid for "
-            "the arms it compares, alike, so a chapter whose other arms have not grown yet reads a "
-            "smaller grid (its check then reads a point at a grid edge, and its verdict is "
-            "provisional), and noise in the validation selection can pick another learning "
-            f"rate. The largest gap: {lo['arm']} at {lo['epochs']:g} epochs reads "
-            f"{100 * lo['test_acc']:.1f}% (n={lo['n_seeds']}, {lo['selected']}) in "
-            f"{lo['chapter']} and {100 * hi['test_acc']:.1f}% (n={hi['n_seeds']}, "
-            f"{hi['selected']}) in {hi['chapter']}.")
+            "the arms it compares, alike, so a chapter whose other arms have not grown yet reads "
+            "a smaller grid (where its selected run then sits at the grid's edge, the checks "
+            "reading it are provisional), and a grid grown from fewer values can stop at a "
+            "lower optimum, or noise in the validation selection pick another learning rate. "
+            f"The largest gap, at {lo['epochs']:g} epochs: {lo['chapter']}'s {lo['arm']} reads "
+            f"{100 * lo['test_acc']:.1f}% (n={lo['n_seeds']}, {lo['selected']}), "
+            f"{hi['chapter']}'s {hi['arm']} {100 * hi['test_acc']:.1f}% (n={hi['n_seeds']}, "
+            f"{hi['selected']}).")
 
 
 def _stored_seeds(preset: str, metric: str) -> dict[str, tuple[str, dict[int, float]]]:

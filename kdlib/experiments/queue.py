@@ -173,7 +173,8 @@ CUT: list[tuple[str, Callable[[], common.Arms], str]] = [
      "C13 reads 09 at 300 epochs, replicated by items 0 and 2"),
     ("01 1k images at 100 epochs (extras; tables only)",
      _extras_of(lambda: consistency.arms(PRESET, "1k"), (100.0,)),
-     "C1-C3 read 01 at 30, 300 and 1000 epochs (replicated by their own items)"),
+     "C1-C3 read 01 at 30 and 300 epochs, and at 1000 once queued (each replicated by its "
+     "own item)"),
 ]
 
 # The (chapter section, regime train size, epochs) points the cpu verdicts read
