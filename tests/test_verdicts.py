@@ -305,6 +305,15 @@ def test_c13_reads_the_longest_length_with_all_four_arms():
     partial = {a: dict(by) for a, by in lengths(acc).items()}
     del partial["DIST, weak teacher"][1000.0]
     assert "at 100 epochs" in v.c13_dist(tab(partial), "09").ours
+    # a weak teacher below its own KL student lies outside DIST's study: said, not hidden
+    below = v.c13_dist(tab(lengths(acc)), "09", teacher_accs={"strong teacher": .9,
+                                                               "weak teacher": .74})
+    assert below.settle == ("a second teacher stronger than its student for the 'DIST gains "
+                            "more with the strong teacher than with the weak teacher' check: "
+                            "the weak teacher (74.0%) is below its own KL student (84.0%), "
+                            "while DIST's teachers are all stronger than their students")
+    above = v.c13_dist(tab(lengths(acc)), "09", teacher_accs={"weak teacher": .88})
+    assert above.settle == ""
 
 
 def test_missing_row_names_arm_and_lengths():

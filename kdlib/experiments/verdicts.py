@@ -759,10 +759,13 @@ def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
 
 def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
              weak: str = "weak teacher", noise: ev.Noise | None = None,
-             patience_epochs: float = 300.0) -> Claim:
+             patience_epochs: float = 300.0,
+             teacher_accs: Mapping[str, float] | None = None) -> Claim:
     """C13: at the longest length (equal sweep budgets), DIST beats KL with the strong teacher,
     and its gain with the strong teacher exceeds its gain with the weak one. Below
-    ``patience_epochs`` the claim names the longer point that would settle it."""
+    ``patience_epochs`` the claim names the longer point that would settle it; with
+    ``teacher_accs`` ({role: test accuracy}) it says when the weak teacher is below its own KL
+    student, outside DIST's study (its teachers are all stronger than their students)."""
     noise = noise or noise_of(table)
     arm = lambda loss, t: f"{loss}, {t}"  # noqa: E731
     eps = [e for e in _eps(table, arm("KL", strong))
@@ -789,5 +792,12 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
         settle = (f"the {patience_epochs:g}-epoch arms (the cpu queue trains them): whether "
                   "patience erases DIST's gain, as KL students keep improving past "
                   f"{longest:g} epochs")
+    weak_acc = (teacher_accs or {}).get(weak)
+    if weak_acc is not None and weak_acc < x["KL", weak].mean:
+        settle = "; ".join(p for p in (settle, (
+            f"a second teacher stronger than its student for the '{checks[1].name}' check: "
+            f"the {weak} ({_pct(weak_acc)}) is below its own KL student "
+            f"({_pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than "
+            "their students")) if p)
     return _claim("C13", ours, checks, chapter, noise, [v.n for v in x.values()],
                   f"{eps[0]:g}-{longest:g} epochs", settle)
