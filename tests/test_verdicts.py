@@ -222,6 +222,14 @@ def test_c8_resolution():
     assert c.verdict == "not testable at this scale" and "not stronger" in c.checks[1]["detail"]
     bad = dict(acc, **{"low-res student": (.6, .6, .6), "high-res teacher": (.7, .7, .7)})
     assert v.c8_resolution(tab(lengths(bad)), "04").verdict == "not reproduced"
+    # "at a fraction of the cost": the low-res student's FLOPs against the baseline's
+    cheap = v.c8_resolution(tab(lengths(acc)), "04", student_mflops={
+        "same resolution": 10.0, "low-res student": 5.4, "high-res teacher": 10.0})
+    assert cheap.checks[1]["name"] == "low-res student costs at most 0.6x the FLOPs"
+    assert cheap.checks[1]["outcome"] == "holds" and "measured 0.54x" in cheap.checks[1]["detail"]
+    dear = v.c8_resolution(tab(lengths(acc)), "04", student_mflops={
+        "same resolution": 10.0, "low-res student": 8.0, "high-res teacher": 10.0})
+    assert dear.checks[1]["outcome"] == "fails" and dear.verdict == "partly"
 
 
 def test_c9_shampoo():

@@ -169,6 +169,8 @@ RULE_CHANGES: dict[str, str] = {
            "largest gap the paper itself calls a match (Table 3: FunMatch with Shampoo at 1200 "
            "epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam at 1000 epochs "
            "(chapter 01's stored point), so the match is read at 3.3x (300 vs 1000 epochs)"),
+    "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
+           "student's forward FLOPs at most 0.6x the baseline's"),
     "C10": ("; on 2026-12-05 C10 gained a check for section 3.5's title, 'eventually falls "
             "behind': the random init ahead at the longest length"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
@@ -608,17 +610,26 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
 def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resolution",
                   low_res: str = "low-res student", high_res: str = "high-res teacher",
                   max_drop: float = 0.03, teacher_accs: Mapping[str, float] | None = None,
-                  noise: ev.Noise | None = None) -> Claim:
+                  noise: ev.Noise | None = None,
+                  student_mflops: Mapping[str, float] | None = None,
+                  max_cost: float = 0.6) -> Claim:
     """C8: the low-res student is at most ``max_drop`` below the baseline at the longest
-    length; the high-res teacher's student beats the baseline at every length. The second is
-    "not testable" when ``teacher_accs`` shows the high-res teacher is no stronger than the
-    baseline's (the paper's 384 px teacher is)."""
+    length and, with ``student_mflops`` ({arm: forward MFLOPs}), costs at most ``max_cost``
+    of its FLOPs ("a fraction of the cost": the paper's S160 costs (160/224)^2 = 0.51 of
+    S224; a check since 2026-12-05); the high-res teacher's student beats the baseline at
+    every length. That last is "not testable" when ``teacher_accs`` shows the high-res
+    teacher is no stronger than the baseline's (the paper's 384 px teacher is)."""
     noise = noise or noise_of(table)
     eps = _eps(table, baseline)
     longest = eps[-1]
     checks = [ev.at_least(f"low-res student within {100 * max_drop:.0f} pts at {longest:g} "
                           "epochs", est(table, low_res, longest), est(table, baseline, longest),
                           max_drop, noise)]
+    if student_mflops:
+        ratio = student_mflops[low_res] / student_mflops[baseline]
+        checks.append(ev.flag(f"low-res student costs at most {max_cost:g}x the FLOPs",
+                              ratio <= max_cost, f"measured {ratio:.2f}x (XLA's count of the "
+                              "forward; the paper's S160 costs 0.51x S224)"))
     weaker = (teacher_accs is not None
               and teacher_accs.get(high_res, 1.0) <= teacher_accs.get(baseline, 0.0))
     if weaker:
