@@ -277,6 +277,11 @@ def test_c11_cross_family():
     acc = {"MobileNetV3-L (GN)": (.70, .75, .80), "MobileNetV3-L (BN)": (.68, .73, .78),
            "BiT student": (.75, .80, .85), "BiT student, 2 teachers": (.77, .82, .87)}
     assert v.c11_cross_family(tab(lengths(acc)), "07").verdict == "reproduced"
+    # the MobileNet check reads the last step to the longest length, not the whole range
+    assert v.c11_cross_family(tab(lengths(acc)), "07").checks[0]["name"] == \
+        "MobileNetV3-L (GN) improves from 100 to 1000 epochs"
+    plateau = dict(acc, **{"MobileNetV3-L (GN)": (.60, .75, .75)})
+    assert v.c11_cross_family(tab(lengths(plateau)), "07").checks[0]["outcome"] != "holds"
     bn_better = dict(acc, **{"MobileNetV3-L (BN)": (.7, .8, .9)})
     assert v.c11_cross_family(tab(lengths(bn_better)), "07").verdict == "partly"
     no_bn = dict(acc, **{"MobileNetV3-L (BN)": (float("nan"),) * 3})

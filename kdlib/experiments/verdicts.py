@@ -171,6 +171,8 @@ RULE_CHANGES: dict[str, str] = {
            "(chapter 01's stored point), so the match is read at 3.3x (300 vs 1000 epochs)"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's"),
+    "C11": ("; on 2026-12-05 C11's MobileNet check reads the last step to the longest "
+            "length (the paper's 300 -> 1200 epochs), not the whole range from the shortest"),
     "C10": ("; on 2026-12-05 C10 gained a check for section 3.5's title, 'eventually falls "
             "behind': the random init ahead at the longest length"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
@@ -714,13 +716,16 @@ def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L
                      bn: str = "MobileNetV3-L (BN)", single: str = "BiT student",
                      ensemble: str = "BiT student, 2 teachers",
                      noise: ev.Noise | None = None) -> Claim:
-    """C11: the MobileNet (GN) student improves from the shortest to the longest length; GN
-    beats BN at the longest; the ensemble teacher's student beats the single teacher's at
-    every length. A BN arm with no finished run leaves its check out."""
+    """C11: the MobileNet (GN) student still improves over the last step to the longest
+    length (Table 3: 74.60 -> 76.31% from 300 to 1200 epochs; until 2026-12-05 from the
+    shortest length, which any training passes); GN beats BN at the longest; the ensemble
+    teacher's student beats the single teacher's at every length. A BN arm with no finished
+    run leaves its check out."""
     noise = noise or noise_of(table)
     eps = _eps(table, gn)
-    checks = [ev.greater(f"{gn} improves from {eps[0]:g} to {eps[-1]:g} epochs",
-                         est(table, gn, eps[-1]), est(table, gn, eps[0]), noise)]
+    first = eps[-2] if len(eps) > 1 else eps[0]
+    checks = [ev.greater(f"{gn} improves from {first:g} to {eps[-1]:g} epochs",
+                         est(table, gn, eps[-1]), est(table, gn, first), noise)]
     if _has(table, bn, eps[-1]):
         checks.append(ev.greater(f"GN > BN at {eps[-1]:g} epochs", est(table, gn, eps[-1]),
                                  est(table, bn, eps[-1]), noise))
