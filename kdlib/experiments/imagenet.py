@@ -27,7 +27,6 @@ ARMS = {
     "labels: SGD + mixup": ("mix", "labels", "sgd"),
 }
 DISTILL_ARMS = tuple(a for a, (_, loss, _) in ARMS.items() if loss != "labels")
-LABEL_ARMS = tuple(a for a in ARMS if a not in DISTILL_ARMS)
 # A longer schedule the background queue trains (issue 14) before the chapter shows it: the
 # three distillation arms and the best label-only arm at the cpu preset's 4 epochs ("labels:
 # Adam", 76.79% test in results/cpu/03_imagenet/table_3_imagenet_analog.csv).

@@ -45,9 +45,9 @@ def epochs(preset: str) -> tuple[float, ...]:
 # function-matching point at 1000 epochs (grid grown, 3 seeds: the queue's item 1), shown
 # since 2026-12-05.
 ADAM_LONGER = {"cpu": (1000.0,)}
-# ... read over the grid chapter 02 grew for that point (lr 1e-3 to 1e-1, every arm at 1000
-# epochs alike), so both chapters read the same run; grown from 05's own two lrs, the grid
-# stopped at an interior but lower optimum (lr 1e-2: 86.3% against 86.5%, 2026-12-05).
+# Its lr grid: the one chapter 02 grew for that point (every arm at 1000 epochs alike), so
+# both chapters read the same runs. Grown from 05's own two lrs, the grid stopped at an
+# interior but lower optimum (lr 1e-2: 86.3% against 86.5% at lr 1e-1, 2026-12-05).
 ADAM_LONGER_LR = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 # Longer schedules the background queue trains before the chapter shows them: none now.
 PLANNED: dict[str, dict[str, tuple[float, ...]]] = {}
