@@ -436,7 +436,9 @@ def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it
 
 
 def describe(arms: Arms) -> list[dict[str, Any]]:
-    """One row per (arm, epochs): what is trained, for the notebook's setup table."""
+    """One row per (arm, epochs): what is trained, for the notebook's setup table. The grid is
+    the one each arm starts from; the evidence extras grow it where a selected run sits at its
+    edge (the results table's ``grid`` column says what was read)."""
     rows = []
     for arm, by_epochs in arms.items():
         for ep, (cfg, axes) in by_epochs.items():
@@ -445,7 +447,8 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
                 n *= len(values)
             rows.append({"arm": arm, "epochs": ep, "train images": cfg.data.train_size,
                          "policy": cfg.policy, "loss": cfg.loss, "optimizer": cfg.optimizer,
-                         "sweep": ", ".join(f"{k}={v}" for k, v in axes.items()), "runs": n})
+                         "base grid": ", ".join(f"{k}={v}" for k, v in axes.items()),
+                         "base runs": n})
     return rows
 
 
