@@ -153,7 +153,7 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam)",
      lambda: _only(imagenet.arms(PRESET, planned=True), imagenet.PLANNED_ARMS,
                    imagenet.PLANNED[PRESET])),
-    ("01 1k images at 1000 epochs (consistent, FM, best fixed and independent; 05's Adam)",
+    ("01 1k images at 1000 epochs (consistent, best fixed and independent; FM is stored)",
      _consistency("1k", (1000.0,))),
     ("01 250 images at 1000 epochs (consistent, best fixed and independent; FM is 02's)",
      _consistency("250", (1000.0,))),
