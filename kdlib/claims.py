@@ -329,6 +329,30 @@ def sensitivity(claims: Iterable[Claim]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def grid_report(claims: Iterable[Claim]) -> str:
+    """One paragraph on the grids the verdicts read: how many sub-checks read a point selected
+    at a grid edge the queue still grows (their verdicts are provisional) and how many a point
+    at the ladder's end (the optimum may lie beyond the grid: said, not resolved), by claim."""
+    claims = _sorted(claims)
+    measured = [k for c in claims for k in c.checks if k.get("at_edge") is not None]
+    if not measured:
+        return "No stored sub-check compares measured points yet."
+
+    def ids(key: str) -> tuple[int, str]:
+        hit = {c.id: sum(bool(k.get(key)) for k in c.checks) for c in claims}
+        found = [f"{cid} {n}" for cid, n in hit.items() if n]
+        return sum(hit.values()), ", ".join(found)
+
+    edge, edge_ids = ids("at_edge")
+    end, end_ids = ids("at_ladder_end")
+    text = (f"Of {len(measured)} sub-checks that compare measured points, {edge} read a point "
+            "selected at an edge of its learning-rate grid that the queue still grows"
+            + (f" ({edge_ids}): their verdicts are provisional" if edge else "")
+            + f"; {end} read a point selected at the ladder's end, where the rule grows no "
+            "further, so its optimum may lie beyond the grid")
+    return text + (f" ({end_ids}; named in each claim's what would settle it)." if end else ".")
+
+
 def checks_table(claims: Iterable[Claim]) -> pd.DataFrame:
     """One row per sub-check of each claim: id, check, outcome and its numbers."""
     import pandas as pd

@@ -316,3 +316,21 @@ def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule
     assert claims.sensitivity([make("C3")]).startswith("No stored sub-check")
     with pytest.raises(ValueError, match="strict_outcome"):
         dataclasses.replace(make("C1"), checks=({**both, "strict_outcome": "maybe"},))
+
+
+def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
+    def check(name, edge=False, end=False):
+        return {"name": name, "outcome": "holds", "detail": "", "at_edge": edge,
+                "at_ladder_end": end}
+
+    c1 = dataclasses.replace(make("C1"), checks=(check("a", edge=True), check("b", end=True)))
+    c2 = dataclasses.replace(make("C2", "02_patience"),
+                             checks=(check("c", end=True), check("d"),
+                                     {"name": "e", "outcome": "not testable", "detail": ""}))
+    text = claims.grid_report([c2, c1])
+    assert text == ("Of 4 sub-checks that compare measured points, 1 read a point selected at "
+                    "an edge of its learning-rate grid that the queue still grows (C1 1): their "
+                    "verdicts are provisional; 2 read a point selected at the ladder's end, where "
+                    "the rule grows no further, so its optimum may lie beyond the grid (C1 1, "
+                    "C2 1; named in each claim's what would settle it).")
+    assert claims.grid_report([make("C3")]).startswith("No stored sub-check")
