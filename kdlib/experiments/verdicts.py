@@ -168,7 +168,8 @@ RULE_CHANGES: dict[str, str] = {
            "every pair; its tolerance for 'matches' grew from 0.5 to 0.6 pts, the "
            "largest gap the paper itself calls a match (Table 3: FunMatch with Shampoo at 1200 "
            "epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam at 1000 epochs "
-           "(chapter 01's stored point), so the match is read at 3.3x (300 vs 1000 epochs)"),
+           "(function matching at 1000 epochs, the point chapter 02 grew and replicated), so "
+           "the match is read at 3.3x (300 vs 1000 epochs)"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's"),
     "C11": ("; on 2026-12-05 C11's MobileNet check reads the last step to the longest "
