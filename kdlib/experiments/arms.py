@@ -230,7 +230,7 @@ def shared_points(preset: str, root: Any = None) -> Any:
 
     base = store.results_root(root) / presets.check(preset)
     configs: dict[str, dict] = {}
-    for path in base.glob("*/*/config.json"):
+    for path in base.glob(f"*/*/{store.CONFIG_FILE}"):
         configs.setdefault(path.parent.name, json.loads(path.read_text()))
     rows = []
     for section, paths in claims.chapter_tables(preset, root).items():
@@ -262,9 +262,9 @@ def shared_points_report(shared: Any) -> str:
     if shared.empty:
         return "No point is read by more than one chapter's stored tables."
     groups = list(shared.groupby("key", sort=False))
-    differ = [(key, g) for key, g in groups if g["selected"].nunique() > 1
+    differ = [g for _, g in groups if g["selected"].nunique() > 1
               or g["test_acc"].round(6).nunique() > 1]
-    rerun = [g for _, g in differ if g["selected"].nunique() == 1]
+    rerun = [g for g in differ if g["selected"].nunique() == 1]
     text = (f"{len(groups)} points (an arm at a length, the same training config) are read by "
             f"more than one chapter; {len(groups) - len(differ)} read the same numbers "
             f"everywhere")
@@ -277,7 +277,7 @@ def shared_points_report(shared: Any) -> str:
                  "group, so the floating-point order differs; e.g. "
                  + " vs ".join(f"{100 * a:.2f}%" for a in g["test_acc"].unique()[:2])
                  + f" for {g['arm'].iloc[0]} at {g['epochs'].iloc[0]:g} epochs)")
-    selecting = [g for _, g in differ if g["selected"].nunique() > 1]
+    selecting = [g for g in differ if g["selected"].nunique() > 1]
     if not selecting:
         return text + "."
     g = max(selecting, key=lambda g: g["test_acc"].max() - g["test_acc"].min())
