@@ -79,7 +79,7 @@ TABLE2_ANALOGS: dict[tuple[str, int], Analog | None] = {
         "function-matching student at a lower resolution than its teacher (T28 -> S20), "
         "1,000 images"),
     ("Original ResNet", 224): Analog(
-        "03_imagenet", "3_imagenet_analog",
+        "03_imagenet", "arms",
         ("labels: Adam", "labels: Adam + mixup", "labels: SGD", "labels: SGD + mixup"),
         "the student trained from labels on all 55,000 images (best optimizer)"),
     ("BiT-M-R50", 224): Analog(
@@ -95,29 +95,27 @@ TABLE2_ANALOGS: dict[tuple[str, int], Analog | None] = {
 
 
 def _read_analog(path: Any, arms: tuple[str, ...]) -> tuple[float, str, str] | None:
-    """(accuracy %, '±sd over n seeds' or '', 'at <epochs> epochs') of the best of ``arms`` at
-    the longest schedule in a stored chapter table (long or pivoted), or None."""
+    """(accuracy %, '±sd over n seeds' or '', 'at <epochs> epochs') of the best of ``arms``
+    on validation at the longest schedule in a stored chapter table (one row per arm and
+    length, as :func:`kdlib.experiments.common.results_table` writes it), or None."""
     import pandas as pd
 
     frame = pd.read_csv(path)
-    if "test_acc" in frame.columns:  # long: one row per (arm, epochs)
-        rows = frame[frame["arm"].isin(arms)]
-        if rows.empty:
-            return None
-        longest = rows["epochs"].max()
-        rows = rows[rows["epochs"] == longest]
-        # the best of several arms on validation where the table has it (never on test)
-        best = rows.loc[rows["val_acc" if "val_acc" in rows else "test_acc"].idxmax()]
-        spread = ""
-        if "test_acc_sd" in rows.columns and pd.notna(best.get("test_acc_sd")):
-            spread = f"±{100 * best['test_acc_sd']:.1f} sd over {int(best['n_seeds'])} seeds"
-        return 100 * float(best["test_acc"]), spread, f"{longest:g} epochs"
-    lengths = [c for c in frame.columns if c.replace(".", "", 1).isdigit()]
+    missing = {"arm", "epochs", "test_acc", "val_acc"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path} lacks the columns {sorted(missing)}: Table 2's analog is "
+                         "read from a chapter's long results table (one row per arm and "
+                         "length, with val_acc to pick the best arm on)")
     rows = frame[frame["arm"].isin(arms)]
-    if rows.empty or not lengths:
+    if rows.empty:
         return None
-    longest = max(lengths, key=float)
-    return float(rows[longest].max()), "", f"{float(longest):g} epochs"
+    longest = rows["epochs"].max()
+    rows = rows[rows["epochs"] == longest]
+    best = rows.loc[rows["val_acc"].idxmax()]  # several arms: picked on validation, never test
+    spread = ""
+    if "test_acc_sd" in rows.columns and pd.notna(best.get("test_acc_sd")):
+        spread = f"±{100 * best['test_acc_sd']:.1f} sd over {int(best['n_seeds'])} seeds"
+    return 100 * float(best["test_acc"]), spread, f"{longest:g} epochs"
 
 
 def table2(paper_rows: list[dict[str, Any]], preset: str,

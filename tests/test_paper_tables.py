@@ -26,23 +26,34 @@ def test_every_table2_row_has_an_analog_entry():
 def test_table2_reads_analogs_from_stored_chapter_tables(tmp_path):
     section = tmp_path / "cpu" / "03_imagenet"
     section.mkdir(parents=True)
-    (section / "table_3_imagenet_analog.csv").write_text(
-        "arm,1.0,4.0\nfunction matching,50.0,70.0\nlabels: Adam,40.0,61.5\nlabels: SGD,45,60\n")
+    (section / "table_arms.csv").write_text(  # SGD is ahead on test, Adam on validation
+        "arm,epochs,test_acc,val_acc\nfunction matching,4.0,0.7,0.7\nlabels: Adam,1.0,0.4,0.4\n"
+        "labels: Adam,4.0,0.615,0.63\nlabels: SGD,4.0,0.62,0.6\n")
     (tmp_path / "cpu" / "02_patience").mkdir()
     (tmp_path / "cpu" / "02_patience" / "table_1k_arms.csv").write_text(
-        "arm,epochs,test_acc,test_acc_sd,n_seeds\ntransfer,30.0,0.5,,1\n"
-        "transfer,300.0,0.75,0.01,3\nfunction matching,300.0,0.8,,1\n")
+        "arm,epochs,test_acc,val_acc,test_acc_sd,n_seeds\ntransfer,30.0,0.5,0.5,,1\n"
+        "transfer,300.0,0.75,0.74,0.01,3\nfunction matching,300.0,0.8,0.8,,1\n")
     rows = {(r["model"], int(r["resolution"])): r
             for r in paper_tables.table2(literature(), "cpu", root=tmp_path)}
     original = rows[("Original ResNet", 224)]
     assert original["ours (%)"] == "61.50" and original["from"] == "03_imagenet"
     assert "4 epochs" in original["our analog"]  # the longest schedule, best label arm
+    # on validation
     bit = rows[("BiT-M-R50", 224)]
     assert bit["ours (%)"] == "75.00 (±1.0 sd over 3 seeds)" and "300 epochs" in bit["our analog"]
     assert rows[("Meal-v2", 224)]["our analog"] == paper_tables.NO_ANALOG
     missing = rows[("FunMatch (T224)", 160)]  # chapter 04 stored nothing here
     assert "not stored" in missing["our analog"] and missing["ours (%)"] == ""
     assert original["imagenet_top1"] == "77.2"  # the paper's columns are kept
+
+
+def test_table2_refuses_a_table_without_validation(tmp_path):
+    """A pivoted or test-only table cannot pick the best arm on validation: a clear error."""
+    section = tmp_path / "cpu" / "03_imagenet"
+    section.mkdir(parents=True)
+    (section / "table_arms.csv").write_text("arm,4.0\nlabels: Adam,61.5\n")
+    with pytest.raises(ValueError, match=r"lacks the columns \['epochs', 'test_acc', 'val_acc'\]"):
+        paper_tables.table2(literature(), "cpu", root=tmp_path)
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu"])
