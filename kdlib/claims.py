@@ -52,7 +52,8 @@ class Claim:
     verdict: str
     chapter: str
     # Each sub-check as {"name", "outcome", "detail", "margin", "se", "seeds",
-    # "coarse_outcome", "strict_outcome", "heldout_outcome"} (kdlib.evidence.Check).
+    # "coarse_outcome", "strict_outcome", "heldout_outcome", "selection_outcome"}
+    # (kdlib.evidence.Check).
     checks: tuple[dict[str, Any], ...] = ()
     noise: str = ""  # the seed noise the checks used, and where it came from
     seeds: str = ""  # seeds per point read, e.g. "3" or "1-3"
@@ -276,11 +277,13 @@ def report(claims: Iterable[Claim]) -> str:
 
 # The alternative readings of every sub-check (kdlib.evidence.READINGS), as the summary names
 # them: noise pooled per training-set size only (the rule until late on 2026-12-04), the
-# stricter 3 SE bar, and the held-out seeds only (each point without its validation-selected
-# run, which reads optimistic: the winner's curse).
+# stricter 3 SE bar, the held-out seeds only (each point without its validation-selected
+# run, which reads optimistic: the winner's curse), and each point's selection noise added to
+# the SE (how far it moves when its grid is selected again: kdlib.evidence.selection_sd).
 ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",
                 "strict_outcome": "at 3 SE",
-                "heldout_outcome": "selected runs left out"}
+                "heldout_outcome": "selected runs left out",
+                "selection_outcome": "with the selection's noise"}
 
 
 def verdict_under(claim: Claim, reading: str) -> str:
@@ -298,8 +301,9 @@ def verdict_under(claim: Claim, reading: str) -> str:
 def sensitivity(claims: Iterable[Claim]) -> str:
     """Markdown: the sub-checks and verdicts that change under each alternative reading
     (:data:`ALTERNATIVES`: the seed noise pooled per training-set size only instead of per
-    size and schedule length; a 3 SE bar instead of 2; the selected runs left out), so a
-    reader sees which verdicts rest on a choice of the rules rather than on the runs."""
+    size and schedule length; a 3 SE bar instead of 2; the selected runs left out; the
+    selection's noise added), so a reader sees which verdicts rest on a choice of the rules
+    rather than on the runs."""
     claims = _sorted(claims)
     read = sum(any(k.get(r) for r in ALTERNATIVES) for c in claims for k in c.checks)
     if not read:

@@ -7,8 +7,9 @@ schedule length, else its training-set size: :func:`pooled_noise_by_regime`), el
 replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
 that the claim then names; a point with at least 3 seeds uses its own spread where that is
 larger. Each check also records its outcome under the coarser pool (training-set size only), at
-:data:`K_STRICT` standard errors, and from the held-out seeds only (the validation-selected run
-left out: :meth:`Estimate.heldout`), so a reader sees which outcomes rest on those choices.
+:data:`K_STRICT` standard errors, from the held-out seeds only (the validation-selected run
+left out: :meth:`Estimate.heldout`), and with the noise of which config the sweep selects added
+(:func:`selection_sd`), so a reader sees which outcomes rest on those choices.
 Pure functions over numbers: no store, no JAX.
 """
 
@@ -28,7 +29,9 @@ K_STRICT = 3.0
 # The per-run standard deviation of test accuracy assumed when no replicated point measured
 # it: two runs of one config and seed at two commits differed by 0.6 points (DESIGN.md), and
 # seeds add initialization and data-order noise on top.
-ASSUMED_SD = {"test_acc": 0.01, "train_loss": 0.02}
+ASSUMED_SD = {"test_acc": 0.01, "val_acc": 0.01, "train_loss": 0.02}
+# Accuracies print in points; other metrics (a loss) in their own units.
+ACCURACIES = ("test_acc", "val_acc")
 # A point's own spread counts from this many seeds, and only where it exceeds the pooled one:
 # 2 degrees of freedom cannot show a point quieter than the pooled spread (rule changed on
 # 2026-12-04, after results existed: 3 seeds of one config read sd 0.04 pts, "±0.0 at 2 SE").
@@ -56,6 +59,10 @@ class Estimate:
     # Its config was selected at the end of the ladder (lr 0.1): the rule grows the grid no
     # further, so the optimum may lie beyond it (reported; no queue resolves it).
     at_ladder_end: bool = False
+    # How far its value would move if its grid were selected again under the validation's
+    # seed noise (:func:`selection_sd`): the noise of *which* config the sweep picks, which
+    # the seed replicates of the one it picked do not see. Read by the "selection" reading.
+    select_sd: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -64,6 +71,9 @@ class Estimate:
         bad = [v for v in self.values if not (isinstance(v, int | float) and math.isfinite(v))]
         if bad:
             raise ValueError(f"Estimate {self.label!r} has non-finite values {bad}")
+        if not (math.isfinite(self.select_sd) and self.select_sd >= 0):
+            raise ValueError(f"Estimate {self.label!r} has select_sd={self.select_sd!r}; "
+                             "allowed: a finite number >= 0")
 
     @property
     def n(self) -> int:
@@ -109,6 +119,40 @@ class Estimate:
 def constant(value: float, label: str = "") -> Estimate:
     """A number known without noise (chance level, a teacher's accuracy) as an Estimate."""
     return Estimate((float(value),), label, known=True)
+
+
+# Re-selections drawn by :func:`selection_sd` (fixed seed: the same table gives the same sd).
+SELECTION_DRAWS = 4000
+
+
+def selection_sd(val: Sequence[float], test: Sequence[float], selected: int, val_sd: float,
+                 *, draws: int = SELECTION_DRAWS, seed: int = 0) -> float:
+    """How far a swept point's test accuracy moves when its grid is selected again.
+
+    Each draw adds independent seed noise (``val_sd`` per run, measured from replicates) to
+    every grid run's validation accuracy, takes the best, and records its test accuracy
+    minus the selected run's (``test[j] - test[selected]``; 0 when the same run wins). The
+    result is the spread (sd) of that shift: 0 for a clear winner, large where configs tie on
+    validation but differ on test. The shifts are read between single runs, so they carry
+    those runs' seed noise too: a conservative measure. Deterministic (``seed``).
+    """
+    import numpy as np
+
+    val, test = np.asarray(val, float), np.asarray(test, float)
+    if val.ndim != 1 or val.shape != test.shape or not val.size:
+        raise ValueError(f"val and test need one value per grid run each (got {val.shape} "
+                         f"and {test.shape})")
+    if not 0 <= selected < val.size:
+        raise ValueError(f"selected={selected} is not a run of the {val.size}-run grid")
+    if not (np.isfinite(val).all() and np.isfinite(test).all()):
+        raise ValueError(f"non-finite accuracies: val {val.tolist()}, test {test.tolist()}")
+    if not (math.isfinite(val_sd) and val_sd >= 0):
+        raise ValueError(f"val_sd={val_sd!r}; allowed: a finite number >= 0")
+    if val.size == 1 or val_sd == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    picked = np.argmax(val + rng.normal(0.0, val_sd, (draws, val.size)), axis=1)
+    return float(np.std(test[picked] - test[selected]))
 
 
 # A regime names its levels from coarse to fine, joined by this: "1000 images, 300 epochs".
@@ -167,7 +211,7 @@ def _pooled(groups: Iterable[Sequence[float]]) -> tuple[float, int, int]:
 
 def _per_run(sd: float, metric: str) -> str:
     """A per-run spread as the claims print it (points of accuracy, else the metric's units)."""
-    return f"{100 * sd:.2f} pts" if metric == "test_acc" else f"{sd:.4f}"
+    return f"{100 * sd:.2f} pts" if metric in ACCURACIES else f"{sd:.4f}"
 
 
 def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") -> Noise:
@@ -180,11 +224,11 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
     if dof == 0:
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
-                     if metric == "test_acc" else f"assumed {sd:g} per run: no replicates")
+                     if metric in ACCURACIES else f"assumed {sd:g} per run: no replicates")
     what = _per_run(sd, metric)
     if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
         assumed = ASSUMED_SD[metric]
-        kept = f"{100 * assumed:.1f} pts" if metric == "test_acc" else f"{assumed:g}"
+        kept = f"{100 * assumed:.1f} pts" if metric in ACCURACIES else f"{assumed:g}"
         return Noise(assumed, f"assumed {kept} per run: the {what} pooled over {points} "
                      f"replicated points has {dof} degrees of freedom (< {MIN_POOLED_DOF})")
     return Noise(sd, f"{what} per run, pooled over {points} replicated points")
@@ -263,6 +307,8 @@ class Check:
     strict_outcome: str | None = None
     # The outcome from the held-out seeds only (Estimate.heldout: the selected run left out).
     heldout_outcome: str | None = None
+    # The outcome with each point's selection noise (Estimate.select_sd) added to the SE.
+    selection_outcome: str | None = None
     # A point it compares was selected at a grid edge the ladder goes beyond (Estimate.at_edge):
     # the outcome is provisional until that grid is grown.
     at_edge: bool | None = None
@@ -271,7 +317,7 @@ class Check:
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
-                        self.heldout_outcome):
+                        self.heldout_outcome, self.selection_outcome):
             if outcome is not None and outcome not in OUTCOMES:
                 raise ValueError(f"Check {self.name!r} outcome={outcome!r}; "
                                  f"allowed: {OUTCOMES}")
@@ -280,9 +326,12 @@ class Check:
         return dataclasses.asdict(self)
 
 
-def _se(a: Estimate, b: Estimate, noise: Noise, coarse: bool = False) -> float:
+def _se(a: Estimate, b: Estimate, noise: Noise, coarse: bool = False,
+        selection: bool = False) -> float:
+    """SE of a - b from the seed noise; ``selection`` adds each point's selection noise."""
+    extra = a.select_sd ** 2 + b.select_sd ** 2 if selection else 0.0
     return math.sqrt(a.se(noise.sd_for(a.regime, coarse=coarse)) ** 2
-                     + b.se(noise.sd_for(b.regime, coarse=coarse)) ** 2)
+                     + b.se(noise.sd_for(b.regime, coarse=coarse)) ** 2 + extra)
 
 
 def _diff(a: Estimate, b: Estimate, noise: Noise) -> tuple[float, float]:
@@ -319,7 +368,8 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
               f"(±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
-                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k), _edge(a, b),
+                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k),
+                 _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
                  _ladder_end(a, b))
 
 
@@ -337,7 +387,8 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
-                 outcome(*_diff(a.heldout(), b.heldout(), noise)), _edge(a, b),
+                 outcome(*_diff(a.heldout(), b.heldout(), noise)),
+                 outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
                  _ladder_end(a, b))
 
 
@@ -348,13 +399,15 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     db, seb = _diff(*b, noise)
     d, se = da - db, math.sqrt(sea ** 2 + seb ** 2)
     coarse_se = math.sqrt(_se(*a, noise, coarse=True) ** 2 + _se(*b, noise, coarse=True) ** 2)
+    select_se = math.sqrt(_se(*a, noise, selection=True) ** 2
+                          + _se(*b, noise, selection=True) ** 2)
     (ha, hsa), (hb, hsb) = (_diff(*(e.heldout() for e in pair), noise) for pair in (a, b))
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
                  _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
-                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k), _edge(*a, *b),
-                 _ladder_end(*a, *b))
+                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k),
+                 _beyond(d, select_se, k), _edge(*a, *b), _ladder_end(*a, *b))
 
 
 def not_testable(name: str, why: str) -> Check:
@@ -370,8 +423,9 @@ def flag(name: str, ok: bool, detail: str) -> Check:
 def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     """The claim's verdict from its sub-checks' ``reading``: "outcome" (the rule),
     "coarse_outcome" (noise pooled per training-set size only), "strict_outcome" (at
-    :data:`K_STRICT` SE) or "heldout_outcome" (the selected runs left out); a check without
-    that reading counts with its outcome.
+    :data:`K_STRICT` SE), "heldout_outcome" (the selected runs left out) or
+    "selection_outcome" (each point's selection noise added); a check without that reading
+    counts with its outcome.
 
     reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
     and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
@@ -395,4 +449,5 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
 
 
 # A check's outcome under the rule, and under the two alternatives it records.
-READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome")
+READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome",
+            "selection_outcome")

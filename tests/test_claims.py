@@ -291,13 +291,14 @@ def test_a_verdict_reading_a_point_at_a_grid_edge_is_provisional_at_any_seeds():
 
 
 def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule():
-    def check(name, outcome, coarse, strict, heldout):
+    def check(name, outcome, coarse, strict, heldout, selection):
         return {"name": name, "outcome": outcome, "detail": "", "coarse_outcome": coarse,
-                "strict_outcome": strict, "heldout_outcome": heldout}
+                "strict_outcome": strict, "heldout_outcome": heldout,
+                "selection_outcome": selection}
 
-    both = check("a > b", "holds", "inconclusive", "holds", "holds")
-    close = check("c > d", "fails", "fails", "inconclusive", "inconclusive")
-    same = check("e > f", "holds", "holds", "holds", "holds")
+    both = check("a > b", "holds", "inconclusive", "holds", "holds", "holds")
+    close = check("c > d", "fails", "fails", "inconclusive", "inconclusive", "inconclusive")
+    same = check("e > f", "holds", "holds", "holds", "holds", "holds")
     flag = {"name": "ratio", "outcome": "fails", "detail": "measured 1.1x"}  # no noise read
     one = dataclasses.replace(make("C1"), checks=(both, same))
     two = dataclasses.replace(make("C2", verdict="partly"), checks=(same, close, flag))
@@ -308,10 +309,10 @@ def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule
     assert text.startswith("Of 4 sub-checks that read seed noise")
     assert ("*noise per training-set size only*: **1** change outcome, **1** verdicts change "
             "(C1 reproduced -> inconclusive); *at 3 SE*: **1** change outcome, no verdict "
-            "changes; *selected runs left out*: **1** change outcome, no verdict changes."
-            ) in text
-    assert "| C1 | a > b | holds | inconclusive | holds | holds |" in text
-    assert "| C2 | c > d | fails | fails | inconclusive | inconclusive |" in text
+            "changes; *selected runs left out*: **1** change outcome, no verdict changes; "
+            "*with the selection's noise*: **1** change outcome, no verdict changes.") in text
+    assert "| C1 | a > b | holds | inconclusive | holds | holds | holds |" in text
+    assert "| C2 | c > d | fails | fails | inconclusive | inconclusive | inconclusive |" in text
     assert "e > f" not in text
     assert claims.sensitivity([make("C3")]).startswith("No stored sub-check")
     with pytest.raises(ValueError, match="strict_outcome"):

@@ -147,6 +147,53 @@ def test_the_heldout_reading_leaves_the_selected_run_out():
     assert ev.combine([check], reading="heldout_outcome") == "reproduced"
 
 
+def test_selection_sd_is_zero_for_a_clear_winner_and_half_the_gap_for_a_tie():
+    """Two configs tied on validation but 4 pts apart on test: re-selection picks each half
+    the time, so the selected value moves by 0 or -4 pts: sd 2 pts. A winner 10 val-noise
+    sds ahead never loses its place: sd 0."""
+    tie = ev.selection_sd([0.80, 0.80], [0.84, 0.80], 0, val_sd=0.01, draws=20_000)
+    assert tie == pytest.approx(0.02, abs=0.0005)
+    assert ev.selection_sd([0.90, 0.80, 0.70], [0.84, 0.70, 0.60], 0, val_sd=0.01) == 0.0
+    assert ev.selection_sd([0.80], [0.84], 0, val_sd=0.05) == 0.0  # one run: nothing to pick
+    assert ev.selection_sd([0.8, 0.8], [0.84, 0.8], 0, val_sd=0.0) == 0.0  # no noise
+    # equal test accuracies: another pick changes nothing
+    assert ev.selection_sd([0.80, 0.80], [0.84, 0.84], 1, val_sd=0.01) == 0.0
+    # deterministic: the same table gives the same number
+    args = ([0.80, 0.79, 0.78], [0.84, 0.80, 0.83], 0)
+    assert ev.selection_sd(*args, val_sd=0.01) == ev.selection_sd(*args, val_sd=0.01)
+
+
+@pytest.mark.parametrize("val, test, selected, val_sd, match", [
+    ([0.8, 0.7], [0.8], 0, 0.01, "one value per grid run"),
+    ([], [], 0, 0.01, "one value per grid run"),
+    ([0.8, 0.7], [0.8, 0.7], 2, 0.01, "selected=2 is not a run of the 2-run grid"),
+    ([0.8, float("nan")], [0.8, 0.7], 0, 0.01, "non-finite"),
+    ([0.8, 0.7], [0.8, 0.7], 0, -0.01, "val_sd=-0.01"),
+])
+def test_selection_sd_refuses_bad_input(val, test, selected, val_sd, match):
+    with pytest.raises(ValueError, match=match):
+        ev.selection_sd(val, test, selected, val_sd)
+
+
+def test_the_selection_reading_adds_each_points_selection_noise():
+    """A difference the seed noise calls (+3 pts, SE 0.6) is inconclusive once one point's
+    selection could move it by 2 pts (sd): each check records that outcome too."""
+    noise = ev.Noise(0.01, "test")
+    a = ev.Estimate((0.85, 0.85, 0.85), "a", select_sd=0.02)
+    b = ev.Estimate((0.82, 0.82, 0.82), "b")
+    check = ev.greater("a>b", a, b, noise)
+    assert (check.outcome, check.selection_outcome) == ("holds", "inconclusive")
+    assert ev.greater("x", b, b, noise).selection_outcome == "inconclusive"
+    tol = ev.at_least("b>=a-1", b, a, 0.01, noise)  # -3 pts vs 1 allowed
+    assert (tol.outcome, tol.selection_outcome) == ("fails", "inconclusive")
+    gain = ev.difference_greater("gain", (a, b), (b, b), noise)
+    assert (gain.outcome, gain.selection_outcome) == ("holds", "inconclusive")
+    assert ev.combine([check], reading="selection_outcome") == "inconclusive"
+    assert a.heldout().select_sd == 0.02  # the held-out reading keeps it
+    with pytest.raises(ValueError, match="select_sd=-1"):
+        ev.Estimate((0.8,), "x", select_sd=-1)
+
+
 def test_a_difference_reads_each_points_own_regime_noise():
     noise = ev.Noise(0.01, "test", {"250": 0.03, "1k": 0.002})
     a, b = ev.Estimate((0.81,), "a", regime="1k"), ev.Estimate((0.80,), "b", regime="1k")

@@ -332,3 +332,25 @@ def test_training_key_ignores_the_section_seed_and_swept_values_only():
         common.replicate(base.replace(section="09_dist", lr=0.1), 2))
     assert common.point_hash(base) != common.point_hash(base.replace(section="09_dist"))
     assert common.training_key(base) != common.training_key(base.replace(epochs=30.0))
+
+
+def test_results_table_records_how_far_reselection_moves_each_point():
+    """select_sd: 0 where one config wins validation by far; about half the test gap where two
+    configs tie on validation (each re-selection picks either); it reads the val noise given."""
+    from kdlib import evidence
+
+    def result(vals, tests):
+        points = [{"lr": lr} for lr in (1e-3, 3e-3)]
+        runs = [store.RunRecord(config_to_dict(cfg(lr=p["lr"])),
+                                {"val_acc": v, "test_acc": t, "train_loss": 1.0}, [], {}, "done",
+                                store.run_dir(cfg(lr=p["lr"])))
+                for p, v, t in zip(points, vals, tests, strict=True)]
+        return sweeps.SweepResult(points, runs)
+
+    results = {"clear": {300.0: result([0.90, 0.70], [0.88, 0.60])},
+               "tied": {300.0: result([0.80, 0.80], [0.84, 0.80])}}
+    table = common.results_table(results, val_noise=evidence.Noise(0.01, "test"))
+    sd = dict(zip(table["arm"], table["select_sd"], strict=True))
+    assert sd["clear"] == 0.0 and sd["tied"] == pytest.approx(0.02, abs=0.001)
+    quiet = common.results_table(results, val_noise=evidence.Noise(0.0, "test"))
+    assert list(quiet["select_sd"]) == [0.0, 0.0]  # no validation noise: nothing re-selects

@@ -452,7 +452,26 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
     return rows
 
 
-def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
+def selection_noise(result: sweep.SweepResult, val_noise: Any) -> float:
+    """:func:`kdlib.evidence.selection_sd` of ``result``'s selected point: its grid's finished
+    runs re-selected under ``val_noise`` (a :class:`kdlib.evidence.Noise` of ``val_acc``, read
+    at the point's regime); 0 for a one-run grid or no selection."""
+    from kdlib import evidence
+
+    best = result.best
+    if best is None:
+        return 0.0
+    runs = [r for r in result.runs if r.status == "done"
+            and all(isinstance(r.summary.get(m), int | float) for m in ("val_acc", "test_acc"))]
+    val = [float(r.summary["val_acc"]) for r in runs]
+    test = [float(r.summary["test_acc"]) for r in runs]
+    selected = next(i for i, r in enumerate(runs) if r is best)
+    return evidence.selection_sd(val, test, selected,
+                                 val_noise.sd_for(noise_regime(best.config)))
+
+
+def results_table(results: dict[str, dict[float, sweep.SweepResult]],
+                  val_noise: Any | None = None) -> Any:
     """Long table, one row per (arm, epochs), of the selected config over its seeds.
 
     ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
@@ -461,12 +480,22 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
     (:func:`noise_regime`); ``test_acc_selected`` and ``val_acc`` are
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
     selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
-    ladder's end (:func:`at_ladder_end`).
+    ladder's end (:func:`at_ladder_end`); ``select_sd`` how far the point moves when its grid
+    is selected again under ``val_noise`` (:func:`selection_noise`; default: the seed noise of
+    ``val_acc`` stored at the results' preset, :func:`store_noise`).
     """
     import numpy as np
     import pandas as pd
 
     from kdlib import plots
+
+    if val_noise is None:
+        presets_seen = {r.best.config["preset"] for by_epochs in results.values()
+                        for r in by_epochs.values() if r.best is not None}
+        if len(presets_seen) > 1:
+            raise ValueError(f"results of several presets {sorted(presets_seen)}: a table "
+                             "reads one preset's noise")
+        val_noise = store_noise(presets_seen.pop() if presets_seen else "smoke", "val_acc")
 
     table = plots.arm_table(results, metric="test_acc")
     table = table.rename(columns={"test_acc": "test_acc_selected"})
@@ -496,6 +525,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
                                              result.best_point)),
                 "at_ladder_end": ", ".join(at_ladder_end(
                     {k: sorted(v) for k, v in axes.items()}, result.best_point)),
+                "select_sd": selection_noise(result, val_noise),
             })
     return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
 

@@ -40,6 +40,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     seed_family,
     selection_bias,
     selection_bias_report,
+    selection_noise,
     shared_points,
     shared_points_report,
     store_noise,

@@ -274,11 +274,15 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
     vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
     regime, edge, end = row.get("regime"), row.get("at_edge"), row.get("at_ladder_end")
+    select_sd = row.get("select_sd")  # only test accuracy is selected among grid points
+    select_sd = (float(select_sd) if col == "test_acc" and isinstance(select_sd, int | float)
+                 and np.isfinite(select_sd) else 0.0)
     return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
                        regime=regime if isinstance(regime, str) else None,
                        selected_first=seeded,  # results_table lists the selected run first
                        at_edge=isinstance(edge, str) and bool(edge),
-                       at_ladder_end=isinstance(end, str) and bool(end))
+                       at_ladder_end=isinstance(end, str) and bool(end),
+                       select_sd=select_sd)
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
