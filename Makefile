@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue
+.PHONY: book test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue queue-park
 
 setup: $(STAMP) data
 
@@ -102,6 +102,13 @@ queue: setup
 	@git -C $(QUEUE_DIR) checkout -q --detach $$(git rev-parse HEAD)
 	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
 	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR)
+
+# Stop the queue (SIGTERM; it loses at most the 10 minutes since its last checkpoint) and commit
+# its unfinished runs' latest checkpoints: a session's checkout is laid anew and checkpoints
+# are gitignored, so a group longer than the session resumes only from parked ones.
+queue-park: setup
+	-@pkill -TERM -f "[k]dlib.experiments.queue --commit" && sleep 5 || true
+	$(PY) -m kdlib.experiments.queue --park $(CURDIR)
 
 # Retrain the shortest stored cpu run of every family (kdlib.retrain --families) at this commit
 # and compare with its stored numbers: the long families the test suite leaves out (~30 min).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
@@ -180,6 +181,59 @@ def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
     assert "test item" in git("log", "-1", "--format=%s")
     assert queue.commit_finished(tmp_path, "again") == 0
     assert common.SEEDS["cpu"] == 3
+
+
+def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_path):
+    """A checkout is laid anew each session and checkpoints are gitignored: parking commits
+    the latest complete step of each unfinished run, a later park swaps it for the newer step,
+    and the commit of the finished run removes it from git."""
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    (tmp_path / ".gitignore").write_text("results/**/ckpt/\nresults/**/.*.lock\n")
+    section = tmp_path / "results" / "cpu" / "02_patience"
+    run, done, bare = section / "aaaaaaaaaaaa", section / "bbbbbbbbbbbb", section / "cccccccccccc"
+    for d in (run, done, bare):
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+        (d / "metrics.jsonl").write_text('{"step": 10}\n')
+    (done / "summary.json").write_text("{}")
+    (bare / "ckpt" / "5").mkdir(parents=True)  # a step orbax was still writing: incomplete
+
+    def checkpoint(step):
+        folder = run / "ckpt" / str(step) / "default"
+        folder.mkdir(parents=True)
+        (folder / "data").write_bytes(bytes([step % 256]) * 64)
+        (folder.parent / "commit_success.txt").write_text("ok")
+
+    checkpoint(10)
+    (run / "ckpt" / "20").mkdir()  # being written when the queue stopped
+    (run / ".x.lock").write_text("")
+    assert queue.parkable_runs(tmp_path) == [("results/cpu/02_patience/aaaaaaaaaaaa", 10)]
+    assert queue.park(tmp_path) == 1
+    prefix = "results/cpu/02_patience/aaaaaaaaaaaa/"
+    assert git("ls-files").split() == [prefix + p for p in (
+        "ckpt/10/commit_success.txt", "ckpt/10/default/data", "config.json", "metrics.jsonl")]
+    assert "parked 1 unfinished runs" in git("log", "-1", "--format=%s")
+    assert "aaaaaaaaaaaa at step 10" in git("log", "-1", "--format=%s")
+
+    # the next session trains on: orbax keeps only the newest step
+    shutil.rmtree(run / "ckpt" / "10")
+    shutil.rmtree(run / "ckpt" / "20")
+    checkpoint(30)
+    assert queue.park(tmp_path) == 1
+    assert [p for p in git("ls-files").split() if "/ckpt/" in p] == [
+        prefix + "ckpt/30/commit_success.txt", prefix + "ckpt/30/default/data"]
+
+    shutil.rmtree(run / "ckpt")  # it finishes: the store removes its checkpoints
+    (run / "summary.json").write_text("{}")
+    assert queue.commit_finished(tmp_path, "item") == 2  # with the unparked finished run
+    assert [p for p in git("ls-files").split() if "/ckpt/" in p] == []
+    assert prefix + "summary.json" in git("ls-files").split()
+    assert queue.park(tmp_path) == 0
+    assert git("status", "--porcelain", "--", prefix) == ""
 
 
 def test_plan_summary_totals_hours_left_and_the_finished_items_against_their_estimate():

@@ -10,6 +10,12 @@ provenance), committing to this checkout.
 
 ``--list`` prints the plan (items, their estimated hours, how many runs of their base grids
 are stored, the hours still to train and the hours their stored runs took) without training.
+
+``--park REPO`` commits the latest complete checkpoint (and the config and metrics log) of
+every unfinished run, after the queue is stopped: checkpoints are gitignored and a session's
+checkout is laid anew, so without it a group longer than the time left in a session would
+start over in every session. The next ``make queue`` resumes them; a parked run that finishes
+is committed with its checkpoint's removal (``make queue-park`` stops the queue and parks).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from kdlib.experiments import (
     resolution,
     shampoo,
 )
+from kdlib.fileio import METRICS_FILE
 
 PRESET = "cpu"
 
@@ -315,6 +322,53 @@ def _finished_untracked(repo: Path) -> list[str]:
     return sorted(dirs)
 
 
+CKPT_DIR = "ckpt"
+# The file orbax writes last into a checkpoint step folder: the step is complete.
+CKPT_COMPLETE = "commit_success.txt"
+
+
+def parkable_runs(repo: Path) -> list[tuple[str, int]]:
+    """(run folder relative to ``repo``, step) of every unfinished run under results/ (a
+    config, no summary, not failed) with a complete checkpoint: the latest step it holds."""
+    out = []
+    for config in sorted((repo / "results").glob(f"*/*/*/{store.CONFIG_FILE}")):
+        run = config.parent
+        if (run / store.SUMMARY_FILE).exists() or (run / store.FAILED_FILE).exists():
+            continue
+        steps = [int(p.name) for p in (run / CKPT_DIR).glob("*")
+                 if p.name.isdigit() and (p / CKPT_COMPLETE).is_file()]
+        if steps:
+            out.append((str(run.relative_to(repo)), max(steps)))
+    return out
+
+
+def park(repo: Path) -> int:
+    """Commits each :func:`parkable_runs` folder's config, metrics log and latest complete
+    checkpoint (checkpoints are gitignored: added by force), and the removal of the older
+    steps a previous park committed. Run with the queue stopped: a checkpoint being written
+    is not complete and is left out. Returns the number of runs parked."""
+    runs = parkable_runs(repo)
+    if not runs:
+        return 0
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                       text=True)
+
+    paths = []
+    for run, step in runs:
+        git("add", "-u", "--", run)  # older parked steps that orbax has since deleted
+        files = [f"{run}/{store.CONFIG_FILE}", f"{run}/{CKPT_DIR}/{step}"]
+        if (repo / run / METRICS_FILE).is_file():
+            files.append(f"{run}/{METRICS_FILE}")
+        git("add", "-f", "--", *files)
+        paths.append(run)
+    steps = ", ".join(f"{Path(run).name} at step {step}" for run, step in runs)
+    git("commit", "-q", "-m", f"queue: parked {len(runs)} unfinished runs at their latest "
+        f"checkpoints, resumed by the next `make queue` ({steps})", "--", *paths)
+    return len(runs)
+
+
 def commit_finished(repo: Path, item: str) -> int:
     """Commits every finished, untracked run folder (retrying while git's index is locked)."""
     dirs = _finished_untracked(repo)
@@ -341,6 +395,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--commit", type=Path, default=None,
                      help="the checkout to commit finished run folders to")
     out.add_argument("--start", type=int, default=0, help="first plan item (0-based)")
+    out.add_argument("--park", type=Path, default=None, metavar="REPO",
+                     help="commit the unfinished runs' latest checkpoints to REPO (stop the "
+                     "queue first), train nothing")
     return out
 
 
@@ -410,6 +467,9 @@ def plan_summary(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.park:
+        print(f"parked {park(args.park)} unfinished runs")
+        return 0
     if args.list:
         rows = plan_rows(args.start)
         print("| " + " | ".join(PLAN_COLUMNS) + " |")
