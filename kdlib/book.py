@@ -34,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kdlib import colab, presets
 from kdlib.store import (
@@ -356,7 +357,8 @@ def run_rows(records: list[RunRecord]) -> list[dict]:
         images = step * batch if isinstance(step, int) and isinstance(batch, int) else 0
         rows.append({
             "section": r.path.parent.name, "hash": r.hash, "status": r.status,
-            "commit": prov.get("commit", ""), "machine": machine.get("hostname", ""),
+            "commit": _commits(prov.get("commit", ""), r.summary.get("earlier_commits")),
+            "machine": machine.get("hostname", ""),
             "device": _device(machine),
             "wall time (min)": round(wall / 60, 2) if isinstance(wall, (int, float)) else None,
             "group runs": group_runs(r),
@@ -364,6 +366,13 @@ def run_rows(records: list[RunRecord]) -> list[dict]:
             "finished": _when(prov.get("finished_at")),
         })
     return rows
+
+
+def _commits(commit: str, earlier: Any) -> str:
+    """The commit that finished a run, with those that trained it before a resume when they
+    differ (a run parked in one session and finished in another)."""
+    others = [c for c in earlier or () if isinstance(c, str) and c != commit]
+    return f"{commit} (earlier: {', '.join(others)})" if others else commit
 
 
 def timed_images(summary: dict, images: int) -> int:

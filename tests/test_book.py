@@ -450,6 +450,13 @@ def test_provenance_tables(tmp_path):
                     "timed images": 0, "finished": "2026-01-02 03:04"}
     running = next(r for r in rows if r["status"] == "running")
     assert running["wall time (min)"] is None and running["device"] == ""
+    # a run parked in one session and finished in another names both commits
+    cfg = {"preset": "cpu", "section": "04_d", "seed": 3}
+    store.save_run(store.run_dir(cfg, tmp_path / "parked"), cfg,
+                   {"acc": 0.5, "earlier_commits": ["0ld0ld0", "abc1234"]},
+                   {"commit": "abc1234", "wall_time_s": 60.0}, "done")
+    parked = book.run_rows(store.list_runs(tmp_path / "parked", preset="cpu"))
+    assert parked[0]["commit"] == "abc1234 (earlier: 0ld0ld0)"
     # 02_b: 2 x 36,000 images of the group over its 720 s + 360 s of the lone run
     assert book.section_totals(rows) == [
         {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "scaled runs": 0,

@@ -119,6 +119,7 @@ RESUME_SCRIPT = textwrap.dedent(
     timed = summary["img_per_s"] * summary["train_time_s"] / config.batch_size
     print("TIMES", summary["earlier_wall_time_s"], summary["untimed_steps"], timed,
           summary["steps"], summary["wall_time_s"])
+    print("COMMITS", *summary["earlier_commits"])
     """
 )
 
@@ -192,13 +193,14 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     assert [(r["step"], r.get("checkpoint")) for r in timed_log] == [
         (2, "timed"), (4, None), (6, "timed")]
     assert len(timed_log[-1]["window_losses"]) == 1  # the chunk from step 4 to 6
-    outs, times = {}, {}
+    outs, times, commits = {}, {}, {}
     for folder, folder_env in (("resumed", env), ("timed", timed_env), ("straight", env)):
         done = subprocess.run([sys.executable, str(script), str(tmp_path / folder)],
                               env=folder_env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         outs[folder] = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY")]
-        times[folder] = [float(x) for x in done.stdout.split("TIMES ")[1].split()]
+        times[folder] = [float(x) for x in done.stdout.split("TIMES ")[1].split("\n")[0].split()]
+        commits[folder] = done.stdout.split("COMMITS")[1].split()
     assert outs["resumed"] == outs["straight"] and outs["timed"] == outs["straight"]
     evals = {folder: {r["step"]: (r["train_loss"], r["val_acc"]) for r in map(
         json.loads, (tmp_path / folder / "metrics.jsonl").read_text().splitlines())
@@ -214,6 +216,11 @@ def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     assert earlier == pytest.approx(before_kill["wall_time_s"]) and untimed == 0
     assert timed_steps == pytest.approx(total_steps) and wall > earlier
     assert times["straight"][:2] == [0.0, 0.0]
+    # Each record names the commit that logged it; a resumed run's summary names the commits
+    # of the processes before the one that finished it (a parked run, trained in two sessions).
+    assert {r["commit"] for r in records} == {records[0]["commit"]} and records[0]["commit"]
+    assert commits == {"resumed": [records[0]["commit"]], "timed": [records[0]["commit"]],
+                       "straight": []}
     for key in ("train_time_s", "wall_time_s"):
         assert [r[key] for r in records] == sorted(r[key] for r in records)
 

@@ -16,7 +16,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import data, divergence, teachers
+from kdlib import data, divergence, provenance, teachers
 from kdlib.checkpoint import Checkpointer, group_start
 from kdlib.config import RunConfig, config_hash
 from kdlib.fileio import MetricsLog
@@ -135,6 +135,9 @@ def train_group(
     for log in logs:
         log.drop_after(step)
     histories = [log.read() for log in logs]  # what a resume continues from, read once
+    # The code this process trains with, in each record it logs: a run resumed in a later
+    # session (a parked checkpoint) names every commit that trained part of it.
+    commit = provenance.git_commit()
     earlier = group_earlier_times(histories, step)  # a resumed group's time before this process
     status = ["done"] * group
     watches = [divergence.Watch(divergence.chance_loss(
@@ -159,7 +162,7 @@ def train_group(
         """Validation metrics at every eval; test ones only at the end (run selection and
         the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
-                                  "train_loss": train_loss, **times_so_far()}
+                                  "train_loss": train_loss, **times_so_far(), "commit": commit}
         state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
@@ -224,7 +227,7 @@ def train_group(
                 if status[i] == "done":
                     logs[i].append({"step": step, "checkpoint": "timed",
                                     "window_losses": [float(x[i]) for x in losses_since_eval],
-                                    **times_so_far()})
+                                    **times_so_far(), "commit": commit})
                 ckpts[i].save(step, host_take_run(carry, i))
             last_save = time.time()
     bar.close()
@@ -240,7 +243,8 @@ def train_group(
                 params_i, rest_i = host_take_run(carry[:2], i)
                 nnx.update(student, params_i, rest_i)
                 teachers.save_weights(student, run_dir / "model.npz")
-        summary = dict(records[i]) if status[i] == "done" else {}
+        summary = ({k: v for k, v in records[i].items() if k != "commit"}  # in provenance
+                   if status[i] == "done" else {})
         if status[i] == "diverged":
             summary["diverged_at_step"] = diverged_at[i]
         timed_images = images_seen + earlier.timed_steps * config.batch_size
@@ -250,7 +254,7 @@ def train_group(
             status=status[i], steps=steps, final_step=step, num_train=num_train, **times,
             img_per_s=timed_images / train_time if train_time else None, group_size=group,
             group=[config_hash(c) for c in configs], earlier_wall_time_s=earlier.wall_time_s,
-            untimed_steps=earlier.untimed_steps,
+            untimed_steps=earlier.untimed_steps, earlier_commits=earlier_commits(histories[i]),
         )
         summaries.append(summary)
     return summaries
@@ -273,6 +277,17 @@ def checkpoint_seconds() -> float:
         raise ValueError(f"KDLIB_CHECKPOINT_MINUTES={raw!r}; allowed: a number of minutes "
                          ">= 0 (0: checkpoint only at evaluations)")
     return 60.0 * minutes
+
+
+def earlier_commits(records: list[dict[str, Any]]) -> list[str]:
+    """The commits that trained a run before this process, in order (its log's records up to
+    the resumed step; [] for a run trained in one go, or logged before records named one)."""
+    out: list[str] = []
+    for record in records:
+        commit = record.get("commit")
+        if isinstance(commit, str) and commit not in out:
+            out.append(commit)
+    return out
 
 
 def window_losses(logs: list[list[dict[str, Any]]], step: int) -> list[np.ndarray]:
