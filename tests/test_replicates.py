@@ -354,3 +354,35 @@ def test_results_table_records_how_far_reselection_moves_each_point():
     assert sd["clear"] == 0.0 and sd["tied"] == pytest.approx(0.02, abs=0.001)
     quiet = common.results_table(results, val_noise=evidence.Noise(0.0, "test"))
     assert list(quiet["select_sd"]) == [0.0, 0.0]  # no validation noise: nothing re-selects
+    # Where the store holds more seeds of a grid config (in any chapter), their mean stands in
+    # for its single run: the runs tie on test (80%), the configs' means are 4 pts apart.
+    same = {"tied": {300.0: result([0.80, 0.80], [0.80, 0.80])}}
+    noise = evidence.Noise(0.01, "test")
+    assert common.results_table(same, val_noise=noise, test_means={})["select_sd"][0] == 0.0
+    means = {common.config_key(cfg(lr=1e-3)): 0.84, common.config_key(cfg(lr=3e-3)): 0.80}
+    pooled = common.results_table(same, val_noise=noise, test_means=means)["select_sd"][0]
+    assert pooled == pytest.approx(0.02, abs=0.001)
+
+
+def test_config_key_drops_seed_and_section_only():
+    base = cfg(lr=1e-3)
+    assert common.config_key(base) == common.config_key(
+        common.replicate(base, 4).replace(section="y"))
+    # another seed without the replicate's pinned subset trains on other images
+    assert common.config_key(base) != common.config_key(base.replace(seed=4))
+    assert common.config_key(base) != common.config_key(base.replace(lr=3e-3))
+    assert common.config_key(base) == common.config_key(config_to_dict(base))
+
+
+def test_seed_columns_give_the_mean_the_verdicts_read_and_the_selected_run():
+    def rec(seed, acc):
+        c = cfg(lr=1e-3).replace(seed=seed)
+        return store.RunRecord(config_to_dict(c), {"val_acc": acc, "test_acc": acc}, [], {},
+                               "done", store.run_dir(c))
+
+    result = sweeps.SweepResult([{"lr": 1e-3}], [rec(0, 0.86)], replicates=[rec(1, 0.82),
+                                                                            rec(2, 0.84)])
+    assert common.seed_columns(result) == {"test accuracy (%)": 84.0, "sd": 2.0, "seeds": 3,
+                                           "selected run (%)": 86.0}
+    alone = common.seed_columns(sweeps.SweepResult([{"lr": 1e-3}], [rec(0, 0.86)]))
+    assert alone["seeds"] == 1 and math.isnan(alone["sd"]) and alone["test accuracy (%)"] == 86.0

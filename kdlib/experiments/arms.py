@@ -293,23 +293,50 @@ def shared_points_report(shared: Any) -> str:
             f"{hi['selected']}).")
 
 
-def _stored_seeds(preset: str, metric: str) -> dict[str, tuple[str, dict[int, float]]]:
+def _stored_seeds(preset: str, metric: str, *, by_section: bool = False
+                  ) -> dict[str, tuple[str, dict[Any, float]]]:
     """Each config family stored at ``preset`` (:func:`seed_family`, as JSON) -> (its noise
-    regime, ``metric`` of each finished seed by seed). Reads config and summary files only."""
+    regime, ``metric`` of each finished seed by seed). ``by_section``: families keyed by
+    :func:`config_key` instead (the chapters' runs of one config together), their values by
+    (section, seed). Reads config and summary files only."""
     import json
 
     from kdlib import store
 
-    families: dict[str, tuple[str, dict[int, float]]] = {}
+    families: dict[str, tuple[str, dict[Any, float]]] = {}
     for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
         stored = json.loads(summary.read_text())
         if stored.get("status") != "done" or metric not in stored:
             continue
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
-        family = json.dumps(seed_family(config), sort_keys=True)
+        family = config_key(config) if by_section else json.dumps(seed_family(config),
+                                                                   sort_keys=True)
+        seed = int(config.get("seed", 0))
         families.setdefault(family, (noise_regime(config), {}))[1][
-            int(config.get("seed", 0))] = float(stored[metric])
+            (config.get("section"), seed) if by_section else seed] = float(stored[metric])
     return families
+
+
+def config_key(config: Mapping[str, Any] | RunConfig) -> str:
+    """A run's config without its seed and section (:func:`seed_family`, ``section`` dropped,
+    as JSON): the same hyper-parameters trained for any chapter, any seed."""
+    import json
+
+    from kdlib.config import config_to_dict
+
+    family = seed_family(config_to_dict(config))
+    family.pop("section", None)
+    return json.dumps(family, sort_keys=True)
+
+
+def store_means(preset: str, metric: str = "test_acc") -> dict[str, float]:
+    """:func:`config_key` -> the mean of ``metric`` over every finished seed stored at
+    ``preset`` in any chapter: the best estimate of a config's accuracy the store holds (a
+    config one chapter selected and replicated may be an unselected grid run in another)."""
+    values: dict[str, list[float]] = {}
+    for family, (_, by_seed) in _stored_seeds(preset, metric, by_section=True).items():
+        values.setdefault(family, []).extend(by_seed.values())
+    return {key: sum(v) / len(v) for key, v in values.items()}
 
 
 def store_noise(preset: str, metric: str = "test_acc") -> Any:
@@ -452,10 +479,14 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
     return rows
 
 
-def selection_noise(result: sweep.SweepResult, val_noise: Any) -> float:
+def selection_noise(result: sweep.SweepResult, val_noise: Any,
+                    test_means: Mapping[str, float] | None = None) -> float:
     """:func:`kdlib.evidence.selection_sd` of ``result``'s selected point: its grid's finished
     runs re-selected under ``val_noise`` (a :class:`kdlib.evidence.Noise` of ``val_acc``, read
-    at the point's regime); 0 for a one-run grid or no selection."""
+    at the point's regime); 0 for a one-run grid or no selection. Each run's test accuracy is
+    its config's mean over every stored seed in any chapter where ``test_means``
+    (:func:`store_means`) has it: a single run's test carries its seed's noise, and another
+    chapter may have replicated the config this one passed over."""
     from kdlib import evidence
 
     best = result.best
@@ -464,14 +495,16 @@ def selection_noise(result: sweep.SweepResult, val_noise: Any) -> float:
     runs = [r for r in result.runs if r.status == "done"
             and all(isinstance(r.summary.get(m), int | float) for m in ("val_acc", "test_acc"))]
     val = [float(r.summary["val_acc"]) for r in runs]
-    test = [float(r.summary["test_acc"]) for r in runs]
+    means = test_means or {}
+    test = [float(means.get(config_key(r.config), r.summary["test_acc"])) for r in runs]
     selected = next(i for i, r in enumerate(runs) if r is best)
     return evidence.selection_sd(val, test, selected,
                                  val_noise.sd_for(noise_regime(best.config)))
 
 
 def results_table(results: dict[str, dict[float, sweep.SweepResult]],
-                  val_noise: Any | None = None) -> Any:
+                  val_noise: Any | None = None,
+                  test_means: Mapping[str, float] | None = None) -> Any:
     """Long table, one row per (arm, epochs), of the selected config over its seeds.
 
     ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
@@ -481,8 +514,9 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
     selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
     ladder's end (:func:`at_ladder_end`); ``select_sd`` how far the point moves when its grid
-    is selected again under ``val_noise`` (:func:`selection_noise`; default: the seed noise of
-    ``val_acc`` stored at the results' preset, :func:`store_noise`).
+    is selected again under ``val_noise`` (:func:`selection_noise`; by default the seed noise
+    of ``val_acc`` and the configs' mean test accuracies stored at the results' preset,
+    :func:`store_noise` and :func:`store_means`).
     """
     import numpy as np
     import pandas as pd
@@ -495,7 +529,9 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
         if len(presets_seen) > 1:
             raise ValueError(f"results of several presets {sorted(presets_seen)}: a table "
                              "reads one preset's noise")
-        val_noise = store_noise(presets_seen.pop() if presets_seen else "smoke", "val_acc")
+        preset = presets_seen.pop() if presets_seen else "smoke"
+        val_noise = store_noise(preset, "val_acc")
+        test_means = store_means(preset) if test_means is None else test_means
 
     table = plots.arm_table(results, metric="test_acc")
     table = table.rename(columns={"test_acc": "test_acc_selected"})
@@ -525,9 +561,25 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
                                              result.best_point)),
                 "at_ladder_end": ", ".join(at_ladder_end(
                     {k: sorted(v) for k, v in axes.items()}, result.best_point)),
-                "select_sd": selection_noise(result, val_noise),
+                "select_sd": selection_noise(result, val_noise, test_means),
             })
     return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
+
+
+def seed_columns(result: sweep.SweepResult) -> dict[str, Any]:
+    """The selected point's test accuracy as a paper-shaped table shows it: the mean over the
+    selected config's seeds (%, what the verdicts read), their sd and count, and the selected
+    run's own (which reads optimistic: it won its grid on validation)."""
+    import numpy as np
+
+    accs = result.seed_values("test_acc")
+    best = result.best
+    if not accs or best is None:
+        return {"test accuracy (%)": np.nan, "sd": np.nan, "seeds": 0,
+                "selected run (%)": np.nan}
+    return {"test accuracy (%)": round(100 * float(np.mean(accs)), 2),
+            "sd": round(100 * float(np.std(accs, ddof=1)), 2) if len(accs) > 1 else np.nan,
+            "seeds": len(accs), "selected run (%)": round(100 * best.summary["test_acc"], 2)}
 
 
 def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
