@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,23 @@ CHEAP_STEPS = 100
 
 # Within-machine float noise of a short run is far below this; a seed changes more.
 TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
+# A retrain that is not equal to the bit (another machine or group: another float order)
+# diverges from the stored run like another seed does, most where runs spread most (short
+# schedules): beyond TOLERANCE it is read against the seed noise measured for the run's regime,
+# NOISE_K standard deviations of a difference of two runs (sqrt(2) per-run sds).
+NOISE_K = 2.0
+
+
+def noise_bounds(preset: str, config: dict[str, Any], noises: dict[str, Any] | None = None,
+                 root: str | Path | None = None) -> dict[str, float]:
+    """Per metric of :data:`TOLERANCE`: ``NOISE_K`` standard deviations of the difference of
+    two runs, from the seed noise stored at ``preset`` (under ``root``) for ``config``'s
+    regime (:func:`kdlib.experiments.common.store_noise`; ``noises`` passes them in)."""
+    from kdlib.experiments import arms
+
+    regime = arms.noise_regime(config)
+    noises = noises or {m: arms.store_noise(preset, m, root) for m in TOLERANCE}
+    return {m: NOISE_K * math.sqrt(2) * noises[m].sd_for(regime) for m in TOLERANCE}
 
 
 def stored_name(run_dir: str | Path) -> str:
@@ -186,18 +204,27 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
         if stored is not None:
             checks_by_family.setdefault(family(stored), (name, check))
     rows = []
+    noises = None
     for key, representative in family_representatives(preset, root).items():
         name, check = checks_by_family.get(key, (stored_name(representative.path), None))
         row: dict[str, Any] = {"family": describe_family(key), "run": name}
         if check is None:
             row["verdict"] = "not checked"
         else:
+            from kdlib.experiments import arms
+
             stored_test, retrained_test = check["metrics"].get("test_acc", (None, None))
+            noises = noises or {m: arms.store_noise(preset, m, root) for m in TOLERANCE}
+            config = store.load_run(store.results_root(root) / preset / name).config
+            bounds = noise_bounds(preset, config, noises, root)
+            in_noise = all((check["max_diff"].get(k) or 0.0) <= bounds[k] for k in TOLERANCE)
             row.update({
                 "test acc stored": stored_test, "test acc retrained": retrained_test,
                 **{f"|diff| {k}": check["max_diff"].get(k) for k in TOLERANCE},
+                "seed-noise bound test_acc": round(bounds["test_acc"], 4),
                 "verdict": ("equal to the bit" if check["exact"] else
-                            "within tolerance" if check["within"] else "outside tolerance"),
+                            "within tolerance" if check["within"] else
+                            "within seed noise" if in_noise else "outside seed noise"),
             })
         rows.append(row)
     meta = None if record is None else {k: record.get(k) for k in ("commit", "tolerance")}

@@ -104,6 +104,32 @@ def test_check_rows_list_every_family_with_its_kept_check_or_not_checked(tmp_pat
     assert retrain.check_rows("cpu", tmp_path / "empty") == (None, [])
 
 
+def test_a_retrain_outside_the_tolerance_is_read_against_the_regimes_seed_noise(tmp_path):
+    """Another float order diverges like another seed: past TOLERANCE a check is "within seed
+    noise" when every metric differs by at most 2 sqrt(2) per-run sds of the run's regime,
+    measured from the store's replicates (none here: the assumed 1 pt, 0.01 and 0.02)."""
+    import shutil
+
+    name = "02_patience/46b3934f4b4f"
+    shutil.copytree(RESULTS / "cpu" / name, tmp_path / "cpu" / name,
+                    ignore=shutil.ignore_patterns("ckpt"))
+    config = json.loads((tmp_path / "cpu" / name / "config.json").read_text())
+    bounds = retrain.noise_bounds("cpu", config, root=tmp_path)
+    assert bounds["test_acc"] == pytest.approx(2 * 2 ** 0.5 * 0.01)
+
+    def rows(test_diff):
+        check = {"metrics": {"test_acc": [0.5, 0.5 + test_diff]}, "exact": False,
+                 "within": False,
+                 "max_diff": {"test_acc": test_diff, "val_acc": 0.0, "train_loss": 0.0}}
+        (tmp_path / "cpu" / "store_check.json").write_text(json.dumps(
+            {"commit": "abc1234", "tolerance": retrain.TOLERANCE, "checks": {name: check}}))
+        return retrain.check_rows("cpu", tmp_path)[1][0]
+
+    near, far = rows(0.025), rows(0.03)
+    assert near["verdict"] == "within seed noise" and far["verdict"] == "outside seed noise"
+    assert near["seed-noise bound test_acc"] == round(bounds["test_acc"], 4)
+
+
 @pytest.mark.slow
 def test_a_group_retrained_as_a_group_on_this_machine_is_equal_to_the_bit(tmp_path, monkeypatch):
     """A sweep stores its group mates in the provenance; retrained with them (same machine,

@@ -293,7 +293,7 @@ def shared_points_report(shared: Any) -> str:
             f"{hi['selected']}).")
 
 
-def _stored_seeds(preset: str, metric: str, *, by_section: bool = False
+def _stored_seeds(preset: str, metric: str, *, by_section: bool = False, root: Any = None
                   ) -> dict[str, tuple[str, dict[Any, float]]]:
     """Each config family stored at ``preset`` (:func:`seed_family`, as JSON) -> (its noise
     regime, ``metric`` of each finished seed by seed). ``by_section``: families keyed by
@@ -304,7 +304,8 @@ def _stored_seeds(preset: str, metric: str, *, by_section: bool = False
     from kdlib import store
 
     families: dict[str, tuple[str, dict[Any, float]]] = {}
-    for summary in sorted((store.results_root() / presets.check(preset)).glob("*/*/summary.json")):
+    base = store.results_root(root) / presets.check(preset)
+    for summary in sorted(base.glob("*/*/summary.json")):
         stored = json.loads(summary.read_text())
         if stored.get("status") != "done" or metric not in stored:
             continue
@@ -339,7 +340,7 @@ def store_means(preset: str, metric: str = "test_acc") -> dict[str, float]:
     return {key: sum(v) / len(v) for key, v in values.items()}
 
 
-def store_noise(preset: str, metric: str = "test_acc") -> Any:
+def store_noise(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
     per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
 
@@ -350,7 +351,7 @@ def store_noise(preset: str, metric: str = "test_acc") -> Any:
     from kdlib import evidence
 
     sets: dict[str, list[list[float]]] = {}  # regime -> each family's values
-    for regime, by_seed in _stored_seeds(preset, metric).values():
+    for regime, by_seed in _stored_seeds(preset, metric, root=root).values():
         sets.setdefault(regime, []).append(list(by_seed.values()))
     return evidence.pooled_noise_by_regime(sets, metric)
 
