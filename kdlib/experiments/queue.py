@@ -114,7 +114,9 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # (2026-12-05) from last to right after 02's: issue 13's >= 3 seeds for C7 waits on it, though
 # its 16 epochs cannot move C6/C7 off "not testable" (the paper sees those effects at 1000s of
 # ImageNet epochs). 01's 1000 epochs replicate themselves. The long lengths (items from 02 at
-# 4000 epochs on) start from LONG_LR_GRIDS, with no upfront growth.
+# 4000 epochs on) start from LONG_LR_GRIDS, with no upfront growth. On 2026-12-05 the items
+# after 07 at 30 epochs were put cheapest first (C11's labels baseline, 01 at 30, 03 at 1, 04
+# at 300, 08 at 30 and 300: 0.2 to 2.0 h each), so a session settles the most checks it can.
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
     ("02 1k images at 1000 epochs (function matching, both baselines)",
@@ -146,15 +148,15 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("06 at 30 epochs (extras: C10's head start)",
      _extras_of(lambda: init.arms(PRESET), (30.0,))),
     ("07 at 30 epochs (extras: C11)", _extras_of(lambda: cross_family.arms(PRESET), (30.0,))),
-    ("08 at 30 and 300 epochs (extras: C12)",
-     _extras_of(lambda: out_of_domain.arms(PRESET), (30.0, 300.0))),
-    ("04 at 300 epochs (extras: C8)", _extras_of(lambda: resolution.arms(PRESET), (300.0,))),
-    ("03 55k images at 1 epoch (extras: C6's short check)",
-     _extras_of(lambda: imagenet.arms(PRESET), (1.0,))),
-    ("01 1k images at 30 epochs (extras: C3's short check)",
-     _extras_of(lambda: consistency.arms(PRESET, "1k"), (30.0,))),
     ("07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's baseline)",
      lambda: cross_family.label_arms(PRESET, planned=True)),
+    ("01 1k images at 30 epochs (extras: C3's short check)",
+     _extras_of(lambda: consistency.arms(PRESET, "1k"), (30.0,))),
+    ("03 55k images at 1 epoch (extras: C6's short check)",
+     _extras_of(lambda: imagenet.arms(PRESET), (1.0,))),
+    ("04 at 300 epochs (extras: C8)", _extras_of(lambda: resolution.arms(PRESET), (300.0,))),
+    ("08 at 30 and 300 epochs (extras: C12)",
+     _extras_of(lambda: out_of_domain.arms(PRESET), (30.0, 300.0))),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",), upfront=False)),
     ("02 1k images at 3000 epochs (function matching)",
