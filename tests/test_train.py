@@ -3,9 +3,11 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,9 +16,10 @@ import pytest
 from flax import nnx
 
 from kdlib import models, store, teachers, train, views
-from kdlib.config import DataConfig, ModelConfig, RunConfig
+from kdlib.config import DataConfig, ModelConfig, RunConfig, config_to_dict
 
 TINY = ModelConfig("bit", {"depth": [1, 1, 1, 1], "width": 0.0625, "stem": "small"})
+REPO = Path(__file__).resolve().parents[1]
 DIGITS = DataConfig("digits", "train[:1097]", "train[1097:]", "test", train_size=256,
                     val_size=100, test_size=100)
 
@@ -524,3 +527,51 @@ def test_fixed_targets_run_jitted_except_at_the_cpu_preset(results, tiny_teacher
     # The untrained tiny teacher amplifies rounding (logits up to ~16 differ by up to 3e-3);
     # the cpu teacher's targets differ by up to 1.6e-5. A wrong crop or teacher is off by ~1.
     np.testing.assert_allclose(jitted, eager, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp_path):
+    """The cross-session path: a run killed mid-way is parked (its checkpoint committed by
+    kdlib.experiments.queue.park), the repository is cloned afresh (checkpoints are gitignored,
+    so only what was committed travels), and the run resumes there to an uninterrupted run's
+    result; the finished run's commit then drops the checkpoint from git."""
+    from kdlib.experiments import queue
+
+    def git(repo, *args):
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    repo, clone = tmp_path / "repo", tmp_path / "clone"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "t@t")
+    git(repo, "config", "user.name", "t")
+    (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    run = Path("results") / "cpu" / "test_train" / "parkedrun001"  # results/smoke is ignored
+    (repo / run).mkdir(parents=True)
+    (repo / run / "config.json").write_text(json.dumps(config_to_dict(tiny_config(
+        epochs=2.0, eval_every=4, checkpoint_every=4))))
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "start")
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(__file__)))
+    env = dict(os.environ, KDLIB_RESULTS=str(results), JAX_PLATFORMS="cpu")
+    killed = subprocess.run([sys.executable, str(script), str(repo / run)],
+                            env=dict(env, KILL_AT_STEP="8"), capture_output=True, text=True)
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    assert queue.park(repo) == 1
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    assert (clone / run / "ckpt" / "8").is_dir()
+    outs = {}
+    for folder in (clone / run, tmp_path / "straight"):
+        done = subprocess.run([sys.executable, str(script), str(folder)], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs[folder.name] = [x for x in done.stdout.splitlines() if x.startswith("SUMMARY")]
+    assert outs[run.name] == outs["straight"]
+    shutil.rmtree(clone / run / "ckpt")  # as the store does when it saves the result
+    (clone / run / "summary.json").write_text("{}")
+    git(clone, "config", "user.email", "t@t")
+    git(clone, "config", "user.name", "t")
+    assert queue.commit_finished(clone, "item") == 1
+    assert not [p for p in git(clone, "ls-files").split() if "/ckpt/" in p]
