@@ -133,8 +133,9 @@ def selection_sd(val: Sequence[float], test: Sequence[float], selected: int, val
     every grid run's validation accuracy, takes the best, and records its test accuracy
     minus the selected run's (``test[j] - test[selected]``; 0 when the same run wins). The
     result is the spread (sd) of that shift: 0 for a clear winner, large where configs tie on
-    validation but differ on test. The shifts are read between single runs, so they carry
-    those runs' seed noise too: a conservative measure. Deterministic (``seed``).
+    validation but differ on test. ``test`` holds each grid run's test accuracy, or its
+    config's mean over more seeds where known; a single run's carries its seed's noise too,
+    which makes the measure conservative. Deterministic (``seed``).
     """
     import numpy as np
 
@@ -448,6 +449,6 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     return "inconclusive"
 
 
-# A check's outcome under the rule, and under the two alternatives it records.
+# A check's outcome under the rule, and under the alternative readings it records.
 READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome",
             "selection_outcome")

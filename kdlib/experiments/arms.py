@@ -330,12 +330,13 @@ def config_key(config: Mapping[str, Any] | RunConfig) -> str:
     return json.dumps(family, sort_keys=True)
 
 
-def store_means(preset: str, metric: str = "test_acc") -> dict[str, float]:
+def store_means(preset: str, metric: str = "test_acc", root: Any = None) -> dict[str, float]:
     """:func:`config_key` -> the mean of ``metric`` over every finished seed stored at
     ``preset`` in any chapter: the best estimate of a config's accuracy the store holds (a
     config one chapter selected and replicated may be an unselected grid run in another)."""
     values: dict[str, list[float]] = {}
-    for family, (_, by_seed) in _stored_seeds(preset, metric, by_section=True).items():
+    for family, (_, by_seed) in _stored_seeds(preset, metric, by_section=True,
+                                              root=root).items():
         values.setdefault(family, []).extend(by_seed.values())
     return {key: sum(v) / len(v) for key, v in values.items()}
 
