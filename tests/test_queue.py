@@ -214,8 +214,9 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     assert queue.parkable_runs(tmp_path) == [("results/cpu/02_patience/aaaaaaaaaaaa", 10)]
     assert queue.park(tmp_path) == 1
     prefix = "results/cpu/02_patience/aaaaaaaaaaaa/"
-    assert git("ls-files").split() == [prefix + p for p in (
+    assert [p for p in git("ls-files").split() if p.startswith(prefix)] == [prefix + p for p in (
         "ckpt/10/commit_success.txt", "ckpt/10/default/data", "config.json", "metrics.jsonl")]
+    assert "results/cpu/02_patience/bbbbbbbbbbbb/summary.json" in git("ls-files")  # finished
     assert "parked 1 unfinished runs" in git("log", "-1", "--format=%s")
     assert "aaaaaaaaaaaa at step 10" in git("log", "-1", "--format=%s")
 
@@ -229,11 +230,72 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
 
     shutil.rmtree(run / "ckpt")  # it finishes: the store removes its checkpoints
     (run / "summary.json").write_text("{}")
-    assert queue.commit_finished(tmp_path, "item") == 2  # with the unparked finished run
+    assert queue.commit_finished(tmp_path, "item") == 1
     assert [p for p in git("ls-files").split() if "/ckpt/" in p] == []
     assert prefix + "summary.json" in git("ls-files").split()
     assert queue.park(tmp_path) == 0
     assert git("status", "--porcelain", "--", prefix) == ""
+
+
+def _repo(tmp_path):
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    (tmp_path / ".gitignore").write_text("results/smoke/\nresults/**/ckpt/\n")
+    git("add", ".gitignore")
+    git("commit", "-q", "-m", "start")
+    return git
+
+
+def _run(root, name, *, done=False, failed=False, step=None, preset="cpu"):
+    run = root / "results" / preset / "02_patience" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    if done:
+        (run / "summary.json").write_text("{}")
+    if failed:
+        (run / "failed.json").write_text("{}")
+    if step is not None:
+        (run / "ckpt" / str(step)).mkdir(parents=True)
+        (run / "ckpt" / str(step) / "commit_success.txt").write_text("ok")
+    return run
+
+
+def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkpoints(tmp_path):
+    """A stop kills the committer thread: park commits the finished runs first; a failed run
+    keeps its checkpoint to resume from, so it is parked; a smoke run (gitignored) is not;
+    a second park with nothing new is a no-op, not an error."""
+    git = _repo(tmp_path)
+    _run(tmp_path, "done00000000", done=True)
+    _run(tmp_path, "failed000000", failed=True, step=4)
+    _run(tmp_path, "smoke0000000", step=4, preset="smoke")
+    assert queue.park(tmp_path) == 1
+    tracked = git("ls-files").split()
+    assert "results/cpu/02_patience/done00000000/summary.json" in tracked
+    assert "results/cpu/02_patience/failed000000/ckpt/4/commit_success.txt" in tracked
+    assert not [p for p in tracked if "/smoke/" in p]
+    assert "finished before the queue was parked" in git("log", "--format=%s")
+    assert queue.park(tmp_path) == 0
+
+
+def test_commit_finished_commits_a_run_rewritten_in_place_and_a_dropped_checkpoint(tmp_path):
+    """A stale run retrained under its hash shows as modified, not untracked; a parked run
+    that finished between two commits shows its checkpoint deleted: both are committed."""
+    git = _repo(tmp_path)
+    stale = _run(tmp_path, "stale0000000", done=True)
+    parked = _run(tmp_path, "parked000000", step=8)
+    assert queue.commit_finished(tmp_path, "first") == 1 and queue.park(tmp_path) == 1
+    (stale / "summary.json").write_text('{"test_acc": 0.5}')  # retrained in place
+    (parked / "summary.json").write_text("{}")
+    assert queue.commit_finished(tmp_path, "second") == 2  # rewritten; finished
+    shutil.rmtree(parked / "ckpt")  # removed by the store just after, seen by the next commit
+    assert queue.commit_finished(tmp_path, "third") == 1
+    assert git("status", "--porcelain") == ""
+    assert not [p for p in git("ls-files").split() if "/ckpt/" in p]
+    assert queue.commit_finished(tmp_path, "nothing") == 0
 
 
 def test_plan_summary_totals_hours_left_and_the_finished_items_against_their_estimate():

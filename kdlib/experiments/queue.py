@@ -21,6 +21,7 @@ is committed with its checkpoint's removal (``make queue-park`` stops the queue 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import threading
@@ -310,14 +311,17 @@ def stored_runs(sweeps: list[tuple[RunConfig, int, int]]) -> tuple[int, int]:
     return total - sum(missing for _, _, missing in sweeps), total
 
 
-def _finished_untracked(repo: Path) -> list[str]:
-    """Run folders under results/ with a summary.json that git does not track yet."""
-    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uall", "results"],
-                         capture_output=True, text=True, check=True).stdout
+def _finished_uncommitted(repo: Path) -> list[str]:
+    """Run folders under results/<PRESET>/ holding a summary.json whose files git does not
+    hold as they are: new (untracked), rewritten in place (a stale run retrained under its
+    hash) or with files gone (a parked run's checkpoint, removed when the run finished)."""
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uall", "--",
+                          f"results/{PRESET}"], capture_output=True, text=True,
+                         check=True).stdout
     dirs = set()
     for line in out.splitlines():
         path = Path(line[3:])
-        if line.startswith("??") and len(path.parts) >= 4:
+        if len(path.parts) >= 4:
             run = Path(*path.parts[:4])
             if (repo / run / store.SUMMARY_FILE).is_file():
                 dirs.add(str(run))
@@ -330,12 +334,13 @@ CKPT_COMPLETE = "commit_success.txt"
 
 
 def parkable_runs(repo: Path) -> list[tuple[str, int]]:
-    """(run folder relative to ``repo``, step) of every unfinished run under results/ (a
-    config, no summary, not failed) with a complete checkpoint: the latest step it holds."""
+    """(run folder relative to ``repo``, step) of every unfinished run under
+    results/<PRESET>/ (a config, no summary; a failed run keeps its checkpoint to resume from)
+    with a complete checkpoint: the latest step it holds."""
     out = []
-    for config in sorted((repo / "results").glob(f"*/*/*/{store.CONFIG_FILE}")):
+    for config in sorted((repo / "results" / PRESET).glob(f"*/*/{store.CONFIG_FILE}")):
         run = config.parent
-        if (run / store.SUMMARY_FILE).exists() or (run / store.FAILED_FILE).exists():
+        if (run / store.SUMMARY_FILE).exists():
             continue
         steps = [int(p.name) for p in (run / CKPT_DIR).glob("*")
                  if p.name.isdigit() and (p / CKPT_COMPLETE).is_file()]
@@ -348,14 +353,17 @@ def park(repo: Path) -> int:
     """Commits each :func:`parkable_runs` folder's config, metrics log and latest complete
     checkpoint (checkpoints are gitignored: added by force), and the removal of the older
     steps a previous park committed. Run with the queue stopped: a checkpoint being written
-    is not complete and is left out. Returns the number of runs parked."""
+    is not complete and is left out. Runs that finished since the queue's last commit are
+    committed first. Returns the number of runs parked (0 when nothing changed since the last
+    park)."""
+    commit_finished(repo, "finished before the queue was parked")
     runs = parkable_runs(repo)
     if not runs:
         return 0
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                       text=True)
+    def git(*args: str, check: bool = True) -> int:
+        return subprocess.run(["git", "-C", str(repo), *args], check=check,
+                              capture_output=True, text=True).returncode
 
     paths = []
     for run, step in runs:
@@ -365,6 +373,8 @@ def park(repo: Path) -> int:
             files.append(f"{run}/{METRICS_FILE}")
         git("add", "-f", "--", *files)
         paths.append(run)
+    if git("diff", "--cached", "--quiet", "--", *paths, check=False) == 0:
+        return 0  # parked as they are already
     steps = ", ".join(f"{Path(run).name} at step {step}" for run, step in runs)
     git("commit", "-q", "-m", f"queue: parked {len(runs)} unfinished runs at their latest "
         f"checkpoints, resumed by the next `make queue` ({steps})", "--", *paths)
@@ -372,13 +382,16 @@ def park(repo: Path) -> int:
 
 
 def commit_finished(repo: Path, item: str) -> int:
-    """Commits every finished, untracked run folder (retrying while git's index is locked)."""
-    dirs = _finished_untracked(repo)
-    if not dirs:
-        return 0
-    message = f"cpu results: {len(dirs)} finished run dirs ({item}; provenance in each)"
+    """Commits every finished run folder git does not hold as it is
+    (:func:`_finished_uncommitted`), retrying while git's index is locked (another commit
+    running: the folders are looked up again each try, so one that committed them ends it)."""
+    dirs: list[str] = []
     for attempt in range(30):
-        add = subprocess.run(["git", "-C", str(repo), "add", "--", *dirs],
+        dirs = _finished_uncommitted(repo)
+        if not dirs:
+            return 0
+        message = f"cpu results: {len(dirs)} finished run dirs ({item}; provenance in each)"
+        add = subprocess.run(["git", "-C", str(repo), "add", "-A", "--", *dirs],
                              capture_output=True, text=True)
         if add.returncode == 0:
             done = subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", message,
@@ -482,20 +495,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit else None
-    for i, (name, build) in enumerate(PLAN):
-        if i < args.start:
-            continue
-        arms = build()
-        t0 = time.time()
-        current[0] = name
-        print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
-        common.run_arms(arms, progress=False, extras=True)
-        print(f"[{time.strftime('%H:%M:%S')}] item {i} done in {time.time() - t0:.0f} s",
-              flush=True)
+    # A stop (make queue-park's SIGTERM) unwinds like an error, so the finished runs are
+    # committed on the way out (the committer thread dies with the process).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        for i, (name, build) in enumerate(PLAN):
+            if i < args.start:
+                continue
+            arms = build()
+            t0 = time.time()
+            current[0] = name
+            print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
+            common.run_arms(arms, progress=False, extras=True)
+            print(f"[{time.strftime('%H:%M:%S')}] item {i} done in {time.time() - t0:.0f} s",
+                  flush=True)
+            if args.commit:
+                print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
+    finally:
+        if stop is not None:
+            stop.set()
         if args.commit:
-            print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
-    if stop is not None:
-        stop.set()
+            commit_finished(args.commit, current[0])
     return 0
 
 
