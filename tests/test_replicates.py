@@ -55,6 +55,10 @@ def test_at_edge_and_widen_follow_the_ladder():
     assert common.at_edge({"lr": [3e-2, 1e-1]}, {"lr": 1e-1}) == []  # end of the ladder
     assert common.widen(axes, [{"lr": 3e-3}, {"lr": 1e-3}])["lr"] == [3e-4, 1e-3, 3e-3, 1e-2]
     assert common.widen(axes, [None]) == axes
+    # off the ladder: the next ladder value beyond it, never a wrap-around
+    assert common.widen({"lr": [1.5e-4, 1e-3]}, [{"lr": 1.5e-4}])["lr"] == [1e-4, 1.5e-4, 1e-3]
+    assert common.widen({"lr": [1e-3, 4e-3]}, [{"lr": 4e-3}])["lr"] == [1e-3, 4e-3, 1e-2]
+    assert common.widen({"lr": [4e-3, 5e-3]}, [{"lr": 4e-3}])["lr"] == [3e-3, 4e-3, 5e-3]
 
 
 def test_extended_axes_add_temperature_ten_to_short_kl_arms_only():

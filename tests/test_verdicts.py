@@ -407,3 +407,78 @@ def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge(
     assert check.at_ladder_end and not check.at_edge
     assert "a longer learning-rate ladder (a compared point was selected at its end, so its " \
         "optimum may lie beyond): fix/rs > fix/cc" in v._default_settle([check], 3)
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_c4_no_overfit_check_has_readings_and_is_not_testable_on_one_length():
+    """"No longer schedule clearly worse" is decided under each reading like its parts (a
+    decline that fails at 2 SE but not at 3 SE holds there), and with one length there is
+    nothing to compare: not testable, not a vacuous hold."""
+    c = v.c4_patience_pays({"1k": patience_table((.80, .78, .80))}, 0.95, "02",
+                           noise=ev.Noise(0.01, "test"))
+    no_overfit = c.checks[1]
+    assert no_overfit["outcome"] == "fails" and no_overfit["strict_outcome"] == "holds"
+    one = tab({"function matching": {100.0: s3(.70)}})
+    c = v.c4_patience_pays({"1k": one}, 0.95, "02")
+    assert outcomes(c)[1] == "not testable" and c.verdict != "partly"
+
+
+def test_c4_gap_is_not_testable_only_under_readings_where_the_student_still_improves():
+    c = v.c4_patience_pays({"1k": patience_table((.60, .70, .80))}, 0.95, "02")
+    gap = c.checks[2]
+    assert gap["outcome"] == "not testable"
+    assert {gap[r] for r in ev.READINGS[1:]} == {"not testable"}
+    # improving only at 2 SE (+2.0 pts, SE 0.82): at 3 SE the gap is read as it is: it fails
+    c = v.c4_patience_pays({"1k": patience_table((.60, .78, .80))}, 0.95, "02",
+                           noise=ev.Noise(0.01, "test"))
+    gap = c.checks[2]
+    assert gap["outcome"] == "not testable" and gap["strict_outcome"] == "fails"
+
+
+def test_c7_best_at_the_longest_length_compares_with_the_length_before():
+    """Label-only training best on validation at the longest length is still improving: the
+    decline check reads the length before it (a rise fails it), never a point with itself."""
+    rising = {"labels: Adam": (.70, .74, .78), "function matching": (.72, .80, .83)}
+    c = v.c7_labels_below_distillation(tab(lengths(rising, eps=(300.0, 1200.0, 4800.0))),
+                                       "03", ["labels: Adam"], ["function matching"])
+    assert c.checks[1]["name"] == "labels: Adam declines after 1200 epochs"
+    assert c.checks[1]["outcome"] == "fails" and c.verdict == "partly"
+
+
+def test_c6_with_one_long_length_is_not_testable_not_an_index_error():
+    acc = {"fixed teacher": {1200.0: s3(.78)}, "consistent teaching": {1200.0: s3(.80)},
+           "function matching": {1200.0: s3(.81)}}
+    c = v.c6_fixed_saturates(tab(acc), "03")
+    assert outcomes(c)[-1] == "not testable"
+
+
+def test_est_reads_seeds_from_a_table_read_back_from_csv(tmp_path):
+    t = tab({"mix": {300.0: s3(.80)}})
+    t.to_csv(tmp_path / "t.csv", index=False)
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert v.est(back, "mix", 300.0).values == v.est(t, "mix", 300.0).values
+    back.loc[0, "test_acc_seeds"] = "0.8, 0.7"
+    with pytest.raises(ValueError, match="test_acc_seeds of 'mix' at 300 epochs"):
+        v.est(back, "mix", 300.0)
+
+
+def test_best_arm_skips_arms_without_a_validation_accuracy():
+    t = tab({"same/rc": {300.0: s3(.80)}, "same/ic": {300.0: s3(.78)}})
+    t.loc[t["arm"] == "same/rc", "val_acc"] = np.nan  # no finished run
+    assert v._best(t, ["same/rc", "same/ic"], 300.0) == "same/ic"
+    t["val_acc"] = np.nan
+    with pytest.raises(ValueError, match="no arm of"):
+        v._best(t, ["same/rc", "same/ic"], 300.0)
+
+
+def test_est_carries_the_rows_selection_noise_into_the_selection_reading():
+    """results_table's select_sd reaches the checks: a difference the seeds decide is
+    inconclusive once a point's selection could move it; train_loss is never selected on."""
+    t = tab({"a": {300.0: s3(.85)}, "b": {300.0: s3(.82)}})
+    t["select_sd"] = [0.02, 0.0]
+    assert v.est(t, "a", 300.0).select_sd == 0.02
+    assert v.est(t, "a", 300.0, "train_loss").select_sd == 0.0
+    check = ev.greater("a>b", v.est(t, "a", 300.0), v.est(t, "b", 300.0), ev.Noise(0.01, "x"))
+    assert (check.outcome, check.selection_outcome) == ("holds", "inconclusive")

@@ -100,9 +100,12 @@ def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None]
     for point in points:
         for name in at_edge(axes, point):
             ladder, v = LADDERS[name], point[name]
-            i = min(range(len(ladder)), key=lambda j: abs(ladder[j] - v))
-            step = -1 if v == min(axes[name]) else 1
-            new = ladder[i + step]
+            # the next ladder value strictly beyond v (v need not be on the ladder)
+            beyond = ([x for x in ladder if x < v * (1 - 1e-9)] if v == min(axes[name])
+                      else [x for x in ladder if x > v * (1 + 1e-9)])
+            if not beyond:
+                continue
+            new = max(beyond) if v == min(axes[name]) else min(beyond)
             if new not in out[name]:
                 out[name] = sorted(out[name] + [new])
     return out
