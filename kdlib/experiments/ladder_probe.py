@@ -1,0 +1,139 @@
+"""Does the learning-rate ladder's end bracket the optimum? A probe one step beyond it.
+
+The ladder (:data:`kdlib.experiments.arms.LADDERS`) ends at lr 0.1 and grids grow no further,
+yet many selected configs sit there (the summary counts the sub-checks that read them). Before
+growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
+the next value, lr :data:`BEYOND`, for the cheapest of those selected Adam configs (seed 0, as
+the grid's own runs) and compares its validation accuracy with the selected run's. Where lr
+0.3 loses, the optimum lies inside the ladder at that point; where it wins, the ladder is too
+short there. Probe runs are stored like any run (under the selected run's chapter folder); no
+chapter's grid reads them unless its ladder grows.
+
+``python -m kdlib.experiments.ladder_probe --train N`` trains the N cheapest probes (stored ones
+are loaded); ``--report`` prints the comparison table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from kdlib import presets, store
+from kdlib.config import RunConfig, config_from_dict
+
+BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
+AT_END = 0.1  # the ladder's last lr (arms.LADDERS["lr"][-1])
+
+
+def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
+    """The selected Adam runs at lr 0.1 that the chapters' stored tables read (one per
+    config, whatever the chapters that read it), cheapest first (training images): each with
+    the tables that read it (``chapter``, ``table``, ``arm``, ``epochs``) and its run folder."""
+    import pandas as pd
+
+    from kdlib import claims
+    from kdlib.experiments import arms
+
+    base = store.results_root(root) / presets.check(preset)
+    found: dict[str, dict[str, Any]] = {}
+    for section, paths in claims.chapter_tables(preset, root).items():
+        for path in paths:
+            frame = pd.read_csv(path)
+            if not {"best_hash", "at_ladder_end"} <= set(frame.columns):
+                continue
+            for row in frame.itertuples():
+                if "lr" not in str(row.at_ladder_end):
+                    continue
+                folders = sorted(base.glob(f"*/{row.best_hash}/{store.CONFIG_FILE}"))
+                if not folders:
+                    continue
+                config = json.loads(folders[0].read_text())
+                if config.get("optimizer") != "adam" or config.get("lr") != AT_END:
+                    continue
+                key = arms.config_key(config)
+                point = found.setdefault(key, {
+                    "run": folders[0].parent, "config": config, "read by": [],
+                    "images": float(config["epochs"]) * (config["data"].get("train_size")
+                                                         or 55_000)})
+                point["read by"].append(f"{section} {path.stem.removeprefix('table_')}: "
+                                        f"{row.arm} at {row.epochs:g} epochs")
+    return sorted(found.values(), key=lambda p: (p["images"], str(p["run"])))
+
+
+def probe_config(config: dict[str, Any]) -> RunConfig:
+    """The selected config one ladder step beyond its end (lr :data:`BEYOND`), seed 0."""
+    return config_from_dict(config).replace(lr=BEYOND)
+
+
+def train_probes(preset: str = "cpu", limit: int = 6, progress: bool = False) -> int:
+    """Trains (or loads) the probes of the ``limit`` cheapest :func:`ladder_end_points`;
+    returns how many are stored."""
+    from kdlib import train
+
+    points = ladder_end_points(preset)[:limit]
+    for point in points:
+        train.run(probe_config(point["config"]), progress=progress)
+    return len(points)
+
+
+def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
+    """One row per ladder-end point whose probe is stored: the selected run's validation and
+    test accuracy at lr 0.1, the probe's at lr 0.3 (a diverged probe reads as such), and
+    whether lr 0.3 is ahead on validation (what selection reads)."""
+    rows = []
+    for point in ladder_end_points(preset, root):
+        probe = store.load_run(store.run_dir(probe_config(point["config"]), root))
+        if probe is None:
+            continue
+        selected = store.load_run(point["run"])
+        val_end = float(selected.summary["val_acc"])
+        diverged = probe.status != "done"
+        val_beyond = None if diverged else float(probe.summary["val_acc"])
+        rows.append({
+            "read by": "; ".join(point["read by"]),
+            "val at lr 0.1": round(100 * val_end, 2),
+            "val at lr 0.3": "diverged" if diverged else round(100 * val_beyond, 2),
+            "test at lr 0.1": round(100 * float(selected.summary["test_acc"]), 2),
+            "test at lr 0.3": None if diverged else round(
+                100 * float(probe.summary["test_acc"]), 2),
+            "lr 0.3 ahead on val": (not diverged) and val_beyond > val_end,
+            "probe run": probe.hash})
+    return rows
+
+
+def report(preset: str = "cpu", root: Any = None) -> str:
+    """One markdown sentence on :func:`probe_rows`: how many probes lr 0.3 wins."""
+    rows = probe_rows(preset, root)
+    total = len(ladder_end_points(preset, root))
+    if not rows:
+        return (f"No probe beyond the ladder's end is stored at `{preset}` yet ({total} "
+                "selected configs sit at lr 0.1).")
+    ahead = [r for r in rows if r["lr 0.3 ahead on val"]]
+    diverged = sum(r["val at lr 0.3"] == "diverged" for r in rows)
+    return (f"Of the {total} selected configs at lr 0.1, the ladder's end, {len(rows)} (the "
+            f"cheapest) were probed one step beyond, at lr 0.3: it is ahead on validation at "
+            f"{len(ahead)}" + (f" ({'; '.join(r['read by'] for r in ahead)})" if ahead else "")
+            + (f", and diverged at {diverged}" if diverged else "") + ".")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--train", type=int, default=0, metavar="N",
+                   help="train the N cheapest probes (stored ones are loaded)")
+    p.add_argument("--report", action="store_true", help="print the comparison table")
+    args = p.parse_args(argv)
+    if args.train:
+        train_probes(args.preset, args.train)
+    if args.report or not args.train:
+        import pandas as pd
+
+        print(pd.DataFrame(probe_rows(args.preset)).to_string(index=False))
+        print(report(args.preset))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The probe beyond the learning-rate ladder's end (kdlib.experiments.ladder_probe)."""
+
+from __future__ import annotations
+
+from kdlib import store
+from kdlib.experiments import common
+from kdlib.experiments import ladder_probe as probe
+
+
+def _stored(root, config, val, test, status="done"):
+    path = store.run_dir(config, root)
+    store.save_run(path, config, {"val_acc": val, "test_acc": test}, {"commit": "x"}, status)
+    return path
+
+
+def test_probes_the_selected_adam_configs_at_the_ladders_end_cheapest_first(tmp_path):
+    data = common.fmnist("cpu", 1000)
+    long_ = common.base_config("cpu", "02_patience", data, epochs=300.0, lr=0.1,
+                               teachers=("t",))
+    short = long_.replace(epochs=30.0)
+    inside = long_.replace(epochs=100.0, lr=0.03)  # inside the ladder: no probe
+    for config in (long_, short, inside):
+        _stored(tmp_path, config, 0.80, 0.79)
+    rows = "\n".join(f"function matching,{c.epochs},{store.config_hash(c)},{end}"
+                     for c, end in ((long_, "lr"), (short, "lr"), (inside, "")))
+    (tmp_path / "cpu" / "02_patience" / "table_1k_arms.csv").write_text(
+        "arm,epochs,best_hash,at_ladder_end\n" + rows + "\n")
+    points = probe.ladder_end_points("cpu", tmp_path)
+    assert [p["config"]["epochs"] for p in points] == [30.0, 300.0]  # cheapest first
+    assert points[0]["read by"] == ["02_patience 1k_arms: function matching at 30 epochs"]
+    assert probe.probe_config(points[0]["config"]).lr == probe.BEYOND
+    assert probe.probe_rows("cpu", tmp_path) == []
+    assert "No probe beyond the ladder's end" in probe.report("cpu", tmp_path)
+    # lr 0.3 wins at 30 epochs on validation and diverges at 300
+    _stored(tmp_path, short.replace(lr=0.3), 0.82, 0.78)
+    _stored(tmp_path, long_.replace(lr=0.3), 0.1, 0.1, status="diverged")
+    rows = probe.probe_rows("cpu", tmp_path)
+    assert [r["lr 0.3 ahead on val"] for r in rows] == [True, False]
+    assert rows[1]["val at lr 0.3"] == "diverged" and rows[1]["test at lr 0.3"] is None
+    text = probe.report("cpu", tmp_path)
+    assert text.startswith("Of the 2 selected configs at lr 0.1, the ladder's end, 2")
+    assert "ahead on validation at 1 (02_patience 1k_arms: function matching at 30 epochs)"\
+        in text and "diverged at 1" in text
