@@ -108,6 +108,10 @@ def test_shown_command_works_from_the_repository_root(doc, command, monkeypatch)
         from kdlib.experiments import queue
 
         queue.parser().parse_args(words[3:])
+    elif words[:3] == ["python", "-m", "kdlib.experiments.ladder_probe"]:
+        from kdlib.experiments import ladder_probe
+
+        presets.check(ladder_probe.parser().parse_args(words[3:]).preset)
     elif words[:3] == ["python", "-m", "kdlib.retrain"]:
         from kdlib import retrain
 

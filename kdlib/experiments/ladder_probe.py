@@ -117,13 +117,18 @@ def report(preset: str = "cpu", root: Any = None) -> str:
             + (f", and diverged at {diverged}" if diverged else "") + ".")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m kdlib.experiments.ladder_probe``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--train", type=int, default=0, metavar="N",
                    help="train the N cheapest probes (stored ones are loaded)")
     p.add_argument("--report", action="store_true", help="print the comparison table")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.train:
         train_probes(args.preset, args.train)
     if args.report or not args.train:
