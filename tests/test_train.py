@@ -575,3 +575,27 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
     git(clone, "config", "user.name", "t")
     assert queue.commit_finished(clone, "item") == 1
     assert not [p for p in git(clone, "ls-files").split() if "/ckpt/" in p]
+
+
+def test_compiled_programs_are_released_past_a_share_of_the_map_limit(monkeypatch):
+    """A long queue compiles program after program and each keeps ~2,500 memory regions:
+    past half the kernel's per-process limit the caches are cleared (not before: tests and
+    notebooks keep their compiled programs)."""
+    from kdlib.train import loop
+
+    cleared = []
+    monkeypatch.setattr(loop.jax, "clear_caches", lambda: cleared.append(True))
+    monkeypatch.setattr(loop, "map_count", lambda: (30_000, 65_530))
+    assert not loop.release_compiled() and not cleared
+    monkeypatch.setattr(loop, "map_count", lambda: (40_000, 65_530))
+    assert loop.release_compiled() and cleared == [True]
+    monkeypatch.setattr(loop, "map_count", lambda: None)  # off Linux: nothing to read
+    assert not loop.release_compiled()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
+def test_map_count_reads_this_process_and_the_limit():
+    from kdlib.train import loop
+
+    count, limit = loop.map_count()
+    assert 0 < count < limit

@@ -52,6 +52,39 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+# XLA:CPU maps each compiled training program in ~2,500 memory regions (measured: 470 ->
+# ~3,000 per cpu-preset program, back to ~600 after jax.clear_caches) and keeps them while the
+# program is cached in the process; Linux allows vm.max_map_count (65,530 by default) per
+# process, and the background queue, compiling program after program, died at it ("LLVM
+# ERROR: Unable to allocate section memory", 2026-12-05). Past this share the caches go.
+MAP_SHARE_LIMIT = 0.5
+
+
+def map_count() -> tuple[int, int] | None:
+    """(memory regions this process maps, the kernel's limit), or None off Linux."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            count = sum(1 for _ in maps)
+        with open("/proc/sys/vm/max_map_count") as limit:
+            return count, int(limit.read())
+    except (OSError, ValueError):
+        return None
+
+
+def release_compiled(share: float = MAP_SHARE_LIMIT) -> bool:
+    """Drops JAX's in-process compiled programs when the process maps more than ``share`` of
+    the kernel's limit (their memory regions go with them; a program needed again loads from
+    the persistent compilation cache). Returns whether it did."""
+    counts = map_count()
+    if counts is None or counts[0] <= share * counts[1]:
+        return False
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
+    return True
+
+
 def train(
     config: RunConfig, run_dir: str | Path, *, progress: bool = True, save_model: bool = False
 ) -> dict[str, Any]:
@@ -257,6 +290,7 @@ def train_group(
             untimed_steps=earlier.untimed_steps, earlier_commits=earlier_commits(histories[i]),
         )
         summaries.append(summary)
+    release_compiled()
     return summaries
 
 
