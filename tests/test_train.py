@@ -460,7 +460,9 @@ def test_split_chunk_trains_as_the_fused_one(results, tiny_teacher, tmp_path, mo
     monkeypatch.setattr(state, "_CHUNKS", type(state._CHUNKS)())  # not the split ones again
     fused = train.train_group(configs, [tmp_path / "f0", tmp_path / "f1"], progress=False)
     for s, f in zip(split, fused, strict=True):
-        assert s["train_loss"] == pytest.approx(f["train_loss"], rel=1e-5)
+        # two XLA programs: their float order differs (1.8e-5 relative on this machine's
+        # processor, 2026-12-05; under 1e-5 on the one before)
+        assert s["train_loss"] == pytest.approx(f["train_loss"], rel=1e-4)
         assert s["val_kl"] == pytest.approx(f["val_kl"], rel=1e-4)
         assert s["val_acc"] == f["val_acc"] and s["test_acc"] == f["test_acc"]
     assert split[0]["train_loss"] != split[1]["train_loss"]
