@@ -56,8 +56,9 @@ def enable_compile_cache() -> None:
 # ~3,000 per cpu-preset program, back to ~600 after jax.clear_caches) and keeps them while the
 # program is cached in the process; Linux allows vm.max_map_count (65,530 by default) per
 # process, and the background queue, compiling program after program, died at it ("LLVM
-# ERROR: Unable to allocate section memory", 2026-12-05). Past this share the caches go.
-MAP_SHARE_LIMIT = 0.5
+# ERROR: Unable to allocate section memory", 2026-12-05); with the limit raised it held 17 GB
+# of the 24 (53,000 regions). Past this share of the limit (~6 programs) the caches go.
+MAP_SHARE_LIMIT = 0.25
 
 
 def map_count() -> tuple[int, int] | None:
