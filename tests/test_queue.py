@@ -162,12 +162,26 @@ def test_estimate_counts_replicates():
     assert queue.estimate_hours(arms, seeds=1)[1] < hours
 
 
-def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
+SMOKE_AND_CKPT_IGNORED = "results/smoke/\nresults/**/ckpt/\n"
+
+
+def _repo(tmp_path, ignore=None):
+    """A scratch git repository at ``tmp_path`` (``ignore`` committed as its .gitignore) and
+    a ``git(*args)`` that runs there and returns its output."""
     git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
                                     capture_output=True, text=True).stdout
     git("init", "-q")
     git("config", "user.email", "t@t")
     git("config", "user.name", "t")
+    if ignore is not None:
+        (tmp_path / ".gitignore").write_text(ignore)
+        git("add", ".gitignore")
+        git("commit", "-q", "-m", "start")
+    return git
+
+
+def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
+    git = _repo(tmp_path)
     done = tmp_path / "results" / "cpu" / "09_dist" / "aaaaaaaaaaaa"
     running = tmp_path / "results" / "cpu" / "09_dist" / "bbbbbbbbbbbb"
     for d in (done, running):
@@ -187,12 +201,7 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     """A checkout is laid anew each session and checkpoints are gitignored: parking commits
     the latest complete step of each unfinished run, a later park swaps it for the newer step,
     and the commit of the finished run removes it from git."""
-    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
-                                    capture_output=True, text=True).stdout
-    git("init", "-q")
-    git("config", "user.email", "t@t")
-    git("config", "user.name", "t")
-    (tmp_path / ".gitignore").write_text("results/**/ckpt/\nresults/**/.*.lock\n")
+    git = _repo(tmp_path, "results/**/ckpt/\nresults/**/.*.lock\n")
     section = tmp_path / "results" / "cpu" / "02_patience"
     run, done, bare = section / "aaaaaaaaaaaa", section / "bbbbbbbbbbbb", section / "cccccccccccc"
     for d in (run, done, bare):
@@ -237,18 +246,6 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     assert git("status", "--porcelain", "--", prefix) == ""
 
 
-def _repo(tmp_path):
-    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
-                                    capture_output=True, text=True).stdout
-    git("init", "-q")
-    git("config", "user.email", "t@t")
-    git("config", "user.name", "t")
-    (tmp_path / ".gitignore").write_text("results/smoke/\nresults/**/ckpt/\n")
-    git("add", ".gitignore")
-    git("commit", "-q", "-m", "start")
-    return git
-
-
 def _run(root, name, *, done=False, failed=False, step=None, preset="cpu"):
     run = root / "results" / preset / "02_patience" / name
     run.mkdir(parents=True)
@@ -268,7 +265,7 @@ def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkp
     """A stop kills the committer thread: park commits the finished runs first; a failed run
     keeps its checkpoint to resume from, so it is parked; a smoke run (gitignored) is not;
     a second park with nothing new is a no-op, not an error."""
-    git = _repo(tmp_path)
+    git = _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
     _run(tmp_path, "done00000000", done=True)
     _run(tmp_path, "failed000000", failed=True, step=4)
     _run(tmp_path, "smoke0000000", step=4, preset="smoke")
@@ -284,7 +281,7 @@ def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkp
 def test_commit_finished_commits_a_run_rewritten_in_place_and_a_dropped_checkpoint(tmp_path):
     """A stale run retrained under its hash shows as modified, not untracked; a parked run
     that finished between two commits shows its checkpoint deleted: both are committed."""
-    git = _repo(tmp_path)
+    git = _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
     stale = _run(tmp_path, "stale0000000", done=True)
     parked = _run(tmp_path, "parked000000", step=8)
     assert queue.commit_finished(tmp_path, "first") == 1 and queue.park(tmp_path) == 1
