@@ -186,15 +186,31 @@ def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
     running = tmp_path / "results" / "cpu" / "09_dist" / "bbbbbbbbbbbb"
     for d in (done, running):
         d.mkdir(parents=True)
-        (d / "config.json").write_text("{}")
+        (d / "config.json").write_text('{"epochs": 300.0}')
     (done / "summary.json").write_text("{}")
     assert queue.commit_finished(tmp_path, "test item") == 1
     tracked = git("ls-files").split()
     assert tracked == ["results/cpu/09_dist/aaaaaaaaaaaa/config.json",
                        "results/cpu/09_dist/aaaaaaaaaaaa/summary.json"]
-    assert "test item" in git("log", "-1", "--format=%s")
+    assert git("log", "-1", "--format=%s") == (
+        "cpu results: 1 finished run dirs (09_dist: 1 at 300 epochs; queue at: test item; "
+        "provenance in each)\n")
     assert queue.commit_finished(tmp_path, "again") == 0
     assert common.SEEDS["cpu"] == 3
+
+
+def test_describe_runs_counts_each_chapter_s_runs_by_length(tmp_path):
+    """A commit names what it stores (a parked run resumed under a later item finishes
+    there), even for a config without a length."""
+    for section, name, config in (("07_cross_family", "a", '{"epochs": 30.0}'),
+                                  ("07_cross_family", "b", '{"epochs": 100.0}'),
+                                  ("07_cross_family", "c", '{"epochs": 30.0}'),
+                                  ("02_patience", "d", "{}")):
+        (tmp_path / section / name).mkdir(parents=True)
+        (tmp_path / section / name / "config.json").write_text(config)
+    dirs = ["07_cross_family/a", "07_cross_family/b", "07_cross_family/c", "02_patience/d"]
+    assert queue.describe_runs(tmp_path, dirs) == (
+        "02_patience: 1 of unrecorded length; 07_cross_family: 2 at 30 epochs, 1 at 100")
 
 
 def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_path):

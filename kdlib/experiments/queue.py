@@ -21,11 +21,13 @@ is committed with its checkpoint's removal (``make queue-park`` stops the queue 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -381,6 +383,25 @@ def park(repo: Path) -> int:
     return len(runs)
 
 
+def describe_runs(repo: Path, dirs: list[str]) -> str:
+    """What run folders hold, by chapter and schedule length (read from each config), e.g.
+    "07_cross_family: 3 at 30 epochs, 1 at 100": a commit names what it stores, not the item
+    the queue is on (a run resumed from a parked checkpoint finishes under a later item)."""
+    counts: dict[str, Counter] = {}
+    for run in dirs:
+        path = repo / run
+        epochs = json.loads((path / store.CONFIG_FILE).read_text()).get("epochs")
+        counts.setdefault(path.parent.name, Counter())[epochs] += 1
+
+    def lengths(c: Counter) -> str:
+        known = sorted((e, n) for e, n in c.items() if isinstance(e, int | float))
+        text = [f"{n} at {e:g}" + (" epochs" if i == 0 else "") for i, (e, n) in enumerate(known)]
+        unknown = sum(n for e, n in c.items() if not isinstance(e, int | float))
+        return ", ".join(text + ([f"{unknown} of unrecorded length"] if unknown else []))
+
+    return "; ".join(f"{section}: {lengths(c)}" for section, c in sorted(counts.items()))
+
+
 def commit_finished(repo: Path, item: str) -> int:
     """Commits every finished run folder git does not hold as it is
     (:func:`_finished_uncommitted`), retrying while git's index is locked (another commit
@@ -390,7 +411,8 @@ def commit_finished(repo: Path, item: str) -> int:
         dirs = _finished_uncommitted(repo)
         if not dirs:
             return 0
-        message = f"cpu results: {len(dirs)} finished run dirs ({item}; provenance in each)"
+        message = (f"cpu results: {len(dirs)} finished run dirs ({describe_runs(repo, dirs)}; "
+                   f"queue at: {item}; provenance in each)")
         add = subprocess.run(["git", "-C", str(repo), "add", "-A", "--", *dirs],
                              capture_output=True, text=True)
         if add.returncode == 0:
