@@ -24,7 +24,11 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     out = capsys.readouterr().out
     rows = [r for r in out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
-    assert len(rows) == len(queue.PLAN)
+    assert len(rows) == len(queue.PLAN) + 1  # and the ladder probes, after their item
+    probes = [r for r in rows if r.split("|")[1].strip().endswith("+")]
+    assert len(probes) == 1 and queue.PROBES_NAME in probes[0]
+    assert probes[0].split("|")[1].strip() == f"{queue._probes_index()}+"
+    assert rows[queue._probes_index() + 1] == probes[0]
     hours = [float(r.split("|")[-5]) for r in rows]
     stored = [tuple(map(int, r.split("|")[-4].split("/"))) for r in rows]
     left = [float(r.split("|")[-3]) for r in rows]

@@ -66,9 +66,9 @@ def probe_config(config: dict[str, Any]) -> RunConfig:
     return config_from_dict(config).replace(lr=BEYOND)
 
 
-def train_probes(preset: str = "cpu", limit: int = 6, progress: bool = False) -> int:
-    """Trains (or loads) the probes of the ``limit`` cheapest :func:`ladder_end_points`;
-    returns how many are stored."""
+def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = False) -> int:
+    """Trains (or loads) the probes of the ``limit`` cheapest :func:`ladder_end_points`
+    (``None``: every one; the background queue's step); returns how many are stored."""
     from kdlib import train
 
     points = ladder_end_points(preset)[:limit]

@@ -8,6 +8,10 @@ five minutes; an interrupted run resumes from its checkpoint when the queue is s
 again. ``make queue`` runs it niced, from a clean ``git worktree`` of HEAD (clean
 provenance), committing to this checkout.
 
+After the item :data:`PROBES_AFTER` the queue trains the probes one step beyond the lr
+ladder's end (:mod:`kdlib.experiments.ladder_probe`) at every selected config still sitting
+there: single runs, no grid, no replicates.
+
 ``--list`` prints the plan (items, their estimated hours, how many runs of their base grids
 are stored, the hours still to train and the hours their stored runs took) without training.
 
@@ -41,6 +45,7 @@ from kdlib.experiments import (
     dist_loss,
     imagenet,
     init,
+    ladder_probe,
     out_of_domain,
     patience,
     resolution,
@@ -190,6 +195,38 @@ CUT: list[tuple[str, Callable[[], common.Arms], str]] = [
      "C1-C3 read 01 at 30 and 300 epochs, and at 1000 once queued (each replicated by its "
      "own item)"),
 ]
+
+# The plan item after which the queue probes one lr step beyond the ladder's end at every
+# selected config still there (2026-12-05, after results: the 9 cheapest were probed by hand,
+# lr 0.3 behind at 8; the 13 dearer ones, 30-1000 epochs on 250-4k images, 3.1 h at the
+# plan's single-run rate, settle whether the ladder brackets the points C1-C5, C9, C10 and
+# C13 read), before the long patience items.
+PROBES_AFTER = "08 at 30 and 300 epochs (extras: C12)"
+PROBES_NAME = "ladder probes: lr 0.3 at every selected config at the ladder's end (seed 0)"
+
+
+def probe_row() -> dict[str, Any]:
+    """The plan row of the ladder probes (:data:`PLAN_COLUMNS`): each probe one single run."""
+    from kdlib import book
+
+    points = ladder_probe.ladder_end_points(PRESET)
+    configs = [ladder_probe.probe_config(p["config"]) for p in points]
+    stored = [store.fresh_run(c) for c in configs]
+    hours = [_hours(c, 1, 0) for c in configs]
+    done = [r for r in stored if r is not None]
+    spent = sum(t["wall time (h)"] for t in book.section_totals(book.run_rows(done))) if done \
+        else 0.0
+    return dict(zip(PLAN_COLUMNS, (
+        f"{_probes_index()}+", PROBES_NAME, len(configs), round(sum(hours), 1),
+        f"{len(done)}/{len(configs)}",
+        round(sum(h for h, r in zip(hours, stored, strict=True) if r is None), 1),
+        round(float(spent), 1)), strict=True))
+
+
+def _probes_index() -> int:
+    """The PLAN index of :data:`PROBES_AFTER` (the probes run right after it)."""
+    return [name for name, _ in PLAN].index(PROBES_AFTER)
+
 
 # The (chapter section, regime train size, epochs) points the cpu verdicts read
 # (kdlib.experiments.verdicts, C1-C13, at the lengths stored or queued); each is replicated to
@@ -474,6 +511,8 @@ def plan_rows(start: int = 0) -> list[dict[str, Any]]:
             i, name, runs, round(hours, 1), f"{done}/{total}",
             round(remaining_hours(arms, sweeps, loaded), 1), round(float(spent), 1)),
             strict=True)))
+        if name == PROBES_AFTER:
+            rows.append(probe_row())
     return rows
 
 
@@ -533,6 +572,12 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             if args.commit:
                 print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
+            if name == PROBES_AFTER:
+                t0, current[0] = time.time(), PROBES_NAME
+                print(f"[{time.strftime('%H:%M:%S')}] item {i}+: {PROBES_NAME}", flush=True)
+                n = ladder_probe.train_probes(PRESET, limit=None)
+                print(f"[{time.strftime('%H:%M:%S')}] item {i}+: {n} probes stored in "
+                      f"{time.time() - t0:.0f} s", flush=True)
     finally:
         if stop is not None:
             stop.set()
