@@ -28,6 +28,25 @@ def run_on_devices(source: str, devices: int = 8, *, env: dict | None = None,
     return done.stdout
 
 
+def scratch_repo(path: Path, ignore: str | None = None):
+    """A scratch git repository at ``path`` (``ignore`` committed as its .gitignore) and a
+    ``git(*args)`` that runs there and returns its output (the queue's commit and park
+    tests)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    path.mkdir(parents=True, exist_ok=True)
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    if ignore is not None:
+        (path / ".gitignore").write_text(ignore)
+        git("add", ".gitignore")
+        git("commit", "-q", "-m", "start")
+    return git
+
+
 @pytest.fixture()
 def results_root(tmp_path, monkeypatch):
     """An empty results root for the test ($KDLIB_RESULTS)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
@@ -170,18 +169,9 @@ SMOKE_AND_CKPT_IGNORED = "results/smoke/\nresults/**/ckpt/\n"
 
 
 def _repo(tmp_path, ignore=None):
-    """A scratch git repository at ``tmp_path`` (``ignore`` committed as its .gitignore) and
-    a ``git(*args)`` that runs there and returns its output."""
-    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
-                                    capture_output=True, text=True).stdout
-    git("init", "-q")
-    git("config", "user.email", "t@t")
-    git("config", "user.name", "t")
-    if ignore is not None:
-        (tmp_path / ".gitignore").write_text(ignore)
-        git("add", ".gitignore")
-        git("commit", "-q", "-m", "start")
-    return git
+    from conftest import scratch_repo
+
+    return scratch_repo(tmp_path, ignore)
 
 
 def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):

@@ -537,24 +537,16 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
     kdlib.experiments.queue.park), the repository is cloned afresh (checkpoints are gitignored,
     so only what was committed travels), and the run resumes there to an uninterrupted run's
     result; the finished run's commit then drops the checkpoint from git."""
+    from conftest import scratch_repo
+
     from kdlib.experiments import queue
 
-    def git(repo, *args):
-        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                              text=True).stdout
-
     repo, clone = tmp_path / "repo", tmp_path / "clone"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    git(repo, "config", "user.email", "t@t")
-    git(repo, "config", "user.name", "t")
-    (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    git = scratch_repo(repo, (REPO / ".gitignore").read_text())
     run = Path("results") / "cpu" / "test_train" / "parkedrun001"  # results/smoke is ignored
     (repo / run).mkdir(parents=True)
     (repo / run / "config.json").write_text(json.dumps(config_to_dict(tiny_config(
         epochs=2.0, eval_every=4, checkpoint_every=4))))
-    git(repo, "add", ".gitignore")
-    git(repo, "commit", "-q", "-m", "start")
     script = tmp_path / "resume.py"
     script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(__file__)))
     env = dict(os.environ, KDLIB_RESULTS=str(results), JAX_PLATFORMS="cpu")
@@ -562,7 +554,7 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
                             env=dict(env, KILL_AT_STEP="8"), capture_output=True, text=True)
     assert killed.returncode == 17, killed.stderr[-2000:]
     assert queue.park(repo) == 1
-    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git("clone", "-q", str(repo), str(clone))
     assert (clone / run / "ckpt" / "8").is_dir()
     outs = {}
     for folder in (clone / run, tmp_path / "straight"):
@@ -573,10 +565,9 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
     assert outs[run.name] == outs["straight"]
     shutil.rmtree(clone / run / "ckpt")  # as the store does when it saves the result
     (clone / run / "summary.json").write_text("{}")
-    git(clone, "config", "user.email", "t@t")
-    git(clone, "config", "user.name", "t")
+    cloned = scratch_repo(clone)  # sets the committer (init on a clone keeps its history)
     assert queue.commit_finished(clone, "item") == 1
-    assert not [p for p in git(clone, "ls-files").split() if "/ckpt/" in p]
+    assert not [p for p in cloned("ls-files").split() if "/ckpt/" in p]
 
 
 def test_compiled_programs_are_released_past_a_share_of_the_map_limit(monkeypatch):
