@@ -63,6 +63,11 @@ class Estimate:
     # seed noise (:func:`selection_sd`): the noise of *which* config the sweep picks, which
     # the seed replicates of the one it picked do not see. Read by the "selection" reading.
     select_sd: float = 0.0
+    # The per-run spread a larger set of this point's seeds showed (its own sd at
+    # MIN_OWN_SEEDS or more), kept by :meth:`heldout`: leaving the selected run out changes
+    # which values are averaged, not how noisy the point is (since 2026-12-05; the held-out
+    # reading had fallen back to the pooled spread, narrower than such a point's own).
+    kept_sd: float = math.nan
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -93,18 +98,28 @@ class Estimate:
 
     def se(self, noise_sd: float) -> float:
         """Standard error of the mean from ``noise_sd``, or from the own spread where the point
-        has MIN_OWN_SEEDS seeds and that spread is larger (0 for a known number)."""
+        has MIN_OWN_SEEDS seeds (or kept one from them: :attr:`kept_sd`) and that spread is
+        larger (0 for a known number)."""
         if self.known:
             return 0.0
-        sd = max(self.sd, noise_sd) if self.n >= MIN_OWN_SEEDS else noise_sd
+        own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
+        sd = max(own, noise_sd) if math.isfinite(own) else noise_sd
         return sd / math.sqrt(self.n)
+
+    @property
+    def can_hold_out(self) -> bool:
+        """Whether :meth:`heldout` leaves the selected run out (at least 2 other seeds)."""
+        return self.selected_first and self.n >= 3
 
     def heldout(self) -> Estimate:
         """The seeds that played no part in selecting the config: without the selected run's
-        value where the point has at least 2 others (else the estimate itself)."""
-        if not self.selected_first or self.n < 3:
+        value where the point has at least 2 others (else the estimate itself), keeping the
+        spread all its seeds showed (:attr:`kept_sd`)."""
+        if not self.can_hold_out:
             return self
-        return dataclasses.replace(self, values=self.values[1:], selected_first=False)
+        own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
+        return dataclasses.replace(self, values=self.values[1:], selected_first=False,
+                                   kept_sd=own)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
         """``82.1±0.4% (n=3)``; ``86.5±0.04% (n=3)`` for a spread that rounds to 0.0;
@@ -193,6 +208,8 @@ class Noise:
 # (added 2026-12-03, after results existed: two replicated points, 4 degrees of freedom, moved
 # C1 and C10 between builds as each new replicate landed). A larger pooled sd is always used.
 MIN_POOLED_DOF = 10
+# A pooled spread below this (float rounding of equal values) measured no noise at all.
+ZERO_SD = 1e-9
 
 
 def _pooled(groups: Iterable[Sequence[float]]) -> tuple[float, int, int]:
@@ -226,6 +243,11 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
                      if metric in ACCURACIES else f"assumed {sd:g} per run: no replicates")
+    if sd < ZERO_SD:  # every seed of every config equal: the seeds changed nothing
+        sd = ASSUMED_SD[metric]
+        return Noise(sd, f"assumed {_per_run(sd, metric)} per run: the {points} replicated "
+                     "points read equal values on every seed (a spread of 0 would make any "
+                     "difference count)")
     what = _per_run(sd, metric)
     if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
         assumed = ASSUMED_SD[metric]
@@ -265,7 +287,8 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), r)):  # coarse first
         sd, dof, points = _pooled(levels[regime])
         # the spread its parent level would give it: the walk of Noise.sd_for, one level up
-        if dof and (dof >= MIN_POOLED_DOF or sd > so_far.sd_for(regime, coarse=True)):
+        if dof and sd >= ZERO_SD and (dof >= MIN_POOLED_DOF
+                               or sd > so_far.sd_for(regime, coarse=True)):
             own[regime] = sd
             pools[regime] = (sd, points)
     if not own:
@@ -358,6 +381,17 @@ def _ladder_end(*points: Estimate) -> bool:
     return any(p.at_ladder_end for p in points)
 
 
+def _heldout(*points: Estimate) -> tuple[Estimate, ...] | None:
+    """The points' held-out seeds (:meth:`Estimate.heldout`), or None unless every measured
+    point can leave its selected run out: a point that cannot keeps its winner's curse, and
+    the reading would then favour it (since 2026-12-05; 1-seed points had been compared
+    as they are)."""
+    measured = [p for p in points if not p.known]
+    if not measured or not all(p.can_hold_out for p in measured):
+        return None
+    return tuple(p if p.known else p.heldout() for p in points)
+
+
 def _beyond(d: float, se: float, k: float) -> str:
     return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
 
@@ -367,9 +401,10 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
     d, se = _diff(a, b, noise)
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
+    held = _heldout(a, b)
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
-                 _beyond(*_diff(a.heldout(), b.heldout(), noise), k),
+                 _beyond(*_diff(*held, noise), k) if held else None,
                  _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
                  _ladder_end(a, b))
 
@@ -386,9 +421,10 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
+    held = _heldout(a, b)
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
-                 outcome(*_diff(a.heldout(), b.heldout(), noise)),
+                 outcome(*_diff(*held, noise)) if held else None,
                  outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
                  _ladder_end(a, b))
 
@@ -402,12 +438,15 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     coarse_se = math.sqrt(_se(*a, noise, coarse=True) ** 2 + _se(*b, noise, coarse=True) ** 2)
     select_se = math.sqrt(_se(*a, noise, selection=True) ** 2
                           + _se(*b, noise, selection=True) ** 2)
-    (ha, hsa), (hb, hsb) = (_diff(*(e.heldout() for e in pair), noise) for pair in (a, b))
+    held = _heldout(*a, *b)
+    heldout_outcome = None
+    if held:
+        (ha, hsa), (hb, hsb) = _diff(*held[:2], noise), _diff(*held[2:], noise)
+        heldout_outcome = _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k)
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
-                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
-                 _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k),
+                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT), heldout_outcome,
                  _beyond(d, select_se, k), _edge(*a, *b), _ladder_end(*a, *b))
 
 

@@ -128,23 +128,70 @@ def test_a_check_records_its_outcome_under_the_coarser_pool():
 def test_the_heldout_reading_leaves_the_selected_run_out():
     """The validation-selected run reads optimistic on test (chosen as its grid's best), so
     each check also records its outcome from the other seeds only, where a point has 2."""
-    lucky = ev.Estimate((0.86, 0.82, 0.82), "a", selected_first=True)
+    lucky = ev.Estimate((0.86, 0.85, 0.85), "a", selected_first=True)
     other = ev.Estimate((0.80, 0.81, 0.81), "b", selected_first=True)
-    assert lucky.heldout().values == (0.82, 0.82) and not lucky.heldout().selected_first
+    assert lucky.heldout().values == (0.85, 0.85) and not lucky.heldout().selected_first
     assert ev.Estimate((0.9, 0.8), "x", selected_first=True).heldout().n == 2  # too few: kept
     assert ev.Estimate((0.9, 0.8, 0.7), "x").heldout().n == 3  # not marked: kept
-    noise = ev.Noise(0.001, "test")
-    # the selected run's 86% spreads the point (inconclusive); its replicates alone differ
+    noise = ev.Noise(0.025, "test")
+    # both points beat the other by 4+ pts on every seed; the selected runs left out, the gap
+    # shrinks (the lucky point's 86% goes) and the spread stays: inconclusive
     check = ev.greater("a>b", lucky, other, noise)
-    assert (check.outcome, check.heldout_outcome) == ("inconclusive", "holds")
+    assert (check.outcome, check.heldout_outcome) == ("holds", "inconclusive")
     assert check.heldout_outcome == ev.greater("x", lucky.heldout(), other.heldout(),
                                                noise).outcome
-    tol = ev.at_least("b>=a-2", other, lucky, 0.02, noise)
-    assert tol.heldout_outcome == ev.at_least("x", other.heldout(), lucky.heldout(), 0.02,
+    tol = ev.at_least("b>=a-10", other, lucky, 0.10, noise)
+    assert tol.heldout_outcome == ev.at_least("x", other.heldout(), lucky.heldout(), 0.10,
                                               noise).outcome == "holds"
-    gain = ev.difference_greater("gain", (lucky, other), (other, other), noise)
-    assert gain.heldout_outcome == "holds" and gain.outcome == "inconclusive"
-    assert ev.combine([check], reading="heldout_outcome") == "reproduced"
+    assert ev.combine([check], reading="heldout_outcome") == "inconclusive"
+
+
+def test_the_heldout_reading_keeps_the_point_s_own_spread():
+    """Leaving the selected run out changes which values are averaged, not how noisy the
+    point is: a point whose 3 seeds spread more than the pool keeps that spread (C5's 1k
+    scratch point at 100 epochs read 78.75/74.38/79.24%, sd 2.68 pts against a pool of 1.38:
+    the held-out reading had called the check "holds" on the pool's narrower SE)."""
+    scratch = ev.Estimate((0.7875, 0.7438, 0.7924), "scratch", selected_first=True)
+    student = ev.Estimate((0.8025, 0.8035, 0.8050), "student", selected_first=True)
+    noise = ev.Noise(0.0138, "pool")
+    held = scratch.heldout()
+    assert held.kept_sd == pytest.approx(scratch.sd)
+    assert held.se(noise.sd) == pytest.approx(scratch.sd / math.sqrt(2))
+    check = ev.greater("student > scratch", student, scratch, noise)
+    assert (check.outcome, check.heldout_outcome) == ("inconclusive", "inconclusive")
+    quiet = ev.Estimate((0.80, 0.80, 0.80), "q", selected_first=True).heldout()
+    assert quiet.se(0.01) == pytest.approx(0.01 / math.sqrt(2))  # the pool where wider
+
+
+def test_the_heldout_reading_needs_every_compared_point_to_hold_its_selected_run_out():
+    """A 1-seed point keeps its winner's curse: against a 3-seed point left without its
+    selected run the reading would favour it, so it records no held-out outcome (counted
+    with the rule's in a verdict); a known number (a teacher's accuracy) needs none."""
+    three = ev.Estimate((0.86, 0.85, 0.85), "a", selected_first=True)
+    one = ev.Estimate((0.84,), "b", selected_first=True)
+    noise = ev.Noise(0.001, "test")
+    assert ev.greater("x", three, one, noise).heldout_outcome is None
+    assert ev.at_least("x", one, three, 0.0, noise).heldout_outcome is None
+    assert ev.difference_greater("x", (three, three), (three, one), noise).heldout_outcome \
+        is None
+    teacher = ev.constant(0.80, "teacher")
+    assert ev.greater("x", three, teacher, noise).heldout_outcome == "holds"
+    gain = ev.difference_greater("gain", (three, teacher), (teacher, teacher), noise)
+    assert gain.heldout_outcome == "holds"
+    assert ev.combine([ev.greater("x", three, one, noise)], reading="heldout_outcome") == \
+        ev.combine([ev.greater("x", three, one, noise)])
+
+
+def test_a_pool_of_identical_seeds_is_no_measurement():
+    """Seeds that changed nothing (every replicate equal) would make the spread 0 and any
+    difference count: the assumed spread is used instead, and said."""
+    flat = [[0.8, 0.8, 0.8]] * 6  # 12 degrees of freedom, sd 0
+    noise = ev.pooled_noise(flat)
+    assert noise.sd == ev.ASSUMED_SD["test_acc"] and "equal values on every seed" in noise.source
+    by_regime = ev.pooled_noise_by_regime({"1000 images": flat})
+    assert by_regime.sd_for("1000 images") == ev.ASSUMED_SD["test_acc"]
+    tiny = ev.greater("x", ev.Estimate((0.8001,)), ev.Estimate((0.8,)), noise)
+    assert tiny.outcome == "inconclusive"
 
 
 def test_selection_sd_is_zero_for_a_clear_winner_and_half_the_gap_for_a_tie():

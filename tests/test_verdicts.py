@@ -413,16 +413,29 @@ def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge(
 
 
 def test_c4_no_overfit_check_has_readings_and_is_not_testable_on_one_length():
-    """"No longer schedule clearly worse" is decided under each reading like its parts (a
-    decline that fails at 2 SE but not at 3 SE holds there), and with one length there is
-    nothing to compare: not testable, not a vacuous hold."""
-    c = v.c4_patience_pays({"1k": patience_table((.80, .78, .80))}, 0.95, "02",
+    """"No longer schedule worse by more than 1 pt" is decided under each reading like its
+    steps (a 3-pt decline, SE 0.82: fails at 2 SE, inconclusive at 3 SE), and with one length
+    there is nothing to compare: not testable, not a vacuous hold."""
+    c = v.c4_patience_pays({"1k": patience_table((.80, .77, .80))}, 0.95, "02",
                            noise=ev.Noise(0.01, "test"))
     no_overfit = c.checks[1]
-    assert no_overfit["outcome"] == "fails" and no_overfit["strict_outcome"] == "holds"
+    assert no_overfit["name"] == "1k: no longer schedule worse by more than 1 pt"
+    assert no_overfit["outcome"] == "fails" and no_overfit["strict_outcome"] == "inconclusive"
     one = tab({"function matching": {100.0: s3(.70)}})
     c = v.c4_patience_pays({"1k": one}, 0.95, "02")
     assert outcomes(c)[1] == "not testable" and c.verdict != "partly"
+
+
+def test_c4_no_overfit_needs_every_step_shown_within_the_tolerance():
+    """Steps within the noise are no evidence of "no overfitting" (a statistical review,
+    2026-12-05: it held whenever no step failed): inconclusive; a plateau measured tightly
+    enough to rule out a 1-pt loss holds."""
+    noisy = v.c4_patience_pays({"1k": patience_table((.70, .75, .74))}, 0.95, "02",
+                               noise=ev.Noise(0.03, "test"))  # -1 pt at SE 2.4 pts
+    assert noisy.checks[1]["outcome"] == "inconclusive"
+    plateau = v.c4_patience_pays({"1k": patience_table((.70, .85, .85))}, 0.95, "02",
+                                 noise=ev.Noise(0.001, "test"))  # 0 at SE 0.1 pts
+    assert plateau.checks[1]["outcome"] == "holds"
 
 
 def test_c4_gap_is_not_testable_only_under_readings_where_the_student_still_improves():
