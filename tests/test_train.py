@@ -586,6 +586,28 @@ def test_compiled_programs_are_released_past_a_share_of_the_map_limit(monkeypatc
     assert not loop.release_compiled()
 
 
+def test_compile_cache_entries_too_large_to_load_are_pruned(tmp_path, monkeypatch):
+    """jaxlib segfaults loading a very large cached program (a 2 MB thread stack): entries
+    above the limit go before a process could read them, at start and before the in-process
+    caches are dropped; smaller entries and other files stay."""
+    from kdlib.train import loop
+
+    big, small = tmp_path / "jit_chunk-aa-cache", tmp_path / "jit_chunk-bb-cache"
+    big.write_bytes(b"x" * 2049)
+    small.write_bytes(b"x" * 2048)
+    (tmp_path / "notes.txt").write_bytes(b"x" * 4096)
+    assert loop.prune_compile_cache(tmp_path, max_bytes=2048) == 1
+    assert not big.exists() and small.exists() and (tmp_path / "notes.txt").exists()
+    assert loop.prune_compile_cache(tmp_path, max_bytes=2048) == 0
+    big.write_bytes(b"x" * 2049)
+    monkeypatch.setattr(loop, "CACHE_ENTRY_MAX_BYTES", 2048)
+    monkeypatch.setattr(loop.jax.config, "jax_compilation_cache_dir", str(tmp_path),
+                        raising=False)
+    monkeypatch.setattr(loop.jax, "clear_caches", lambda: None)
+    monkeypatch.setattr(loop, "map_count", lambda: (20_000, 65_530))
+    assert loop.release_compiled() and not big.exists() and small.exists()
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
 def test_map_count_reads_this_process_and_the_limit():
     from kdlib.train import loop

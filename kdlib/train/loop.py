@@ -40,16 +40,45 @@ def enable_compile_cache() -> None:
     program (they enter it as arrays), so later runs, and later processes, skip the compile.
     A cache directory set by the user in JAX's own config is left alone.
     """
-    if jax.config.jax_compilation_cache_dir:
-        return
     default = Path.home() / ".cache" / "kdlib" / "jax"
     path = Path(os.environ.get("KDLIB_JAX_CACHE") or default)
+    if jax.config.jax_compilation_cache_dir:
+        if Path(jax.config.jax_compilation_cache_dir) == path:
+            prune_compile_cache(path)  # ours, set by an earlier call: before this group reads
+        return
     path.mkdir(parents=True, exist_ok=True)
+    prune_compile_cache(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     # Every program, however quick to compile: a smoke chapter compiles ~80 small ones (group
     # inits, eval views, teacher crops; 0.2 s each), which a warm cache then serves too
     # (chapter 01 at smoke, warm: 71 -> 61 s; issue 15). JAX's default skips those under 1 s.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+# jaxlib 0.10.2 loads a program from the persistent cache on a thread-pool thread with a 2 MB
+# stack, through a recursion as deep as the program's object files (~1,000 for a large
+# training chunk, 8 frames each): a 16.2 MB entry (a 4-run MobileNetV3-L group, compiled in
+# 2.5 min) overflowed it, a segfault in llvm::RuntimeDyldImpl on every read (2026-12-05; the
+# process that compiled it had trained with it). Entries above this size are deleted before a
+# process could read them, so such programs compile afresh (half the size that crashed; 1,817
+# of the 1,861 entries then cached were under 1 MB, 11 over 8 MB).
+CACHE_ENTRY_MAX_BYTES = 8 * 2**20
+
+
+def prune_compile_cache(path: str | Path, max_bytes: int | None = None) -> int:
+    """Deletes the persistent-cache entries in ``path`` larger than ``max_bytes`` (default
+    :data:`CACHE_ENTRY_MAX_BYTES`); returns how many. A file another process reads meanwhile
+    stays readable to it (Linux keeps an open file until it is closed)."""
+    max_bytes = CACHE_ENTRY_MAX_BYTES if max_bytes is None else max_bytes
+    removed = 0
+    for entry in Path(path).glob("*-cache"):
+        try:
+            if entry.stat().st_size > max_bytes:
+                entry.unlink()
+                removed += 1
+        except FileNotFoundError:  # pruned by another process meanwhile
+            continue
+    return removed
 
 
 # XLA:CPU maps each compiled training program in ~2,500 memory regions (measured: 470 ->
@@ -75,12 +104,15 @@ def map_count() -> tuple[int, int] | None:
 def release_compiled(share: float = MAP_SHARE_LIMIT) -> bool:
     """Drops JAX's in-process compiled programs when the process maps more than ``share`` of
     the kernel's limit (their memory regions go with them; a program needed again loads from
-    the persistent compilation cache). Returns whether it did."""
+    the persistent compilation cache, pruned first: :func:`prune_compile_cache`). Returns
+    whether it did."""
     counts = map_count()
     if counts is None or counts[0] <= share * counts[1]:
         return False
     import gc
 
+    if jax.config.jax_compilation_cache_dir:
+        prune_compile_cache(jax.config.jax_compilation_cache_dir)
     jax.clear_caches()
     gc.collect()
     return True
