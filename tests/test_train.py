@@ -601,8 +601,7 @@ def test_compile_cache_entries_too_large_to_load_are_pruned(tmp_path, monkeypatc
     assert loop.prune_compile_cache(tmp_path, max_bytes=2048) == 0
     big.write_bytes(b"x" * 2049)
     monkeypatch.setattr(loop, "CACHE_ENTRY_MAX_BYTES", 2048)
-    monkeypatch.setattr(loop.jax.config, "jax_compilation_cache_dir", str(tmp_path),
-                        raising=False)
+    monkeypatch.setattr(loop, "compile_cache_dir", lambda: str(tmp_path))
     monkeypatch.setattr(loop.jax, "clear_caches", lambda: None)
     monkeypatch.setattr(loop, "map_count", lambda: (20_000, 65_530))
     assert loop.release_compiled() and not big.exists() and small.exists()

@@ -65,6 +65,11 @@ def enable_compile_cache() -> None:
 CACHE_ENTRY_MAX_BYTES = 8 * 2**20
 
 
+def compile_cache_dir() -> str | None:
+    """The persistent compilation cache's folder JAX uses, or None when it has none."""
+    return jax.config.jax_compilation_cache_dir or None
+
+
 def prune_compile_cache(path: str | Path, max_bytes: int | None = None) -> int:
     """Deletes the persistent-cache entries in ``path`` larger than ``max_bytes`` (default
     :data:`CACHE_ENTRY_MAX_BYTES`); returns how many. A file another process reads meanwhile
@@ -111,8 +116,9 @@ def release_compiled(share: float = MAP_SHARE_LIMIT) -> bool:
         return False
     import gc
 
-    if jax.config.jax_compilation_cache_dir:
-        prune_compile_cache(jax.config.jax_compilation_cache_dir)
+    cache = compile_cache_dir()
+    if cache:
+        prune_compile_cache(cache)
     jax.clear_caches()
     gc.collect()
     return True
