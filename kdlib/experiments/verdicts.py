@@ -179,7 +179,9 @@ RULE_CHANGES: dict[str, str] = {
            "so steps within the noise read as evidence (a statistical review; every stored "
            "step was a clear gain, so no outcome moved)"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
-           "student's forward FLOPs at most 0.6x the baseline's"),
+           "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
+           "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "
+           "match is, not an unexplained 3 (the stored check still holds, +0.7 pts ±2.1)"),
     "C11": ("; on 2026-12-05 C11's MobileNet check reads the last step to the longest "
             "length (the paper's 300 -> 1200 epochs), not the whole range from the shortest, "
             "and C11 gained a check against the same MobileNet trained from labels"),
@@ -673,12 +675,13 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
 
 def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resolution",
                   low_res: str = "low-res student", high_res: str = "high-res teacher",
-                  max_drop: float = 0.03, teacher_accs: Mapping[str, float] | None = None,
+                  max_drop: float = 0.02, teacher_accs: Mapping[str, float] | None = None,
                   noise: ev.Noise | None = None,
                   student_mflops: Mapping[str, float] | None = None,
                   max_cost: float = 0.6) -> Claim:
     """C8: the low-res student is at most ``max_drop`` below the baseline at the longest
-    length and, with ``student_mflops`` ({arm: forward MFLOPs}), costs at most ``max_cost``
+    length (the largest drop the paper itself calls close, Table 1's T224->S160 at 9600
+    epochs, 1.82 pts, rounded up, as C9 reads its match; 3 pts until late on 2026-12-05) and, with ``student_mflops`` ({arm: forward MFLOPs}), costs at most ``max_cost``
     of its FLOPs ("a fraction of the cost": the paper's S160 costs (160/224)^2 = 0.51 of
     S224; a check since 2026-12-05); the high-res teacher's student beats the baseline at
     every length. That last is "not testable" when ``teacher_accs`` shows the high-res
