@@ -95,13 +95,14 @@ browser-deps:
 	fi
 
 # The cpu evidence queue (kdlib.experiments.queue): niced, from a clean worktree of HEAD, storing
-# into this checkout's results/ and committing each finished run folder here.
+# into this checkout's results/ and committing each finished run folder here; supervised, so a
+# crash restarts it (an item it crashed in twice is skipped).
 QUEUE_DIR ?= ../kdbook-queue
 queue: setup
 	@test -d $(QUEUE_DIR) || git worktree add --detach $(QUEUE_DIR) HEAD
 	@git -C $(QUEUE_DIR) checkout -q --detach $$(git rev-parse HEAD)
 	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
-	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR)
+	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR) --supervise
 
 # Stop the queue (SIGTERM; it loses at most the 10 minutes since its last checkpoint) and commit
 # its unfinished runs' latest checkpoints: a session's checkout is laid anew and checkpoints

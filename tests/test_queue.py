@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -344,3 +345,46 @@ def test_c11s_labels_baseline_is_queued_as_a_comparison_of_its_own():
     assert cross_family.label_arms("cpu") == {} and cross_family.label_arms("smoke") == {}
     assert set(cross_family.label_arms("gpu")[cross_family.LABELS_ARM]) == set(
         cross_family.epochs("gpu"))
+
+
+CRASHING_CHILD = """
+import os, signal, sys
+from pathlib import Path
+runs = Path(sys.argv[1])
+runs.write_text(runs.read_text() + "x")  # one mark per start
+skip = sys.argv[3:] if len(sys.argv) > 2 and sys.argv[2] == "--skip" else []
+print("[00:00:00] item 0: done before", flush=True)
+if "3" not in skip:
+    print("[00:00:01] item 3: crashes", flush=True)
+    os.kill(os.getpid(), signal.SIGSEGV)
+print("[00:00:02] item 4: fine", flush=True)
+"""
+
+
+def test_supervisor_restarts_a_crashed_queue_and_skips_an_item_that_crashes_twice(
+        tmp_path, capsys):
+    """A segfault inside the compiler kills the queue process, not an exception it can catch:
+    the supervisor starts it again, and an item it died in twice is skipped from then on."""
+    script, runs = tmp_path / "child.py", tmp_path / "runs"
+    script.write_text(CRASHING_CHILD)
+    runs.write_text("")
+    code = queue.supervise(
+        lambda skip: [sys.executable, str(script), str(runs),
+                      *(["--skip", *sorted(skip)] if skip else [])], pause_s=0)
+    assert code == 0 and runs.read_text() == "xxx"  # crashed, crashed, then skipped it
+    out = capsys.readouterr().out
+    assert "died (exit -11) in item 3 (1 times)" in out
+    assert "in item 3 (2 times: skipped from now on)" in out
+    assert out.count("item 4: fine") == 1
+
+
+def test_supervisor_gives_up_on_a_crash_before_any_item_and_main_skips_items(tmp_path):
+    """A child that dies before starting an item (an import error) is not retried; --skip
+    leaves items out, the ladder probes by "N+"."""
+    script = tmp_path / "child.py"
+    script.write_text("raise SystemExit(3)")
+    assert queue.supervise(lambda skip: [sys.executable, str(script)], pause_s=0) == 3
+    args = queue.parser().parse_args(["--skip", "16", "21+"])
+    assert args.skip == ["16", "21+"]
+    assert queue.ITEM_LINE.match("[04:21:28] item 21+: ladder probes").group(1) == "21+"
+    assert queue.ITEM_LINE.match("[04:21:28] item 16 done in 3 s") is None

@@ -15,6 +15,10 @@ there: single runs, no grid, no replicates.
 ``--list`` prints the plan (items, their estimated hours, how many runs of their base grids
 are stored, the hours still to train and the hours their stored runs took) without training.
 
+``--supervise`` runs the queue in a child process and starts it again when it dies of a crash
+(a segfault inside the compiler is not an exception the queue can catch); an item it crashed on
+twice is skipped for the rest of that run, said in the log (``make queue`` supervises).
+
 ``--park REPO`` commits the latest complete checkpoint (and the config and metrics log) of
 every unfinished run, after the queue is stopped: checkpoints are gitignored and a session's
 checkout is laid anew, so without it a group longer than the time left in a session would
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -462,6 +467,57 @@ def commit_finished(repo: Path, item: str) -> int:
     return 0
 
 
+# The line the queue prints as it starts an item ("[12:00:00] item 16: ..."; "item 21+:" for
+# the ladder probes after item 21), which the supervisor reads to know where a crash happened.
+ITEM_LINE = re.compile(r"^\[[\d:]+\] item (\d+\+?): ")
+
+
+def supervise(command: Callable[[set[str]], list[str]], *, retries: int = 2,
+              pause_s: float = 10.0) -> int:
+    """Runs ``command(skip)`` (the queue's command line, skipping the items in ``skip``) as a
+    child process, echoing its output, and starts it again after ``pause_s`` when it dies of
+    anything but a stop: an item it died in ``retries`` times is skipped from then on. Ends
+    when the child finishes (0), dies before starting any item (its exit code: not an item's
+    fault), or on SIGTERM (passed on to the child; ``make queue-park``)."""
+    skip: set[str] = set()
+    crashes: Counter[str] = Counter()
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            child = subprocess.Popen(command(set(skip)), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+            item = None
+            assert child.stdout is not None
+            for line in child.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                found = ITEM_LINE.match(line)
+                if found:
+                    item = found.group(1)
+            code = child.wait()
+            if code == 0 or stopping or item is None:
+                return 0 if stopping else code
+            crashes[item] += 1
+            if crashes[item] >= retries:
+                skip.add(item)
+            print(f"[{time.strftime('%H:%M:%S')}] supervisor: the queue died (exit {code}) in "
+                  f"item {item} ({crashes[item]} times"
+                  + (": skipped from now on" if item in skip else "") + f"); restarting in "
+                  f"{pause_s:g} s", flush=True)
+            time.sleep(pause_s)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m kdlib.experiments.queue``."""
     out = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -469,6 +525,11 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--commit", type=Path, default=None,
                      help="the checkout to commit finished run folders to")
     out.add_argument("--start", type=int, default=0, help="first plan item (0-based)")
+    out.add_argument("--skip", nargs="+", default=[], metavar="ITEM",
+                     help="items not to run (e.g. 16, or 21+ for the ladder probes)")
+    out.add_argument("--supervise", action="store_true",
+                     help="run the queue in a child process, restarted after a crash; an item "
+                     "it crashed in twice is skipped")
     out.add_argument("--park", type=Path, default=None, metavar="REPO",
                      help="commit the unfinished runs' latest checkpoints to REPO (stop the "
                      "queue first), train nothing")
@@ -554,6 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             print("| " + " | ".join(str(row[c]) for c in PLAN_COLUMNS) + " |")
         print("\n" + plan_summary(rows))
         return 0
+    if args.supervise:
+        argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--supervise"]
+        return supervise(lambda skip: [sys.executable, "-m", "kdlib.experiments.queue", *argv,
+                                       *(["--skip", *sorted(skip)] if skip else [])])
+    skip = set(args.skip)
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit else None
     # A stop (make queue-park's SIGTERM) unwinds like an error, so the finished runs are
@@ -563,16 +629,18 @@ def main(argv: list[str] | None = None) -> int:
         for i, (name, build) in enumerate(PLAN):
             if i < args.start:
                 continue
-            arms = build()
-            t0 = time.time()
-            current[0] = name
-            print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
-            common.run_arms(arms, progress=False, extras=True)
-            print(f"[{time.strftime('%H:%M:%S')}] item {i} done in {time.time() - t0:.0f} s",
-                  flush=True)
-            if args.commit:
-                print(f"committed {commit_finished(args.commit, name)} run dirs", flush=True)
-            if name == PROBES_AFTER:
+            if str(i) not in skip:
+                arms = build()
+                t0 = time.time()
+                current[0] = name
+                print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
+                common.run_arms(arms, progress=False, extras=True)
+                print(f"[{time.strftime('%H:%M:%S')}] item {i} done in "
+                      f"{time.time() - t0:.0f} s", flush=True)
+                if args.commit:
+                    print(f"committed {commit_finished(args.commit, name)} run dirs",
+                          flush=True)
+            if name == PROBES_AFTER and f"{i}+" not in skip:
                 t0, current[0] = time.time(), PROBES_NAME
                 print(f"[{time.strftime('%H:%M:%S')}] item {i}+: {PROBES_NAME}", flush=True)
                 n = ladder_probe.train_probes(PRESET, limit=None)

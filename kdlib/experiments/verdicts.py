@@ -681,8 +681,9 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
                   max_cost: float = 0.6) -> Claim:
     """C8: the low-res student is at most ``max_drop`` below the baseline at the longest
     length (the largest drop the paper itself calls close, Table 1's T224->S160 at 9600
-    epochs, 1.82 pts, rounded up, as C9 reads its match; 3 pts until late on 2026-12-05) and, with ``student_mflops`` ({arm: forward MFLOPs}), costs at most ``max_cost``
-    of its FLOPs ("a fraction of the cost": the paper's S160 costs (160/224)^2 = 0.51 of
+    epochs, 1.82 pts, rounded up, as C9 reads its match; 3 pts until late on 2026-12-05)
+    and, with ``student_mflops`` ({arm: forward MFLOPs}), costs at most ``max_cost`` of its
+    FLOPs ("a fraction of the cost": the paper's S160 costs (160/224)^2 = 0.51 of
     S224; a check since 2026-12-05); the high-res teacher's student beats the baseline at
     every length. That last is "not testable" when ``teacher_accs`` shows the high-res
     teacher is no stronger than the baseline's (the paper's 384 px teacher is)."""
