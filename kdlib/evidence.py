@@ -108,8 +108,9 @@ class Estimate:
 
     @property
     def can_hold_out(self) -> bool:
-        """Whether :meth:`heldout` leaves the selected run out (at least 2 other seeds)."""
-        return self.selected_first and self.n >= 3
+        """Whether :meth:`heldout` leaves the selected run out (at least 2 other seeds, so
+        the point has MIN_OWN_SEEDS and its own spread to keep)."""
+        return self.selected_first and self.n >= max(3, MIN_OWN_SEEDS)
 
     def heldout(self) -> Estimate:
         """The seeds that played no part in selecting the config: without the selected run's
@@ -117,9 +118,8 @@ class Estimate:
         spread all its seeds showed (:attr:`kept_sd`)."""
         if not self.can_hold_out:
             return self
-        own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
         return dataclasses.replace(self, values=self.values[1:], selected_first=False,
-                                   kept_sd=own)
+                                   kept_sd=self.sd)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
         """``82.1±0.4% (n=3)``; ``86.5±0.04% (n=3)`` for a spread that rounds to 0.0;
