@@ -475,7 +475,8 @@ def _every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
     failed = [c for c in checks if c.outcome == "fails"]
     open_ = [c for c in checks if c.outcome == "inconclusive"]
     return ev.Check(name, reading("outcome"), (failed or open_)[0].detail if failed or open_
-                    else f"{len(checks)} consecutive lengths compared",
+                    else f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer "
+                    "schedule, each within the tolerance",
                     **{r: reading(r) for r in ev.READINGS[1:]},
                     at_edge=any(c.at_edge for c in checks),
                     at_ladder_end=any(c.at_ladder_end for c in checks))
