@@ -104,11 +104,13 @@ queue: setup
 	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
 	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR) --supervise
 
-# Stop the queue (SIGTERM; it loses at most the 10 minutes since its last checkpoint) and commit
-# its unfinished runs' latest checkpoints: a session's checkout is laid anew and checkpoints
-# are gitignored, so a group longer than the session resumes only from parked ones.
+# Stop the queue (SIGTERM; it loses at most the 10 minutes since its last checkpoint), wait up to
+# 2 minutes for its final commit, and commit its unfinished runs' latest checkpoints: a
+# session's checkout is laid anew and checkpoints are gitignored, so a group longer than the
+# session resumes only from parked ones.
 queue-park: setup
-	-@pkill -TERM -f "[k]dlib.experiments.queue --commit" && sleep 5 || true
+	-@pkill -TERM -f "[k]dlib.experiments.queue --commit"; for i in $$(seq 120); do \
+	  pgrep -f "[k]dlib.experiments.queue --commit" > /dev/null || break; sleep 1; done
 	$(PY) -m kdlib.experiments.queue --park $(CURDIR)
 
 # Retrain the shortest stored cpu run of every family (kdlib.retrain --families) at this commit

@@ -388,3 +388,69 @@ def test_supervisor_gives_up_on_a_crash_before_any_item_and_main_skips_items(tmp
     assert args.skip == ["16", "21+"]
     assert queue.ITEM_LINE.match("[04:21:28] item 21+: ladder probes").group(1) == "21+"
     assert queue.ITEM_LINE.match("[04:21:28] item 16 done in 3 s") is None
+
+
+def test_supervisor_stops_on_a_sigterm_during_its_pause(tmp_path):
+    """make queue-park during the pause after a crash must not start a fresh queue that
+    trains on unattended."""
+    import signal
+    import threading
+
+    script, runs = tmp_path / "child.py", tmp_path / "runs"
+    script.write_text(CRASHING_CHILD)
+    runs.write_text("")
+    timer = threading.Timer(0.5, lambda: signal.raise_signal(signal.SIGTERM))
+    timer.start()
+    code = queue.supervise(lambda skip: [sys.executable, str(script), str(runs)], pause_s=2)
+    timer.join()
+    assert code == 0 and runs.read_text() == "x"  # one start: the stop ended the pause
+
+
+def test_supervisor_keeps_a_skip_given_on_its_command_line(tmp_path):
+    script, runs = tmp_path / "child.py", tmp_path / "runs"
+    script.write_text(CRASHING_CHILD)
+    runs.write_text("")
+    assert queue.supervise(lambda skip: [sys.executable, str(script), str(runs),
+                                         *(["--skip", *sorted(skip)] if skip else [])],
+                           pause_s=0, skip=["3"]) == 0
+    assert runs.read_text() == "x"
+    assert queue._without_options(["--commit", "/r", "--skip", "3", "21+", "--supervise"],
+                                  ("--supervise",), ("--skip",)) == ["--commit", "/r"]
+
+
+def test_the_item_line_comes_before_the_item_builds(monkeypatch, capsys):
+    """A crash while an item builds its arms belongs to that item, not the one before."""
+    def broken():
+        print("building")
+        raise RuntimeError("no arms")
+
+    monkeypatch.setattr(queue, "PLAN", [("fine", lambda: {}), ("broken", broken)])
+    monkeypatch.setattr(queue.common, "run_arms", lambda arms, **_: {})
+    with pytest.raises(RuntimeError, match="no arms"):
+        queue.main(["--start", "1"])
+    out = capsys.readouterr().out
+    assert out.index("item 1: broken") < out.index("building")
+
+
+def test_a_second_sigterm_does_not_cut_the_final_commit_short(tmp_path):
+    """The supervisor passes make queue-park's stop on, so the queue may get SIGTERM twice:
+    the first unwinds it (its finally commits), the second is ignored."""
+    import subprocess
+    import textwrap
+
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys, time
+        from kdlib.experiments import queue
+        signal.signal(signal.SIGTERM, queue._stop_once)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands while the finally runs
+            time.sleep(0.2)
+            print("committed", flush=True)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 143 and "committed" in done.stdout

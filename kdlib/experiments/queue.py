@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -37,7 +38,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -432,7 +433,10 @@ def describe_runs(repo: Path, dirs: list[str]) -> str:
     counts: dict[str, Counter] = {}
     for run in dirs:
         path = repo / run
-        epochs = json.loads((path / store.CONFIG_FILE).read_text()).get("epochs")
+        try:
+            epochs = json.loads((path / store.CONFIG_FILE).read_text()).get("epochs")
+        except (OSError, ValueError, AttributeError):  # a message must not stop the commit
+            epochs = None
         counts.setdefault(path.parent.name, Counter())[epochs] += 1
 
     def lengths(c: Counter) -> str:
@@ -473,13 +477,14 @@ ITEM_LINE = re.compile(r"^\[[\d:]+\] item (\d+\+?): ")
 
 
 def supervise(command: Callable[[set[str]], list[str]], *, retries: int = 2,
-              pause_s: float = 10.0) -> int:
+              pause_s: float = 10.0, skip: Iterable[str] = ()) -> int:
     """Runs ``command(skip)`` (the queue's command line, skipping the items in ``skip``) as a
     child process, echoing its output, and starts it again after ``pause_s`` when it dies of
     anything but a stop: an item it died in ``retries`` times is skipped from then on. Ends
     when the child finishes (0), dies before starting any item (its exit code: not an item's
-    fault), or on SIGTERM (passed on to the child; ``make queue-park``)."""
-    skip: set[str] = set()
+    fault), or on SIGTERM (passed on to the child; ``make queue-park``), also one that comes
+    during the pause. The child gets ``PYTHONFAULTHANDLER=1``: a segfault prints its stack."""
+    skip = set(skip)
     crashes: Counter[str] = Counter()
     stopping = False
     child: subprocess.Popen | None = None
@@ -491,10 +496,14 @@ def supervise(command: Callable[[set[str]], list[str]], *, retries: int = 2,
             child.terminate()
 
     previous = signal.signal(signal.SIGTERM, stop)
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
     try:
-        while True:
+        while not stopping:
             child = subprocess.Popen(command(set(skip)), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, errors="replace",
+                                     bufsize=1, env=env)
+            if stopping:  # the stop came between the check and the start
+                child.terminate()
             item = None
             assert child.stdout is not None
             for line in child.stdout:
@@ -514,7 +523,11 @@ def supervise(command: Callable[[set[str]], list[str]], *, retries: int = 2,
                   + (": skipped from now on" if item in skip else "") + f"); restarting in "
                   f"{pause_s:g} s", flush=True)
             time.sleep(pause_s)
+        return 0
     finally:
+        if child is not None and child.poll() is None:  # the supervisor itself failed
+            child.terminate()
+            child.wait()
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -602,6 +615,30 @@ def plan_summary(rows: list[dict[str, Any]]) -> str:
     return text
 
 
+def _stop_once(*_: Any) -> None:
+    """SIGTERM in the queue: ignore any further one, then unwind (``finally`` commits)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signal.SIGTERM)
+
+
+def _without_options(argv: list[str], flags: tuple[str, ...], lists: tuple[str, ...]
+                     ) -> list[str]:
+    """``argv`` without the ``flags`` and without the ``lists`` options and their values
+    (the supervisor passes its own ``--skip``)."""
+    out, dropping = [], False
+    for arg in argv:
+        if arg in flags:
+            continue
+        if arg in lists:
+            dropping = True
+            continue
+        if dropping and not arg.startswith("--"):
+            continue
+        dropping = False
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.park:
@@ -616,25 +653,29 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + plan_summary(rows))
         return 0
     if args.supervise:
-        argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--supervise"]
+        argv = _without_options(sys.argv[1:] if argv is None else argv, ("--supervise",),
+                                ("--skip",))
         return supervise(lambda skip: [sys.executable, "-m", "kdlib.experiments.queue", *argv,
-                                       *(["--skip", *sorted(skip)] if skip else [])])
+                                       *(["--skip", *sorted(skip)] if skip else [])],
+                         skip=args.skip)
     skip = set(args.skip)
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit else None
     # A stop (make queue-park's SIGTERM) unwinds like an error, so the finished runs are
-    # committed on the way out (the committer thread dies with the process).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # committed on the way out (the committer thread dies with the process); a second SIGTERM
+    # (the supervisor passes the stop on) must not cut that commit short.
+    signal.signal(signal.SIGTERM, _stop_once)
     try:
         for i, (name, build) in enumerate(PLAN):
             if i < args.start:
                 continue
             if str(i) not in skip:
-                arms = build()
                 t0 = time.time()
                 current[0] = name
+                # printed before anything of the item runs: the supervisor reads it to know
+                # which item a crash belongs to
                 print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
-                common.run_arms(arms, progress=False, extras=True)
+                common.run_arms(build(), progress=False, extras=True)
                 print(f"[{time.strftime('%H:%M:%S')}] item {i} done in "
                       f"{time.time() - t0:.0f} s", flush=True)
                 if args.commit:
