@@ -42,8 +42,10 @@ def experiments(section: str, preset: str, *, planned: bool = False) -> list[Any
         return [out_of_domain.arms(preset, t) for t in out_of_domain.targets(preset)]
     if section == "09_dist":
         return [dist_loss.arms(preset, planned=planned)]
-    with_planned = {"03_imagenet": imagenet, "05_shampoo": shampoo, "06_init": init,
-                    "07_cross_family": cross_family}
+    if section == "07_cross_family":  # C11's MobileNet from labels: a comparison of its own
+        labels = cross_family.label_arms(preset, planned=planned)
+        return [cross_family.arms(preset, planned=planned), *([labels] if labels else [])]
+    with_planned = {"03_imagenet": imagenet, "05_shampoo": shampoo, "06_init": init}
     if section in with_planned:
         return [with_planned[section].arms(preset, planned=planned)]
     simple = {"04_resolution": resolution}
