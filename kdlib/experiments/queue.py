@@ -213,15 +213,12 @@ PROBES_NAME = "ladder probes: lr 0.3 at every selected config at the ladder's en
 
 def probe_row() -> dict[str, Any]:
     """The plan row of the ladder probes (:data:`PLAN_COLUMNS`): each probe one single run."""
-    from kdlib import book
-
     points = ladder_probe.ladder_end_points(PRESET)
     configs = [ladder_probe.probe_config(p["config"]) for p in points]
     stored = [store.fresh_run(c) for c in configs]
     hours = [_hours(c, 1, 0) for c in configs]
     done = [r for r in stored if r is not None]
-    spent = sum(t["wall time (h)"] for t in book.section_totals(book.run_rows(done))) if done \
-        else 0.0
+    spent = wall_hours(done)
     return dict(zip(PLAN_COLUMNS, (
         f"{_probes_index()}+", PROBES_NAME, len(configs), round(sum(hours), 1),
         f"{len(done)}/{len(configs)}",
@@ -333,8 +330,6 @@ def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None,
     the chapter loads (``loaded``), else the stored runs of its base grids. Runs trained
     before the queue existed (a chapter's first grid) count too, as the estimate does. Runs
     whose hash is in ``counted`` (an earlier item's) are left out; this item's are added."""
-    from kdlib import book
-
     if loaded is not None:
         records = {r.hash: r for by_epochs in loaded.values() for result in by_epochs.values()
                    for r in [*result.runs, *(result.replicates or [])] if r is not None}
@@ -345,8 +340,16 @@ def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None,
     if counted is not None:
         records = {h: r for h, r in records.items() if h not in counted}
         counted.update(records)
-    rows = book.run_rows(list(records.values()))
-    return sum(t["wall time (h)"] for t in book.section_totals(rows))
+    return wall_hours(list(records.values()))
+
+
+def wall_hours(runs: list[Any]) -> float:
+    """Hours of wall time stored runs took, a vectorized group's time counted once
+    (:func:`kdlib.book.section_totals`); 0 for none."""
+    from kdlib import book
+
+    return sum(t["wall time (h)"] for t in book.section_totals(book.run_rows(runs))) \
+        if runs else 0.0
 
 
 def stored_runs(sweeps: list[tuple[RunConfig, int, int]]) -> tuple[int, int]:
