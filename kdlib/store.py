@@ -349,21 +349,54 @@ def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
             handle.close()
 
 
+def twin_dirs(config: Any, root: str | os.PathLike | None = None) -> list[Path]:
+    """Where a run of ``config`` may be stored: its folder in every section of its preset
+    that holds runs, in section (chapter) order, its own section's included. The configs
+    differ in ``section`` only, so they train the same numbers: one config, one run."""
+    own = run_dir(config, root)
+    base = own.parent.parent
+    as_dict = config_to_dict(config)
+    sections = sorted({p.name for p in base.iterdir() if p.is_dir()} | {own.parent.name}
+                      ) if base.is_dir() else [own.parent.name]
+    return [own if s == own.parent.name else base / s / config_hash({**as_dict, "section": s})
+            for s in sections]
+
+
 def fresh_run(config: Any, root: str | os.PathLike | None = None) -> RunRecord | None:
     """The finished stored run of ``config`` that saw today's input files, or None.
 
-    Its config hash is checked; a run whose recorded input hashes differ from the current
-    files' (a retrained teacher, another dataset file: :mod:`kdlib.inputs`) is stale: None,
-    with a log line saying why, so the caller retrains it.
+    One config, one run: a config that another chapter stored already (equal but for its
+    ``section``) reads that run rather than training a copy; where several chapters hold one
+    (trained before this rule), every chapter reads the first in section order (:func:`twin_dirs`),
+    a choice that does not look at their numbers. Its config hash is checked; a run whose
+    recorded input hashes differ from the current files' (a retrained teacher, another dataset
+    file: :mod:`kdlib.inputs`) is stale and skipped, with a log line saying why.
     """
     from kdlib import inputs
 
-    stored = load_run(run_dir(config, root))
-    if stored is not None and config_hash(stored.config) != stored.hash:
-        raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
-    if stored is not None and not inputs.check_fresh(stored.path, stored.provenance, config):
-        return None
-    return stored
+    for path in twin_dirs(config, root):
+        stored = load_run(path)
+        if stored is None:
+            continue
+        if config_hash(stored.config) != stored.hash:
+            raise ValueError(f"{stored.path} holds a config whose hash is not {stored.hash}")
+        if inputs.check_fresh(stored.path, stored.provenance, config):
+            return stored
+    return None
+
+
+def shadowed_runs(preset: str, root: str | os.PathLike | None = None) -> dict[Path, Path]:
+    """Finished runs no chapter reads because an identical config's run sits in an earlier
+    section (:func:`fresh_run`): each such folder -> the folder read instead."""
+    out: dict[Path, Path] = {}
+    base = results_root(root) / check_folder_name("preset", preset)
+    for summary in sorted(base.glob(f"*/*/{SUMMARY_FILE}")):
+        config = read_json(summary.parent / CONFIG_FILE)
+        first = next((p for p in twin_dirs(config, root) if (p / SUMMARY_FILE).is_file()),
+                     summary.parent)
+        if first != summary.parent:
+            out[summary.parent] = first
+    return out
 
 
 _stored = fresh_run

@@ -169,6 +169,9 @@ class SweepResult:
     mode: str = "max"
     # Seed replicates of the selected run's config (other seeds, same hyper-parameters).
     replicates: list[RunRecord] = dataclasses.field(default_factory=list)
+    # The config the grid expands (its section names the chapter that reads it, also where a
+    # run is another chapter's identical config: kdlib.store.fresh_run); None if not given.
+    base_config: Any = None
 
     @property
     def best_point(self) -> dict[str, Any] | None:
@@ -309,7 +312,7 @@ def load_sweep(
     runs = [fresh_run(c, root) for c in expand(base_config, points)]  # stale: not stored
     if any(r is None for r in runs):
         return None
-    return SweepResult(points, runs, select_metric, mode)
+    return SweepResult(points, runs, select_metric, mode, base_config=base_config)
 
 
 def sweep(
@@ -352,8 +355,9 @@ def sweep(
             chunk = batch_size or len(group)
             for start in range(0, len(group), chunk):
                 _train_batch(group[start : start + chunk], batch_train_fn, root, on_error)
-        runs = [load_run(p, finished_only=False) for p in paths]
-        return SweepResult(points, runs, select_metric, mode)
+        runs = [fresh_run(c, root) or load_run(p, finished_only=False)
+                for c, p in zip(configs, paths, strict=True)]
+        return SweepResult(points, runs, select_metric, mode, base_config=base_config)
 
     runs = []
     for config, path in zip(configs, paths, strict=True):
@@ -364,4 +368,4 @@ def sweep(
             if on_error == "raise" or failed is None or failed.status != "failed":
                 raise
             runs.append(failed)
-    return SweepResult(points, runs, select_metric, mode)
+    return SweepResult(points, runs, select_metric, mode, base_config=base_config)

@@ -186,6 +186,21 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
         noise.sd_for(common.noise_regime(base), coarse=True))
 
 
+def test_a_seed_two_chapters_stored_counts_once_as_the_run_every_chapter_reads(
+        tmp_path, monkeypatch):
+    """Copies of one config in two sections (stored before one config, one run) are one
+    seed: the first section's, which kdlib.store.fresh_run gives every chapter."""
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    base = cfg().replace(preset="cpu", section="01_consistency")
+    for section, seed, acc in (("01_consistency", 0, 0.80), ("01_consistency", 1, 0.84),
+                               ("09_dist", 0, 0.70), ("09_dist", 2, 0.88)):
+        c = common.replicate(base, seed) if seed else base
+        c = c.replace(section=section)
+        store.save_run(store.prepare_run(c), c, {"test_acc": acc}, {}, "done")
+    assert common.store_means("cpu") == {common.config_key(base): pytest.approx(0.84)}
+    assert common.store_noise("cpu").sd == pytest.approx(0.04)  # 0.80, 0.84, 0.88
+
+
 def test_selection_bias_is_the_selected_run_against_its_own_replicates(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
     assert common.selection_bias("cpu") is None

@@ -626,3 +626,53 @@ def test_a_resumed_runs_provenance_counts_the_wall_time_of_earlier_processes(tmp
     assert 1000.0 <= record.provenance["wall_time_s"] < 1000.0 + 60
     assert store.earlier_wall({"earlier_wall_time_s": None}) == 0.0
     assert store.earlier_wall({}) == 0.0
+
+
+# ----------------------------------------------------------------------------- one config, one run
+
+
+def test_a_config_another_chapter_stored_reads_that_run_and_trains_nothing(tmp_path):
+    """Configs equal but for their section train the same numbers: the second chapter reads
+    the first's run (run_or_load and a batched sweep alike) instead of training a copy."""
+    from kdlib import sweep as sweeps
+
+    train = CountingTrain()
+    first = run_or_load(Cfg(section="01_consistency"), train, root=tmp_path)
+    again = run_or_load(Cfg(section="09_dist"), train, root=tmp_path)
+    assert train.calls == 1 and again.path == first.path
+    assert not run_dir(Cfg(section="09_dist"), tmp_path).exists()
+
+    trained = []
+
+    def batch_fn(configs, paths):
+        trained.extend(c.optim.lr for c in configs)
+        return [{"val_acc": c.optim.lr} for c in configs]
+
+    base = Cfg(section="01_consistency", steps=3)
+    sweeps.sweep(base, {"optim.lr": [0.1]}, None, batch_train_fn=batch_fn, root=tmp_path)
+    late = dataclasses.replace(base, section="09_dist")
+    result = sweeps.sweep(late, {"optim.lr": [0.1, 0.2]}, None, batch_train_fn=batch_fn,
+                          root=tmp_path)
+    assert trained == [0.1, 0.2]  # 09's lr 0.1 is 01's run
+    assert [r.config["section"] for r in result.runs] == ["01_consistency", "09_dist"]
+    assert result.base_config == late
+    loaded = sweeps.load_sweep(late, {"optim.lr": [0.1, 0.2]}, root=tmp_path)
+    assert [r.path for r in loaded.runs] == [r.path for r in result.runs]
+
+
+def test_copies_of_one_config_are_read_from_the_first_section_by_every_chapter(tmp_path):
+    """Copies stored before the rule: every chapter reads the first section's, whatever the
+    numbers say; store.shadowed_runs names the others."""
+    early = Cfg(section="01_consistency")
+    late = Cfg(section="09_dist")
+    save_run(store.prepare_run(late, tmp_path), late, {"val_acc": 0.9}, {}, "done")
+    assert store.fresh_run(early, tmp_path).config["section"] == "09_dist"  # the only copy
+    save_run(store.prepare_run(early, tmp_path), early, {"val_acc": 0.1}, {}, "done")
+    for asking in (early, late):
+        assert store.fresh_run(asking, tmp_path).summary["val_acc"] == 0.1
+    assert store.shadowed_runs("smoke", tmp_path) == {
+        run_dir(late, tmp_path): run_dir(early, tmp_path)}
+    other = Cfg(section="01_consistency", seed=1)  # another config: no copy anywhere
+    assert store.fresh_run(other, tmp_path) is None
+    assert [p.parent.name for p in store.twin_dirs(other, tmp_path)] == [
+        "01_consistency", "09_dist"]

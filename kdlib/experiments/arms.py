@@ -276,8 +276,8 @@ def shared_points_report(shared: Any) -> str:
     if rerun:
         g = rerun[0]
         text += (f"; {len(rerun)} select the same hyper-parameters but read different runs of "
-                 "them (a chapter that files its own runs trains them in its own vectorized "
-                 "group, so the floating-point order differs; e.g. "
+                 "them (different seeds of them, or copies no chapter reads any more: "
+                 "`store.shadowed_runs`; e.g. "
                  + " vs ".join(f"{100 * a:.2f}%" for a in g["test_acc"].unique()[:2])
                  + f" for {g['arm'].iloc[0]} at {g['epochs'].iloc[0]:g} epochs)")
     selecting = [g for g in differ if g["selected"].nunique() > 1]
@@ -289,35 +289,33 @@ def shared_points_report(shared: Any) -> str:
             "the arms it compares, alike, so a chapter whose other arms have not grown yet reads "
             "a smaller grid (where its selected run then sits at the grid's edge, the checks "
             "reading it are provisional), and a grid grown from fewer values can stop at a "
-            "lower optimum, or noise in the validation selection pick another learning rate. "
+            "lower optimum (a config is one run wherever it is read, so equal grids select "
+            "alike). "
             f"The largest gap, at {lo['epochs']:g} epochs: {lo['chapter']}'s {lo['arm']} reads "
             f"{100 * lo['test_acc']:.1f}% (n={lo['n_seeds']}, {lo['selected']}), "
             f"{hi['chapter']}'s {hi['arm']} {100 * hi['test_acc']:.1f}% (n={hi['n_seeds']}, "
             f"{hi['selected']}).")
 
 
-def _stored_seeds(preset: str, metric: str, *, by_section: bool = False, root: Any = None
-                  ) -> dict[str, tuple[str, dict[Any, float]]]:
-    """Each config family stored at ``preset`` (:func:`seed_family`, as JSON) -> (its noise
-    regime, ``metric`` of each finished seed by seed). ``by_section``: families keyed by
-    :func:`config_key` instead (the chapters' runs of one config together), their values by
-    (section, seed). Reads config and summary files only."""
+def _stored_seeds(preset: str, metric: str, root: Any = None
+                  ) -> dict[str, tuple[str, dict[int, float]]]:
+    """Each config stored at ``preset`` (:func:`config_key`: without seed and section, the
+    chapters' runs of one config together) -> (its noise regime, ``metric`` of each finished
+    seed by seed). A seed stored by several chapters counts once, the run every chapter reads
+    (the first section's: :func:`kdlib.store.fresh_run`). Reads config and summary files only."""
     import json
 
     from kdlib import store
 
-    families: dict[str, tuple[str, dict[Any, float]]] = {}
+    families: dict[str, tuple[str, dict[int, float]]] = {}
     base = store.results_root(root) / presets.check(preset)
-    for summary in sorted(base.glob("*/*/summary.json")):
+    for summary in sorted(base.glob("*/*/summary.json")):  # section order: the first is read
         stored = json.loads(summary.read_text())
         if stored.get("status") != "done" or metric not in stored:
             continue
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
-        family = config_key(config) if by_section else json.dumps(seed_family(config),
-                                                                   sort_keys=True)
-        seed = int(config.get("seed", 0))
-        families.setdefault(family, (noise_regime(config), {}))[1][
-            (config.get("section"), seed) if by_section else seed] = float(stored[metric])
+        by_seed = families.setdefault(config_key(config), (noise_regime(config), {}))[1]
+        by_seed.setdefault(int(config.get("seed", 0)), float(stored[metric]))
     return families
 
 
@@ -337,11 +335,8 @@ def store_means(preset: str, metric: str = "test_acc", root: Any = None) -> dict
     """:func:`config_key` -> the mean of ``metric`` over every finished seed stored at
     ``preset`` in any chapter: the best estimate of a config's accuracy the store holds (a
     config one chapter selected and replicated may be an unselected grid run in another)."""
-    values: dict[str, list[float]] = {}
-    for family, (_, by_seed) in _stored_seeds(preset, metric, by_section=True,
-                                              root=root).items():
-        values.setdefault(family, []).extend(by_seed.values())
-    return {key: sum(v) / len(v) for key, v in values.items()}
+    return {key: sum(by_seed.values()) / len(by_seed)
+            for key, (_, by_seed) in _stored_seeds(preset, metric, root=root).items()}
 
 
 def store_noise(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
@@ -560,7 +555,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],
                 "regime": noise_regime(result.best.config) if result.best else None,
-                "point": point_hash(result.best.config) if result.best else None,
+                "point": (point_hash(result.base_config) if result.base_config is not None
+                          else point_hash(result.best.config) if result.best else None),
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point)),

@@ -190,6 +190,13 @@ RULE_CHANGES: dict[str, str] = {
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
            "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
+    "C13": ("; late on 2026-12-05 (after results; the rule itself is unchanged) the KL arm "
+            "reads chapter 01's runs of its configs: 9 of chapter 09's runs were copies of "
+            "chapter 01's configs, trained again in another group, and its lr 0.03 copy read "
+            "0.9 pts lower, so chapter 09 selected lr 0.01 (84.1%, where chapter 01 reads "
+            "85.5% for the same point); one config is now one run for every chapter "
+            "(kdlib.store.fresh_run), and 'DIST > KL at 300 epochs' went from holds (+1.6 pts "
+            "±1.2) to inconclusive (+0.2 pts ±1.2)"),
 }
 
 
