@@ -397,8 +397,9 @@ def section_totals(rows: list[dict]) -> list[dict]:
     for row in rows:
         t = totals.setdefault(row["section"], {"section": row["section"], "runs": 0,
                                                "finished": 0, "wall time (h)": 0.0,
-                                               "scaled runs": 0})
+                                               "scaled runs": 0, "dirty commit": 0})
         t["runs"] += 1
+        t["dirty commit"] += "-dirty" in str(row.get("commit", ""))
         t["finished"] += row["status"] in ("done", "diverged")
         hours = (row["wall time (min)"] or 0.0) / 60 / row.get("group runs", 1)
         n, timed = row.get("images", 0), row.get("timed images", row.get("images", 0))
@@ -440,7 +441,8 @@ def expected_times(root: str | os.PathLike | None = None,
     ``shown``: the presets to list (default: every preset but :data:`SCRATCH_PRESETS`).
 
     "train (h)" sums the wall time of the notebook's finished runs, a vectorized group's once
-    (what a rerun without stored results costs on that machine); "last run (s)" is
+    and a resumed run's scaled to all its images (:func:`section_totals`: what a rerun
+    without stored results costs on that machine); "last run (s)" is
     `python -m kdlib.book run`'s measured time for the notebook (with the results stored at
     that moment).
     """
@@ -455,11 +457,12 @@ def expected_times(root: str | os.PathLike | None = None,
     shown = tuple(p for p in presets.PRESETS if p not in SCRATCH_PRESETS) if shown is None \
         else shown
     for preset in shown:
-        for r in list_runs(base, preset=preset):
+        records = list_runs(base, preset=preset)
+        for total in section_totals(run_rows(records)):  # the provenance page's hours
+            entry = row(preset, total["section"])
+            entry["runs"], entry["train (h)"] = total["finished"], total["wall time (h)"]
+        for r in records:
             entry = row(preset, r.path.parent.name)
-            entry["runs"] += 1
-            entry["train (h)"] += ((r.provenance.get("wall_time_s") or 0.0) / 3600
-                                   / group_runs(r))
             entry["device"] = entry["device"] or _device(r.provenance.get("machine") or {})
         times_path = base / preset / TIMES_FILE
         for notebook, t in (read_json(times_path) if times_path.is_file() else {}).items():

@@ -439,7 +439,7 @@ def test_provenance_tables(tmp_path):
     # one stored before group mates were recorded: the summary's group size counts it
     cfg = {"preset": "cpu", "section": "03_c", "seed": 7}
     store.save_run(store.run_dir(cfg, tmp_path), cfg, {"acc": 0.5, "group_size": 4},
-                   {"wall_time_s": 3600.0}, "done")
+                   {"wall_time_s": 3600.0, "commit": "abc1234-dirty"}, "done")
     store.prepare_run({"preset": "cpu", "section": "02_b", "seed": 99}, tmp_path)  # running
     rows = book.run_rows(store.list_runs(tmp_path, preset="cpu", include_unfinished=True))
     assert len(rows) == 7
@@ -460,11 +460,11 @@ def test_provenance_tables(tmp_path):
     # 02_b: 2 x 36,000 images of the group over its 720 s + 360 s of the lone run
     assert book.section_totals(rows) == [
         {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "scaled runs": 0,
-         "run img/s": None},
+         "dirty commit": 0, "run img/s": None},
         {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3, "scaled runs": 0,
-         "run img/s": 67},
+         "dirty commit": 0, "run img/s": 67},
         {"section": "03_c", "runs": 1, "finished": 1, "wall time (h)": 0.25, "scaled runs": 0,
-         "run img/s": None}]
+         "dirty commit": 1, "run img/s": None}]
     store.write_json_atomic(tmp_path / "cpu" / book.TIMES_FILE, {
         "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
                  "finished_at": "2026-01-03T00:00:00+00:00"},
@@ -493,7 +493,7 @@ def test_section_totals_scale_a_resumed_runs_untimed_share(tmp_path):
     assert rows[0]["images"] == 36000 and rows[0]["timed images"] == 9000
     assert book.section_totals(rows) == [{
         "section": "04_d", "runs": 1, "finished": 1, "wall time (h)": 1.0, "scaled runs": 1,
-        "run img/s": 10}]
+        "dirty commit": 0, "run img/s": 10}]
     # the whole run timed (40 img/s over 900 s): not scaled
     store.write_json_atomic(store.run_dir(cfg, tmp_path) / "summary.json",
                             {"status": "done", "step": 360, "img_per_s": 40.0,

@@ -240,7 +240,7 @@ def test_findings_box_has_every_claim_verdict_numbers_and_noise():
     assert box.index("C1 · inconclusive") < box.index("C2 · partly")  # claim order
     assert "1 of 2 sub-checks hold, 1 fails" in box
     assert "+10.0 pts ± 2.0" in box and "-10.0 pts ± 2.0" in box
-    assert "seeds per point: 1-3" in box and "pooled 0.8 pts" in box
+    assert "seeds per point: C2 1-3" in box and "pooled 0.8 pts" in box
     assert "1 partly, 1 inconclusive" in box
     assert "<script" not in claims.findings_html([dataclasses.replace(
         make("C3"), claim="a <script> & b")], "cpu")  # text is escaped

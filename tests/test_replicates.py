@@ -279,7 +279,8 @@ def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
     assert "fm at 1000 epochs (1k)" in report and "labels" not in report
     both = common.edge_report(t.assign(at_edge=["", "lr"]))
     assert both.startswith("1 of 2 selected configs sit at a grid edge (lr)")
-    assert "end of the written ladder (lr: fm at 1000 epochs)" in both
+    assert ("end of the written ladder, the values a grid may grow through (lr: 0.0001, "
+            "0.0003, 0.001, 0.003, 0.01, 0.03, 0.1): fm at 1000 epochs;") in both
 
 
 def test_a_group_whose_runs_disagree_restarts_together(tmp_path):

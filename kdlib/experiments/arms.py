@@ -440,9 +440,12 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
         which = ", ".join(f"{r.arm} at {r.epochs:g} epochs"
                           + ("" if r.table_name is None else f" ({r.table_name})")
                           for r in end.itertuples())
+        axes = sorted(set(end["at_ladder_end"]))
+        ladders = "; ".join(f"{a}: {', '.join(f'{v:g}' for v in LADDERS[a])}" for a in axes
+                            if a in LADDERS)
         parts.append(f"{len(end)} of {len(rows)} selected configs sit at the end of the "
-                     f"written ladder ({', '.join(sorted(set(end['at_ladder_end'])))}: "
-                     f"{which}): the rule grows their grid no further, so their optimum "
+                     f"written ladder, the values a grid may grow through ({ladders}): "
+                     f"{which}; the rule grows their grid no further, so their optimum "
                      "may lie beyond it.")
     return " ".join(parts)
 

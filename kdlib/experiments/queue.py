@@ -131,6 +131,10 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # 4000 epochs on) start from LONG_LR_GRIDS, with no upfront growth. On 2026-12-05 the items
 # after 07 at 30 epochs were put cheapest first (C11's labels baseline, 01 at 30, 03 at 1, 04
 # at 300, 08 at 30 and 300: 0.2 to 2.0 h each), so a session settles the most checks it can.
+# Late on 2026-12-05 (after results: a reader's audit) 06 at 100 and 300 epochs went in after
+# the probes: no verdict reads them, but the chapter's pretrained-minus-random gap does, and
+# its random init sat at the edge of a grid that chapters 01 and 02 had grown (one config, one
+# run: that arm's growth and replicates are stored already, only the pretrained arm trains).
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
     ("02 1k images at 1000 epochs (function matching, both baselines)",
@@ -171,6 +175,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("04 at 300 epochs (extras: C8)", _extras_of(lambda: resolution.arms(PRESET), (300.0,))),
     ("08 at 30 and 300 epochs (extras: C12)",
      _extras_of(lambda: out_of_domain.arms(PRESET), (30.0, 300.0))),
+    ("06 at 100 and 300 epochs (extras: the lengths the chapter's gap reads)",
+     _extras_of(lambda: init.arms(PRESET), (100.0, 300.0))),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",), upfront=False)),
     ("02 1k images at 3000 epochs (function matching)",

@@ -101,6 +101,32 @@ def pretrained_student_config(preset: str) -> RunConfig:
     return config
 
 
+def other_models(preset: str) -> dict[str, str]:
+    """The other stored models the chapters train on first use -> the chapters that read them:
+    the high-resolution teacher (04), the weak, student-sized teacher (09) and the student
+    pretrained on digits (02's transfer baseline, 06's pretrained init)."""
+    preset = presets.check(preset)
+    return {**{name: "04 (teacher at a higher resolution)"
+               for name in high_res_teacher_configs(preset)},
+            **{name: "09 (weak teacher: the student's architecture)"
+               for name in weak_teacher_configs(preset)},
+            pretrained_student_name(preset): "02 (transfer baseline), 06 (pretrained init)"}
+
+
+def other_models_table(preset: str) -> list[dict[str, Any]]:
+    """One row per :func:`other_models` entry from its card (None where it is not stored
+    yet: its chapter trains it on first use)."""
+    stored = set(teachers.available())
+    rows = []
+    for name, used_by in other_models(preset).items():
+        card = teachers.load_card(name) if name in stored else {}
+        rows.append({"model": name, "read by chapter": used_by, "dataset": card.get("dataset"),
+                     "image size": card.get("image_size"), "epochs": card.get("epochs"),
+                     "val acc": card.get("val_acc"), "test acc": card.get("test_acc"),
+                     "commit": card.get("provenance", {}).get("commit")})
+    return rows
+
+
 def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) -> dict[str, Any]:
     """Trains (or loads) the teacher run, stores it as teacher ``name``; returns its card."""
     if not retrain and name in teachers.available():
