@@ -29,7 +29,7 @@ TABLE_GLOB = "table_*.csv"
 COLUMNS = ("id", "claim", "paper", "ours", "verdict", "chapter")
 # Evidence fields (issue 13): sub-checks, noise, seeds per point, scale, what would settle it,
 # and a note when the rule changed after results existed. Optional when read back.
-EVIDENCE = ("checks", "noise", "seeds", "scale", "settle", "rule_note")
+EVIDENCE = ("checks", "noise", "seeds", "scale", "settle", "rule_note", "own_rule_changed")
 
 _ID = re.compile(r"^C([1-9][0-9]*)$")
 _PAPER_TABLE = re.compile(r"^table_([1-9][0-9]*)(_.*)?$")
@@ -60,6 +60,9 @@ class Claim:
     scale: str = ""  # our longest schedule and data size against the paper's
     settle: str = ""  # what would settle the claim (when not reproduced outright)
     rule_note: str = ""  # set when the rule was changed after its results existed
+    # True when this claim's own rule (not only the rules common to all) changed after its
+    # results existed: the findings box says so beside the verdict.
+    own_rule_changed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(dict(c) for c in self.checks))
@@ -69,8 +72,10 @@ class Claim:
                 raise ValueError(f"Claim {self.id} check {check!r}: outcome must be one of "
                                  f"{EVIDENCE_OUTCOMES} (and so must "
                                  f"{' and '.join(ALTERNATIVES)} where given)")
+        if not isinstance(self.own_rule_changed, bool):
+            raise ValueError(f"Claim.own_rule_changed={self.own_rule_changed!r} must be a bool")
         for field in dataclasses.fields(self):
-            if field.name == "checks":
+            if field.name in ("checks", "own_rule_changed"):
                 continue
             value = getattr(self, field.name)
             if not isinstance(value, str):
@@ -455,7 +460,9 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
     for c in claims:
         numbers = "; ".join(f"{html.escape(k['outcome'])}: {html.escape(k['name'])} "
                             f"({html.escape(check_numbers(k))})" for k in key_checks(c))
-        counted = f" ({_outcome_counts(c)})" if c.checks else ""
+        changed = "its rule changed after its results existed, see its note"
+        counted = (f" ({_outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
+                   if c.checks else f" ({changed})" if c.own_rule_changed else "")
         items.append(f"<li><b>{c.id} · {html.escape(c.verdict)}</b>{counted}. "
                      f"{html.escape(c.claim)}" + (f" <i>Key numbers:</i> {numbers}." if numbers
                                                   else "") + "</li>")

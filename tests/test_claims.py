@@ -247,6 +247,17 @@ def test_findings_box_has_every_claim_verdict_numbers_and_noise():
     assert "No claims stored" in claims.findings_html([], "smoke")
 
 
+def test_findings_box_says_where_a_claims_own_rule_changed_after_results():
+    changed = dataclasses.replace(make("C5", verdict="inconclusive"), own_rule_changed=True)
+    box = claims.findings_html([changed, make("C1", verdict="inconclusive")], "cpu")
+    assert box.count("its rule changed after its results existed") == 1
+    assert box.index("C5 · inconclusive") < box.index("its rule changed")
+    with pytest.raises(ValueError, match="own_rule_changed='yes' must be a bool"):
+        dataclasses.replace(make("C5"), own_rule_changed="yes")
+    stored = claims.parse({"claims": [dataclasses.asdict(changed)]}, "x.json")
+    assert stored[0].own_rule_changed is True
+
+
 def test_tally_links_each_claim_to_its_chapters_findings():
     found = [make("C1", "01_consistency", "partly"), make("C2", "02_patience", "partly"),
              make("C3", "03_imagenet", "not run")]

@@ -213,7 +213,8 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
     return Claim(cid, claim, paper, ours, verdict, chapter,
                  checks=tuple(c.as_dict() for c in checks), noise=noise.source,
                  seeds=seeds_text, scale=f"ours: {scale}; paper: {PAPER_SCALE[cid]}",
-                 settle=settle, rule_note=RULE_NOTE + RULE_CHANGES.get(cid, ""))
+                 settle=settle, rule_note=RULE_NOTE + RULE_CHANGES.get(cid, ""),
+                 own_rule_changed=cid in RULE_CHANGES)
 
 
 def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> str:
