@@ -9,7 +9,8 @@ from kdlib.experiments import ladder_probe as probe
 
 def _stored(root, config, val, test, status="done"):
     path = store.run_dir(config, root)
-    store.save_run(path, config, {"val_acc": val, "test_acc": test}, {"commit": "x"}, status)
+    store.save_run(path, config, {"val_acc": val, "test_acc": test},
+                   {"commit": "x", **store.input_record(config)}, status)
     return path
 
 

@@ -83,7 +83,7 @@ def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
     whether lr 0.3 is ahead on validation (what selection reads)."""
     rows = []
     for point in ladder_end_points(preset, root):
-        probe = store.load_run(store.run_dir(probe_config(point["config"]), root))
+        probe = store.fresh_run(probe_config(point["config"]), root)
         if probe is None:
             continue
         selected = store.load_run(point["run"])
