@@ -157,7 +157,8 @@ def check_fresh(path: Path, provenance: Mapping[str, Any], config: Any) -> bool:
     recorded = provenance.get(PROVENANCE_KEY)
     reasons = stale(recorded if isinstance(recorded, Mapping) else None, current)
     if reasons:
-        line = f"kdlib: stored run {path} is stale, retraining it: {'; '.join(reasons)}"
+        line = (f"kdlib: stored run {path} is stale, not read (the run is trained again, in "
+                f"the folder of the chapter asking for it): {'; '.join(reasons)}")
         if line not in _LOGGED:  # a sweep asks twice (before and under the lock): say it once
             _LOGGED.add(line)
             log.warning(line)

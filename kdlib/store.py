@@ -349,6 +349,15 @@ def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
             handle.close()
 
 
+def config_lock(config: Any, root: str | os.PathLike | None = None) -> Path:
+    """What :func:`run_locks` locks to train ``config``: one name per config whatever its
+    section (``.config-<hash without section>.lock`` in the preset folder), so two chapters
+    asking for copies of one config train it once (:func:`fresh_run`)."""
+    own = run_dir(config, root)
+    key = config_hash({**config_to_dict(config), "section": ""})
+    return own.parent.parent / f"config-{key}"
+
+
 def twin_dirs(config: Any, root: str | os.PathLike | None = None) -> list[Path]:
     """Where a run of ``config`` may be stored: its folder in every section of its preset
     that holds runs, in section (chapter) order, its own section's included. The configs
@@ -385,18 +394,34 @@ def fresh_run(config: Any, root: str | os.PathLike | None = None) -> RunRecord |
     return None
 
 
-def shadowed_runs(preset: str, root: str | os.PathLike | None = None) -> dict[Path, Path]:
-    """Finished runs no chapter reads because an identical config's run sits in an earlier
-    section (:func:`fresh_run`): each such folder -> the folder read instead."""
-    out: dict[Path, Path] = {}
+def _copies(preset: str, root: str | os.PathLike | None) -> dict[str, list[Path]]:
+    """Finished runs stored in several sections (equal configs but for ``section``): the
+    config's hash without its section -> their folders, in section order."""
     base = results_root(root) / check_folder_name("preset", preset)
+    found: dict[str, list[Path]] = {}
     for summary in sorted(base.glob(f"*/*/{SUMMARY_FILE}")):
         config = read_json(summary.parent / CONFIG_FILE)
-        first = next((p for p in twin_dirs(config, root) if (p / SUMMARY_FILE).is_file()),
-                     summary.parent)
-        if first != summary.parent:
-            out[summary.parent] = first
+        found.setdefault(config_hash({**config, "section": ""}), []).append(summary.parent)
+    return {key: paths for key, paths in found.items() if len(paths) > 1}
+
+
+def shadowed_runs(preset: str, root: str | os.PathLike | None = None) -> dict[Path, Path]:
+    """Finished runs no chapter reads because a copy of their config (equal but for its
+    section) is the one :func:`fresh_run` gives every chapter: each such folder -> the folder
+    read instead (copies whose inputs are all stale are left out: none is read)."""
+    out: dict[Path, Path] = {}
+    for paths in _copies(preset, root).values():
+        read = fresh_run(read_json(paths[0] / CONFIG_FILE), root)
+        if read is not None:
+            out.update({p: read.path for p in paths if p != read.path})
     return out
+
+
+def read_copy(preset: str, root: str | os.PathLike | None = None) -> Callable[[Path], bool]:
+    """Whether a finished run's folder is the one chapters read (:func:`fresh_run`), not a
+    copy another section's run shadows (:func:`shadowed_runs`); for scans of the store."""
+    shadowed = shadowed_runs(preset, root)
+    return lambda path: Path(path) not in shadowed
 
 
 _stored = fresh_run
@@ -425,11 +450,12 @@ def run_or_load(
     train_fn(config, run_dir) -> summary dict (status "diverged" if it diverged). An exception
     in train_fn is recorded in failed.json and re-raised; the folder stays for resuming.
     KeyboardInterrupt leaves the folder as "running". retrain=True empties the folder first.
-    Another process training the same config is waited for (:func:`run_locks`).
+    Another process training the same config, for any chapter, is waited for
+    (:func:`run_locks` on :func:`config_lock`).
     """
     if not retrain and (stored := _stored(config, root)) is not None:
         return stored
-    with run_locks([run_dir(config, root)]):
+    with run_locks([config_lock(config, root)]):
         if not retrain and (stored := _stored(config, root)) is not None:
             return stored  # finished by another process while this one waited
         path = prepare_run(config, root, retrain=retrain)

@@ -21,6 +21,7 @@ from kdlib.store import (
     RunRecord,
     check_summary,
     config_hash,
+    config_lock,
     earlier_wall,
     fresh_run,
     input_record,
@@ -233,7 +234,7 @@ def _train_batch(
     The runs are locked first (:func:`kdlib.store.run_locks`); any that another process
     finished meanwhile are left out.
     """
-    with run_locks([run_dir(c, root) for c in configs]):
+    with run_locks([config_lock(c, root) for c in configs]):
         configs = _missing(configs, root)
         if configs:
             _train_locked(configs, batch_train_fn, root, on_error)

@@ -272,6 +272,22 @@ def _run(root, name, *, done=False, failed=False, step=None, preset="cpu"):
     return run
 
 
+def test_an_unfinished_run_another_chapter_finished_is_not_parked(tmp_path):
+    """One config, one run: once another chapter's folder holds the finished run, an
+    unfinished copy (its checkpoint too) is no longer kept for a resume."""
+    from kdlib import store
+
+    config = {"preset": "cpu", "section": "09_dist", "seed": 1}
+    run = store.prepare_run(config, tmp_path / "results")
+    (run / "ckpt" / "10").mkdir(parents=True)
+    (run / "ckpt" / "10" / "commit_success.txt").write_text("ok")
+    assert queue.parkable_runs(tmp_path) == [(str(run.relative_to(tmp_path)), 10)]
+    twin = dict(config, section="01_consistency")
+    store.save_run(store.prepare_run(twin, tmp_path / "results"), twin, {"val_acc": 0.5}, {},
+                   "done")
+    assert queue.parkable_runs(tmp_path) == []
+
+
 def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkpoints(tmp_path):
     """A stop kills the committer thread: park commits the finished runs first; a failed run
     keeps its checkpoint to resume from, so it is parked; a smoke run (gitignored) is not;

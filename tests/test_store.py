@@ -550,7 +550,7 @@ import sys, time
 from pathlib import Path
 from kdlib import store
 
-root, log = sys.argv[1], Path(sys.argv[2])
+root, log, section = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 
 def train_fn(config, path):
     with open(log, "a") as f:
@@ -558,22 +558,25 @@ def train_fn(config, path):
     time.sleep(1.5)
     return {"acc": 0.5}
 
-record = store.run_or_load({"preset": "smoke", "section": "locks", "seed": 1}, train_fn,
+record = store.run_or_load({"preset": "smoke", "section": section, "seed": 1}, train_fn,
                            root=root)
 print(record.status, record.summary["acc"])
 """
 
 
-def test_two_processes_needing_one_run_train_it_once(tmp_path):
-    """The second process waits on the run's lock, then loads what the first stored."""
+@pytest.mark.parametrize("sections", [("locks", "locks"), ("01_a", "09_b")])
+def test_two_processes_needing_one_run_train_it_once(tmp_path, sections):
+    """The second process waits on the config's lock, then loads what the first stored; also
+    when the two ask for it for two chapters (one config, one run: store.config_lock)."""
     import subprocess
     import sys
 
     script = tmp_path / "job.py"
     script.write_text(_CONCURRENT)
     log = tmp_path / "trained.log"
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(log)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "r"), str(log),
+                               section], stdout=subprocess.PIPE, text=True)
+             for section in sections]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs == ["done 0.5\n", "done 0.5\n"]
@@ -676,3 +679,23 @@ def test_copies_of_one_config_are_read_from_the_first_section_by_every_chapter(t
     assert store.fresh_run(other, tmp_path) is None
     assert [p.parent.name for p in store.twin_dirs(other, tmp_path)] == [
         "01_consistency", "09_dist"]
+
+
+def test_a_stale_copy_is_not_read_and_the_fresh_one_shadows_it(tmp_path, monkeypatch):
+    """A copy whose inputs changed is skipped (the asking chapter trains its own), and the
+    scans of the store follow the same choice: shadowed_runs and read_copy name the stale
+    copy, not the run every chapter reads."""
+    from kdlib import inputs
+
+    early, late = Cfg(section="01_consistency"), Cfg(section="09_dist")
+    save_run(store.prepare_run(early, tmp_path), early, {"val_acc": 0.1}, {}, "done")
+    monkeypatch.setattr(inputs, "check_fresh", lambda path, prov, config:
+                        "01_consistency" not in str(path))
+    train = CountingTrain({"val_acc": 0.9})
+    read = run_or_load(late, train, root=tmp_path)
+    assert train.calls == 1 and read.path == run_dir(late, tmp_path)
+    assert store.fresh_run(early, tmp_path).path == run_dir(late, tmp_path)
+    assert store.shadowed_runs("smoke", tmp_path) == {
+        run_dir(early, tmp_path): run_dir(late, tmp_path)}
+    is_read = store.read_copy("smoke", tmp_path)
+    assert is_read(run_dir(late, tmp_path)) and not is_read(run_dir(early, tmp_path))

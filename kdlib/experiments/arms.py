@@ -301,17 +301,19 @@ def _stored_seeds(preset: str, metric: str, root: Any = None
                   ) -> dict[str, tuple[str, dict[int, float]]]:
     """Each config stored at ``preset`` (:func:`config_key`: without seed and section, the
     chapters' runs of one config together) -> (its noise regime, ``metric`` of each finished
-    seed by seed). A seed stored by several chapters counts once, the run every chapter reads
-    (the first section's: :func:`kdlib.store.fresh_run`). Reads config and summary files only."""
+    seed by seed). A seed stored by several chapters counts once, as the run every chapter
+    reads (:func:`kdlib.store.fresh_run`; the copies it shadows are left out). Reads config
+    and summary files only."""
     import json
 
     from kdlib import store
 
     families: dict[str, tuple[str, dict[int, float]]] = {}
     base = store.results_root(root) / presets.check(preset)
-    for summary in sorted(base.glob("*/*/summary.json")):  # section order: the first is read
+    is_read = store.read_copy(preset, root)
+    for summary in sorted(base.glob("*/*/summary.json")):
         stored = json.loads(summary.read_text())
-        if stored.get("status") != "done" or metric not in stored:
+        if stored.get("status") != "done" or metric not in stored or not is_read(summary.parent):
             continue
         config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
         by_seed = families.setdefault(config_key(config), (noise_regime(config), {}))[1]

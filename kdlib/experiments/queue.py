@@ -387,14 +387,25 @@ CKPT_DIR = "ckpt"
 CKPT_COMPLETE = "commit_success.txt"
 
 
+def _finished_elsewhere(run: Path, repo: Path) -> bool:
+    """Whether another chapter's folder holds a finished run of ``run``'s config (the run
+    every chapter reads then: store.fresh_run)."""
+    config = store.read_json(run / store.CONFIG_FILE)
+    if not (isinstance(config, dict) and config.get("preset") and config.get("section")):
+        return False
+    found = store.fresh_run(config, repo / "results")
+    return found is not None and found.path != run
+
+
 def parkable_runs(repo: Path) -> list[tuple[str, int]]:
     """(run folder relative to ``repo``, step) of every unfinished run under
     results/<PRESET>/ (a config, no summary; a failed run keeps its checkpoint to resume from)
-    with a complete checkpoint: the latest step it holds."""
+    with a complete checkpoint: the latest step it holds. A run whose config another chapter
+    has finished meanwhile is left out: every chapter reads that one (store.fresh_run)."""
     out = []
     for config in sorted((repo / "results" / PRESET).glob(f"*/*/{store.CONFIG_FILE}")):
         run = config.parent
-        if (run / store.SUMMARY_FILE).exists():
+        if (run / store.SUMMARY_FILE).exists() or _finished_elsewhere(run, repo):
             continue
         steps = [int(p.name) for p in (run / CKPT_DIR).glob("*")
                  if p.name.isdigit() and (p / CKPT_COMPLETE).is_file()]

@@ -24,10 +24,16 @@ def run(
     a bad one is a one-line error and leaves no run folder.
     """
     checks.check_run(config)
-    return store.run_or_load(
-        config, lambda c, d: loop.train(c, d, progress=progress, save_model=save_model),
-        retrain=retrain,
-    )
+
+    def train_fn(c: RunConfig, d: Any) -> Any:
+        return loop.train(c, d, progress=progress, save_model=save_model)
+
+    record = store.run_or_load(config, train_fn, retrain=retrain)
+    if save_model and record.path != store.run_dir(config):
+        # another chapter's run of the config (store.fresh_run), stored without the weights
+        # this caller wants next to its own run: train it in its own folder
+        record = store.run_or_load(config, train_fn, retrain=True)
+    return record
 
 
 def sweep(
