@@ -406,3 +406,17 @@ def test_seed_columns_give_the_mean_the_verdicts_read_and_the_selected_run():
                                            "selected run (%)": 86.0}
     alone = common.seed_columns(sweeps.SweepResult([{"lr": 1e-3}], [rec(0, 0.86)]))
     assert alone["seeds"] == 1 and math.isnan(alone["sd"]) and alone["test accuracy (%)"] == 86.0
+
+
+def test_seed_cells_show_mean_sd_and_seeds_per_arm_and_length():
+    import pandas as pd
+
+    table = pd.DataFrame({"arm": ["b", "b", "a"], "epochs": [30.0, 300.0, 30.0],
+                          "test_acc": [0.8552, 0.6938, float("nan")],
+                          "test_acc_sd": [0.0014, float("nan"), float("nan")],
+                          "n_seeds": [3, 1, 0]})
+    grid = common.seed_cells(table, ["b", "a"])
+    assert list(grid.index) == ["b", "a"] and list(grid.columns) == ["30 epochs", "300 epochs"]
+    assert grid.loc["b", "30 epochs"] == "85.52 ±0.14 (n=3)"
+    assert grid.loc["b", "300 epochs"] == "69.38 (n=1)"
+    assert grid.loc["a", "30 epochs"] == "" and grid.loc["a", "300 epochs"] == ""

@@ -38,6 +38,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     results_table,
     run_arms,
     save_table,
+    seed_cells,
     seed_columns,
     seed_family,
     selection_bias,
