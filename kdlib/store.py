@@ -49,6 +49,7 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 PROVENANCE_FILE = "provenance.json"
 FAILED_FILE = "failed.json"
+LOCKS_DIR = ".locks"  # per-config training locks (config_lock), in each preset's folder
 CHECKPOINT_DIR = "ckpt"  # resume checkpoints (kdlib.checkpoint), removed once the run is saved
 
 FINISHED_STATUSES = ("done", "diverged")
@@ -351,11 +352,12 @@ def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
 
 def config_lock(config: Any, root: str | os.PathLike | None = None) -> Path:
     """What :func:`run_locks` locks to train ``config``: one name per config whatever its
-    section (``.config-<hash without section>.lock`` in the preset folder), so two chapters
-    asking for copies of one config train it once (:func:`fresh_run`)."""
+    section (``.locks/.<hash without section>.lock`` in the preset folder, a hidden folder no
+    section is named like), so two chapters asking for copies of one config train it once
+    (:func:`fresh_run`)."""
     own = run_dir(config, root)
     key = config_hash({**config_to_dict(config), "section": ""})
-    return own.parent.parent / f"config-{key}"
+    return own.parent.parent / LOCKS_DIR / key
 
 
 def twin_dirs(config: Any, root: str | os.PathLike | None = None) -> list[Path]:
@@ -365,7 +367,8 @@ def twin_dirs(config: Any, root: str | os.PathLike | None = None) -> list[Path]:
     own = run_dir(config, root)
     base = own.parent.parent
     as_dict = config_to_dict(config)
-    sections = sorted({p.name for p in base.iterdir() if p.is_dir()} | {own.parent.name}
+    sections = sorted({e.name for e in os.scandir(base)
+                       if e.is_dir() and not e.name.startswith(".")} | {own.parent.name}
                       ) if base.is_dir() else [own.parent.name]
     return [own if s == own.parent.name else base / s / config_hash({**as_dict, "section": s})
             for s in sections]
