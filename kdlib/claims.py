@@ -460,7 +460,7 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
     for c in claims:
         numbers = "; ".join(f"{html.escape(k['outcome'])}: {html.escape(k['name'])} "
                             f"({html.escape(check_numbers(k))})" for k in key_checks(c))
-        changed = "its rule changed after its results existed, see its note"
+        changed = "its rule (or what it reads) changed after its results existed, see its note"
         counted = (f" ({_outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
                    if c.checks else f" ({changed})" if c.own_rule_changed else "")
         items.append(f"<li><b>{c.id} · {html.escape(c.verdict)}</b>{counted}. "

@@ -379,10 +379,11 @@ def fresh_run(config: Any, root: str | os.PathLike | None = None) -> RunRecord |
 
     One config, one run: a config that another chapter stored already (equal but for its
     ``section``) reads that run rather than training a copy; where several chapters hold one
-    (trained before this rule), every chapter reads the first in section order (:func:`twin_dirs`),
-    a choice that does not look at their numbers. Its config hash is checked; a run whose
-    recorded input hashes differ from the current files' (a retrained teacher, another dataset
-    file: :mod:`kdlib.inputs`) is stale and skipped, with a log line saying why.
+    (trained before this rule), every chapter reads the first fresh one in section order
+    (:func:`twin_dirs`), a choice that does not look at their numbers. Its config hash is
+    checked; a run whose recorded input hashes differ from the current files' (a retrained
+    teacher, another dataset file: :mod:`kdlib.inputs`) is stale and skipped, with a log line
+    saying why.
     """
     from kdlib import inputs
 
