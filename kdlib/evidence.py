@@ -338,6 +338,9 @@ class Check:
     at_edge: bool | None = None
     # A point it compares was selected at the ladder's end (Estimate.at_ladder_end).
     at_ladder_end: bool | None = None
+    # The value of ``margin`` the decision is taken against (0 for "a > b", -tol for "a at
+    # least b - tol"): the check holds or fails once |margin - bound| exceeds K SE.
+    bound: float | None = None
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
@@ -406,7 +409,7 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
                  _beyond(*_diff(*held, noise), k) if held else None,
                  _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
-                 _ladder_end(a, b))
+                 _ladder_end(a, b), 0.0)
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -426,7 +429,7 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
                  outcome(*_diff(*held, noise)) if held else None,
                  outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
-                 _ladder_end(a, b))
+                 _ladder_end(a, b), -tol)
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -447,7 +450,21 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
                  _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT), heldout_outcome,
-                 _beyond(d, select_se, k), _edge(*a, *b), _ladder_end(*a, *b))
+                 _beyond(d, select_se, k), _edge(*a, *b), _ladder_end(*a, *b), 0.0)
+
+
+def seeds_to_decide(check: Check, *, k: float = K) -> float | None:
+    """About how many seeds per point an inconclusive check would need to be decided at
+    ``k`` SE if its difference stayed as measured (its SE shrinking as one over the square
+    root of the seeds): ``seeds * (k SE / |margin - bound|)^2``, rounded up; inf when the
+    difference sits on the bound; None for a check that is decided or not measured."""
+    if (check.outcome != "inconclusive" or None in (check.margin, check.se, check.seeds,
+                                                    check.bound)):
+        return None
+    gap = abs(check.margin - check.bound)
+    if gap == 0:
+        return math.inf
+    return float(math.ceil(check.seeds * (k * check.se / gap) ** 2))
 
 
 def not_testable(name: str, why: str) -> Check:

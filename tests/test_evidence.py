@@ -347,8 +347,12 @@ def test_settle_names_checks_decided_on_too_few_seeds_and_keeps_a_rules_own_word
     assert verdicts._default_settle([decided], 1) == (
         "3 seeds per point to confirm the checks decided on 1: b > a")
     assert verdicts._default_settle([ev.greater("b > b", three, three, noise)], 3) == (
-        "a difference within noise at 3 seeds per point; more seeds would narrow it, a longer "
-        "schedule may move it: b > b")
+        "a difference within noise at 3 seeds per point; more seeds would narrow it (in "
+        "brackets: about how many per point would decide it, were the difference what it reads "
+        "now), a longer schedule may move it: b > b (more than 30)")
+    near = ev.greater("d > b", ev.Estimate((0.815, 0.815, 0.815), "d"), three, noise)
+    assert near.outcome == "inconclusive"  # +1.2 pts against 2 SE = 1.63 pts
+    assert verdicts._default_settle([near], 3).endswith(": d > b (6)")
     decided3 = ev.greater("b > c", three, ev.Estimate((0.6, 0.6, 0.6), "c"), noise)
     assert verdicts._default_settle([decided3], 3) == ""
     untestable = ev.not_testable("long", "beyond our schedules")
@@ -356,6 +360,23 @@ def test_settle_names_checks_decided_on_too_few_seeds_and_keeps_a_rules_own_word
         "longer schedules or more data than the cpu preset: the gpu preset")
     assert verdicts._default_settle([decided, untestable], 1, "a sharper teacher") == (
         "a sharper teacher; 3 seeds per point to confirm the checks decided on 1: b > a")
+
+
+def test_seeds_to_decide_scales_the_se_to_the_gap_from_the_bound():
+    noise = ev.Noise(0.01, "test")
+    a, b = ev.Estimate((0.815,) * 3, "a"), ev.Estimate((0.80, 0.81, 0.80), "b")
+    check = ev.greater("a > b", a, b, noise)
+    assert check.bound == 0.0 and check.outcome == "inconclusive"
+    assert ev.seeds_to_decide(check) == math.ceil(3 * (2 * check.se / check.margin) ** 2)
+    # "at least b - 1 pt" is decided against -0.01: the same numbers hold already
+    assert ev.at_least("a >= b - 1", a, b, 0.01, noise).bound == -0.01
+    loose = ev.at_least("a >= b - 0.5", b, a, 0.005, noise)
+    assert loose.outcome == "inconclusive"
+    assert ev.seeds_to_decide(loose) == math.ceil(
+        3 * (2 * loose.se / abs(loose.margin + 0.005)) ** 2)
+    assert ev.seeds_to_decide(ev.greater("b > b", b, b, noise)) == math.inf
+    assert ev.seeds_to_decide(ev.greater("a > c", a, ev.Estimate((0.5,) * 3), noise)) is None
+    assert ev.seeds_to_decide(ev.not_testable("x", "why")) is None
 
 
 def test_a_check_records_whether_it_reads_a_point_selected_at_a_grid_edge():

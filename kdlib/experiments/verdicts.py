@@ -217,6 +217,11 @@ def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.
                  own_rule_changed=cid in RULE_CHANGES)
 
 
+# Beyond this many seeds per point, what would settle a claim says "more than" (a difference
+# that small against the noise is out of this preset's reach).
+MAX_SEEDS_NAMED = 30
+
+
 def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> str:
     """What would settle a claim: ``named`` (a rule's own words) or longer schedules for the
     untestable checks, seeds for the undecided checks on too few, a note where a difference is
@@ -235,11 +240,21 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
     decided_few = [c for c in checks if c.outcome in ("holds", "fails") and c.seeds is not None
                    and c.seeds < SEEDS_READ]
     parts = [named] if named else []
+    def needed(cs: list[ev.Check]) -> str:  # each check with the seeds it would need
+        out = []
+        for c in cs:
+            n = ev.seeds_to_decide(c)
+            out.append(c.name if n is None else f"{c.name} ({n:.0f})" if n <= MAX_SEEDS_NAMED
+                       else f"{c.name} (more than {MAX_SEEDS_NAMED})")
+        return ", ".join(out)
+
     if few:
-        parts.append(f"more seeds (now {min(map(seeds, few))} per point) for: {names(few)}")
+        parts.append(f"more seeds (now {min(map(seeds, few))} per point) for: {needed(few)}")
     if close:
         parts.append(f"a difference within noise at {min(map(seeds, close))} seeds per point; "
-                     f"more seeds would narrow it, a longer schedule may move it: {names(close)}")
+                     "more seeds would narrow it (in brackets: about how many per point would "
+                     "decide it, were the difference what it reads now), a longer schedule may "
+                     f"move it: {needed(close)}")
     if decided_few:
         parts.append(f"{SEEDS_READ} seeds per point to confirm the checks decided on "
                      f"{min(map(seeds, decided_few))}: {names(decided_few)}")
