@@ -451,6 +451,20 @@ def test_the_item_line_comes_before_the_item_builds(monkeypatch, capsys):
     assert out.index("item 1: broken") < out.index("building")
 
 
+def test_a_follow_up_item_trains_its_own_number_of_seeds(monkeypatch):
+    """The seed follow-ups are planned items with 8 seeds each (ITEM_SEEDS), passed to
+    run_arms; every other item trains the preset's SEEDS."""
+    names = [name for name, _ in queue.PLAN]
+    assert all(name in names for name in queue.FOLLOW_UP)
+    assert set(queue.ITEM_SEEDS) == set(queue.FOLLOW_UP)
+    assert set(queue.ITEM_SEEDS.values()) == {queue.common.MAX_SEEDS}
+    asked = []
+    monkeypatch.setattr(queue, "PLAN", [("plain", lambda: {}), (queue.FOLLOW_UP[0], lambda: {})])
+    monkeypatch.setattr(queue.common, "run_arms", lambda arms, **kw: asked.append(kw["seeds"]))
+    queue.main([])
+    assert asked == [None, queue.common.MAX_SEEDS]
+
+
 def test_a_second_sigterm_does_not_cut_the_final_commit_short(tmp_path):
     """The supervisor passes make queue-park's stop on, so the queue may get SIGTERM twice:
     the first unwinds it (its finally commits), the second is ignored."""

@@ -135,6 +135,26 @@ def test_load_only_keeps_the_last_grid_every_arm_has_stored(monkeypatch):
     assert list(table["at_edge"]) == ["lr", "lr"]  # reported, not hidden
 
 
+def test_a_point_reads_every_stored_seed_up_to_max_seeds(monkeypatch):
+    """Replicates past SEEDS (a follow-up's) are read wherever they are stored, up to
+    MAX_SEEDS; a pass asked for 8 seeds trains the 7 replicates."""
+    engine = FakeEngine({"mix": 3e-3})
+    patch(monkeypatch, engine)
+    stored = {1, 2, 4, 5, common.MAX_SEEDS}  # the last one is past the cap: not read
+    monkeypatch.setattr(store, "fresh_run", lambda c, root=None: engine._record(c)
+                        if c.seed in stored else None)
+    arms = {"mix": {300.0: (cfg(policy="mix"), {"lr": [1e-3, 3e-3, 1e-2]})}}
+    loaded = common.run_arms(arms, extras=False, seeds=3)["mix"][300.0]
+    assert [r.config["seed"] for r in loaded.replicates] == [1, 2, 4, 5]
+    assert len(loaded.seed_values()) == 5
+    trained: list[int] = []
+    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
+        trained.append(c.seed), engine._record(c))[1])
+    follow_up = common.run_arms(arms, extras=True, seeds=common.MAX_SEEDS)["mix"][300.0]
+    assert trained == list(range(1, common.MAX_SEEDS))
+    assert len(follow_up.seed_values()) == common.MAX_SEEDS
+
+
 def test_checkpoint_at_an_existing_step_is_replaced(tmp_path):
     ckpt = Checkpointer(tmp_path / "ckpt")
     ckpt.save(4, {"w": np.zeros(2)})

@@ -21,6 +21,9 @@ Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
 # Seeds per reported point (the selected config's seed replicates included); a verdict reads
 # means over these. smoke trains 2 (the replicate path is tested, in seconds).
 SEEDS = {"smoke": 2, "cpu": 3, "gpu": 3, "paper": 1}
+# A point reads every stored seed of its selected config up to this many (the seeds a
+# follow-up trained past SEEDS: kdlib.experiments.queue.ITEM_SEEDS).
+MAX_SEEDS = 8
 # Values a grid grows through when a selected run sits at its edge (section 3.1's grid,
 # extended by one step each way).
 LADDERS: dict[str, tuple[float, ...]] = {
@@ -454,17 +457,17 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
 
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
                 progress: bool) -> list[Any]:
-    """The seed replicates of ``result``'s selected config (trained or, else, those stored)."""
+    """The seed replicates of ``result``'s selected config: ``seeds`` - 1 of them trained
+    (``train_it``) or else those stored, and any stored beyond them up to :data:`MAX_SEEDS`."""
     from kdlib import store
 
     point = result.best_point
     if point is None or seeds <= 1:
         return []
     selected = base.replace(**point)
-    configs = [replicate(selected, selected.seed + k) for k in range(1, seeds)]
-    if train_it:
-        return [train.run(c, progress=progress) for c in configs]
-    return [r for c in configs if (r := store.fresh_run(c)) is not None]
+    configs = [replicate(selected, selected.seed + k) for k in range(1, max(seeds, MAX_SEEDS))]
+    trained = [train.run(c, progress=progress) for c in configs[:seeds - 1]] if train_it else []
+    return trained + [r for c in configs[len(trained):] if (r := store.fresh_run(c)) is not None]
 
 
 def describe(arms: Arms) -> list[dict[str, Any]]:

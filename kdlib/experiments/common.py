@@ -21,6 +21,7 @@ from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
 from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arms, ...)
     LADDERS,
+    MAX_SEEDS,
     SEEDS,
     SHORT_EPOCHS,
     SHORT_TEMPERATURES,

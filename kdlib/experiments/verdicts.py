@@ -159,12 +159,20 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "verdict provisional")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
+    "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
+           "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
+           "fixed before any new seed was trained (a seed follow-up in the queue for every "
+           "inconclusive check that needed at most 12 seeds per point to be decided, were its "
+           "difference what it read at 3: these needed 4 and 7), and the checks read them all"),
     "C2": ("; on 2026-12-05 C2 compares the fixed-teacher policies with function matching, "
            "as section 3.1.1 does, not with the best consistent policy"),
     "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs, "
            "food101 and sun397; flowers102 starts at 1,000), not ImageNet's 30: the 30- and "
            "40-epoch comparisons (1k and 250 images: the student trailed scratch, 2 fails; 4k "
-           "images at 30 epochs: 2 inconclusive) are reported, no longer checked"),
+           "images at 30 epochs: 2 inconclusive) are reported, no longer checked; late that "
+           "day, after results, the points of '1k: student > scratch at 100 epochs' (it needed "
+           "about 6 seeds per point to be decided) were planned to 8 seeds, fixed before any "
+           "new seed was trained, and the check reads them all"),
     "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
            "length with an Adam length 3x longer, and the shortest such), not the best of "
            "every pair; its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
@@ -186,7 +194,10 @@ RULE_CHANGES: dict[str, str] = {
             "length (the paper's 300 -> 1200 epochs), not the whole range from the shortest, "
             "and C11 gained a check against the same MobileNet trained from labels"),
     "C10": ("; on 2026-12-05 C10 gained a check for section 3.5's title, 'eventually falls "
-            "behind': the random init ahead at the longest length"),
+            "behind': the random init ahead at the longest length; late that day, after "
+            "results, the 30-epoch points (the head start, which needed about 10 seeds per "
+            "point to be decided) were planned to 8 seeds, fixed before any new seed was "
+            "trained, and the check reads them all"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
            "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
