@@ -149,7 +149,7 @@ FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (sa
              "from scratch)",
              "seed follow-up: C10's 30-epoch points to 8 seeds (pretrained, random init)")
 # Seeds per selected config an item trains, where it is not arms.SEEDS.
-ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, 8)
+ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, common.MAX_SEEDS)
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("09 strong teacher, KL vs DIST at 300 epochs", _dist("strong teacher", (300.0,))),
     ("02 1k images at 1000 epochs (function matching, both baselines)",

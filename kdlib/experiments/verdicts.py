@@ -251,6 +251,7 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
     decided_few = [c for c in checks if c.outcome in ("holds", "fails") and c.seeds is not None
                    and c.seeds < SEEDS_READ]
     parts = [named] if named else []
+
     def needed(cs: list[ev.Check]) -> str:  # each check with the seeds it would need
         out = []
         for c in cs:
