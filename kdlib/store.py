@@ -398,33 +398,39 @@ def fresh_run(config: Any, root: str | os.PathLike | None = None) -> RunRecord |
     return None
 
 
-def _copies(preset: str, root: str | os.PathLike | None) -> dict[str, list[Path]]:
-    """Finished runs stored in several sections (equal configs but for ``section``): the
-    config's hash without its section -> their folders, in section order."""
+def finished_configs(preset: str, root: str | os.PathLike | None = None
+                     ) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, config) of every finished run stored at ``preset``, in section order: one
+    scan that :func:`shadowed_runs` and :func:`read_copy` can share with their caller's."""
     base = results_root(root) / check_folder_name("preset", preset)
-    found: dict[str, list[Path]] = {}
-    for summary in sorted(base.glob(f"*/*/{SUMMARY_FILE}")):
-        config = read_json(summary.parent / CONFIG_FILE)
-        found.setdefault(config_hash({**config, "section": ""}), []).append(summary.parent)
-    return {key: paths for key, paths in found.items() if len(paths) > 1}
+    return [(summary.parent, read_json(summary.parent / CONFIG_FILE))
+            for summary in sorted(base.glob(f"*/*/{SUMMARY_FILE}"))]
 
 
-def shadowed_runs(preset: str, root: str | os.PathLike | None = None) -> dict[Path, Path]:
+def shadowed_runs(preset: str, root: str | os.PathLike | None = None,
+                  finished: Iterable[tuple[Path, Mapping[str, Any]]] | None = None
+                  ) -> dict[Path, Path]:
     """Finished runs no chapter reads because a copy of their config (equal but for its
     section) is the one :func:`fresh_run` gives every chapter: each such folder -> the folder
-    read instead (copies whose inputs are all stale are left out: none is read)."""
+    read instead (copies whose inputs are all stale are left out: none is read).
+    ``finished``: :func:`finished_configs`, when the caller has scanned the store already."""
+    copies: dict[str, list[tuple[Path, Mapping[str, Any]]]] = {}
+    for path, config in finished_configs(preset, root) if finished is None else finished:
+        copies.setdefault(config_hash({**config, "section": ""}), []).append((Path(path), config))
     out: dict[Path, Path] = {}
-    for paths in _copies(preset, root).values():
-        read = fresh_run(read_json(paths[0] / CONFIG_FILE), root)
+    for group in copies.values():
+        read = fresh_run(group[0][1], root) if len(group) > 1 else None
         if read is not None:
-            out.update({p: read.path for p in paths if p != read.path})
+            out.update({p: read.path for p, _ in group if p != read.path})
     return out
 
 
-def read_copy(preset: str, root: str | os.PathLike | None = None) -> Callable[[Path], bool]:
+def read_copy(preset: str, root: str | os.PathLike | None = None,
+              finished: Iterable[tuple[Path, Mapping[str, Any]]] | None = None
+              ) -> Callable[[Path], bool]:
     """Whether a finished run's folder is the one chapters read (:func:`fresh_run`), not a
     copy another section's run shadows (:func:`shadowed_runs`); for scans of the store."""
-    shadowed = shadowed_runs(preset, root)
+    shadowed = shadowed_runs(preset, root, finished)
     return lambda path: Path(path) not in shadowed
 
 

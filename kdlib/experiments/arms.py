@@ -312,13 +312,12 @@ def _stored_seeds(preset: str, metric: str, root: Any = None
     from kdlib import store
 
     families: dict[str, tuple[str, dict[int, float]]] = {}
-    base = store.results_root(root) / presets.check(preset)
-    is_read = store.read_copy(preset, root)
-    for summary in sorted(base.glob("*/*/summary.json")):
-        stored = json.loads(summary.read_text())
-        if stored.get("status") != "done" or metric not in stored or not is_read(summary.parent):
+    finished = store.finished_configs(presets.check(preset), root)
+    is_read = store.read_copy(preset, root, finished)
+    for path, config in finished:
+        stored = json.loads((path / store.SUMMARY_FILE).read_text())
+        if stored.get("status") != "done" or metric not in stored or not is_read(path):
             continue
-        config = json.loads((summary.parent / store.CONFIG_FILE).read_text())
         by_seed = families.setdefault(config_key(config), (noise_regime(config), {}))[1]
         by_seed.setdefault(int(config.get("seed", 0)), float(stored[metric]))
     return families
