@@ -52,7 +52,8 @@ class Claim:
     verdict: str
     chapter: str
     # Each sub-check as {"name", "outcome", "detail", "margin", "se", "seeds",
-    # "coarse_outcome", "strict_outcome", "heldout_outcome", "selection_outcome"}
+    # "coarse_outcome", "strict_outcome", "heldout_outcome", "selection_outcome",
+    # "followup_outcome", ...}
     # (kdlib.evidence.Check).
     checks: tuple[dict[str, Any], ...] = ()
     noise: str = ""  # the seed noise the checks used, and where it came from
@@ -284,11 +285,15 @@ def report(claims: Iterable[Claim]) -> str:
 # them: noise pooled per training-set size only (the rule until late on 2026-12-04), the
 # stricter 3 SE bar, the held-out seeds only (each point without its validation-selected
 # run, which reads optimistic: the winner's curse), and each point's selection noise added to
-# the SE (how far it moves when its grid is selected again: kdlib.evidence.selection_sd).
+# the SE (how far it moves when its grid is selected again: kdlib.evidence.selection_sd),
+# and, where a seed follow-up grew the points (kdlib.experiments.queue.ITEM_SEEDS), its new
+# seeds only (the first seeds prompted the follow-up, so they lean the way they looked;
+# added 2026-12-05, before any follow-up seed was trained: kdlib.evidence.Estimate.followup).
 ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",
                 "strict_outcome": "at 3 SE",
                 "heldout_outcome": "selected runs left out",
-                "selection_outcome": "with the selection's noise"}
+                "selection_outcome": "with the selection's noise",
+                "followup_outcome": "follow-up seeds only"}
 
 
 def verdict_under(claim: Claim, reading: str) -> str:
@@ -319,9 +324,14 @@ def sensitivity(claims: Iterable[Claim]) -> str:
                  if k.get(reading) and k[reading] != k["outcome"]}
         changed = [f"{c.id} {c.verdict} -> {verdict_under(c, reading)}" for c in claims
                    if verdict_under(c, reading) != c.verdict]
+        recorded = sum(bool(k.get(reading)) for c in claims for k in c.checks)
+        if not recorded:  # e.g. the follow-up reading before any follow-up seed is stored
+            heads.append(f"*{name}*: no sub-check has its points yet")
+            continue
         heads.append(f"*{name}*: **{len(moved)}** change outcome, " + (
             f"**{len(changed)}** verdicts change ({', '.join(changed)})" if changed
-            else "no verdict changes"))
+            else "no verdict changes") + ("" if recorded == read else
+                                          f" (of {recorded} that it reads)"))
         rows += [key for key in moved if key not in rows]
     lines = [f"Of {read} sub-checks that read seed noise (decided at 2 SE, noise pooled per "
              "training-set size and schedule length): " + "; ".join(heads) + "."]

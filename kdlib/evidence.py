@@ -9,7 +9,8 @@ that the claim then names; a point with at least 3 seeds uses its own spread whe
 larger. Each check also records its outcome under the coarser pool (training-set size only), at
 :data:`K_STRICT` standard errors, from the held-out seeds only (the validation-selected run
 left out: :meth:`Estimate.heldout`), and with the noise of which config the sweep selects added
-(:func:`selection_sd`), so a reader sees which outcomes rest on those choices.
+(:func:`selection_sd`), and, for points a seed follow-up grew, from its new seeds only
+(:meth:`Estimate.followup`), so a reader sees which outcomes rest on those choices.
 Pure functions over numbers: no store, no JAX.
 """
 
@@ -68,6 +69,10 @@ class Estimate:
     # which values are averaged, not how noisy the point is (since 2026-12-05; the held-out
     # reading had fallen back to the pooled spread, narrower than such a point's own).
     kept_sd: float = math.nan
+    # Where the values a seed follow-up trained begin (values[followup_from:]: seeds trained
+    # because a first reading of the point looked close; kdlib.experiments.queue.ITEM_SEEDS),
+    # or None when it has none. Read by the "follow-up" reading (:meth:`followup`).
+    followup_from: int | None = None
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -76,6 +81,9 @@ class Estimate:
         bad = [v for v in self.values if not (isinstance(v, int | float) and math.isfinite(v))]
         if bad:
             raise ValueError(f"Estimate {self.label!r} has non-finite values {bad}")
+        if self.followup_from is not None and not 0 <= self.followup_from <= self.n:
+            raise ValueError(f"Estimate {self.label!r} has followup_from={self.followup_from!r}"
+                             f"; allowed: None or 0..{self.n} (its number of values)")
         if not (math.isfinite(self.select_sd) and self.select_sd >= 0):
             raise ValueError(f"Estimate {self.label!r} has select_sd={self.select_sd!r}; "
                              "allowed: a finite number >= 0")
@@ -120,6 +128,20 @@ class Estimate:
             return self
         return dataclasses.replace(self, values=self.values[1:], selected_first=False,
                                    kept_sd=self.sd)
+
+    @property
+    def can_follow_up(self) -> bool:
+        """Whether :meth:`followup` has MIN_OWN_SEEDS follow-up values to read."""
+        return self.followup_from is not None and self.n - self.followup_from >= MIN_OWN_SEEDS
+
+    def followup(self) -> Estimate:
+        """Only the seeds a follow-up trained (where it trained MIN_OWN_SEEDS; else the
+        estimate itself): the choice to follow a point up looked at its first seeds, so they
+        lean the way that prompted it; the new seeds did not, and read it afresh."""
+        if not self.can_follow_up:
+            return self
+        return dataclasses.replace(self, values=self.values[self.followup_from:],
+                                   selected_first=False, followup_from=None)
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
         """``82.1±0.4% (n=3)``; ``86.5±0.04% (n=3)`` for a spread that rounds to 0.0;
@@ -341,10 +363,13 @@ class Check:
     # The value of ``margin`` the decision is taken against (0 for "a > b", -tol for "a at
     # least b - tol"): the check holds or fails once |margin - bound| exceeds K SE.
     bound: float | None = None
+    # The outcome from the follow-up seeds only (Estimate.followup), where every measured
+    # point it compares has them; None elsewhere.
+    followup_outcome: str | None = None
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
-                        self.heldout_outcome, self.selection_outcome):
+                        self.heldout_outcome, self.selection_outcome, self.followup_outcome):
             if outcome is not None and outcome not in OUTCOMES:
                 raise ValueError(f"Check {self.name!r} outcome={outcome!r}; "
                                  f"allowed: {OUTCOMES}")
@@ -395,6 +420,15 @@ def _heldout(*points: Estimate) -> tuple[Estimate, ...] | None:
     return tuple(p if p.known else p.heldout() for p in points)
 
 
+def _followup(*points: Estimate) -> tuple[Estimate, ...] | None:
+    """The points' follow-up seeds (:meth:`Estimate.followup`), or None unless every measured
+    point has them (a comparison of new seeds with old ones would mix the two readings)."""
+    measured = [p for p in points if not p.known]
+    if not measured or not all(p.can_follow_up for p in measured):
+        return None
+    return tuple(p if p.known else p.followup() for p in points)
+
+
 def _beyond(d: float, se: float, k: float) -> str:
     return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
 
@@ -404,12 +438,12 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
     d, se = _diff(a, b, noise)
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
-    held = _heldout(a, b)
+    held, new = _heldout(a, b), _followup(a, b)
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
                  _beyond(*_diff(*held, noise), k) if held else None,
                  _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
-                 _ladder_end(a, b), 0.0)
+                 _ladder_end(a, b), 0.0, _beyond(*_diff(*new, noise), k) if new else None)
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -424,12 +458,12 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
 
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE; allowed −{100 * tol:.1f} pts)")
-    held = _heldout(a, b)
+    held, new = _heldout(a, b), _followup(a, b)
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
                  outcome(*_diff(*held, noise)) if held else None,
                  outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
-                 _ladder_end(a, b), -tol)
+                 _ladder_end(a, b), -tol, outcome(*_diff(*new, noise)) if new else None)
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -441,16 +475,18 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     coarse_se = math.sqrt(_se(*a, noise, coarse=True) ** 2 + _se(*b, noise, coarse=True) ** 2)
     select_se = math.sqrt(_se(*a, noise, selection=True) ** 2
                           + _se(*b, noise, selection=True) ** 2)
-    held = _heldout(*a, *b)
-    heldout_outcome = None
-    if held:
-        (ha, hsa), (hb, hsb) = _diff(*held[:2], noise), _diff(*held[2:], noise)
-        heldout_outcome = _beyond(ha - hb, math.sqrt(hsa ** 2 + hsb ** 2), k)
+    def gain_outcome(points: tuple[Estimate, ...] | None) -> str | None:
+        if not points:
+            return None
+        (ga, sa), (gb, sb) = _diff(*points[:2], noise), _diff(*points[2:], noise)
+        return _beyond(ga - gb, math.sqrt(sa ** 2 + sb ** 2), k)
+
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
               f"{_pts(db)}: {_pts(d)} (±{100 * k * se:.1f} at {k:g} SE)")
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
-                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT), heldout_outcome,
-                 _beyond(d, select_se, k), _edge(*a, *b), _ladder_end(*a, *b), 0.0)
+                 _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
+                 gain_outcome(_heldout(*a, *b)), _beyond(d, select_se, k), _edge(*a, *b),
+                 _ladder_end(*a, *b), 0.0, gain_outcome(_followup(*a, *b)))
 
 
 def seeds_to_decide(check: Check, *, k: float = K) -> float | None:
@@ -480,9 +516,9 @@ def flag(name: str, ok: bool, detail: str) -> Check:
 def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     """The claim's verdict from its sub-checks' ``reading``: "outcome" (the rule),
     "coarse_outcome" (noise pooled per training-set size only), "strict_outcome" (at
-    :data:`K_STRICT` SE), "heldout_outcome" (the selected runs left out) or
-    "selection_outcome" (each point's selection noise added); a check without that reading
-    counts with its outcome.
+    :data:`K_STRICT` SE), "heldout_outcome" (the selected runs left out),
+    "selection_outcome" (each point's selection noise added) or "followup_outcome" (a seed
+    follow-up's new seeds only); a check without that reading counts with its outcome.
 
     reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
     and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
@@ -507,4 +543,4 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
 
 # A check's outcome under the rule, and under the alternative readings it records.
 READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome",
-            "selection_outcome")
+            "selection_outcome", "followup_outcome")

@@ -182,13 +182,23 @@ class SweepResult:
             return None
         return next(p for p, r in zip(self.points, self.runs, strict=True) if r is best)
 
-    def seed_values(self, metric: str = "test_acc") -> list[float]:
-        """``metric`` of the selected run and of each finished replicate (one value per seed)."""
+    def seed_runs(self, metric: str = "test_acc") -> list[RunRecord]:
+        """The selected run and each finished replicate that has ``metric``, in that order."""
         best = self.best
         if best is None:
             return []
         runs = [best] + [r for r in self.replicates if r.status == "done"]
-        return [float(r.summary[metric]) for r in runs if metric in r.summary]
+        return [r for r in runs if metric in r.summary]
+
+    def seed_values(self, metric: str = "test_acc") -> list[float]:
+        """``metric`` of the selected run and of each finished replicate (one value per seed)."""
+        return [float(r.summary[metric]) for r in self.seed_runs(metric)]
+
+    def seed_offsets(self, metric: str = "test_acc") -> list[int]:
+        """Each of :meth:`seed_values`' seeds less the selected run's (0 first; a replicate
+        trained as ``seed + k`` reads k), so a reader can tell which seeds a follow-up added."""
+        runs = self.seed_runs(metric)
+        return [int(r.config["seed"]) - int(runs[0].config["seed"]) for r in runs]
 
     @property
     def best(self) -> RunRecord | None:

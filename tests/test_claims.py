@@ -302,10 +302,10 @@ def test_a_verdict_reading_a_point_at_a_grid_edge_is_provisional_at_any_seeds():
 
 
 def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule():
-    def check(name, outcome, coarse, strict, heldout, selection):
+    def check(name, outcome, coarse, strict, heldout, selection, followup=None):
         return {"name": name, "outcome": outcome, "detail": "", "coarse_outcome": coarse,
                 "strict_outcome": strict, "heldout_outcome": heldout,
-                "selection_outcome": selection}
+                "selection_outcome": selection, "followup_outcome": followup}
 
     both = check("a > b", "holds", "inconclusive", "holds", "holds", "holds")
     close = check("c > d", "fails", "fails", "inconclusive", "inconclusive", "inconclusive")
@@ -321,9 +321,16 @@ def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule
     assert ("*noise per training-set size only*: **1** change outcome, **1** verdicts change "
             "(C1 reproduced -> inconclusive); *at 3 SE*: **1** change outcome, no verdict "
             "changes; *selected runs left out*: **1** change outcome, no verdict changes; "
-            "*with the selection's noise*: **1** change outcome, no verdict changes.") in text
-    assert "| C1 | a > b | holds | inconclusive | holds | holds | holds |" in text
-    assert "| C2 | c > d | fails | fails | inconclusive | inconclusive | inconclusive |" in text
+            "*with the selection's noise*: **1** change outcome, no verdict changes; "
+            "*follow-up seeds only*: no sub-check has its points yet.") in text
+    assert "| C1 | a > b | holds | inconclusive | holds | holds | holds | - |" in text
+    assert "| C2 | c > d | fails | fails | inconclusive | inconclusive | inconclusive | - |" \
+        in text
+    # a follow-up reading recorded by some checks says how many it reads
+    grown = check("g > h", "holds", "holds", "holds", "holds", "holds", "inconclusive")
+    three = dataclasses.replace(make("C3"), checks=(grown, same))
+    assert ("*follow-up seeds only*: **1** change outcome, **1** verdicts change (C3 "
+            "reproduced -> inconclusive) (of 1 that it reads).") in claims.sensitivity([three])
     assert "e > f" not in text
     assert claims.sensitivity([make("C3")]).startswith("No stored sub-check")
     with pytest.raises(ValueError, match="strict_outcome"):

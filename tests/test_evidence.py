@@ -182,6 +182,45 @@ def test_the_heldout_reading_needs_every_compared_point_to_hold_its_selected_run
         ev.combine([ev.greater("x", three, one, noise)])
 
 
+def test_the_followup_reading_reads_the_new_seeds_only():
+    """A seed follow-up was chosen because a point's first 3 seeds looked close and leaned one
+    way; its new seeds did not prompt it, so each check also records its outcome from them
+    alone. Here the first seeds hold the check and the 5 new ones do not."""
+    a = ev.Estimate((0.86, 0.85, 0.86, 0.80, 0.81, 0.80, 0.82, 0.81), "a",
+                    selected_first=True, followup_from=3)
+    b = ev.Estimate((0.80, 0.81, 0.80, 0.81, 0.80, 0.81, 0.80, 0.81), "b",
+                    selected_first=True, followup_from=3)
+    assert a.can_follow_up and a.followup().values == (0.80, 0.81, 0.80, 0.82, 0.81)
+    assert not a.followup().selected_first and a.followup().followup_from is None
+    noise = ev.Noise(0.005, "test")
+    check = ev.greater("a>b", a, b, noise)
+    assert check.outcome == "holds"  # +2.0 pts over all 8 seeds
+    assert check.followup_outcome == ev.greater("x", a.followup(), b.followup(),
+                                                noise).outcome == "inconclusive"
+    assert ev.combine([check], reading="followup_outcome") == "inconclusive"
+    tol = ev.at_least("b>=a-1", b, a, 0.01, noise)
+    assert tol.followup_outcome == ev.at_least("x", b.followup(), a.followup(), 0.01,
+                                               noise).outcome
+    gain = ev.difference_greater("gain", (a, b), (b, b), noise)
+    assert (gain.outcome, gain.followup_outcome) == ("holds", "inconclusive")
+
+
+def test_the_followup_reading_needs_every_compared_point_followed_up():
+    """A point without follow-up seeds (or with fewer than 3) gives no follow-up outcome: new
+    seeds against old ones would mix the two readings. A known number needs none."""
+    grown = ev.Estimate((0.9, 0.9, 0.9, 0.9, 0.9, 0.9), "g", followup_from=3)
+    short = ev.Estimate((0.9, 0.9, 0.9, 0.9), "s", followup_from=3)  # 1 new seed
+    plain = ev.Estimate((0.8, 0.8, 0.8), "p")
+    noise = ev.Noise(0.01, "test")
+    assert not short.can_follow_up and short.followup() is short
+    assert not plain.can_follow_up
+    assert ev.greater("x", grown, plain, noise).followup_outcome is None
+    assert ev.greater("x", grown, short, noise).followup_outcome is None
+    assert ev.greater("x", grown, ev.constant(0.8), noise).followup_outcome == "holds"
+    with pytest.raises(ValueError, match="followup_from=4; allowed: None or 0..3"):
+        ev.Estimate((0.8, 0.8, 0.8), "p", followup_from=4)
+
+
 def test_a_pool_of_identical_seeds_is_no_measurement():
     """Seeds that changed nothing (every replicate equal) would make the spread 0 and any
     difference count: the assumed spread is used instead, and said."""

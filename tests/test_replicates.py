@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from kdlib import store, train
+from kdlib import evidence, store, train
 from kdlib import sweep as sweeps
 from kdlib.checkpoint import Checkpointer
 from kdlib.config import config_to_dict
-from kdlib.experiments import common
+from kdlib.experiments import common, verdicts
 
 
 def cfg(epochs=300.0, **changes):
@@ -147,6 +147,14 @@ def test_a_point_reads_every_stored_seed_up_to_max_seeds(monkeypatch):
     loaded = common.run_arms(arms, extras=False, seeds=3)["mix"][300.0]
     assert [r.config["seed"] for r in loaded.replicates] == [1, 2, 4, 5]
     assert len(loaded.seed_values()) == 5
+    assert loaded.seed_offsets() == [0, 1, 2, 4, 5]
+    # the table marks where the seeds past the preset's SEEDS (smoke: 2) begin, and a
+    # verdict's estimate reads them as the follow-up's
+    table = common.results_table({"mix": {300.0: loaded}}, val_noise=evidence.Noise(0.01, "t"),
+                                 test_means={})
+    assert table.iloc[0]["followup_from"] == common.SEEDS["smoke"] == 2
+    point = verdicts.est(table, "mix", 300.0)
+    assert point.followup().values == tuple(round(v, 6) for v in loaded.seed_values()[2:])
     trained: list[int] = []
     monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
         trained.append(c.seed), engine._record(c))[1])

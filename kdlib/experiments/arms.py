@@ -516,8 +516,10 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
 
     ``test_acc`` and ``train_loss`` are means over the seeds (the selected run and its
     replicates), ``test_acc_sd`` their standard deviation (NaN below 2 seeds), ``n_seeds``
-    their number and ``test_acc_seeds`` the values, ``regime`` whose seed noise applies
-    (:func:`noise_regime`); ``test_acc_selected`` and ``val_acc`` are
+    their number and ``test_acc_seeds`` the values (the selected run's first), of which those
+    from ``followup_from`` on are seeds a follow-up trained past :data:`SEEDS` (``n_seeds``
+    when none: :attr:`kdlib.evidence.Estimate.followup_from`), ``regime`` whose seed noise
+    applies (:func:`noise_regime`); ``test_acc_selected`` and ``val_acc`` are
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
     selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
     ladder's end (:func:`at_ladder_end`); ``select_sd`` how far the point moves when its grid
@@ -547,6 +549,8 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
         for ep, result in by_epochs.items():
             accs = result.seed_values("test_acc")
             losses = result.seed_values("train_loss")
+            first = (SEEDS.get(result.best.config.get("preset"), 1) if result.best else 1)
+            followup_from = sum(k < first for k in result.seed_offsets("test_acc"))
             sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan
             axes: dict[str, list[Any]] = {}
             for point in result.points:
@@ -559,6 +563,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
                 "test_acc": float(np.mean(accs)) if accs else np.nan,
                 "test_acc_sd": sd, "yerr": 0.0 if np.isnan(sd) else sd,
                 "n_seeds": len(accs), "test_acc_seeds": [round(a, 6) for a in accs],
+                "followup_from": followup_from,
                 "train_loss": float(np.mean(losses)) if losses else np.nan,
                 "train_loss_seeds": [round(v, 6) for v in losses],
                 "regime": noise_regime(result.best.config) if result.best else None,

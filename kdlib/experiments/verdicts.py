@@ -163,7 +163,9 @@ RULE_CHANGES: dict[str, str] = {
            "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
            "fixed before any new seed was trained (a seed follow-up in the queue for every "
            "inconclusive check that needed at most 12 seeds per point to be decided, were its "
-           "difference what it read at 3: these needed 4 and 7), and the checks read them all"),
+           "difference what it read at 3: these needed 4 and 7), and the checks read them "
+           "all; the summary's sensitivity table also reads them from the 5 new seeds alone, "
+           "a reading added before any was trained"),
     "C2": ("; on 2026-12-05 C2 compares the fixed-teacher policies with function matching, "
            "as section 3.1.1 does, not with the best consistent policy"),
     "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs, "
@@ -172,7 +174,8 @@ RULE_CHANGES: dict[str, str] = {
            "images at 30 epochs: 2 inconclusive) are reported, no longer checked; late that "
            "day, after results, the points of '1k: student > scratch at 100 epochs' (it needed "
            "about 6 seeds per point to be decided) were planned to 8 seeds, fixed before any "
-           "new seed was trained, and the check reads them all"),
+           "new seed was trained, and the check reads them all (and, in the summary's "
+           "sensitivity table, the 5 new seeds alone)"),
     "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
            "length with an Adam length 3x longer, and the shortest such), not the best of "
            "every pair; its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
@@ -197,7 +200,8 @@ RULE_CHANGES: dict[str, str] = {
             "behind': the random init ahead at the longest length; late that day, after "
             "results, the 30-epoch points (the head start, which needed about 10 seeds per "
             "point to be decided) were planned to 8 seeds, fixed before any new seed was "
-            "trained, and the check reads them all"),
+            "trained, and the check reads them all (and, in the summary's sensitivity "
+            "table, the 5 new seeds alone)"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
            "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
@@ -328,12 +332,16 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     select_sd = row.get("select_sd")  # only test accuracy is selected among grid points
     select_sd = (float(select_sd) if col == "test_acc" and isinstance(select_sd, int | float)
                  and np.isfinite(select_sd) else 0.0)
+    # Where a seed follow-up's values begin (a table written before the column: none).
+    first = row.get("followup_from")
+    followup_from = (int(first) if seeded and isinstance(first, int | float | np.number)
+                     and np.isfinite(first) and int(first) < len(vals) else None)
     return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
                        regime=regime if isinstance(regime, str) else None,
                        selected_first=seeded,  # results_table lists the selected run first
                        at_edge=isinstance(edge, str) and bool(edge),
                        at_ladder_end=isinstance(end, str) and bool(end),
-                       select_sd=select_sd)
+                       select_sd=select_sd, followup_from=followup_from)
 
 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
