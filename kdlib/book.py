@@ -25,6 +25,7 @@ notebooks that are out of date (exit status 1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as _dt
 import os
@@ -32,6 +33,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,25 @@ def write_notebook(path: str | os.PathLike, nb: dict) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def kernel_env(preset: str) -> Iterator[None]:
+    """The environment a notebook's kernel starts with, restored afterwards: it imports the
+    kdlib this process runs (an editable install may point at another clone, whose code would
+    then train into this one's results), and its set-up cell, which runs before papermill's
+    parameters, reports ``preset`` ($KDLIB_PRESET)."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "KDLIB_PRESET")}
+    paths = [str(REPO), *filter(None, (saved["PYTHONPATH"] or "").split(os.pathsep))]
+    os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)), KDLIB_PRESET=preset)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = None) -> Path:
     """Runs one notebook with papermill at ``preset``; returns the executed copy's path.
 
@@ -219,7 +240,7 @@ def execute(path: Path, preset: str, out_dir: Path, parameters: dict | None = No
     # The kernel inherits this: OpenBLAS's own threads (jaxlib's eigh, in Shampoo) otherwise
     # fight XLA's for the cores, and a CPU step gets several times slower (make sets it too).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    with tempfile.TemporaryDirectory(prefix="kdbook-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kdbook-run-") as tmp, kernel_env(preset):
         scratch = Path(tmp) / path.name
         try:
             papermill.execute_notebook(
@@ -276,6 +297,16 @@ def record_times(outcomes: list[Outcome], preset: str, root: str | os.PathLike |
     return path
 
 
+def failure_text(exc: BaseException) -> str:
+    """One line naming why a notebook failed: the cell's exception (papermill's ename and
+    evalue: its message starts with a blank line) or the error's own first line."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{type(exc).__name__}: {ename}: {str(evalue or '').strip()}"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip() if lines else ''}"
+
+
 def run(paths: list[Path], preset: str, out_dir: Path) -> list[Outcome]:
     """Execute each notebook in turn, printing progress; a failure does not stop the batch."""
     outcomes = []
@@ -287,11 +318,10 @@ def run(paths: list[Path], preset: str, out_dir: Path) -> list[Outcome]:
             outcomes.append(Outcome(path.name, "ok", time.time() - t0))
             print(f"[{preset}] {path.name} done in {time.time() - t0:.0f} s", flush=True)
         except Exception as exc:  # report and go on with the other notebooks
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            outcomes.append(Outcome(path.name, "failed", time.time() - t0,
-                                    f"{type(exc).__name__}: {first}"))
+            outcomes.append(Outcome(path.name, "failed", time.time() - t0, failure_text(exc)))
             print(f"[{preset}] {path.name} FAILED after {time.time() - t0:.0f} s: "
-                  f"{outcomes[-1].error}", flush=True)
+                  f"{outcomes[-1].error} (the executed copy: {out_dir / path.name})",
+                  flush=True)
     return outcomes
 
 

@@ -382,6 +382,33 @@ def test_summary_table_alignment():
     assert len({len(line) for line in lines}) == 1
 
 
+def test_a_failed_notebook_names_its_cells_error():
+    """papermill's error message starts with a blank line; the batch prints the cell's
+    exception (its ename and evalue) instead of an empty reason."""
+    from papermill.exceptions import PapermillExecutionError
+
+    exc = PapermillExecutionError(3, 4, "raise ValueError('boom')", "ValueError",
+                                  "boom: lr=-1 is not allowed", ["tb"])
+    assert str(exc).startswith("\n")
+    assert book.failure_text(exc) == ("PapermillExecutionError: ValueError: boom: lr=-1 is "
+                                      "not allowed")
+    assert book.failure_text(RuntimeError("\n\ncell 3 raised\nmore")) == \
+        "RuntimeError: cell 3 raised"
+    assert book.failure_text(RuntimeError()) == "RuntimeError: "
+
+
+def test_the_kernel_imports_this_checkouts_kdlib_and_reports_the_preset(monkeypatch):
+    """An editable install may point at another clone: the kernel's PYTHONPATH starts with
+    this checkout, and its set-up cell (before papermill's parameters) sees the preset run;
+    both are restored afterwards."""
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.delenv("KDLIB_PRESET", raising=False)
+    with book.kernel_env("smoke"):
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(book.REPO), "/elsewhere"]
+        assert os.environ["KDLIB_PRESET"] == "smoke"
+    assert os.environ["PYTHONPATH"] == "/elsewhere" and "KDLIB_PRESET" not in os.environ
+
+
 def test_run_executes_for_real_outside_book(tmp_path, monkeypatch, config, capsys):
     """One real papermill run of a tiny chapter (with its Colab cells) at the smoke preset."""
     folder = tmp_path / "notebooks"
@@ -713,6 +740,8 @@ def test_every_chapter_opens_with_its_findings_then_its_main_figure():
         assert heading < box < figure, section
         first_heading = next(i for i, t in enumerate(text) if t.startswith("## "))
         assert first_heading == heading, f"{section}: a section comes before the findings"
+        if section not in book.toc_stems():  # not in the book yet: only smoke-tested (Makefile)
+            continue
         executed = json.loads((REPO / "book" / f"{section}.ipynb").read_text())["cells"]
         for cell in executed:
             tags = cell["metadata"].get("tags", [])

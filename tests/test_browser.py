@@ -216,9 +216,11 @@ def _follow_redirect(driver, page: Path) -> Path:
 
 
 def _check_summary(driver) -> None:
-    """The summary page shows the claims table: every claim C1-C13, measured or "not run"."""
+    """The summary page shows the claims table: every claim of a chapter in the book, measured
+    or "not run" (a claim whose chapter is not in the toc yet need not be there)."""
     from selenium.webdriver.common.by import By
 
+    from kdlib import book
     from kdlib.experiments import verdicts
 
     headers = [[th.text.strip().lower() for th in table.find_elements(By.CSS_SELECTOR, "th")]
@@ -226,5 +228,7 @@ def _check_summary(driver) -> None:
     claims_tables = [h for h in headers if "verdict" in h and "chapter" in h]
     assert claims_tables, f"no table with 'verdict' and 'chapter' headers: {headers}"
     cells = [td.text.strip() for td in driver.find_elements(By.CSS_SELECTOR, "td")]
-    missing = [cid for cid in verdicts.STATEMENTS if cid not in cells]
+    in_book = set(book.toc_stems())
+    missing = [cid for cid, (_, _, chapter) in verdicts.STATEMENTS.items()
+               if chapter in in_book and cid not in cells]
     assert not missing, f"claims not on the summary page: {missing}"

@@ -162,10 +162,11 @@ def test_markdown_table_links_only_chapters_in_the_book():
 def test_every_claim_has_a_statement_and_missing_ones_are_not_run():
     from kdlib.experiments import verdicts
 
-    assert list(verdicts.STATEMENTS) == [f"C{i}" for i in range(1, 14)]
+    count = len(verdicts.STATEMENTS)  # a new claim takes the next number
+    assert count >= 13 and list(verdicts.STATEMENTS) == [f"C{i}" for i in range(1, count + 1)]
     found = [make("C3", chapter="01_consistency")]
     full = verdicts.with_not_run(found)
-    assert [c.id for c in full][0] == "C3" and len(full) == 13
+    assert [c.id for c in full][0] == "C3" and len(full) == count
     missing = {c.id: c for c in full if c.id != "C3"}
     assert all(c.verdict == "not run" for c in missing.values())
     assert missing["C9"].chapter == "05_shampoo"

@@ -17,7 +17,7 @@ import pytest
 from kdlib import book, colab, presets
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", *sorted((REPO / "book").glob("*.md"))]
+DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "book").glob("*.md"))]
 
 
 def _commands() -> list[tuple[str, str]]:

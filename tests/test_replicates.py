@@ -66,6 +66,8 @@ def test_extended_axes_add_temperature_ten_to_short_kl_arms_only():
     assert common.extended_axes(cfg(epochs=30.0), axes)["temperature"] == [1.0, 10.0]
     assert "temperature" not in common.extended_axes(cfg(epochs=300.0), axes)
     assert "temperature" not in common.extended_axes(cfg(epochs=30.0, loss="dist"), axes)
+    # an arm that fixes another temperature asks for that one: it is not replaced by 1 and 10
+    assert "temperature" not in common.extended_axes(cfg(epochs=30.0, temperature=4.0), axes)
 
 
 class FakeEngine:

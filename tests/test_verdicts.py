@@ -500,3 +500,32 @@ def test_est_carries_the_rows_selection_noise_into_the_selection_reading():
     assert v.est(t, "a", 300.0, "train_loss").select_sd == 0.0
     check = ev.greater("a>b", v.est(t, "a", 300.0), v.est(t, "b", 300.0), ev.Noise(0.01, "x"))
     assert (check.outcome, check.selection_outcome) == ("holds", "inconclusive")
+
+
+def test_the_claim_registries_agree():
+    """A new claim needs its statement, its paper scale and a chapter in SECTIONS; a rule
+    change names a known claim (a missing entry would be a bare KeyError mid-notebook)."""
+    from kdlib.experiments import paper_recipes
+    from kdlib.experiments.chapters import SECTIONS
+
+    assert set(v.PAPER_SCALE) == set(v.STATEMENTS)
+    assert set(v.RULE_CHANGES) <= set(v.STATEMENTS)
+    assert v.RULE_NOTE_CLAIMS <= set(v.STATEMENTS)
+    assert {chapter for _, _, chapter in v.STATEMENTS.values()} <= set(SECTIONS)
+    assert paper_recipes.NOTEBOOKS == ("00_teachers", *SECTIONS)  # each has its paper recipe
+
+
+def test_a_claim_added_after_the_rule_changes_does_not_carry_their_note(monkeypatch):
+    """The general rule note is the history of C1-C13; a claim added later reads only its
+    own changes (none: an empty note, "rules fixed before results")."""
+    noise = ev.Noise(0.01, "t")
+    checks = [ev.greater("a > b", ev.Estimate((0.9, 0.9, 0.9)), ev.constant(0.5), noise)]
+    old = v._claim("C1", "ours", checks, "01_consistency", noise, [3], "s")
+    assert old.rule_note.startswith(v.RULE_NOTE)
+    monkeypatch.setitem(v.STATEMENTS, "C99", ("c", "p", "09_dist"))
+    monkeypatch.setitem(v.PAPER_SCALE, "C99", "paper scale")
+    new = v._claim("C99", "ours", checks, "09_dist", noise, [3], "s")
+    assert new.rule_note == "" and not new.own_rule_changed
+    monkeypatch.setitem(v.RULE_CHANGES, "C99", "; on 2027-01-01 its bound moved")
+    changed = v._claim("C99", "ours", checks, "09_dist", noise, [3], "s")
+    assert changed.rule_note == "on 2027-01-01 its bound moved" and changed.own_rule_changed

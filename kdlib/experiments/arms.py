@@ -55,10 +55,12 @@ def replicate(config: RunConfig, seed: int) -> RunConfig:
 
 
 def extended_axes(config: RunConfig, axes: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
-    """``axes`` plus the short-schedule temperatures for a KL arm that fixes T (cpu, smoke)."""
+    """``axes`` plus the short-schedule temperatures for a KL arm at the base grid's T=1
+    (cpu, smoke). An arm that fixes another temperature keeps it: it asks for that T."""
     out = {k: list(v) for k, v in axes.items()}
     if (config.loss == "kl" and "temperature" not in out and config.epochs <= SHORT_EPOCHS
-            and config.preset in ("smoke", "cpu")):
+            and config.preset in ("smoke", "cpu")
+            and config.temperature == SHORT_TEMPERATURES[0]):
         out["temperature"] = list(SHORT_TEMPERATURES)
     return out
 
