@@ -450,3 +450,8 @@ def test_seed_cells_show_mean_sd_and_seeds_per_arm_and_length():
     assert grid.loc["b", "30 epochs"] == "85.52 ±0.14 (n=3)"
     assert grid.loc["b", "300 epochs"] == "69.38 (n=1)"
     assert grid.loc["a", "30 epochs"] == "" and grid.loc["a", "300 epochs"] == ""
+    # the seeds a follow-up added are counted beside the total
+    grown = table.assign(n_seeds=[8, 1, 0], followup_from=[3, 1, 0])
+    cells = common.seed_cells(grown, ["b", "a"])
+    assert cells.loc["b", "30 epochs"] == "85.52 ±0.14 (n=8, 5 follow-up)"
+    assert cells.loc["b", "300 epochs"] == "69.38 (n=1)"
