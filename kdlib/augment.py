@@ -54,6 +54,9 @@ def _check_images(images: jax.Array) -> None:
         raise ValueError(
             f"images must be a 4-d NHWC array, got shape {getattr(images, 'shape', None)}"
         )
+    if images.shape[-1] > 4 and images.shape[1] <= 4:  # e.g. (N, 1, 28, 28): 28 "channels"
+        raise ValueError(f"images of shape {tuple(images.shape)} look NCHW (channels first); "
+                         "kdlib takes NHWC: transpose with images.transpose(0, 2, 3, 1)")
 
 
 def _check_fraction(fraction: float) -> float:

@@ -534,9 +534,14 @@ def _run_command(args: argparse.Namespace) -> int:
 def _normalize_command(args: argparse.Namespace) -> int:
     """`normalize`: normalize executed copies in place (what `run` writes), no execution."""
     folder = Path(args.dir) if args.dir else REPO / "book"
+    if not folder.is_dir():
+        raise ValueError(f"--dir {folder} is not a folder: give the folder of the executed "
+                         "copies (default: book/)")
     paths = sorted(folder.glob(NOTEBOOK_GLOB))
     if args.only:
         paths = [p for p in paths if any(p.stem.startswith(o) for o in args.only)]
+        if not paths:
+            raise ValueError(f"--only {args.only} matches no executed notebook in {folder}")
     changed = [p for p in paths if write_notebook(p, normalize(read_json(p), target=p))]
     for path in changed:
         print(f"normalized: {path}")

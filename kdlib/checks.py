@@ -24,10 +24,19 @@ def check_run(config: RunConfig) -> None:
     run later; returns None for a config that can train."""
     validate(config)
     check_model(config.student.name, config.student.kwargs)
-    if config.optimizer == "shampoo" or config.shampoo:
+    if config.shampoo and config.optimizer != "shampoo":
+        raise ValueError(f"shampoo={config.shampoo!r} sets Shampoo's options, but optimizer="
+                         f"{config.optimizer!r} would ignore them: drop them or use "
+                         "optimizer='shampoo'")
+    if config.mu_dtype is not None and config.optimizer != "adam":
+        raise ValueError(f"mu_dtype={config.mu_dtype!r} is Adam's first-moment dtype, but "
+                         f"optimizer={config.optimizer!r} would ignore it: drop it or use "
+                         "optimizer='adam'")
+    if config.optimizer == "shampoo":
         _check_shampoo(config.shampoo)
     for name in (*config.teachers, *([config.init] if config.init else [])):
         teachers.check_stored(name)
+    check_stored_models_fit(config)
     num_train = _check_data(config)
     if num_train is not None and config.batch_size > num_train:
         raise ValueError(f"batch_size={config.batch_size} exceeds the {num_train} training "
@@ -45,6 +54,47 @@ def check_model(name: Any, kwargs: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"student.kwargs has unknown key(s) {unknown} for model {name!r}; "
                          f"allowed: {allowed}")
+
+
+def _resolved_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A model's keyword arguments with its defaults filled in, lists for tuples (as a
+    card's JSON holds them)."""
+    params = inspect.signature(models.MODELS[name].__init__).parameters.values()
+    out = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+           and p.name != "rngs" and p.default is not inspect.Parameter.empty}
+    out.update(kwargs)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def check_stored_models_fit(config: RunConfig) -> None:
+    """Each teacher was trained on the labels this run is evaluated on (its card's dataset is
+    the evaluation dataset: a digits teacher on Fashion-MNIST would score chance), and a
+    pretrained ``init`` has the student's architecture (else only the leaves whose shapes
+    happen to agree are copied and the run is, silently, mostly from scratch)."""
+    labels = config.data.eval_dataset
+    for name in config.teachers:
+        trained_on = teachers.load_card(name).get("dataset")
+        if trained_on is not None and trained_on != labels:
+            raise ValueError(f"teacher {name!r} was trained on {trained_on}, but this run is "
+                             f"evaluated on {labels} (data.eval_name or data.name): pick a "
+                             f"teacher of {labels}")
+    if not config.init:
+        return
+    card = teachers.load_card(config.init)
+    if card.get("model") != config.student.name:
+        raise ValueError(f"init={config.init!r} is a {card.get('model')!r} model, the student "
+                         f"a {config.student.name!r}: init needs the student's architecture")
+    if card.get("model") not in models.MODELS:
+        return
+    mine = _resolved_kwargs(config.student.name, config.student.kwargs)
+    theirs = _resolved_kwargs(card["model"], card.get("model_kwargs", {}))
+    # the head may differ (a new task's classes) and the channels come from the data
+    differ = sorted(k for k in set(mine) | set(theirs)
+                    if k not in ("num_classes", "in_channels") and mine.get(k) != theirs.get(k))
+    if differ:
+        raise ValueError(f"init={config.init!r} differs from the student in "
+                         + ", ".join(f"{k}={theirs.get(k)!r} vs {mine.get(k)!r}" for k in differ)
+                         + ": init needs the student's architecture (student.kwargs)")
 
 
 def _check_shampoo(options: dict[str, Any]) -> None:
@@ -65,6 +115,7 @@ def _check_data(config: RunConfig) -> int | None:
     for field, name in (("data.name", d.name), ("data.eval_name", d.eval_name)):
         if name is not None and name not in data.DATASETS:
             raise ValueError(f"{field}={name!r} is not one of {data.DATASETS}")
+    _check_disjoint(config)
     num_train = None
     for field, name, split in (("data.train_split", d.name, d.train_split),
                                ("data.val_split", d.eval_dataset, d.val_split),
@@ -87,3 +138,24 @@ def _check_data(config: RunConfig) -> int | None:
         if field == "data.train_split":
             num_train = size or n
     return num_train
+
+
+def _check_disjoint(config: RunConfig) -> None:
+    """The training split shares no image with the validation or test split, nor validation
+    with test, where both are of one embedded dataset (tfds splits: by name only)."""
+    d = config.data
+    named = (("data.train_split", d.name, d.train_split),
+             ("data.val_split", d.eval_dataset, d.val_split),
+             ("data.test_split", d.eval_dataset, d.test_split))
+    for i, (field_a, name_a, a) in enumerate(named):
+        for field_b, name_b, b in named[i + 1:]:
+            if name_a != name_b or name_a not in data.EMBEDDED_SIZES:
+                continue
+            try:
+                shared = data.overlap(a, b, data.EMBEDDED_SIZES[name_a])
+            except ValueError:
+                continue  # a bad split string: named by the split checks that follow
+            if shared:
+                raise ValueError(f"{field_a}={a!r} and {field_b}={b!r} share {shared} images "
+                                 f"of {name_a}: use disjoint splits (e.g. train[:55000], "
+                                 "train[55000:] and test)")

@@ -66,13 +66,20 @@ class Claim:
     own_rule_changed: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checks", tuple(dict(c) for c in self.checks))
+        object.__setattr__(self, "checks", tuple(  # a Check or its dict
+            c.as_dict() if hasattr(c, "as_dict") else dict(c) for c in self.checks))
         for check in self.checks:
             if check.get("outcome") not in EVIDENCE_OUTCOMES or any(
                     check.get(r) not in (*EVIDENCE_OUTCOMES, None) for r in ALTERNATIVES):
                 raise ValueError(f"Claim {self.id} check {check!r}: outcome must be one of "
                                  f"{EVIDENCE_OUTCOMES} (and so must "
                                  f"{' and '.join(ALTERNATIVES)} where given)")
+        if self.checks and self.verdict in VERDICTS and self.verdict != "not run":
+            follows = verdict_under(self, "outcome")
+            if self.verdict != follows:
+                raise ValueError(f"Claim {self.id} verdict={self.verdict!r} contradicts its "
+                                 f"sub-checks, which give {follows!r} "
+                                 "(kdlib.evidence.combine)")
         if not isinstance(self.own_rule_changed, bool):
             raise ValueError(f"Claim.own_rule_changed={self.own_rule_changed!r} must be a bool")
         for field in dataclasses.fields(self):

@@ -110,7 +110,7 @@ class RunConfig:
     steps_per_call: int = 50  # steps fused into one jitted lax.scan call
     eval_every: int = 0  # steps between evaluations; 0: about 10 evaluations per run
     checkpoint_every: int = 0  # steps between checkpoints; 0: at every evaluation
-    init: str | None = None  # a stored model ("teachers/<name>") to start the student from
+    init: str | None = None  # a stored model's name (results/teachers/<name>) to start from
     seed: int = 0
     # Added later, hash-neutral at their defaults (every stored run keeps its hash):
     # warmup in optimizer steps, as the paper's configs give it (overrides warmup_frac; capped
@@ -247,6 +247,12 @@ def validate(config: RunConfig) -> None:
     _check_parts(config)
     if config.loss != "labels" and not config.teachers:
         raise ValueError(f"loss={config.loss!r} distills from a teacher: set teachers=(name, ...)")
+    if config.loss == "dist" and config.batch_size < 2:
+        raise ValueError(f"loss='dist' with batch_size={config.batch_size}: DIST's intra-class "
+                         "term correlates each class over the batch, so it needs batch_size >= 2")
+    if config.loss == "dist" and config.dist_beta == 0 and config.dist_gamma == 0:
+        raise ValueError("loss='dist' with dist_beta=0 and dist_gamma=0 is zero for every "
+                         "input: set either (the defaults are 1 and 1)")
     if config.loss == "labels" and teacher_mode(config.policy) == "fixed":
         raise ValueError(f"policy={config.policy!r} needs a teacher; loss='labels' has none")
     if isinstance(config.teacher_size, tuple | list):

@@ -213,6 +213,15 @@ class Noise:
     source: str
     by_regime: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # a NaN would leave every check inconclusive, a negative sd is no spread (0: numbers
+        # read exactly, such as the paper's own)
+        for where, sd in (("sd", self.sd), *((f"by_regime[{r!r}]", v)
+                                             for r, v in self.by_regime.items())):
+            if not (isinstance(sd, int | float) and math.isfinite(sd) and sd >= 0):
+                raise ValueError(f"Noise {where}={sd!r}; allowed: a finite number >= 0 (the "
+                                 "per-run seed spread; 0 for numbers without noise)")
+
     def sd_for(self, regime: str | None, *, coarse: bool = False) -> float:
         """The spread of ``regime``'s points: the finest level of it that measured its own
         pooled spread, else ``sd``; ``coarse`` skips the finest level (the rule before schedule
@@ -429,12 +438,19 @@ def _followup(*points: Estimate) -> tuple[Estimate, ...] | None:
     return tuple(p if p.known else p.followup() for p in points)
 
 
+def _check_k(k: float) -> None:
+    if not (isinstance(k, int | float) and math.isfinite(k) and k > 0):
+        raise ValueError(f"k={k!r}; allowed: a finite number > 0 of standard errors (the "
+                         f"rule's is {K:g})")
+
+
 def _beyond(d: float, se: float, k: float) -> str:
     return "holds" if d > k * se else "fails" if d < -k * se else "inconclusive"
 
 
 def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) -> Check:
     """Check that ``a`` > ``b``: holds beyond +k SE, fails beyond -k SE, else inconclusive."""
+    _check_k(k)
     d, se = _diff(a, b, noise)
     detail = (f"{a.label} {a.text()} vs {b.label} {b.text()}: {_pts(d)} "
               f"(±{100 * k * se:.1f} at {k:g} SE)")
@@ -450,6 +466,7 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
              k: float = K) -> Check:
     """Check that ``a`` >= ``b`` - ``tol``: holds when the difference's lower bound (−k SE)
     clears −tol, fails when its upper bound falls below −tol, else inconclusive."""
+    _check_k(k)
     d, se = _diff(a, b, noise)
 
     def outcome(d: float, se: float, k: float = k) -> str:
@@ -469,6 +486,7 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
                        noise: Noise, *, k: float = K) -> Check:
     """Check that (a0 - a1) > (b0 - b1): a gain larger than another, with both gains' noise."""
+    _check_k(k)
     da, sea = _diff(*a, noise)
     db, seb = _diff(*b, noise)
     d, se = da - db, math.sqrt(sea ** 2 + seb ** 2)

@@ -246,8 +246,14 @@ def list_runs(
     *,
     include_unfinished: bool = False,
 ) -> list[RunRecord]:
-    """All runs stored under `root` (optionally of one preset/section), sorted by path."""
+    """All runs stored under `root` (optionally of one preset/section), sorted by path; a
+    preset with no folder that is not a preset either names the allowed ones (a typo would
+    otherwise read no runs)."""
     base = results_root(root)
+    if preset is not None and not (base / preset).is_dir():
+        from kdlib import presets as known
+
+        known.check(preset)
     presets = [base / preset] if preset is not None else _subdirs(base)
     records = []
     for preset_dir in presets:

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -131,6 +132,11 @@ def _metric_value(record: RunRecord, metric: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+# Metric names where lower is better (a loss, a KL, an error rate): selecting one with
+# mode="max" is a mistake, named instead of picking the worst run.
+_LOWER_IS_BETTER = re.compile(r"(^|_)(loss|kl|err|error|nll|xent)(_|$)")
+
+
 def best_by_validation(
     records: Sequence[RunRecord], select_metric: str = "val_acc", mode: str = "max"
 ) -> RunRecord | None:
@@ -141,6 +147,9 @@ def best_by_validation(
     """
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r}; allowed: {_MODES}")
+    if mode == "max" and _LOWER_IS_BETTER.search(select_metric):
+        raise ValueError(f"select_metric={select_metric!r} reads like a loss or error, and "
+                         "mode='max' would pick its worst run: pass mode='min'")
     eligible = [r for r in records if r.status == "done"]
     if not eligible:
         return None

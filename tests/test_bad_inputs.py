@@ -218,7 +218,25 @@ CASES: list[tuple[str, Callable, str]] = [
     ("student not a ModelConfig", run(student="bit"), r"student='bit' must be a ModelConfig"),
     ("shampoo option", run(optimizer="shampoo", shampoo={"blocksize": 3}),
      r"shampoo has unknown option\(s\) \['blocksize'\]; allowed"),
+    ("shampoo options with adam", run(shampoo={"block_size": 64}),
+     r"shampoo=\{'block_size': 64\} sets Shampoo's options, but optimizer='adam' would "
+     r"ignore them"),
+    ("mu_dtype with sgd", run(optimizer="sgd", mu_dtype="bfloat16"),
+     r"mu_dtype='bfloat16' is Adam's first-moment dtype, but optimizer='sgd' would ignore it"),
+    ("dist batch 1", run(loss="dist", batch_size=1),
+     r"loss='dist' with batch_size=1: .*needs batch_size >= 2"),
+    ("dist all zero", run(loss="dist", dist_beta=0, dist_gamma=0),
+     r"dist_beta=0 and dist_gamma=0 is zero for every input"),
     # --- teachers and pretrained inits
+    ("teacher of another dataset",
+     write(f"{TEACHER}/card.json", json.dumps({**CARD, "dataset": "digits"}), run()),
+     r"teacher 't_ok' was trained on digits, but this run is evaluated on fashion_mnist"),
+    ("init of another width", run(init="t_ok", student=ModelConfig("bit", {**TINY,
+                                                                          "width": 0.125})),
+     r"init='t_ok' differs from the student in width=0\.0625 vs 0\.125: init needs the "
+     r"student's architecture"),
+    ("init of another model", run(init="t_ok", student=ModelConfig("mobilenet_v3")),
+     r"init='t_ok' is a 'bit' model, the student a 'mobilenet_v3'"),
     ("teachers as str", run(teachers="t_ok"),
      r"teachers='t_ok' must be a tuple of stored teacher names, e\.g\. teachers=\('t_ok',\)"),
     ("teacher missing", run(teachers=("nope",)),
@@ -251,6 +269,11 @@ CASES: list[tuple[str, Callable, str]] = [
     ("split name", run(**{"data.val_split": "validation"}),
      r"data\.val_split='validation' of fashion_mnist: .*validation"),
     ("split not str", run(**{"data.test_split": 5}), r"data\.test_split=5 must be a str"),
+    ("train overlaps val", run(**{"data.val_split": "train[40:]"}),
+     r"data\.train_split='train\[:80\]' and data\.val_split='train\[40:\]' share 40 images "
+     r"of fashion_mnist: use disjoint splits"),
+    ("test is val", run(**{"data.test_split": "train[80:]"}),
+     r"data\.val_split='train\[80:\]' and data\.test_split='train\[80:\]' share"),
     ("tfds split name", run(**{"data.name": "oxford_iiit_pet", "data.train_split": "validation"}),
      r"Unknown split 'validation' of oxford_iiit_pet .*allowed: \['train', 'test'\]"),
     ("train_size too big", run(**{"data.train_size": 5000}),
@@ -276,6 +299,9 @@ CASES: list[tuple[str, Callable, str]] = [
     ("sweep unknown key", sweep_over({"lrr": [1e-3]}), r"unknown config key 'lrr'"),
     ("sweep bad value", sweep_over({"lr": [1e-3, "3e-3"]}), r"lr='3e-3' is not a finite number"),
     ("sweep bad preset", sweep_over({"preset": ["smoke", "foo"]}), r"preset='foo' is not one of"),
+    ("select a loss by max", lambda env: sweep.best_by_validation([], "val_kl"),
+     r"select_metric='val_kl' reads like a loss or error, and mode='max' would pick its "
+     r"worst run: pass mode='min'"),
     # --- stored results files
     ("summary corrupt", stored(lambda p: (p / "summary.json").write_text("{\"val")),
      rf"summary\.json {NOT_JSON} .*delete the folder to retrain"),
@@ -325,6 +351,12 @@ CASES: list[tuple[str, Callable, str]] = [
     ("cli dir missing", cli("run", "--preset", "smoke", "--dir", "/no/such/dir"),
      r"--dir /no/such/dir is not a folder"),
     ("cli command unknown", cli("build"), r"invalid choice: 'build'"),
+    ("cli normalize unmatched", cli("normalize", "--only", "zzz"),
+     r"--only \['zzz'\] matches no executed notebook"),
+    ("cli normalize dir missing", cli("normalize", "--dir", "/no/such/dir"),
+     r"--dir /no/such/dir is not a folder: give the folder of the executed copies"),
+    ("runs of a preset typo", lambda env: store.list_runs(preset="cpuu"),
+     r"preset='cpuu' is not one of"),
     ("cli colab config missing", cli("colab", "--check", "--config", "nope.yml"), r"nope\.yml"),
 ]
 

@@ -226,8 +226,11 @@ def test_key_checks_show_both_sides_of_a_partly_verdict():
         _check("small hold", "holds", 0.01, 0.01), _check("big hold", "holds", 0.1, 0.01),
         _check("a fail", "fails", -0.2, 0.01), _check("unsure", "inconclusive", 0.0, 0.01)))
     assert [k["name"] for k in claims.key_checks(c)] == ["a fail", "big hold"]
-    reproduced = dataclasses.replace(c, verdict="reproduced")
+    reproduced = dataclasses.replace(c, verdict="reproduced", checks=c.checks[:2])
     assert [k["name"] for k in claims.key_checks(reproduced)] == ["big hold"]
+    with pytest.raises(ValueError, match="verdict='reproduced' contradicts its sub-checks, "
+                                         "which give 'partly'"):
+        dataclasses.replace(c, verdict="reproduced")
 
 
 def test_findings_box_has_every_claim_verdict_numbers_and_noise():
@@ -344,7 +347,7 @@ def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
                 "at_ladder_end": end}
 
     c1 = dataclasses.replace(make("C1"), checks=(check("a", edge=True), check("b", end=True)))
-    c2 = dataclasses.replace(make("C2", "02_patience"),
+    c2 = dataclasses.replace(make("C2", "02_patience", verdict="not testable at this scale"),
                              checks=(check("c", end=True), check("d"),
                                      {"name": "e", "outcome": "not testable", "detail": ""}))
     text = claims.grid_report([c2, c1])
@@ -354,3 +357,12 @@ def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
                     "the rule grows no further, so its optimum may lie beyond the grid (C1 1, "
                     "C2 1; named in each claim's what would settle it).")
     assert claims.grid_report([make("C3")]).startswith("No stored sub-check")
+
+
+def test_a_claim_takes_its_checks_as_check_objects_or_dicts():
+    from kdlib import evidence as ev
+
+    check = ev.greater("a > b", ev.Estimate((0.9, 0.9, 0.9)), ev.constant(0.5),
+                       ev.Noise(0.01, "t"))
+    claim = dataclasses.replace(make("C1"), checks=(check,))
+    assert claim.checks == (check.as_dict(),) and claim.verdict == "reproduced"

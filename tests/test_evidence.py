@@ -426,3 +426,22 @@ def test_a_check_records_whether_it_reads_a_point_selected_at_a_grid_edge():
     assert ev.at_least("x", edge, inside, 0.01, noise).at_edge is True
     assert ev.difference_greater("x", (inside, inside), (inside, edge), noise).at_edge is True
     assert ev.not_testable("x", "why").at_edge is None
+
+
+def test_noise_and_k_must_be_measurable():
+    """A NaN noise would leave every check inconclusive and a negative k would turn a < b into
+    "holds": both are named; sd 0 stays allowed (numbers read exactly, the paper's own)."""
+    a, b = ev.Estimate((0.80, 0.81, 0.80)), ev.Estimate((0.70, 0.71, 0.70))
+    for sd in (math.nan, -0.01, math.inf):
+        with pytest.raises(ValueError, match=r"Noise sd=.*; allowed: a finite number >= 0"):
+            ev.Noise(sd, "x")
+    with pytest.raises(ValueError, match=r"Noise by_regime\['1k'\]=nan"):
+        ev.Noise(0.01, "x", {"1k": math.nan})
+    assert ev.Noise(0.0, "exact").sd == 0.0
+    for k in (-2.0, 0.0, math.nan):
+        with pytest.raises(ValueError, match=r"k=.*; allowed: a finite number > 0"):
+            ev.greater("x", b, a, NOISE, k=k)
+        with pytest.raises(ValueError, match=r"k=.*; allowed"):
+            ev.at_least("x", b, a, 0.01, NOISE, k=k)
+        with pytest.raises(ValueError, match=r"k=.*; allowed"):
+            ev.difference_greater("x", (a, b), (b, a), NOISE, k=k)

@@ -487,3 +487,20 @@ def test_a_second_sigterm_does_not_cut_the_final_commit_short(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 143 and "committed" in done.stdout
+
+
+def test_bad_queue_options_are_named_before_anything_runs(tmp_path, capsys):
+    """An item number outside the plan would skip or run nothing, and a --commit folder that
+    is not a git checkout would fail at its first commit: each is one line, at once."""
+    last = len(queue.PLAN) - 1
+    for argv, message in (
+            (["--skip", "banana"], f"--skip banana: not plan items; allowed: 0..{last} and "),
+            (["--skip", "999"], "--skip 999: not plan items"),
+            (["--start", str(last + 1)], f"--start {last + 1} is not a plan item"),
+            (["--commit", str(tmp_path)], f"--commit {tmp_path} is not a git checkout"),
+            (["--park", str(tmp_path / "x")], "is not a git checkout")):
+        with pytest.raises(SystemExit) as info:
+            queue.main(argv)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert queue.check_args(queue.parser().parse_args(["--skip", "16", "21+"])) is None

@@ -154,6 +154,9 @@ def test_make_views_errors():
         views.make_views("mix", jax.random.key(0), images[:1], student_size=8)
     with pytest.raises(ValueError, match="NHWC"):
         views.make_views("mix", jax.random.key(0), images[0], student_size=8)
+    nchw = jnp.zeros((4, 1, 28, 28), jnp.uint8)
+    with pytest.raises(ValueError, match=r"shape \(4, 1, 28, 28\) look NCHW"):
+        views.make_views("mix", jax.random.key(0), nchw, student_size=8)
 
 
 # ----------------------------------------------------------------------------- fixed teachers

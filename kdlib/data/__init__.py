@@ -7,12 +7,13 @@ resolution variants of the experiments.
 """
 
 from kdlib.data.dataset import Dataset, filter_classes, subset, subset_indices
-from kdlib.data.loading import DATASETS, EMBEDDED, check_split, load
+from kdlib.data.loading import DATASETS, EMBEDDED, EMBEDDED_SIZES, check_split, load
 from kdlib.data.resize import resize_and_center_crop, resize_images
 from kdlib.data.splits import (
     PAPER_SPLITS,
     SliceSpec,
     SplitRange,
+    overlap,
     paper_splits,
     parse_split,
     resolve_split,
@@ -23,6 +24,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_IMAGE_SIZE",
     "EMBEDDED",
+    "EMBEDDED_SIZES",
     "PAPER_SPLITS",
     "Dataset",
     "SliceSpec",
@@ -31,6 +33,7 @@ __all__ = [
     "check_split",
     "filter_classes",
     "load",
+    "overlap",
     "paper_splits",
     "parse_split",
     "resize_and_center_crop",

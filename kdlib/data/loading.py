@@ -13,6 +13,9 @@ from kdlib.data.resize import resize_images
 from kdlib.data.splits import parse_split, resolve_split
 
 EMBEDDED = ("fashion_mnist", "digits", "noise")
+# Each embedded dataset's split sizes (split strings resolve against them without reading).
+EMBEDDED_SIZES = {"fashion_mnist": embedded.FASHION_MNIST_SIZES,
+                  "digits": embedded.DIGITS_SIZES, "noise": embedded.NOISE_SIZES}
 IN_MEMORY_TFDS = ("oxford_flowers102", "oxford_iiit_pet", "food101", "sun397")
 STREAMING_TFDS = ("imagenet2012",)
 DATASETS = EMBEDDED + IN_MEMORY_TFDS + STREAMING_TFDS

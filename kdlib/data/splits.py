@@ -158,6 +158,15 @@ def resolve_split(
     return tuple(ranges)
 
 
+def overlap(a: str, b: str, sizes: Mapping[str, int]) -> int:
+    """How many examples split strings ``a`` and ``b`` share (each resolved against
+    ``sizes``): a training split must share none with the splits that select and test."""
+    ranges_b = resolve_split(b, sizes, allow_empty=True)
+    return sum(max(0, min(ra.stop, rb.stop) - max(ra.start, rb.start))
+               for ra in resolve_split(a, sizes, allow_empty=True)
+               for rb in ranges_b if ra.split == rb.split)
+
+
 def split_names(spec: str) -> tuple[str, ...]:
     """The split names a split string refers to, in order (``all`` kept as is)."""
     return tuple(term.split for term in parse_split(spec))

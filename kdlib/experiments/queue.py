@@ -680,8 +680,30 @@ def _without_options(argv: list[str], flags: tuple[str, ...], lists: tuple[str, 
     return out
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """The first bad option of a queue command line as one line, or None: an item number
+    outside the plan would otherwise skip nothing or run nothing, and a --commit or --park
+    checkout that is not a git checkout would fail only at its first commit, minutes in."""
+    probes = ([f"{_probes_index()}+"] if PROBES_AFTER in (name for name, _ in PLAN) else [])
+    items = [str(i) for i in range(len(PLAN))] + probes
+    if not 0 <= args.start < len(PLAN):
+        return f"--start {args.start} is not a plan item; allowed: 0..{len(PLAN) - 1}"
+    bad = [s for s in args.skip if s not in items]
+    if bad:
+        return (f"--skip {' '.join(bad)}: not plan items; allowed: 0..{len(PLAN) - 1}"
+                + "".join(f" and {p} (the ladder probes)" for p in probes))
+    for option, repo in (("--commit", args.commit), ("--park", args.park)):
+        if repo is not None and not (repo / ".git").exists():
+            return f"{option} {repo} is not a git checkout (no .git in it)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        cli.error(problem)
     if args.park:
         print(f"parked {park(args.park)} unfinished runs")
         return 0
