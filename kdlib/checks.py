@@ -106,6 +106,10 @@ def _check_shampoo(options: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"shampoo has unknown option(s) {unknown}; allowed: {allowed} "
                          "(lr, wd and grad_clip are the config's own fields)")
+    try:  # its values, as the optimizer checks them when built (pure Python, no JAX)
+        shampoo(1e-3, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"shampoo={options!r}: {err}") from None
 
 
 def _check_data(config: RunConfig) -> int | None:
@@ -116,6 +120,13 @@ def _check_data(config: RunConfig) -> int | None:
         if name is not None and name not in data.DATASETS:
             raise ValueError(f"{field}={name!r} is not one of {data.DATASETS}")
     _check_disjoint(config)
+    if d.pipeline == "big_vision":
+        embedded = [n for n in (d.name, d.eval_dataset) if n in data.EMBEDDED]
+        if embedded:
+            raise ValueError(f"data.pipeline='big_vision' is the authors' input pipeline for "
+                             f"the paper's tfds datasets, not the embedded {embedded[0]}: "
+                             "leave data.pipeline=None")
+    kwargs = config.student.kwargs
     num_train = None
     for field, name, split in (("data.train_split", d.name, d.train_split),
                                ("data.val_split", d.eval_dataset, d.val_split),
@@ -137,6 +148,13 @@ def _check_data(config: RunConfig) -> int | None:
                              f"{split!r}: lower it or widen the split")
         if field == "data.train_split":
             num_train = size or n
+            channels = ds.images.shape[-1] if ds.images.ndim == 4 else 1
+            if kwargs.get("in_channels", channels) != channels:
+                raise ValueError(f"student.kwargs in_channels={kwargs['in_channels']!r}, but "
+                                 f"{name} images have {channels}: drop it (the data sets it)")
+        elif kwargs.get("num_classes", ds.num_classes) != ds.num_classes:
+            raise ValueError(f"student.kwargs num_classes={kwargs['num_classes']!r}, but "
+                             f"{name} has {ds.num_classes} classes: drop it (the data sets it)")
     return num_train
 
 

@@ -218,6 +218,15 @@ CASES: list[tuple[str, Callable, str]] = [
     ("student not a ModelConfig", run(student="bit"), r"student='bit' must be a ModelConfig"),
     ("shampoo option", run(optimizer="shampoo", shampoo={"blocksize": 3}),
      r"shampoo has unknown option\(s\) \['blocksize'\]; allowed"),
+    ("shampoo block 0", run(optimizer="shampoo", shampoo={"block_size": 0}),
+     r"shampoo=\{'block_size': 0\}: block_size must be an integer >= 1, got 0"),
+    ("student channels", run(student=ModelConfig("bit", {**TINY, "in_channels": 3})),
+     r"student\.kwargs in_channels=3, but fashion_mnist images have 1: drop it"),
+    ("student classes", run(student=ModelConfig("bit", {**TINY, "num_classes": 5})),
+     r"student\.kwargs num_classes=5, but fashion_mnist has 10 classes: drop it"),
+    ("big_vision pipeline on embedded data", run(**{"data.pipeline": "big_vision"}),
+     r"data\.pipeline='big_vision' is the authors' input pipeline for the paper's tfds "
+     r"datasets, not the embedded fashion_mnist"),
     ("shampoo options with adam", run(shampoo={"block_size": 64}),
      r"shampoo=\{'block_size': 64\} sets Shampoo's options, but optimizer='adam' would "
      r"ignore them"),
