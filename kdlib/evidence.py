@@ -20,6 +20,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 # A difference counts when it exceeds K standard errors (about a 95% two-sided interval).
@@ -75,12 +76,20 @@ class Estimate:
     followup_from: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.values:
+        if isinstance(self.values, str | bytes) or not hasattr(self.values, "__len__"):
+            raise ValueError(f"Estimate {self.label!r} values={self.values!r}: give a sequence "
+                             "of per-seed numbers, e.g. (0.81, 0.80, 0.82)")
+        if len(self.values) == 0:
             raise ValueError(f"Estimate {self.label!r} has no values: a point with no "
                              "finished run cannot be compared")
-        bad = [v for v in self.values if not (isinstance(v, int | float) and math.isfinite(v))]
+        numbers = [isinstance(v, Real) and not isinstance(v, bool) for v in self.values]
+        bad = [v for v, ok in zip(self.values, numbers, strict=True)
+               if not (ok and math.isfinite(float(v)))]
         if bad:
-            raise ValueError(f"Estimate {self.label!r} has non-finite values {bad}")
+            what = "values that are not numbers" if not all(numbers) else "non-finite values"
+            raise ValueError(f"Estimate {self.label!r} has {what} {bad}")
+        # numpy scalars and arrays in, plain floats out (tuples hash; sums are exact fsums)
+        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
         if self.followup_from is not None and not 0 <= self.followup_from <= self.n:
             raise ValueError(f"Estimate {self.label!r} has followup_from={self.followup_from!r}"
                              f"; allowed: None or 0..{self.n} (its number of values)")

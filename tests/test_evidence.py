@@ -445,3 +445,19 @@ def test_noise_and_k_must_be_measurable():
             ev.at_least("x", b, a, 0.01, NOISE, k=k)
         with pytest.raises(ValueError, match=r"k=.*; allowed"):
             ev.difference_greater("x", (a, b), (b, a), NOISE, k=k)
+
+
+def test_an_estimate_takes_numpy_numbers_and_names_what_is_not_a_sequence_of_numbers():
+    import numpy as np
+
+    point = ev.Estimate(np.array([0.8, 0.82], dtype=np.float32), "np")
+    assert point.values == (pytest.approx(0.8), pytest.approx(0.82)) and point.n == 2
+    assert all(type(v) is float for v in point.values)
+    with pytest.raises(ValueError, match=r"values=0\.8: give a sequence of per-seed numbers"):
+        ev.Estimate(0.8, "x")
+    with pytest.raises(ValueError, match=r"has values that are not numbers \['0\.8'\]"):
+        ev.Estimate(("0.8",), "x")
+    with pytest.raises(ValueError, match=r"has non-finite values \[nan\]"):
+        ev.Estimate((0.8, math.nan), "x")
+    with pytest.raises(ValueError, match=r"not numbers \[True\]"):
+        ev.Estimate((True,), "x")
