@@ -278,6 +278,8 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
     Groups with fewer than 2 values are skipped. The pooled variance weights each group's
     variance by its degrees of freedom.
     """
+    if metric not in ASSUMED_SD:
+        raise ValueError(f"metric={metric!r}; allowed: {sorted(ASSUMED_SD)}")
     sd, dof, points = _pooled(groups)
     if dof == 0:
         sd = ASSUMED_SD[metric]

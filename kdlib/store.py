@@ -216,6 +216,10 @@ def load_run(path: str | os.PathLike, *, finished_only: bool = True) -> RunRecor
     if (path / SUMMARY_FILE).is_file():
         history = functools.partial(history, finished=True)
         summary = read_json(path / SUMMARY_FILE)
+        if not isinstance(summary, dict):
+            raise ValueError(f"{path / SUMMARY_FILE} holds a {type(summary).__name__}, not the "
+                             "run's summary object: restore it (git checkout) or delete the "
+                             "folder to retrain")
         status = summary.get("status", "done")
         if status not in FINISHED_STATUSES:
             raise ValueError(

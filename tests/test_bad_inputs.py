@@ -318,6 +318,8 @@ CASES: list[tuple[str, Callable, str]] = [
      r"summary\.json has status 'weird'; allowed: \('done', 'diverged'\)"),
     ("config edited", stored(_edit("config.json", lambda c: {**c, "lr": 0.5})),
      r"config\.json holds a config whose hash is not|holds a config whose hash is not"),
+    ("summary not an object", stored(lambda p: (p / "summary.json").write_text("[1, 2]")),
+     r"summary\.json holds a list, not the run's summary object: restore it"),
     ("provenance corrupt", stored(lambda p: (p / "provenance.json").write_text("[1,")),
      rf"provenance\.json {NOT_JSON}"),
     ("metrics truncated tail", stored(_truncate_metrics),

@@ -461,3 +461,8 @@ def test_an_estimate_takes_numpy_numbers_and_names_what_is_not_a_sequence_of_num
         ev.Estimate((0.8, math.nan), "x")
     with pytest.raises(ValueError, match=r"not numbers \[True\]"):
         ev.Estimate((True,), "x")
+
+
+def test_pooled_noise_names_an_unknown_metric():
+    with pytest.raises(ValueError, match=r"metric='test_accuracy'; allowed: \['test_acc'"):
+        ev.pooled_noise([(0.8, 0.81)], "test_accuracy")

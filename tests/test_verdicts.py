@@ -529,3 +529,9 @@ def test_a_claim_added_after_the_rule_changes_does_not_carry_their_note(monkeypa
     monkeypatch.setitem(v.RULE_CHANGES, "C99", "; on 2027-01-01 its bound moved")
     changed = v._claim("C99", "ours", checks, "09_dist", noise, [3], "s")
     assert changed.rule_note == "on 2027-01-01 its bound moved" and changed.own_rule_changed
+
+
+def test_est_names_an_unknown_column():
+    with pytest.raises(ValueError, match=r"col='tset_acc' is not a column of the results "
+                                         r"table; it has \["):
+        v.est(tab({"mix": {300.0: 0.8}}), "mix", 300.0, col="tset_acc")

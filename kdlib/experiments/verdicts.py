@@ -325,6 +325,9 @@ def _row(table: pd.DataFrame, arm: str, epochs: float) -> pd.Series:
 def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> ev.Estimate:
     """The per-seed values of ``col`` for (arm, epochs): ``<col>_seeds`` when the table has
     them, else its single value."""
+    if col not in table.columns:
+        raise ValueError(f"col={col!r} is not a column of the results table; it has "
+                         f"{sorted(map(str, table.columns))}")
     row = _row(table, arm, epochs)
     values = row.get(f"{col}_seeds")
     if isinstance(values, str):  # a table read back from its CSV: the list as JSON text
