@@ -18,12 +18,15 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DIST_EPS = 1e-8  # added to the denominator of the Pearson correlation (authors' value)
 
 
 def _check_temperature(temperature: float | jax.Array) -> None:
     """Rejects a concrete temperature <= 0; traced ones (a vmapped sweep) pass unchecked."""
+    if temperature is None or isinstance(temperature, str | bytes | bool):
+        raise ValueError(f"temperature={temperature!r} must be a number > 0")
     try:
         value = float(temperature)
     except (TypeError, jax.errors.ConcretizationTypeError):
@@ -124,6 +127,18 @@ def _dist(
     return temperature**2 * (beta * inter + gamma * intra)
 
 
+def _check_label_range(labels: jax.Array, num_classes: int) -> None:
+    """Rejects concrete class ids outside [0, num_classes) (a NaN loss, or a silently wrong
+    class); traced ids (inside a jitted step) pass unchecked."""
+    try:
+        values = np.asarray(labels)
+    except (TypeError, jax.errors.TracerArrayConversionError):
+        return
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        bad = sorted({int(v) for v in values.ravel() if not 0 <= v < num_classes})[:5]
+        raise ValueError(f"labels must lie in [0, {num_classes}); got {bad}")
+
+
 def onehot(labels: jax.Array, num_classes: int) -> jax.Array:
     """Int class ids (...,) as float32 one-hot vectors (..., num_classes)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -131,6 +146,7 @@ def onehot(labels: jax.Array, num_classes: int) -> jax.Array:
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"labels must be int class ids, got dtype {labels.dtype}")
+    _check_label_range(labels, num_classes)
     return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
 
 
@@ -148,6 +164,7 @@ def softmax_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
                 f"int labels must have shape {logits.shape[:-1]} for logits {logits.shape}, "
                 f"got {labels.shape}"
             )
+        _check_label_range(labels, logits.shape[-1])
         return _xent_int(logits, labels)
     if labels.shape != logits.shape:
         raise ValueError(

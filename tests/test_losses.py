@@ -227,6 +227,15 @@ def test_loss_errors():
         losses.onehot(jnp.array([0]), 0)
     with pytest.raises(ValueError, match="int class ids"):
         losses.onehot(jnp.array([0.5]), 3)
+    for bad_t in ("2", None, True):
+        with pytest.raises(ValueError, match=rf"temperature={bad_t!r} must be a number > 0"):
+            losses.kl(s, t, bad_t)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\); got \[-1, 3\]"):
+        losses.softmax_xent(s, jnp.array([0, 3, -1, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\); got \[10\]"):
+        losses.onehot(jnp.array([10, 2]), 10)
+    # traced labels (inside a jitted step) are not checked, and valid ones pass
+    assert jax.jit(lambda y: losses.onehot(y, 3))(jnp.array([0, 2])).shape == (2, 3)
     with pytest.raises(ValueError, match="at least one"):
         losses.ensemble_logits([])
     with pytest.raises(ValueError, match="same shape"):
