@@ -28,10 +28,6 @@ def check_run(config: RunConfig) -> None:
         raise ValueError(f"shampoo={config.shampoo!r} sets Shampoo's options, but optimizer="
                          f"{config.optimizer!r} would ignore them: drop them or use "
                          "optimizer='shampoo'")
-    if config.mu_dtype is not None and config.optimizer != "adam":
-        raise ValueError(f"mu_dtype={config.mu_dtype!r} is Adam's first-moment dtype, but "
-                         f"optimizer={config.optimizer!r} would ignore it: drop it or use "
-                         "optimizer='adam'")
     if config.optimizer == "shampoo":
         _check_shampoo(config.shampoo)
     for name in (*config.teachers, *([config.init] if config.init else [])):

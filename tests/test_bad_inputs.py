@@ -230,8 +230,6 @@ CASES: list[tuple[str, Callable, str]] = [
     ("shampoo options with adam", run(shampoo={"block_size": 64}),
      r"shampoo=\{'block_size': 64\} sets Shampoo's options, but optimizer='adam' would "
      r"ignore them"),
-    ("mu_dtype with sgd", run(optimizer="sgd", mu_dtype="bfloat16"),
-     r"mu_dtype='bfloat16' is Adam's first-moment dtype, but optimizer='sgd' would ignore it"),
     ("dist batch 1", run(loss="dist", batch_size=1),
      r"loss='dist' with batch_size=1: .*needs batch_size >= 2"),
     ("dist all zero", run(loss="dist", dist_beta=0, dist_gamma=0),
