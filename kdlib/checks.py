@@ -22,6 +22,19 @@ _SHAMPOO_OWN = ("learning_rate", "schedule", "weight_decay", "grad_clip_norm")
 def check_run(config: RunConfig) -> None:
     """Raises a one-line ValueError (or FileNotFoundError) for anything that would fail the
     run later; returns None for a config that can train."""
+    check_values(config)
+    for name in (*config.teachers, *([config.init] if config.init else [])):
+        teachers.check_stored(name)
+    check_stored_models_fit(config)
+    num_train = _check_data(config)
+    if num_train is not None and config.batch_size > num_train:
+        raise ValueError(f"batch_size={config.batch_size} exceeds the {num_train} training "
+                         "images: lower batch_size or use more data (data.train_size)")
+
+
+def check_values(config: RunConfig) -> None:
+    """What :func:`check_run` checks without reading a file: the config's values, its model
+    and its optimizer's options (every preset's chapter configs pass it, tested)."""
     validate(config)
     check_model(config.student.name, config.student.kwargs)
     if config.shampoo and config.optimizer != "shampoo":
@@ -30,13 +43,7 @@ def check_run(config: RunConfig) -> None:
                          "optimizer='shampoo'")
     if config.optimizer == "shampoo":
         _check_shampoo(config.shampoo)
-    for name in (*config.teachers, *([config.init] if config.init else [])):
-        teachers.check_stored(name)
-    check_stored_models_fit(config)
-    num_train = _check_data(config)
-    if num_train is not None and config.batch_size > num_train:
-        raise ValueError(f"batch_size={config.batch_size} exceeds the {num_train} training "
-                         "images: lower batch_size or use more data (data.train_size)")
+    _check_disjoint(config)
 
 
 def check_model(name: Any, kwargs: dict[str, Any]) -> None:
@@ -115,7 +122,6 @@ def _check_data(config: RunConfig) -> int | None:
     for field, name in (("data.name", d.name), ("data.eval_name", d.eval_name)):
         if name is not None and name not in data.DATASETS:
             raise ValueError(f"{field}={name!r} is not one of {data.DATASETS}")
-    _check_disjoint(config)
     if d.pipeline == "big_vision":
         embedded = [n for n in (d.name, d.eval_dataset) if n in data.EMBEDDED]
         if embedded:

@@ -410,3 +410,20 @@ def test_the_good_config_passes_the_checks(env):
     assert store.run_dir(good()).parent.parent == env["root"] / "smoke"
     assert os.environ["KDLIB_DATA"] == str(env["data"])
     assert sweep.grid(lr=[1e-3]) == [{"lr": 1e-3}]
+
+
+@pytest.mark.parametrize("preset", presets.PRESETS)
+def test_every_chapter_config_of_every_preset_passes_the_value_checks(preset):
+    """A new boundary check must not refuse a config a chapter builds (one did: mu_dtype with
+    SGD, which the paper recipe sets on every ImageNet config): every grid point of every
+    chapter, planned lengths included, at every preset."""
+    from kdlib.experiments import chapters
+
+    configs = [c for section in chapters.SECTIONS
+               for experiment in chapters.experiments(section, preset, planned=True)
+               for by_epochs in experiment.values()
+               for base, axes in by_epochs.values()
+               for c in sweep.expand(base, sweep.grid(**common.extended_axes(base, axes)))]
+    assert configs
+    for config in configs:
+        checks.check_values(config)
