@@ -50,3 +50,8 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
                                          policy=policy, epochs=ep)
             out[policy][ep] = (cfg, common.start_axes(preset, SECTION, size, ep, axes))
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's experiments, one per data regime (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, r, planned=planned) for r in regimes(preset)]

@@ -167,3 +167,10 @@ def label_arms(preset: str, planned: bool = False) -> common.Arms:
         out[LABELS_ARM][ep] = (cfg, common.start_axes(preset, SECTION, cfg.data.train_size, ep,
                                                       axes))
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The distillation arms, and the MobileNet from labels where the preset has it (C11's
+    own comparison) (:mod:`kdlib.experiments.chapters`)."""
+    labels = label_arms(preset, planned=planned)
+    return [arms(preset, planned=planned), *([labels] if labels else [])]

@@ -90,3 +90,8 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
                 cfg = base.replace(loss=loss, teachers=(names[t],))
                 out[f"{label}, {t}"][ep] = (cfg, loss_axes(preset, loss))
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's one experiment (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, planned=planned)]

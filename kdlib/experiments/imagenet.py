@@ -68,3 +68,8 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
             out[arm][ep] = (cfg, common.start_axes(preset, SECTION, cfg.data.train_size, ep,
                                                    sweep))
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's one experiment (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, planned=planned)]

@@ -66,3 +66,8 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
         out["random init"][ep] = (scratch, axes)
         out["pretrained init"][ep] = (scratch.replace(section=SECTION, init=init), axes)
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's one experiment (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, planned=planned)]

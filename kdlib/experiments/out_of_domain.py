@@ -116,3 +116,9 @@ def arms(preset: str, target: str | None = None) -> common.Arms:
         for arm, images in sources.items():
             out[arm][ep] = (new.replace(data=_other_domain(images, ref.data.name)), axes)
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's experiments, one per target (:mod:`kdlib.experiments.chapters`; nothing
+    is planned beyond their lengths)."""
+    return [arms(preset, t) for t in targets(preset)]

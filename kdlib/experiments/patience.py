@@ -64,3 +64,8 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
             out["from scratch"][ep] = (scratch, baseline_axes)
             out["transfer"][ep] = (transfer, baseline_axes)
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's experiments, one per data regime (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, r, planned=planned) for r in regimes(preset)]

@@ -67,3 +67,9 @@ def arms(preset: str) -> common.Arms:
         out["high-res teacher"][ep] = (new.replace(teachers=(high_teacher,), student_size=s_high,
                                                    teacher_size=t_high), axes)
     return out
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's one experiment (:mod:`kdlib.experiments.chapters`; nothing is planned
+    beyond its lengths)."""
+    return [arms(preset)]

@@ -153,3 +153,8 @@ def step_time_text(times: Any, adam: str = "Adam", shampoo: str = "Shampoo") -> 
     per_arm = speed(times, (adam, shampoo))
     return (f"step time Shampoo / Adam: {per_arm[adam] / per_arm[shampoo]:.2f}x "
             f"({per_arm[adam]:.0f} vs {per_arm[shampoo]:.0f} img/s per sweep group)")
+
+
+def experiments(preset: str, planned: bool = False) -> list[common.Arms]:
+    """The chapter's one experiment (:mod:`kdlib.experiments.chapters`)."""
+    return [arms(preset, planned=planned)]
