@@ -447,7 +447,9 @@ def test_c4_gap_is_not_testable_only_under_readings_where_the_student_still_impr
     c = v.c4_patience_pays({"1k": patience_table((.60, .70, .80))}, 0.95, "02")
     gap = c.checks[2]
     assert gap["outcome"] == "not testable"
-    assert {gap[r] for r in ev.READINGS[1:]} == {"not testable"}
+    # every reading its parts record (no point here was followed up: that one is unrecorded)
+    assert {gap[r] for r in ev.READINGS[1:] if r != "followup_outcome"} == {"not testable"}
+    assert gap["followup_outcome"] is None
     # improving only at 2 SE (+2.0 pts, SE 0.82): at 3 SE the gap is read as it is: it fails
     c = v.c4_patience_pays({"1k": patience_table((.60, .78, .80))}, 0.95, "02",
                            noise=ev.Noise(0.01, "test"))
@@ -535,3 +537,24 @@ def test_est_names_an_unknown_column():
     with pytest.raises(ValueError, match=r"col='tset_acc' is not a column of the results "
                                          r"table; it has \["):
         v.est(tab({"mix": {300.0: 0.8}}), "mix", 300.0, col="tset_acc")
+
+
+def test_a_composite_check_records_only_the_readings_its_parts_record():
+    """C4's 'every step' and 'unless improving' checks combine other checks: a reading none of
+    them records (the follow-up reading, with no followed-up point) stays unrecorded instead
+    of copying the rule's outcome (which counted as 'read' in the summary)."""
+    table = tab(lengths({"function matching": (0.70, 0.80, 0.86)}))
+    claim = v.c4_patience_pays({"1k": table}, 0.875, "02")
+    assert all(c.get("followup_outcome") is None for c in claim.checks)
+    assert all(c.get("strict_outcome") is not None for c in claim.checks
+               if c["outcome"] != "not testable" or c.get("coarse_outcome"))
+    grown = tab({"function matching": {10.0: (0.70,) * 3, 100.0: (0.80,) * 3,
+                                       1000.0: (0.86, 0.86, 0.86, 0.87, 0.86, 0.86)}})
+    grown["followup_from"] = [3, 3, 3]
+    followed = v.c4_patience_pays({"1k": grown}, 0.875, "02")
+    step = next(c for c in followed.checks if "beats" in c["name"])
+    assert step["followup_outcome"] is None  # the 100-epoch point has no follow-up seeds
+    gap = next(c for c in followed.checks if "teacher" in c["name"])
+    # recorded: the 3 new seeds (86.3%) are not shown within 2 pts of 87.5% at their SE, and
+    # the student still improves, so "not testable" as the rule reads it
+    assert gap["followup_outcome"] == "not testable"

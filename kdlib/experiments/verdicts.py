@@ -512,6 +512,12 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
 # --------------------------------------------------------------------------- chapter 02
 
 
+def _records(checks: Sequence[ev.Check], reading: str) -> bool:
+    """Whether any of ``checks`` records ``reading`` (a composite of checks that all lack it,
+    e.g. the follow-up reading where no point was followed up, records none either)."""
+    return any(getattr(c, reading) is not None for c in checks)
+
+
 def _every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
     """One check over consecutive steps, under each reading alike (the rule's and the
     alternatives :data:`kdlib.evidence.READINGS`): fails when a step fails, holds when every
@@ -530,7 +536,7 @@ def _every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
     return ev.Check(name, reading("outcome"), (failed or open_)[0].detail if failed or open_
                     else f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer "
                     "schedule, each within the tolerance",
-                    **{r: reading(r) for r in ev.READINGS[1:]},
+                    **{r: reading(r) for r in ev.READINGS[1:] if _records(checks, r)},
                     at_edge=any(c.at_edge for c in checks),
                     at_ladder_end=any(c.at_ladder_end for c in checks))
 
@@ -542,7 +548,8 @@ def _unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
         g, i = getattr(gap, r) or gap.outcome, getattr(improving, r) or improving.outcome
         return "not testable" if g != "holds" and i == "holds" else g
 
-    readings = {r: reading(r) for r in ev.READINGS[1:]}
+    readings = {r: reading(r) if _records((gap, improving), r) else None
+                for r in ev.READINGS[1:]}
     if reading("outcome") != "not testable":
         return dataclasses.replace(gap, **readings)
     return ev.Check(gap.name, "not testable", gap.detail + "; still improving at our longest",
