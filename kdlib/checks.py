@@ -66,6 +66,14 @@ def _resolved_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     out = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
            and p.name != "rngs" and p.default is not inspect.Parameter.empty}
     out.update(kwargs)
+    out.pop("impl", None)  # which ops compute it, not the architecture
+    if name == "bit" and "depth" in out:  # 50 is [3, 4, 6, 3]
+        from kdlib.models.bit import block_sizes
+
+        try:
+            out["depth"] = block_sizes(out["depth"])
+        except ValueError:
+            pass  # a bad depth: named where the model is built
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 

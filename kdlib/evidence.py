@@ -135,8 +135,10 @@ class Estimate:
         spread all its seeds showed (:attr:`kept_sd`)."""
         if not self.can_hold_out:
             return self
+        first = self.followup_from  # the follow-up's values move one place forward
         return dataclasses.replace(self, values=self.values[1:], selected_first=False,
-                                   kept_sd=self.sd)
+                                   kept_sd=self.sd, followup_from=None if first in (
+                                       None, self.n) else max(0, first - 1))
 
     @property
     def can_follow_up(self) -> bool:

@@ -407,6 +407,9 @@ def test_bad_input_gives_one_clear_line_and_leaves_no_trace(
 def test_the_good_config_passes_the_checks(env):
     """The table's base config is valid: each case fails because of its one change."""
     checks.check_run(good())
+    # an init of the student's architecture, however its kwargs spell it, is no mismatch
+    checks.check_run(good().replace(init="t_ok", student=ModelConfig(
+        "bit", {**TINY, "depth": (1, 1, 1, 1), "impl": "xla"})))
     assert store.run_dir(good()).parent.parent == env["root"] / "smoke"
     assert os.environ["KDLIB_DATA"] == str(env["data"])
     assert sweep.grid(lr=[1e-3]) == [{"lr": 1e-3}]

@@ -466,3 +466,11 @@ def test_an_estimate_takes_numpy_numbers_and_names_what_is_not_a_sequence_of_num
 def test_pooled_noise_names_an_unknown_metric():
     with pytest.raises(ValueError, match=r"metric='test_accuracy'; allowed: \['test_acc'"):
         ev.pooled_noise([(0.8, 0.81)], "test_accuracy")
+
+
+def test_leaving_the_selected_run_out_keeps_the_follow_up_seeds_in_place():
+    grown = ev.Estimate((0.8,) * 3 + (0.7,) * 5, "g", selected_first=True, followup_from=3)
+    held = grown.heldout()
+    assert held.n == 7 and held.followup_from == 2 and held.followup().values == (0.7,) * 5
+    none = ev.Estimate((0.80, 0.81, 0.82), "x", selected_first=True, followup_from=3)
+    assert none.heldout().followup_from is None
