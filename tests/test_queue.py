@@ -504,3 +504,32 @@ def test_bad_queue_options_are_named_before_anything_runs(tmp_path, capsys):
         assert info.value.code == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert queue.check_args(queue.parser().parse_args(["--skip", "16", "21+"])) is None
+
+
+def test_progress_reads_each_unfinished_runs_log(tmp_path, capsys):
+    """--progress: steps done of the schedule's and hours left at the logged pace; finished
+    runs and runs without a logged step are left out."""
+    import json
+
+    def run(name, summary=False, log=True):
+        folder = tmp_path / "results" / "cpu" / "04_resolution" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(
+            {"epochs": 300.0, "policy": "mix", "loss": "kl", "lr": 0.03, "seed": 1}))
+        if log:
+            (folder / "metrics.jsonl").write_text(
+                '{"step": 100, "epoch": 10.0, "wall_time_s": 360.0}\n'
+                '{"step": 200, "epoch": 20.0, "wall_time_s": 720.0}\n{"step": 2')
+        if summary:
+            (folder / "summary.json").write_text("{}")
+
+    run("a")
+    run("b", summary=True)
+    run("c", log=False)
+    (tmp_path / ".git").mkdir()
+    rows = queue.progress_rows(tmp_path)
+    assert rows == [{"run": "04_resolution/a", "what": "mix kl lr 0.03 seed 1 at 300 epochs",
+                     "step": 200, "of": 3000, "done": "7%", "hours so far": 0.2,
+                     "hours left": 2.8}]
+    assert queue.main(["--progress", str(tmp_path)]) == 0
+    assert "1 unfinished run(s) with a logged step" in capsys.readouterr().out

@@ -435,6 +435,38 @@ def parkable_runs(repo: Path) -> list[tuple[str, int]]:
     return out
 
 
+PROGRESS_COLUMNS = ("run", "what", "step", "of", "done", "hours so far", "hours left")
+
+
+def progress_rows(repo: Path) -> list[dict[str, Any]]:
+    """One row per unfinished run under ``repo``'s results/<PRESET>/ that has logged a step
+    (:data:`PROGRESS_COLUMNS`): its steps against the schedule's, and its hours so far and
+    left at the pace its log shows (its logged times cover every process that trained it,
+    a resumed run's included). Reads the metrics logs; trains nothing."""
+    rows = []
+    for config_path in sorted((repo / "results" / PRESET).glob(f"*/*/{store.CONFIG_FILE}")):
+        run = config_path.parent
+        log = run / METRICS_FILE
+        if (run / store.SUMMARY_FILE).exists() or not log.is_file():
+            continue
+        records = [json.loads(line) for line in log.read_text().splitlines()
+                   if line.strip().startswith("{") and line.strip().endswith("}")]
+        last = next((r for r in reversed(records)
+                     if r.get("step") and r.get("epoch") and "wall_time_s" in r), None)
+        if last is None:
+            continue
+        config = json.loads(config_path.read_text())
+        total = round(config["epochs"] * last["step"] / last["epoch"])
+        per_step = last["wall_time_s"] / last["step"]
+        what = (f"{config.get('policy')} {config.get('loss')} lr {config.get('lr'):g} "
+                f"seed {config.get('seed')} at {config['epochs']:g} epochs")
+        rows.append(dict(zip(PROGRESS_COLUMNS, (
+            str(run.relative_to(repo / "results" / PRESET)), what, last["step"], total,
+            f"{100 * last['step'] / total:.0f}%", round(last["wall_time_s"] / 3600, 2),
+            round(max(0, total - last["step"]) * per_step / 3600, 2)), strict=True)))
+    return rows
+
+
 def park(repo: Path) -> int:
     """Commits each :func:`parkable_runs` folder's config, metrics log and latest complete
     checkpoint (checkpoints are gitignored: added by force), and the removal of the older
@@ -584,6 +616,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--supervise", action="store_true",
                      help="run the queue in a child process, restarted after a crash; an item "
                      "it crashed in twice is skipped")
+    out.add_argument("--progress", type=Path, default=None, metavar="REPO",
+                     help="how far each unfinished run under REPO's results is, and its hours "
+                     "left at its logged pace; trains nothing")
     out.add_argument("--park", type=Path, default=None, metavar="REPO",
                      help="commit the unfinished runs' latest checkpoints to REPO (stop the "
                      "queue first), train nothing")
@@ -692,7 +727,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     if bad:
         return (f"--skip {' '.join(bad)}: not plan items; allowed: 0..{len(PLAN) - 1}"
                 + "".join(f" and {p} (the ladder probes)" for p in probes))
-    for option, repo in (("--commit", args.commit), ("--park", args.park)):
+    for option, repo in (("--commit", args.commit), ("--park", args.park),
+                         ("--progress", args.progress)):
         if repo is not None and not (repo / ".git").exists():
             return f"{option} {repo} is not a git checkout (no .git in it)"
     return None
@@ -706,6 +742,14 @@ def main(argv: list[str] | None = None) -> int:
         cli.error(problem)
     if args.park:
         print(f"parked {park(args.park)} unfinished runs")
+        return 0
+    if args.progress:
+        rows = progress_rows(args.progress)
+        print("| " + " | ".join(PROGRESS_COLUMNS) + " |")
+        print("| " + " | ".join("---" for _ in PROGRESS_COLUMNS) + " |")
+        for row in rows:
+            print("| " + " | ".join(str(row[c]) for c in PROGRESS_COLUMNS) + " |")
+        print(f"\n{len(rows)} unfinished run(s) with a logged step")
         return 0
     if args.list:
         rows = plan_rows(args.start)
