@@ -170,7 +170,8 @@ def _check_data(config: RunConfig) -> int | None:
 
 def _check_disjoint(config: RunConfig) -> None:
     """The training split shares no image with the validation or test split, nor validation
-    with test, where both are of one embedded dataset (tfds splits: by name only)."""
+    with test, where both are of one embedded dataset (a tfds dataset's split sizes need tfds:
+    its splits are not compared; the paper's own, PAPER_SPLITS, are disjoint)."""
     d = config.data
     named = (("data.train_split", d.name, d.train_split),
              ("data.val_split", d.eval_dataset, d.val_split),
