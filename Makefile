@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue queue-park
+.PHONY: book test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue queue-park queue-status
 
 setup: $(STAMP) data
 
@@ -112,6 +112,10 @@ queue-park: setup
 	-@pkill -TERM -f "[k]dlib.experiments.queue --commit"; for i in $$(seq 120); do \
 	  pgrep -f "[k]dlib.experiments.queue --commit" > /dev/null || break; sleep 1; done
 	$(PY) -m kdlib.experiments.queue --park $(CURDIR)
+
+# What the queue is training now: each unfinished run's steps and hours left (reads the logs).
+queue-status: setup
+	$(PY) -m kdlib.experiments.queue --progress $(CURDIR)
 
 # Retrain the shortest stored cpu run of every family (kdlib.retrain --families) at this commit
 # and compare with its stored numbers: the long families the test suite leaves out (~30 min).
