@@ -514,7 +514,8 @@ def test_the_claim_registries_agree():
     assert set(v.RULE_CHANGES) <= set(v.STATEMENTS)
     assert v.RULE_NOTE_CLAIMS <= set(v.STATEMENTS)
     assert {chapter for _, _, chapter in v.STATEMENTS.values()} <= set(SECTIONS)
-    assert paper_recipes.NOTEBOOKS == ("00_teachers", *SECTIONS)  # each has its paper recipe
+    assert paper_recipes.NOTEBOOKS == ("00_teachers", *SECTIONS)
+    assert paper_recipes.book_page()  # a recipe per chapter (a missing one fails here)
 
 
 def test_a_claim_added_after_the_rule_changes_does_not_carry_their_note(monkeypatch):

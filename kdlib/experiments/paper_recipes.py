@@ -16,6 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kdlib.experiments.chapters import SECTIONS
+
 # ----------------------------------------------------------------------------- the recipes
 
 # Section 3.1: "for each individual distillation setting we sweep over all combinations of
@@ -118,8 +120,7 @@ def estimate_size(student_size: int) -> int:
 
 # ----------------------------------------------------------------------------- per chapter
 
-NOTEBOOKS = ("00_teachers", "01_consistency", "02_patience", "03_imagenet", "04_resolution",
-             "05_shampoo", "06_init", "07_cross_family", "08_out_of_domain", "09_dist")
+NOTEBOOKS = ("00_teachers", *SECTIONS)  # every chapter needs its paper-scale recipe here
 
 # What still differs from the paper in every paper-preset chapter, and why.
 COMMON_DIFFERENCES = (
