@@ -104,6 +104,20 @@ def test_box_errors(call):
         call()
 
 
+def test_pixel_boxes_and_out_of_batch_partners_are_named():
+    """Boxes in pixels read a near-black corner and a partner index past the batch reads NaN:
+    concrete ones are named; traced ones (inside the jitted views) are not checked."""
+    images = jnp.zeros((2, 28, 28, 1), jnp.uint8)
+    pixels = jnp.array([[0.0, 0.0, 28.0, 28.0]] * 2)
+    with pytest.raises(ValueError, match=r"boxes are relative .* got values in \[0, 28\]"):
+        augment.crop_resize(images, pixels, 8)
+    with pytest.raises(ValueError, match=r"partner_idx must index the batch: values in "
+                                         r"\[0, 2\), got \[0, 9\]"):
+        augment.apply_mixup(jnp.ones((2, 3)), 0.5, jnp.array([0, 9]))
+    full = augment.full_boxes(2)
+    assert jax.jit(lambda b: augment.crop_resize(images, b, 8))(full).shape == (2, 8, 8, 1)
+
+
 # ----------------------------------------------------------------------------- crop_resize
 
 
