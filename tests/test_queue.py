@@ -526,10 +526,15 @@ def test_progress_reads_each_unfinished_runs_log(tmp_path, capsys):
     run("a")
     run("b", summary=True)
     run("c", log=False)
+    run("d")
+    (tmp_path / "results" / "cpu" / "04_resolution" / "d" / "metrics.jsonl").write_text("")
     (tmp_path / ".git").mkdir()
     rows = queue.progress_rows(tmp_path)
     assert rows == [{"run": "04_resolution/a", "what": "mix kl lr 0.03 seed 1 at 300 epochs",
                      "step": 200, "of": 3000, "done": "7%", "hours so far": 0.2,
-                     "hours left": 2.8}]
+                     "hours left": 2.8},
+                    {"run": "04_resolution/d", "what": "mix kl lr 0.03 seed 1 at 300 epochs",
+                     "step": 0, "of": "?", "done": "0%", "hours so far": "?",
+                     "hours left": "?"}]
     assert queue.main(["--progress", str(tmp_path)]) == 0
-    assert "1 unfinished run(s) with a logged step" in capsys.readouterr().out
+    assert "2 unfinished run(s) with a metrics log" in capsys.readouterr().out

@@ -439,8 +439,9 @@ PROGRESS_COLUMNS = ("run", "what", "step", "of", "done", "hours so far", "hours 
 
 
 def progress_rows(repo: Path) -> list[dict[str, Any]]:
-    """One row per unfinished run under ``repo``'s results/<PRESET>/ that has logged a step
-    (:data:`PROGRESS_COLUMNS`): its steps against the schedule's, and its hours so far and
+    """One row per unfinished run under ``repo``'s results/<PRESET>/ with a metrics log
+    (:data:`PROGRESS_COLUMNS`; step 0 until its first record): its steps against the
+    schedule's, and its hours so far and
     left at the pace its log shows (its logged times cover every process that trained it,
     a resumed run's included). Reads the metrics logs; trains nothing."""
     rows = []
@@ -453,15 +454,18 @@ def progress_rows(repo: Path) -> list[dict[str, Any]]:
                    if line.strip().startswith("{") and line.strip().endswith("}")]
         last = next((r for r in reversed(records)
                      if r.get("step") and r.get("epoch") and "wall_time_s" in r), None)
-        if last is None:
-            continue
         config = json.loads(config_path.read_text())
-        total = round(config["epochs"] * last["step"] / last["epoch"])
-        per_step = last["wall_time_s"] / last["step"]
         what = (f"{config.get('policy')} {config.get('loss')} lr {config.get('lr'):g} "
                 f"seed {config.get('seed')} at {config['epochs']:g} epochs")
+        name = str(run.relative_to(repo / "results" / PRESET))
+        if last is None:  # started: its first record comes at a tenth of the run, or later
+            rows.append(dict(zip(PROGRESS_COLUMNS, (name, what, 0, "?", "0%", "?", "?"),
+                                 strict=True)))
+            continue
+        total = round(config["epochs"] * last["step"] / last["epoch"])
+        per_step = last["wall_time_s"] / last["step"]
         rows.append(dict(zip(PROGRESS_COLUMNS, (
-            str(run.relative_to(repo / "results" / PRESET)), what, last["step"], total,
+            name, what, last["step"], total,
             f"{100 * last['step'] / total:.0f}%", round(last["wall_time_s"] / 3600, 2),
             round(max(0, total - last["step"]) * per_step / 3600, 2)), strict=True)))
     return rows
@@ -749,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join("---" for _ in PROGRESS_COLUMNS) + " |")
         for row in rows:
             print("| " + " | ".join(str(row[c]) for c in PROGRESS_COLUMNS) + " |")
-        print(f"\n{len(rows)} unfinished run(s) with a logged step")
+        print(f"\n{len(rows)} unfinished run(s) with a metrics log (step 0: no record yet)")
         return 0
     if args.list:
         rows = plan_rows(args.start)
