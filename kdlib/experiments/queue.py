@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ from kdlib.experiments import (
     resolution,
     shampoo,
 )
-from kdlib.fileio import METRICS_FILE
+from kdlib.fileio import METRICS_FILE, MetricsLog
 
 PRESET = "cpu"
 
@@ -450,8 +450,7 @@ def progress_rows(repo: Path) -> list[dict[str, Any]]:
         log = run / METRICS_FILE
         if (run / store.SUMMARY_FILE).exists() or not log.is_file():
             continue
-        records = [json.loads(line) for line in log.read_text().splitlines()
-                   if line.strip().startswith("{") and line.strip().endswith("}")]
+        records = MetricsLog.in_run(run).read()  # a torn last line (a live writer): left out
         last = next((r for r in reversed(records)
                      if r.get("step") and r.get("epoch") and "wall_time_s" in r), None)
         config = json.loads(config_path.read_text())
@@ -738,6 +737,14 @@ def check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _print_table(columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a markdown table of ``columns`` on stdout (--list, --progress)."""
+    print("| " + " | ".join(columns) + " |")
+    print("| " + " | ".join("---" for _ in columns) + " |")
+    for row in rows:
+        print("| " + " | ".join(str(row[c]) for c in columns) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
@@ -749,18 +756,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.progress:
         rows = progress_rows(args.progress)
-        print("| " + " | ".join(PROGRESS_COLUMNS) + " |")
-        print("| " + " | ".join("---" for _ in PROGRESS_COLUMNS) + " |")
-        for row in rows:
-            print("| " + " | ".join(str(row[c]) for c in PROGRESS_COLUMNS) + " |")
+        _print_table(PROGRESS_COLUMNS, rows)
         print(f"\n{len(rows)} unfinished run(s) with a metrics log (step 0: no record yet)")
         return 0
     if args.list:
         rows = plan_rows(args.start)
-        print("| " + " | ".join(PLAN_COLUMNS) + " |")
-        print("| " + " | ".join("---" for _ in PLAN_COLUMNS) + " |")
-        for row in rows:
-            print("| " + " | ".join(str(row[c]) for c in PLAN_COLUMNS) + " |")
+        _print_table(PLAN_COLUMNS, rows)
         print("\n" + plan_summary(rows))
         return 0
     if args.supervise:
