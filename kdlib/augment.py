@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from kdlib.tracing import concrete_values
 
 PARTNERS = ("roll", "permutation")
 
@@ -58,15 +59,6 @@ def _check_images(images: jax.Array) -> None:
     if images.shape[-1] > 4 and images.shape[1] <= 4:  # e.g. (N, 1, 28, 28): 28 "channels"
         raise ValueError(f"images of shape {tuple(images.shape)} look NCHW (channels first); "
                          "kdlib takes NHWC: transpose with images.transpose(0, 2, 3, 1)")
-
-
-def _concrete(x: Any) -> np.ndarray | None:
-    """``x`` as a NumPy array when it holds values (eager use), else None (a tracer inside a
-    jitted step: checked once, by the caller's tests, not per step)."""
-    try:
-        return np.asarray(x)
-    except (TypeError, jax.errors.TracerArrayConversionError):
-        return None
 
 
 def _check_fraction(fraction: float) -> float:
@@ -246,7 +238,7 @@ def crop_resize(
             f"boxes must have shape ({n}, 4) = (y0, x0, h, w) per image, "
             f"got {getattr(boxes, 'shape', None)}"
         )
-    values = _concrete(boxes)
+    values = concrete_values(boxes)
     if values is not None and values.size and (
             values[:, :2].min() < -1e-6 or values[:, 2:].min() <= 0
             or (values[:, :2] + values[:, 2:]).max() > 1 + 1e-6):
@@ -366,7 +358,7 @@ def apply_mixup(x: jax.Array, lam: jax.Array, partner_idx: jax.Array) -> jax.Arr
             f"partner_idx must have shape (batch,) = ({x.shape[0] if x.ndim else '?'},), "
             f"got {getattr(partner_idx, 'shape', None)}"
         )
-    values = _concrete(partner_idx)
+    values = concrete_values(partner_idx)
     if values is not None and values.size and not (
             0 <= values.min() and values.max() < x.shape[0]):
         raise ValueError(f"partner_idx must index the batch: values in [0, {x.shape[0]}), got "

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kdlib.tracing import concrete_values
+
 DIST_EPS = 1e-8  # added to the denominator of the Pearson correlation (authors' value)
 
 
@@ -27,11 +29,10 @@ def _check_temperature(temperature: float | jax.Array) -> None:
     """Rejects a concrete temperature <= 0; traced ones (a vmapped sweep) pass unchecked."""
     if temperature is None or isinstance(temperature, str | bytes | bool):
         raise ValueError(f"temperature={temperature!r} must be a number > 0")
-    try:
-        value = float(temperature)
-    except (TypeError, jax.errors.ConcretizationTypeError):
+    values = concrete_values(temperature)
+    if values is None:
         return
-    if not value > 0:
+    if not np.all(values > 0):
         raise ValueError(f"temperature={temperature!r} must be > 0")
 
 
@@ -130,9 +131,8 @@ def _dist(
 def _check_label_range(labels: jax.Array, num_classes: int) -> None:
     """Rejects concrete class ids outside [0, num_classes) (a NaN loss, or a silently wrong
     class); traced ids (inside a jitted step) pass unchecked."""
-    try:
-        values = np.asarray(labels)
-    except (TypeError, jax.errors.TracerArrayConversionError):
+    values = concrete_values(labels)
+    if values is None:
         return
     if values.size and (values.min() < 0 or values.max() >= num_classes):
         bad = sorted({int(v) for v in values.ravel() if not 0 <= v < num_classes})[:5]

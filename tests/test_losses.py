@@ -206,7 +206,8 @@ def test_onehot_ensemble_agreement():
 
 def test_loss_errors():
     s, t = _logits(4, 3), _logits(4, 3, 1)
-    for bad_t in (0.0, -1.0, np.float32(0.0), jnp.array(-2.0), float("nan")):
+    per_example = jnp.array([[1.0], [0.0], [2.0], [1.0]])  # broadcasts; one entry is 0
+    for bad_t in (0.0, -1.0, np.float32(0.0), jnp.array(-2.0), float("nan"), per_example):
         with pytest.raises(ValueError, match="temperature"):
             losses.kl(s, t, bad_t)
         with pytest.raises(ValueError, match="temperature"):
