@@ -293,7 +293,7 @@ def report(claims: Iterable[Claim]) -> str:
 # stricter 3 SE bar, the held-out seeds only (each point without its validation-selected
 # run, which reads optimistic: the winner's curse), and each point's selection noise added to
 # the SE (how far it moves when its grid is selected again: kdlib.evidence.selection_sd),
-# and, where a seed follow-up grew the points (kdlib.experiments.queue.ITEM_SEEDS), its new
+# and, where a seed follow-up grew the points (kdlib.experiments.queue_plan.ITEM_SEEDS), its new
 # seeds only (the first seeds prompted the follow-up, so they lean the way they looked;
 # added 2026-12-05, before any follow-up seed was trained: kdlib.evidence.Estimate.followup).
 ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",

@@ -71,7 +71,7 @@ class Estimate:
     # reading had fallen back to the pooled spread, narrower than such a point's own).
     kept_sd: float = math.nan
     # Where the values a seed follow-up trained begin (values[followup_from:]: seeds trained
-    # because a first reading of the point looked close; kdlib.experiments.queue.ITEM_SEEDS),
+    # because a first reading of the point looked close; kdlib.experiments.queue_plan.ITEM_SEEDS),
     # or None when it has none. Read by the "follow-up" reading (:meth:`followup`).
     followup_from: int | None = None
 

@@ -15,6 +15,8 @@ from kdlib.experiments import (
     out_of_domain,
     patience,
     queue,
+    queue_checkout,
+    queue_plan,
     shampoo,
 )
 
@@ -24,11 +26,11 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
     out = capsys.readouterr().out
     rows = [r for r in out.splitlines() if r.startswith("| ") and
             r[2].isdigit()]
-    assert len(rows) == len(queue.PLAN) + 1  # and the ladder probes, after their item
+    assert len(rows) == len(queue_plan.PLAN) + 1  # and the ladder probes, after their item
     probes = [r for r in rows if r.split("|")[1].strip().endswith("+")]
-    assert len(probes) == 1 and queue.PROBES_NAME in probes[0]
-    assert probes[0].split("|")[1].strip() == f"{queue._probes_index()}+"
-    assert rows[queue._probes_index() + 1] == probes[0]
+    assert len(probes) == 1 and queue_plan.PROBES_NAME in probes[0]
+    assert probes[0].split("|")[1].strip() == f"{queue_plan.probes_index()}+"
+    assert rows[queue_plan.probes_index() + 1] == probes[0]
     hours = [float(r.split("|")[-5]) for r in rows]
     stored = [tuple(map(int, r.split("|")[-4].split("/"))) for r in rows]
     left = [float(r.split("|")[-3]) for r in rows]
@@ -49,7 +51,7 @@ def test_plan_lists_every_item_with_runs_and_hours(capsys):
 def test_extras_items_hold_every_arm_the_chapter_shows_at_their_lengths():
     """Grids grow for every arm at a length alike, so an extras item that left an arm out
     would store grown grids and replicates the chapter never loads."""
-    items = dict(queue.PLAN)
+    items = dict(queue_plan.PLAN)
     c9 = items["05 Adam vs Shampoo at 300 epochs (extras: C9's 300-epoch check)"]()
     assert set(c9) == set(shampoo.ARMS) and all(set(by) == {300.0} for by in c9.values())
     c11 = items["07 at 100 epochs (extras: C11's GN vs BN check)"]()
@@ -65,7 +67,7 @@ def test_every_planned_consistency_length_has_an_item():
                consistency.regimes("cpu", planned=True).items() for ep in lengths
                if ep in consistency.PLANNED["cpu"].get(regime, ())}
     queued = set()
-    for _, build in queue.PLAN:
+    for _, build in queue_plan.PLAN:
         for cfg, _ in (v for by in build().values() for v in by.values()):
             if cfg.section == consistency.SECTION and cfg.policy == "fix/cc":
                 queued.add((("1k" if cfg.data.train_size == 1000 else "250"), cfg.epochs))
@@ -76,19 +78,19 @@ def test_every_point_a_verdict_reads_is_replicated_by_an_item():
     """Issue 13: every number a verdict reads is a mean over >= 3 seeds, so each such point is
     in some item (every item replicates what it trains), with every arm its chapter shows."""
     covered = set()
-    for _, build in queue.PLAN:
+    for _, build in queue_plan.PLAN:
         arms = build()
         for by_epochs in arms.values():
             for cfg, _ in by_epochs.values():
                 covered.add((cfg.section, cfg.data.train_size, cfg.epochs))
-    missing = [p for p in queue.VERDICT_POINTS if p not in covered]
+    missing = [p for p in queue_plan.VERDICT_POINTS if p not in covered]
     assert not missing, missing
-    c12 = dict(queue.PLAN)["08 at 30 and 300 epochs (extras: C12)"]()
+    c12 = dict(queue_plan.PLAN)["08 at 30 and 300 epochs (extras: C12)"]()
     assert set(c12) == set(out_of_domain.ARMS)
 
 
 def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
-    names = [name for name, _ in queue.PLAN]
+    names = [name for name, _ in queue_plan.PLAN]
     # issue 14's order for the long lengths: 02, then 03 (C7's only replicated point), then
     # 01, 07 last
     at = {key: next(i for i, n in enumerate(names) if n.startswith(key))
@@ -96,18 +98,19 @@ def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
                       "01 1k images at 1000", "07 at 300")}
     assert list(at) == sorted(at, key=at.get) and at["07 at 300"] == len(names) - 1
     assert not any("tables only" in n for n in names)
-    cut = {name: why for name, _, why in queue.CUT}
+    cut = {name: why for name, _, why in queue_plan.CUT}
     assert cut and all("tables only" in n and why for n, why in cut.items())
     # nothing a verdict reads was cut: every cut length is not a verdict point
-    for _, build, _ in queue.CUT:
+    for _, build, _ in queue_plan.CUT:
         for by_epochs in build().values():
             for cfg, _ in by_epochs.values():
-                assert (cfg.section, cfg.data.train_size, cfg.epochs) not in queue.VERDICT_POINTS
-    assert "Cut for the budget" in queue.plan_summary([])
+                point = (cfg.section, cfg.data.train_size, cfg.epochs)
+                assert point not in queue_plan.VERDICT_POINTS
+    assert "Cut for the budget" in queue_plan.plan_summary([])
 
 
 def test_new_lengths_train_the_next_lr_in_the_same_group():
-    arms = queue.PLAN[0][1]()
+    arms = queue_plan.PLAN[0][1]()
     for by_epochs in arms.values():
         for cfg, axes in by_epochs.values():
             assert cfg.epochs == 300.0 and axes["lr"] == [1e-3, 3e-3, 1e-2]
@@ -117,10 +120,10 @@ def test_long_lengths_start_from_their_long_lr_grid_in_the_chapter_and_the_queue
     """Each LONG_LR_GRIDS length is trained by a queue item from exactly that lr grid (no
     upfront growth, every arm alike), and the chapter showing it builds the same grid, so the
     book loads what the queue stored. A key no item trains (a typo) fails here."""
-    names = [n for n, _ in queue.PLAN]
+    names = [n for n, _ in queue_plan.PLAN]
     first = names.index("02 250 images at 4000 epochs (function matching)")
     found: dict[tuple, set] = {}
-    for _, build in queue.PLAN[first:]:
+    for _, build in queue_plan.PLAN[first:]:
         for by_epochs in build().values():
             for cfg, axes in by_epochs.values():
                 key = (cfg.data.train_size, cfg.epochs)
@@ -155,15 +158,15 @@ def test_only_the_long_lengths_start_elsewhere_than_the_base_grid():
 
 def test_shared_function_matching_run_belongs_to_chapter_01():
     """02's 1k run at 1000 epochs is the run 01 also plans: one run, under 01's section."""
-    fm = queue.PLAN[1][1]()["function matching"][1000.0][0]
+    fm = queue_plan.PLAN[1][1]()["function matching"][1000.0][0]
     assert fm.section == "01_consistency"
 
 
 def test_estimate_counts_replicates():
-    arms = queue.PLAN[0][1]()
-    runs, hours = queue.estimate_hours(arms, seeds=3)
+    arms = queue_plan.PLAN[0][1]()
+    runs, hours = queue_plan.estimate_hours(arms, seeds=3)
     assert runs == 2 * (6 + 2) and hours > 0
-    assert queue.estimate_hours(arms, seeds=1)[1] < hours
+    assert queue_plan.estimate_hours(arms, seeds=1)[1] < hours
 
 
 SMOKE_AND_CKPT_IGNORED = "results/smoke/\nresults/**/ckpt/\n"
@@ -183,14 +186,14 @@ def test_commit_finished_commits_only_finished_untracked_runs(tmp_path):
         d.mkdir(parents=True)
         (d / "config.json").write_text('{"epochs": 300.0}')
     (done / "summary.json").write_text("{}")
-    assert queue.commit_finished(tmp_path, "test item") == 1
+    assert queue_checkout.commit_finished(tmp_path, "test item") == 1
     tracked = git("ls-files").split()
     assert tracked == ["results/cpu/09_dist/aaaaaaaaaaaa/config.json",
                        "results/cpu/09_dist/aaaaaaaaaaaa/summary.json"]
     assert git("log", "-1", "--format=%s") == (
         "cpu results: 1 finished run dirs (09_dist: 1 at 300 epochs; queue at: test item; "
         "provenance in each)\n")
-    assert queue.commit_finished(tmp_path, "again") == 0
+    assert queue_checkout.commit_finished(tmp_path, "again") == 0
     assert common.SEEDS["cpu"] == 3
 
 
@@ -204,7 +207,7 @@ def test_describe_runs_counts_each_chapter_s_runs_by_length(tmp_path):
         (tmp_path / section / name).mkdir(parents=True)
         (tmp_path / section / name / "config.json").write_text(config)
     dirs = ["07_cross_family/a", "07_cross_family/b", "07_cross_family/c", "02_patience/d"]
-    assert queue.describe_runs(tmp_path, dirs) == (
+    assert queue_checkout.describe_runs(tmp_path, dirs) == (
         "02_patience: 1 of unrecorded length; 07_cross_family: 2 at 30 epochs, 1 at 100")
 
 
@@ -231,8 +234,8 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     checkpoint(10)
     (run / "ckpt" / "20").mkdir()  # being written when the queue stopped
     (run / ".x.lock").write_text("")
-    assert queue.parkable_runs(tmp_path) == [("results/cpu/02_patience/aaaaaaaaaaaa", 10)]
-    assert queue.park(tmp_path) == 1
+    assert queue_checkout.parkable_runs(tmp_path) == [("results/cpu/02_patience/aaaaaaaaaaaa", 10)]
+    assert queue_checkout.park(tmp_path) == 1
     prefix = "results/cpu/02_patience/aaaaaaaaaaaa/"
     assert [p for p in git("ls-files").split() if p.startswith(prefix)] == [prefix + p for p in (
         "ckpt/10/commit_success.txt", "ckpt/10/default/data", "config.json", "metrics.jsonl")]
@@ -244,16 +247,16 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     shutil.rmtree(run / "ckpt" / "10")
     shutil.rmtree(run / "ckpt" / "20")
     checkpoint(30)
-    assert queue.park(tmp_path) == 1
+    assert queue_checkout.park(tmp_path) == 1
     assert [p for p in git("ls-files").split() if "/ckpt/" in p] == [
         prefix + "ckpt/30/commit_success.txt", prefix + "ckpt/30/default/data"]
 
     shutil.rmtree(run / "ckpt")  # it finishes: the store removes its checkpoints
     (run / "summary.json").write_text("{}")
-    assert queue.commit_finished(tmp_path, "item") == 1
+    assert queue_checkout.commit_finished(tmp_path, "item") == 1
     assert [p for p in git("ls-files").split() if "/ckpt/" in p] == []
     assert prefix + "summary.json" in git("ls-files").split()
-    assert queue.park(tmp_path) == 0
+    assert queue_checkout.park(tmp_path) == 0
     assert git("status", "--porcelain", "--", prefix) == ""
 
 
@@ -281,11 +284,11 @@ def test_an_unfinished_run_another_chapter_finished_is_not_parked(tmp_path):
     run = store.prepare_run(config, tmp_path / "results")
     (run / "ckpt" / "10").mkdir(parents=True)
     (run / "ckpt" / "10" / "commit_success.txt").write_text("ok")
-    assert queue.parkable_runs(tmp_path) == [(str(run.relative_to(tmp_path)), 10)]
+    assert queue_checkout.parkable_runs(tmp_path) == [(str(run.relative_to(tmp_path)), 10)]
     twin = dict(config, section="01_consistency")
     store.save_run(store.prepare_run(twin, tmp_path / "results"), twin, {"val_acc": 0.5}, {},
                    "done")
-    assert queue.parkable_runs(tmp_path) == []
+    assert queue_checkout.parkable_runs(tmp_path) == []
 
 
 def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkpoints(tmp_path):
@@ -296,13 +299,13 @@ def test_park_commits_runs_finished_since_the_last_commit_and_failed_runs_checkp
     _run(tmp_path, "done00000000", done=True)
     _run(tmp_path, "failed000000", failed=True, step=4)
     _run(tmp_path, "smoke0000000", step=4, preset="smoke")
-    assert queue.park(tmp_path) == 1
+    assert queue_checkout.park(tmp_path) == 1
     tracked = git("ls-files").split()
     assert "results/cpu/02_patience/done00000000/summary.json" in tracked
     assert "results/cpu/02_patience/failed000000/ckpt/4/commit_success.txt" in tracked
     assert not [p for p in tracked if "/smoke/" in p]
     assert "finished before the queue was parked" in git("log", "--format=%s")
-    assert queue.park(tmp_path) == 0
+    assert queue_checkout.park(tmp_path) == 0
 
 
 def test_commit_finished_commits_a_run_rewritten_in_place_and_a_dropped_checkpoint(tmp_path):
@@ -311,46 +314,48 @@ def test_commit_finished_commits_a_run_rewritten_in_place_and_a_dropped_checkpoi
     git = _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
     stale = _run(tmp_path, "stale0000000", done=True)
     parked = _run(tmp_path, "parked000000", step=8)
-    assert queue.commit_finished(tmp_path, "first") == 1 and queue.park(tmp_path) == 1
+    assert queue_checkout.commit_finished(tmp_path, "first") == 1
+    assert queue_checkout.park(tmp_path) == 1
     (stale / "summary.json").write_text('{"test_acc": 0.5}')  # retrained in place
     (parked / "summary.json").write_text("{}")
-    assert queue.commit_finished(tmp_path, "second") == 2  # rewritten; finished
+    assert queue_checkout.commit_finished(tmp_path, "second") == 2  # rewritten; finished
     shutil.rmtree(parked / "ckpt")  # removed by the store just after, seen by the next commit
-    assert queue.commit_finished(tmp_path, "third") == 1
+    assert queue_checkout.commit_finished(tmp_path, "third") == 1
     assert git("status", "--porcelain") == ""
     assert not [p for p in git("ls-files").split() if "/ckpt/" in p]
-    assert queue.commit_finished(tmp_path, "nothing") == 0
+    assert queue_checkout.commit_finished(tmp_path, "nothing") == 0
 
 
 def test_plan_summary_totals_hours_left_and_the_finished_items_against_their_estimate():
     def row(est, stored, left, spent):
-        return dict(zip(queue.PLAN_COLUMNS, (0, "x", 3, est, stored, left, spent), strict=True))
+        values = (0, "x", 3, est, stored, left, spent)
+        return dict(zip(queue_plan.PLAN_COLUMNS, values, strict=True))
 
     rows = [row(2.0, "4/4", 0.0, 3.0), row(1.0, "2/2", 0.0, 1.0), row(5.0, "1/4", 4.0, 0.5),
             row(1.0, "4/4", 0.5, 0.8)]  # replicates still missing: not finished
-    text = queue.plan_summary(rows)
+    text = queue_plan.plan_summary(rows)
     assert text.startswith("4.5 hours left in all")
     assert text.index("finished items") < text.index("Cut for the budget")
     assert "The 2 finished items took 4.0 h of stored wall time against 3.0 h estimated " \
            "(1.33x; grown grids" in text
-    assert "finished items" not in queue.plan_summary([row(5.0, "0/4", 5.0, 0.0)])
+    assert "finished items" not in queue_plan.plan_summary([row(5.0, "0/4", 5.0, 0.0)])
 
 
 def test_a_run_two_items_load_counts_in_the_first_only():
-    arms = queue.PLAN[3][1]()
-    sweeps = queue.base_sweeps(arms)
-    loaded = queue.load_item(arms, sweeps)
+    arms = queue_plan.PLAN[3][1]()
+    sweeps = queue_plan.base_sweeps(arms)
+    loaded = queue_plan.load_item(arms, sweeps)
     counted: set[str] = set()
-    first = queue.spent_hours(arms, loaded, counted)
+    first = queue_plan.spent_hours(arms, loaded, counted)
     assert first > 0 and counted
-    assert queue.spent_hours(arms, loaded, counted) == 0
-    assert queue.spent_hours(arms, loaded) == first
+    assert queue_plan.spent_hours(arms, loaded, counted) == 0
+    assert queue_plan.spent_hours(arms, loaded) == first
 
 
 def test_c11s_labels_baseline_is_queued_as_a_comparison_of_its_own():
     """The MobileNet trained from labels is C11's baseline: queued at cpu, shown once stored,
     its grid grown apart from the distillation arms' (an item holding only it)."""
-    item = dict(queue.PLAN)["07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's "
+    item = dict(queue_plan.PLAN)["07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's "
                            "baseline)"]()
     assert set(item) == {cross_family.LABELS_ARM}
     assert set(item[cross_family.LABELS_ARM]) == set(cross_family.LABELS_SHOWN["cpu"]) | set(
@@ -443,7 +448,7 @@ def test_the_item_line_comes_before_the_item_builds(monkeypatch, capsys):
         print("building")
         raise RuntimeError("no arms")
 
-    monkeypatch.setattr(queue, "PLAN", [("fine", lambda: {}), ("broken", broken)])
+    monkeypatch.setattr(queue_plan, "PLAN", [("fine", lambda: {}), ("broken", broken)])
     monkeypatch.setattr(queue.common, "run_arms", lambda arms, **_: {})
     with pytest.raises(RuntimeError, match="no arms"):
         queue.main(["--start", "1"])
@@ -454,12 +459,13 @@ def test_the_item_line_comes_before_the_item_builds(monkeypatch, capsys):
 def test_a_follow_up_item_trains_its_own_number_of_seeds(monkeypatch):
     """The seed follow-ups are planned items with 8 seeds each (ITEM_SEEDS), passed to
     run_arms; every other item trains the preset's SEEDS."""
-    names = [name for name, _ in queue.PLAN]
-    assert all(name in names for name in queue.FOLLOW_UP)
-    assert set(queue.ITEM_SEEDS) == set(queue.FOLLOW_UP)
-    assert set(queue.ITEM_SEEDS.values()) == {queue.common.MAX_SEEDS}
+    names = [name for name, _ in queue_plan.PLAN]
+    assert all(name in names for name in queue_plan.FOLLOW_UP)
+    assert set(queue_plan.ITEM_SEEDS) == set(queue_plan.FOLLOW_UP)
+    assert set(queue_plan.ITEM_SEEDS.values()) == {queue.common.MAX_SEEDS}
     asked = []
-    monkeypatch.setattr(queue, "PLAN", [("plain", lambda: {}), (queue.FOLLOW_UP[0], lambda: {})])
+    plan = [("plain", lambda: {}), (queue_plan.FOLLOW_UP[0], lambda: {})]
+    monkeypatch.setattr(queue_plan, "PLAN", plan)
     monkeypatch.setattr(queue.common, "run_arms", lambda arms, **kw: asked.append(kw["seeds"]))
     queue.main([])
     assert asked == [None, queue.common.MAX_SEEDS]
@@ -492,7 +498,7 @@ def test_a_second_sigterm_does_not_cut_the_final_commit_short(tmp_path):
 def test_bad_queue_options_are_named_before_anything_runs(tmp_path, capsys):
     """An item number outside the plan would skip or run nothing, and a --commit folder that
     is not a git checkout would fail at its first commit: each is one line, at once."""
-    last = len(queue.PLAN) - 1
+    last = len(queue_plan.PLAN) - 1
     for argv, message in (
             (["--skip", "banana"], f"--skip banana: not plan items; allowed: 0..{last} and "),
             (["--skip", "999"], "--skip 999: not plan items"),
@@ -529,7 +535,7 @@ def test_progress_reads_each_unfinished_runs_log(tmp_path, capsys):
     run("d")
     (tmp_path / "results" / "cpu" / "04_resolution" / "d" / "metrics.jsonl").write_text("")
     (tmp_path / ".git").mkdir()
-    rows = queue.progress_rows(tmp_path)
+    rows = queue_checkout.progress_rows(tmp_path)
     assert rows == [{"run": "04_resolution/a", "what": "mix kl lr 0.03 seed 1 at 300 epochs",
                      "step": 200, "of": 3000, "done": "7%", "hours so far": 0.2,
                      "hours left": 2.8},

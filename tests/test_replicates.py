@@ -281,13 +281,14 @@ def test_a_point_is_its_config_without_seed_and_swept_values():
 
 
 def test_the_queued_points_are_the_plans_and_cover_every_verdict_point():
-    from kdlib.experiments import consistency, queue
+    from kdlib.experiments import consistency, queue_plan
 
-    queued = queue.queued_points()
-    items = [cfg for _, build in queue.PLAN for by in build().values() for cfg, _ in by.values()]
+    queued = queue_plan.queued_points()
+    items = [cfg for _, build in queue_plan.PLAN for by in build().values()
+             for cfg, _ in by.values()]
     assert {common.point_hash(c) for c in items} == queued
     points = {(c.section, c.data.train_size, c.epochs) for c in items}
-    assert set(queue.VERDICT_POINTS) <= points
+    assert set(queue_plan.VERDICT_POINTS) <= points
     # 01's 1k policies at 100 epochs are cut (tables only); the 07 item still trains 01's mix
     mix, fixed = (consistency.arms("cpu", "1k")[p][100.0][0] for p in ("mix", "fix/rs"))
     assert common.point_hash(mix) in queued and common.point_hash(fixed) not in queued

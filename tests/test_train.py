@@ -534,12 +534,12 @@ def test_fixed_targets_run_jitted_except_at_the_cpu_preset(results, tiny_teacher
 @pytest.mark.slow
 def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp_path):
     """The cross-session path: a run killed mid-way is parked (its checkpoint committed by
-    kdlib.experiments.queue.park), the repository is cloned afresh (checkpoints are gitignored,
-    so only what was committed travels), and the run resumes there to an uninterrupted run's
-    result; the finished run's commit then drops the checkpoint from git."""
+    kdlib.experiments.queue_checkout.park), the repository is cloned afresh (checkpoints are
+    gitignored, so only what was committed travels), and the run resumes there to an
+    uninterrupted run's result; the finished run's commit then drops the checkpoint from git."""
     from conftest import scratch_repo
 
-    from kdlib.experiments import queue
+    from kdlib.experiments import queue_checkout
 
     repo, clone = tmp_path / "repo", tmp_path / "clone"
     git = scratch_repo(repo, (REPO / ".gitignore").read_text())
@@ -553,7 +553,7 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
     killed = subprocess.run([sys.executable, str(script), str(repo / run)],
                             env=dict(env, KILL_AT_STEP="8"), capture_output=True, text=True)
     assert killed.returncode == 17, killed.stderr[-2000:]
-    assert queue.park(repo) == 1
+    assert queue_checkout.park(repo) == 1
     git("clone", "-q", str(repo), str(clone))
     assert (clone / run / "ckpt" / "8").is_dir()
     outs = {}
@@ -566,7 +566,7 @@ def test_a_parked_run_resumes_from_a_fresh_clone_to_the_same_result(results, tmp
     shutil.rmtree(clone / run / "ckpt")  # as the store does when it saves the result
     (clone / run / "summary.json").write_text("{}")
     cloned = scratch_repo(clone)  # sets the committer (init on a clone keeps its history)
-    assert queue.commit_finished(clone, "item") == 1
+    assert queue_checkout.commit_finished(clone, "item") == 1
     assert not [p for p in cloned("ls-files").split() if "/ckpt/" in p]
 
 

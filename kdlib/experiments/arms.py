@@ -22,7 +22,7 @@ Arms = dict[str, dict[float, tuple[RunConfig, dict[str, list[Any]]]]]
 # means over these. smoke trains 2 (the replicate path is tested, in seconds).
 SEEDS = {"smoke": 2, "cpu": 3, "gpu": 3, "paper": 1}
 # A point reads every stored seed of its selected config up to this many (the seeds a
-# follow-up trained past SEEDS: kdlib.experiments.queue.ITEM_SEEDS).
+# follow-up trained past SEEDS: kdlib.experiments.queue_plan.ITEM_SEEDS).
 MAX_SEEDS = 8
 # Values a grid grows through when a selected run sits at its edge (section 3.1's grid,
 # extended by one step each way).
@@ -403,18 +403,18 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line.
 
     At the cpu preset (the one with a background queue) or with ``queued`` (a set of
-    :func:`point_hash`, ``queue.queued_points()``) it splits them: those at a point a queue item
-    trains, which it grows for every arm of that length alike, and those at points no item
-    trains further (kept as trained). Otherwise nothing is said about growing them.
+    :func:`point_hash`, ``queue_plan.queued_points()``) it splits them: those at a point a
+    queue item trains, which it grows for every arm of that length alike, and those at points
+    no item trains further (kept as trained). Otherwise nothing is said about growing them.
     """
     import pandas as pd
 
     from kdlib.experiments.verdicts import frames
 
     if queued is None and preset == "cpu":
-        from kdlib.experiments import queue
+        from kdlib.experiments import queue_plan
 
-        queued = queue.queued_points()
+        queued = queue_plan.queued_points()
 
     named = tables.items() if isinstance(tables, Mapping) else ((None, t) for t in frames(tables))
     rows = pd.concat([t.assign(table_name=name) for name, t in named])

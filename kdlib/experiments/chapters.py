@@ -3,7 +3,7 @@
 ``experiments("02_patience", "cpu")`` is the list of ``{arm: {epochs: (config, axes)}}`` the
 chapter runs (one per data regime or target); with ``planned``, the longer schedules the cpu
 queue trains before the chapter shows them. The book's cost page and the stored-results tests
-read chapters through it; the queue's plan (:data:`kdlib.experiments.queue.PLAN`) names each
+read chapters through it; the queue's plan (:data:`kdlib.experiments.queue_plan.PLAN`) names each
 item's arms from the chapter modules itself. Adding a chapter: CONTRIBUTING.md.
 """
 
