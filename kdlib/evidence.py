@@ -156,12 +156,15 @@ class Estimate:
 
     def text(self, scale: float = 100.0, unit: str = "%") -> str:
         """``82.1±0.4% (n=3)``; ``86.5±0.04% (n=3)`` for a spread that rounds to 0.0;
-        ``82.1% (n=1)`` for a single seed; ``87.5%`` when known."""
+        ``82.1% (n=1)`` for a single seed; ``69.4% (n=1, grid edge)`` for a point selected at
+        a grid edge the ladder goes beyond (its grid may not hold its optimum); ``87.5%`` when
+        known."""
         if self.known:
             return f"{scale * self.mean:.1f}{unit}"
         sd = scale * self.sd
         spread = (f"±{sd:.1f}" if round(sd, 1) > 0 else f"±{sd:.2f}") if self.n >= 2 else ""
-        return f"{scale * self.mean:.1f}{spread}{unit} (n={self.n})"
+        edge = ", grid edge" if self.at_edge else ""
+        return f"{scale * self.mean:.1f}{spread}{unit} (n={self.n}{edge})"
 
 
 def constant(value: float, label: str = "") -> Estimate:

@@ -19,6 +19,9 @@ def test_estimate_mean_sd_and_text():
     assert x.text() == "82.0±2.0% (n=3)"
     assert math.isnan(e(0.5).sd) and e(0.5).text() == "50.0% (n=1)"
     assert e(0.8653, 0.8657, 0.8650).text() == "86.5±0.04% (n=3)"  # not a spread of 0.0
+    # a point selected at a grid edge says so wherever it is quoted (its grid may miss the
+    # optimum: a reader must not read it beside a grown grid's point as an equal)
+    assert ev.Estimate((0.6938,), "x", at_edge=True).text() == "69.4% (n=1, grid edge)"
 
 
 def test_standard_error_uses_own_spread_from_three_seeds_where_larger_else_the_noise():
@@ -388,10 +391,13 @@ def test_settle_names_checks_decided_on_too_few_seeds_and_keeps_a_rules_own_word
     assert verdicts._default_settle([ev.greater("b > b", three, three, noise)], 3) == (
         "a difference within noise at 3 seeds per point; more seeds would narrow it (in "
         "brackets: about how many per point would decide it, were the difference what it reads "
-        "now), a longer schedule may move it: b > b (more than 30)")
+        "now, and the outcome it leans to), a longer schedule may move it: b > b (more than "
+        "30)")
     near = ev.greater("d > b", ev.Estimate((0.815, 0.815, 0.815), "d"), three, noise)
     assert near.outcome == "inconclusive"  # +1.2 pts against 2 SE = 1.63 pts
-    assert verdicts._default_settle([near], 3).endswith(": d > b (6)")
+    assert verdicts._default_settle([near], 3).endswith(": d > b (6, leaning holds)")
+    behind = ev.greater("b > d", three, ev.Estimate((0.815, 0.815, 0.815), "d"), noise)
+    assert verdicts._default_settle([behind], 3).endswith(": b > d (6, leaning fails)")
     decided3 = ev.greater("b > c", three, ev.Estimate((0.6, 0.6, 0.6), "c"), noise)
     assert verdicts._default_settle([decided3], 3) == ""
     untestable = ev.not_testable("long", "beyond our schedules")

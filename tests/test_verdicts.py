@@ -347,8 +347,17 @@ def test_c13_reads_the_longest_length_with_all_four_arms():
                             "more with the strong teacher than with the weak teacher' check: "
                             "the weak teacher (74.0%) is below its own KL student (84.0%), "
                             "while DIST's teachers are all stronger than their students")
+    # ... and its gains check is not testable (as C8's high-res check is), the measured
+    # difference kept in its detail
+    assert outcomes(below) == ["holds", "not testable"] and below.verdict == (
+        "not testable at this scale")
+    assert "below its own KL student (84.0%)" in below.checks[1]["detail"]
+    assert "measured: DIST, strong teacher" in below.checks[1]["detail"]
     above = v.c13_dist(tab(lengths(acc)), "09", teacher_accs={"weak teacher": .88})
-    assert above.settle == ""
+    assert above.settle == "" and outcomes(above) == ["holds", "holds"]
+    # a difference read on thin or untuned points says so beside the number
+    one = {a: {e: x[0] for e, x in by.items()} for a, by in lengths(acc).items()}
+    assert "pts at 10 (n=1)" in v.c13_dist(tab(one), "09").ours
 
 
 def test_missing_row_names_arm_and_lengths():
