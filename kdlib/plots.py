@@ -290,6 +290,10 @@ def _check_columns(table: pd.DataFrame, columns: dict[str, str]) -> None:
             )
 
 
+# Points read on fewer seeds are drawn hollow (the evidence standard: >= 3 seeds per point).
+THIN_SEEDS = 3
+
+
 def plot_final_vs_schedule(
     ax: Any,
     table: pd.DataFrame,
@@ -305,9 +309,12 @@ def plot_final_vs_schedule(
     """Final accuracy per arm (hue) against schedule length (x): markers + lines, log-x.
 
     As in the paper's Figures 4 and 9-12. `table` is long format (e.g. :func:`arm_table`);
-    a `yerr` column, if present, gives error bars. Rows with a missing y are left out; arms
-    keep their first-appearance order and their :func:`color_for` color. `teacher` adds a
-    dashed teacher line. x ticks are the schedule lengths present. Returns the axes.
+    a `yerr` column, if present, gives error bars (the seeds' sd in the chapters' tables), and
+    an `n_seeds` column draws the points read on fewer than :data:`THIN_SEEDS` seeds hollow
+    (their spread is unmeasured, not zero), with a legend entry saying so. Rows with a missing
+    y are left out; arms keep their first-appearance order and their :func:`color_for` color.
+    `teacher` adds a dashed teacher line. x ticks are the schedule lengths present. Returns
+    the axes.
     """
     _check_columns(table, {"x": x, "y": y, "hue": hue})
     if table.empty:
@@ -317,6 +324,7 @@ def plot_final_vs_schedule(
         bad = rows.loc[pd.to_numeric(rows[x], errors="coerce") <= 0, x].tolist()
         raise ValueError(f"logx=True needs positive {x!r} values, got {bad}")
     ax = _axes(ax)
+    drew_thin = False
     for arm in pd.unique(table[hue]):
         part = rows[rows[hue] == arm].sort_values(x)
         if part.empty:
@@ -328,6 +336,15 @@ def plot_final_vs_schedule(
             ax.errorbar(xs, ys, yerr=yerr, capsize=3, label=str(arm), **style)
         else:
             ax.plot(xs, ys, label=str(arm), **style)
+        if "n_seeds" in part.columns:
+            thin = part["n_seeds"].fillna(0).to_numpy(dtype=float) < THIN_SEEDS
+            if thin.any():
+                ax.plot(xs[thin], ys[thin], linestyle="none", marker=marker,
+                        markerfacecolor="white", markeredgecolor=style["color"], zorder=3)
+                drew_thin = True
+    if drew_thin:
+        ax.plot([], [], linestyle="none", marker=marker, color="0.3", markerfacecolor="white",
+                label=f"hollow: < {THIN_SEEDS} seeds")
     if teacher is not None:
         teacher_line(ax, teacher)
     if logx:
@@ -354,7 +371,8 @@ def plot_final_bars(
     """Final accuracy per arm as horizontal bars, for a comparison at one schedule length.
 
     `table` is long format with one row per arm (e.g. :func:`arm_table` of one length); arms
-    keep their order and :func:`color_for` color; each bar is labelled with its value.
+    keep their order and :func:`color_for` color; each bar is labelled with its value (and
+    its number of seeds where an `n_seeds` column has it); a `yerr` column gives error bars.
     `teacher` adds a dashed teacher line. Returns the axes.
     """
     _check_columns(table, {"y": y, "hue": hue})
@@ -368,10 +386,17 @@ def plot_final_bars(
     names = [str(a) for a in rows[hue]]
     values = rows[y].to_numpy(dtype=float)
     positions = np.arange(len(names))[::-1]  # first arm on top
-    ax.barh(positions, values, color=[color_for(n) for n in names])
+    xerr = (np.nan_to_num(rows["yerr"].to_numpy(dtype=float)) if "yerr" in rows.columns
+            else None)
+    ax.barh(positions, values, xerr=xerr, capsize=3 if xerr is not None else 0,
+            color=[color_for(n) for n in names])
     ax.set_yticks(positions, names)
-    for pos, value in zip(positions, values, strict=True):
-        ax.annotate(f"{value:.1%}" if value <= 1 else f"{value:.3g}", (value, pos),
+    seeds = rows["n_seeds"].tolist() if "n_seeds" in rows.columns else [None] * len(values)
+    for pos, value, err, n in zip(positions, values, xerr if xerr is not None else
+                                  [0.0] * len(values), seeds, strict=True):
+        text = f"{value:.1%}" if value <= 1 else f"{value:.3g}"
+        text += f" (n={n:g})" if n is not None and np.isfinite(n) else ""
+        ax.annotate(text, (value + err, pos),
                     xytext=(3, 0), textcoords="offset points", va="center", fontsize=9)
     if teacher is not None:
         if not _finite(teacher):

@@ -287,6 +287,26 @@ def test_plot_final_bars(ax):
         plots.plot_final_bars(ax, table, teacher=float("nan"))
 
 
+def test_thin_points_are_hollow_and_bars_show_spread_and_seeds(ax):
+    """A point read on fewer than 3 seeds is drawn hollow (its spread unmeasured, not zero),
+    said in the legend; bars get their error bars and their seed counts."""
+    table = pd.DataFrame({"epochs": [10, 100], "test_acc": [0.5, 0.6], "arm": ["mix", "mix"],
+                          "yerr": [0.0, 0.02], "n_seeds": [1, 3]})
+    plots.plot_final_vs_schedule(ax, table)
+    hollow = [ln for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"
+              and len(ln.get_xdata())]
+    assert len(hollow) == 1
+    np.testing.assert_allclose(hollow[0].get_xdata(), [10])
+    assert "hollow: < 3 seeds" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax.clear()
+    bars = pd.DataFrame({"arm": ["mix", "fix/rs"], "test_acc": [0.7, 0.5],
+                         "yerr": [0.01, float("nan")], "n_seeds": [3, 1]})
+    plots.plot_final_bars(ax, bars)
+    assert [t.get_text() for t in ax.texts] == ["70.0% (n=3)", "50.0% (n=1)"]
+    assert ax.texts[0].xy == (0.71, 1)  # the label sits past the error bar
+    assert len(ax.collections) == 1  # the error bars
+
+
 def test_plot_final_vs_schedule_yerr_and_bad_input(ax):
     table = pd.DataFrame({"epochs": [10, 100], "acc": [0.5, 0.6], "arm": ["a", "a"],
                           "yerr": [0.01, 0.02]})
