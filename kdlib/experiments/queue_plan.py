@@ -266,10 +266,18 @@ def queued_points() -> set[str]:
 GROUP_IMG_PER_S = {1: 400.0, 2: 320.0, 3: 240.0, 4: 175.0, 6: 110.0}
 
 
+# A distilled MobileNetV3 student trains at about half the BiT student's img/s at the same
+# group size (medians of the stored cpu runs' img_per_s, 2026-12-05, MobileNetV3 / BiT: single
+# runs 531 / 944, groups of 2 331 / 493, of 4 61 / 146, group not recorded 104 / 238); trained
+# from labels about the same (single runs 1,307 / 1,211). Until then the plan counted it as a
+# BiT student.
+STUDENT_SPEED = {"mobilenet_v3": 0.5}
+
+
 def _hours(cfg: RunConfig, runs_in_group: int, replicates: int) -> float:
     """Estimated hours of one base sweep trained as a group, plus ``replicates`` single runs."""
     images = cfg.epochs * (cfg.data.train_size or 55_000)
-    speed = 1.5 if cfg.loss == "labels" else 1.0
+    speed = 1.5 if cfg.loss == "labels" else STUDENT_SPEED.get(cfg.student.name, 1.0)
     rate = GROUP_IMG_PER_S.get(runs_in_group, min(GROUP_IMG_PER_S.values()))
     group = images / (rate * speed) if runs_in_group else 0.0
     return (group + replicates * images / (GROUP_IMG_PER_S[1] * speed)) / 3600
