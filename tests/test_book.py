@@ -717,6 +717,8 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     times = again.frame(shampoo.STEP_TIME_COLUMNS)
     assert shampoo.speed(times) == {"Adam": 400.0, "Shampoo": 321.0}
     assert shampoo.step_time_text(times).startswith("step time Shampoo / Adam: 1.25x")
+    assert len(times) == 2 * shampoo.TIMING_ROUNDS  # the rounds asked by default
+    assert "medians of 6 rounds; per round 1.00-1.00x" in shampoo.step_time_text(times)
     assert set(again.key["programs"]) == {"Adam", "Shampoo"}
     shampoo.stored_step_times(experiments, "cpu", calls=2, remeasure=True, root=tmp_path)
     shampoo.stored_step_times(experiments, "cpu", calls=3, root=tmp_path)
@@ -724,6 +726,21 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     # smoke times one call, one round, whatever is asked (wiring, not timing)
     shampoo.stored_step_times(shampoo.arms("smoke"), "smoke", calls=8, root=tmp_path)
     assert timed == [2, 2, 3, 1]
+
+
+def test_shampoo_step_ratios_pair_the_arms_within_each_round():
+    """Each round's ratio divides Shampoo's step time by Adam's of the same round (the load
+    they shared), whatever order the rows come in."""
+    import pandas as pd
+
+    from kdlib.experiments import shampoo
+
+    times = pd.DataFrame([
+        {"arm": "Shampoo", "round": 1, "step_s": 0.30, "img_per_s": 1.0, "compile_s": 0.0},
+        {"arm": "Adam", "round": 0, "step_s": 0.20, "img_per_s": 1.0, "compile_s": 9.0},
+        {"arm": "Adam", "round": 1, "step_s": 0.25, "img_per_s": 1.0, "compile_s": 0.0},
+        {"arm": "Shampoo", "round": 0, "step_s": 0.22, "img_per_s": 1.0, "compile_s": 9.0}])
+    assert shampoo.step_ratios(times) == pytest.approx([1.1, 1.2])
 
 
 def test_every_chapter_opens_with_its_findings_then_its_main_figure():

@@ -243,6 +243,11 @@ def test_c9_shampoo():
     assert v.c9_shampoo(t, "05").verdict == "reproduced"
     slow = v.c9_shampoo(t, "05", speed={"Adam": 1000.0, "Shampoo": 400.0})
     assert slow.verdict == "partly" and "2.50x" in slow.checks[-1]["detail"]
+    # the timing's rounds show their spread beside the median
+    spread = v.c9_shampoo(t, "05", speed={"Adam": 1000.0, "Shampoo": 900.0},
+                          ratios=[1.02, 1.10, 1.30])
+    assert spread.checks[-1]["detail"] == ("measured 1.11x (medians of 3 timing rounds; per "
+                                           "round 1.02-1.30x, 1 above 1.25x)")
     behind = tab(lengths({"Adam": (.7, .8, .85), "Shampoo": (.6, .7, .8)},
                          eps=(30.0, 100.0, 300.0)))
     assert v.c9_shampoo(behind, "05").verdict == "not reproduced"

@@ -818,12 +818,15 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
 def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | None = None,
                adam: str = "Adam", shampoo: str = "Shampoo", min_factor: float = 3.0,
                tolerance: float = 0.006, max_overhead: float = 1.25,
-               noise: ev.Noise | None = None) -> Claim:
+               noise: ev.Noise | None = None,
+               ratios: Sequence[float] | None = None) -> Claim:
     """C9: Shampoo at some length matches (within ``tolerance``: the largest gap the paper
     calls a match, Table 3's FunMatch with Shampoo at 1200 epochs 81.67% vs Adam at 4800
     82.18%, -0.51 pts, rounded up; 0.5 pts until 2026-12-05) Adam at a length at least
     ``min_factor`` x longer; Shampoo is ahead at every length; its measured step-time overhead
-    is at most ``max_overhead`` (when ``speed`` in img/s per arm is given)."""
+    is at most ``max_overhead`` (when ``speed`` in img/s per arm is given; ``ratios``, the
+    per-round Shampoo/Adam step-time ratios, show the timing's spread beside it). The paper
+    says "minimal step time overhead" (section 3.3); 1.25x is our reading of minimal."""
     noise = noise or noise_of(table)
     eps = _eps(table, adam)
     # one pair, fixed before reading outcomes (until 2026-12-05 the best of every pair): the
@@ -841,8 +844,11 @@ def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | N
                           est(table, adam, e), noise) for e in eps if _has(table, shampoo, e)]
     if speed:
         overhead = speed[adam] / speed[shampoo]
+        spread = (f" (medians of {len(ratios)} timing rounds; per round "
+                  f"{min(ratios):.2f}-{max(ratios):.2f}x, {sum(r > max_overhead for r in ratios)}"
+                  f" above {max_overhead:g}x)" if ratios and len(ratios) > 1 else "")
         checks.append(ev.flag(f"step time Shampoo/Adam <= {max_overhead:g}x",
-                              overhead <= max_overhead, f"measured {overhead:.2f}x"))
+                              overhead <= max_overhead, f"measured {overhead:.2f}x{spread}"))
     ours = "; ".join(f"{e:g} ep: Adam {est(table, adam, e).text()}"
                      + (f", Shampoo {est(table, shampoo, e).text()}"
                         if _has(table, shampoo, e) else "") for e in eps)
