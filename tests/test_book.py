@@ -710,6 +710,7 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
                              for a, v in (("Adam", 400.0), ("Shampoo", 320.0 + len(timed)))])
 
     monkeypatch.setattr(shampoo, "step_times", fake_step_times)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as make sets it (else refused: below)
     experiments = shampoo.arms("cpu")
     first = shampoo.stored_step_times(experiments, "cpu", calls=2, root=tmp_path)
     again = shampoo.stored_step_times(experiments, "cpu", calls=2, root=tmp_path)
@@ -726,6 +727,13 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     # smoke times one call, one round, whatever is asked (wiring, not timing)
     shampoo.stored_step_times(shampoo.arms("smoke"), "smoke", calls=8, root=tmp_path)
     assert timed == [2, 2, 3, 1]
+    # a cpu timing with OpenBLAS's own threads on would measure their contention: refused
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with pytest.raises(ValueError, match=r"OPENBLAS_NUM_THREADS='2': time Shampoo with"):
+        shampoo.stored_step_times(experiments, "cpu", calls=2, remeasure=True, root=tmp_path)
+    shampoo.stored_step_times(shampoo.arms("smoke"), "smoke", calls=8, root=tmp_path,
+                              remeasure=True)  # smoke: wiring only, not refused
+    assert timed == [2, 2, 3, 1, 1]
 
 
 def test_shampoo_step_ratios_pair_the_arms_within_each_round():

@@ -141,10 +141,31 @@ def stored_step_times(experiments: common.Arms, preset: str, *, calls: int = 8,
     if presets.check(preset) == "smoke":
         calls, repeats = 1, 1
     key = {"programs": timed_programs(experiments), "calls": calls, "repeats": repeats}
-    return measurements.measure_or_load(
-        STEP_TIMES, presets.check(preset), SECTION,
-        lambda: step_times(experiments, calls=calls, repeats=repeats), key,
-        remeasure=remeasure, root=root)
+
+    def measure() -> Any:
+        if preset != "smoke":
+            check_blas_threads()
+        return step_times(experiments, calls=calls, repeats=repeats)
+
+    return measurements.measure_or_load(STEP_TIMES, presets.check(preset), SECTION, measure,
+                                        key, remeasure=remeasure, root=root)
+
+
+def check_blas_threads() -> None:
+    """Refuses to time Shampoo on CPU unless ``OPENBLAS_NUM_THREADS=1`` (as ``make`` and the
+    book's kernels set it): OpenBLAS's own threads, which run Shampoo's ``eigh``, then compete
+    with XLA's for the cores, and the ratio measures that contention (2026-12-05, 6 rounds on
+    this 2-core machine: 1.57x with it unset, 1.07x with it set)."""
+    import os
+
+    import jax
+
+    value = os.environ.get("OPENBLAS_NUM_THREADS")
+    if jax.default_backend() == "cpu" and value != "1":
+        raise ValueError(f"OPENBLAS_NUM_THREADS={value!r}: time Shampoo with "
+                         "OPENBLAS_NUM_THREADS=1 set before Python starts (make and the book "
+                         "set it), else OpenBLAS's threads compete with XLA's and the ratio "
+                         "measures that")
 
 
 def speed(times: Any, arms: Any = ARMS) -> dict[str, float]:
