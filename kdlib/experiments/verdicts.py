@@ -719,8 +719,12 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
             "the fixed teacher saturates", f"the paper's fixed teacher peaks at "
             f"{saturation_epochs:g} epochs; our longest is {longest:g}" if len(eps) >= 2
             else "one schedule length only"))
-    ours = "; ".join(f"{a}: " + " -> ".join(est(table, a, e).text() for e in eps)
-                     for a in (fixed, cons, fm)) + f" ({shortest:g}-{longest:g} epochs)"
+    lead = ", ".join(f"{100 * (est(table, fixed, e).mean - est(table, fm, e).mean):+.1f} pts "
+                     f"at {e:g}" for e in eps)
+    ours = ("; ".join(f"{a}: " + " -> ".join(est(table, a, e).text() for e in eps)
+                      for a in (fixed, cons, fm)) + f" ({shortest:g}-{longest:g} epochs); "
+            f"fixed teacher minus FM: {lead} (Table 3: FunMatch is ahead of the fixed teacher "
+            "at every length from 30 epochs, by 0.1 pts there)")
     seeds = _seeds(table, [(a, e) for a in (fixed, cons, fm) for e in (shortest, longest)])
     return _claim("C6", ours, checks, chapter, noise, seeds, f"{shortest:g}-{longest:g} "
                   "epochs on 55k images")
