@@ -59,8 +59,9 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
         'Figure 4 / Table 4: flowers102 77.5% (1k epochs) -> 96.9% (1M epochs), teacher 97.82%.',
         "02_patience"),
     "C5": (
-        'The distilled student beats the same architecture trained from scratch at every '
-        'schedule the paper shows, and a transfer-learned one at long schedules.',
+        'The distilled student, at every schedule the paper shows, beats the best model of '
+        'the same architecture trained from scratch, and at long schedules the best '
+        'transfer-learned one.',
         'Section 3.1.2, Table 4: from-scratch "substantially outperformed" by the student at '
         'every length shown (100-1,000,000 epochs); transfer "eventually also outperformed" '
         '(not on flowers102: transfer 97.50% vs student 96.93%).',
@@ -180,7 +181,13 @@ RULE_CHANGES: dict[str, str] = {
            "day, after results, the points of '1k: student > scratch at 100 epochs' (it needed "
            "about 6 seeds per point to be decided) were planned to 8 seeds, fixed before any "
            "new seed was trained, and the check reads every one stored (and, in the summary's "
-           "sensitivity table, the 5 new seeds alone)"),
+           "sensitivity table, the 5 new seeds alone); in the next session, after results (a "
+           "reader's audit), each student length is compared with the best from-scratch run "
+           "and the longest with the best transfer run (each baseline's best length on "
+           "validation), as Table 4 and Figure 4 set every student length against one tuned "
+           "baseline; it had compared the baselines at the student's own length, a weaker "
+           "bar (1k images: the student at 100 epochs, 80.0%, was ahead of scratch at 100, "
+           "77.5%, within the noise, and is behind the best scratch run, 83.1% at 1000)"),
     "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
            "length with an Adam length 3x longer, and the shortest such), not the best of "
            "every pair; its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
@@ -385,6 +392,11 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
 def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
     rows = _rows(table, arm, epochs)
     return not rows.empty and bool(np.isfinite(rows.iloc[0][col]))
+
+
+def _has_arm(table: pd.DataFrame, arm: str) -> bool:
+    """Whether ``arm`` has a finished run at any length."""
+    return any(_has(table, arm, e) for e in set(table[table["arm"] == arm]["epochs"]))
 
 
 def _eps(table: pd.DataFrame, arm: str) -> list[float]:
@@ -645,38 +657,58 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
     return f"What the longest schedules changed for {arm}: " + "; ".join(parts) + "."
 
 
+def _best_length(table: pd.DataFrame, arm: str) -> float:
+    """The schedule length at which ``arm`` reads its best validation accuracy: a tuned
+    baseline's one number (Table 4 gives one per baseline, its best over the sweep)."""
+    return max(_eps(table, arm), key=lambda e: float(_row(table, arm, e)["val_acc"]))
+
+
 def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
                        noise: ev.Noise | None = None,
                        min_epochs: float = FIGURE_4_MIN_EPOCHS) -> Claim:
-    """C5: the student beats from-scratch at every length from ``min_epochs`` (Figure 4's
-    shortest) on, and transfer at the longest length with a transfer run, per regime. Shorter
-    lengths, outside the paper's range, are reported in ``ours``, not checked."""
+    """C5: per regime, the student at every length from ``min_epochs`` (Figure 4's shortest)
+    on beats the best from-scratch run (its best length on validation: Table 4 and Figure 4
+    set each student length against one tuned baseline, e.g. flowers102's student at 1,000
+    epochs, 77.51%, against the best from-scratch R50, 66.38% at 10,000), and the student at
+    its longest beats the best transfer run. Until the session after 2026-12-05 it compared
+    the baselines at the student's own length (RULE_CHANGES["C5"]). Shorter student lengths,
+    outside the paper's range, are reported in ``ours``, not checked."""
     noise = noise or noise_of(tables)
     checks, parts, seeds = [], [], []
+    fm, scratch, transfer = "function matching", "from scratch", "transfer"
     for regime, table in tables.items():
-        fm = "function matching"
-        both = [e for e in _eps(table, fm) if _has(table, "from scratch", e)]
-        eps = [e for e in both if e >= min_epochs]
-        for e in (e for e in both if e < min_epochs):
-            transfer = (f", transfer {est(table, 'transfer', e).text()}"
-                        if _has(table, "transfer", e) else "")
+        if not _has_arm(table, scratch):
+            continue
+        eps = [e for e in _eps(table, fm) if e >= min_epochs]
+        for e in (e for e in _eps(table, fm) if e < min_epochs):
+            baselines = ", ".join(f"{name} {est(table, arm, e).text()}"
+                                  for name, arm in (("scratch", scratch), ("transfer", transfer))
+                                  if _has(table, arm, e))
             parts.append(f"{regime} at {e:g} epochs (shorter than the paper's): student "
-                         f"{est(table, fm, e).text()}, scratch "
-                         f"{est(table, 'from scratch', e).text()}{transfer}")
+                         f"{est(table, fm, e).text()}" + (f", {baselines}" if baselines else ""))
+        if not eps:
+            continue
+        ls = _best_length(table, scratch)
+        best_s = est(table, scratch, ls)
         for e in eps:
-            checks.append(ev.greater(f"{regime}: student > scratch at {e:g} epochs",
-                                     est(table, fm, e), est(table, "from scratch", e), noise))
+            checks.append(ev.greater(f"{regime}: student at {e:g} > best scratch ({ls:g} epochs)",
+                                     est(table, fm, e), best_s, noise))
             seeds.append(est(table, fm, e).n)
-        with_transfer = [e for e in eps if _has(table, "transfer", e)]
-        if with_transfer:
-            e = with_transfer[-1]
-            checks.append(ev.greater(f"{regime}: student > transfer at {e:g} epochs",
-                                     est(table, fm, e), est(table, "transfer", e), noise))
-            parts.append(f"{regime} at {e:g} epochs: student {est(table, fm, e).text()}, "
-                         f"transfer {est(table, 'transfer', e).text()}, scratch "
-                         f"{est(table, 'from scratch', e).text()}")
+        seeds.append(best_s.n)
+        line = (f"{regime}: student " + " -> ".join(f"{est(table, fm, e).text()} ({e:g} ep)"
+                                                    for e in eps)
+                + f"; best scratch {best_s.text()} ({ls:g} ep)")
+        if _has_arm(table, transfer):
+            lt = _best_length(table, transfer)
+            best_t = est(table, transfer, lt)
+            checks.append(ev.greater(
+                f"{regime}: student at {eps[-1]:g} > best transfer ({lt:g} epochs)",
+                est(table, fm, eps[-1]), best_t, noise))
+            seeds.append(best_t.n)
+            line += f", best transfer {best_t.text()} ({lt:g} ep)"
+        parts.append(line)
     if not checks:
-        lengths = sorted({e for t in tables.values() for e in _eps(t, "function matching")})
+        lengths = sorted({e for t in tables.values() for e in _eps(t, fm)})
         checks = [ev.not_testable("student > baselines", f"no length >= {min_epochs:g}")]
         parts = [f"lengths {', '.join(f'{e:g}' for e in lengths)} epochs only, all below the "
                  f"paper's shortest ({min_epochs:g})", *parts]
