@@ -3,9 +3,11 @@
 # Usage: GROUP=3 benchmarks/cores.sh   (pauses a running kdlib queue while it measures)
 set -u
 cd "$(dirname "$0")/.."
-QPID=$(pgrep -f 'kdlib.experiments.queue' | head -1 || true)
-if [ -n "$QPID" ]; then echo "pausing queue pid $QPID"; kill -STOP "$QPID"; fi
-trap '[ -n "$QPID" ] && kill -CONT "$QPID"' EXIT
+# every queue process: the supervisor and the training child it starts (stopping only the
+# first pgrep match paused the supervisor and left the child training)
+QPIDS=$(pgrep -f 'kdlib.experiments.queue' || true)
+if [ -n "$QPIDS" ]; then echo "pausing queue pids" $QPIDS; kill -STOP $QPIDS; fi
+trap '[ -n "$QPIDS" ] && kill -CONT $QPIDS' EXIT
 B="env OPENBLAS_NUM_THREADS=1 JAX_PLATFORMS=cpu .venv/bin/python benchmarks/distill_step.py --only mix --steps-per-call 4 --calls 15 --group ${GROUP:-1}"
 T=$(mktemp -d)
 for round in 1 2; do

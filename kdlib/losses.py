@@ -32,7 +32,13 @@ def _check_temperature(temperature: float | jax.Array) -> None:
     values = concrete_values(temperature)
     if values is None:
         return
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"temperature={temperature!r} must be a number > 0 (got dtype "
+                         f"{values.dtype})")
     if not np.all(values > 0):
+        if values.ndim:  # per-example temperatures: name the offending value, not the array
+            raise ValueError(f"temperature must be > 0 everywhere; its smallest entry is "
+                             f"{float(values.min())!r}")
         raise ValueError(f"temperature={temperature!r} must be > 0")
 
 

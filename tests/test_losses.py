@@ -228,6 +228,10 @@ def test_loss_errors():
         losses.onehot(jnp.array([0]), 0)
     with pytest.raises(ValueError, match="int class ids"):
         losses.onehot(jnp.array([0.5]), 3)
+    with pytest.raises(ValueError, match="must be a number > 0 \\(got dtype"):
+        losses.kl(s, t, np.array("2"))
+    with pytest.raises(ValueError, match="smallest entry is 0.0"):
+        losses.kl(s, t, jnp.array([[1.0], [0.0], [2.0], [1.0]]))
     for bad_t in ("2", None, True):
         with pytest.raises(ValueError, match=rf"temperature={bad_t!r} must be a number > 0"):
             losses.kl(s, t, bad_t)

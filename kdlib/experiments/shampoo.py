@@ -155,7 +155,9 @@ def check_blas_threads() -> None:
     """Refuses to time Shampoo on CPU unless ``OPENBLAS_NUM_THREADS=1`` (as ``make`` and the
     book's kernels set it): OpenBLAS's own threads, which run Shampoo's ``eigh``, then compete
     with XLA's for the cores, and the ratio measures that contention (2026-12-05, 6 rounds on
-    this 2-core machine: 1.57x with it unset, 1.07x with it set)."""
+    this 2-core machine: 1.57x with it unset, 1.07x with it set). It reads the environment;
+    OpenBLAS reads it once, when it loads, so a value set inside a Python that has already
+    loaded jaxlib passes this check without taking effect."""
     import os
 
     import jax
