@@ -1,5 +1,5 @@
-"""The paper's claims (C1, C2, ...: :data:`STATEMENTS`) as noise-aware sub-checks on our
-measured tables.
+"""The paper's claims (C1, C2, ...: :data:`kdlib.experiments.claim_texts.STATEMENTS`) as
+noise-aware sub-checks on our measured tables.
 
 Every rule takes the long tables of :func:`kdlib.experiments.common.results_table` (one row
 per arm and schedule length: ``test_acc`` and ``train_loss`` as means over seeds, with the
@@ -24,6 +24,13 @@ import pandas as pd
 
 from kdlib import evidence as ev
 from kdlib.claims import Claim
+from kdlib.experiments.claim_texts import (
+    PAPER_SCALE,
+    RULE_CHANGES,
+    RULE_NOTE,
+    RULE_NOTE_CLAIMS,
+    STATEMENTS,
+)
 from kdlib.policies import policies_of
 
 FIXED = policies_of("fixed")
@@ -33,219 +40,11 @@ CONSISTENT = policies_of("consistent")
 SEEDS_READ = 3
 
 
-# Every claim the chapters test: id -> (the paper's claim, the paper's evidence, chapter).
-# The verdict functions below give these statements their measured evidence.
-STATEMENTS: dict[str, tuple[str, str, str]] = {
-    "C1": (
-        'Consistent teaching (same crops, or function matching) beats a fixed teacher and '
-        'independent views when training long enough.',
-        'Figure 3 / 9-12: same/ic, same/rc and mix end highest on all four datasets.',
-        "01_consistency"),
-    "C2": (
-        'Fixed-teacher policies fit the training objective better but generalize worse (they '
-        'overfit).',
-        'Figure 3, section 3.1.1: fix/* reach the lowest distillation loss, while "function '
-        'matching never reaches such loss on the training set while generalizing much '
-        'better".',
-        "01_consistency"),
-    "C3": (
-        'Function matching needs patience: at short schedules it is not the best policy, at long '
-        'ones it is.',
-        'Figures 3, 9-12: mix trails at the shortest schedules and leads at the longest.',
-        "01_consistency"),
-    "C4": (
-        'With function matching, accuracy keeps improving with longer schedules, without '
-        "overfitting, and approaches the teacher's.",
-        'Figure 4 / Table 4: flowers102 77.5% (1k epochs) -> 96.9% (1M epochs), teacher 97.82%.',
-        "02_patience"),
-    "C5": (
-        'The distilled student, at every schedule the paper shows, beats the best model of '
-        'the same architecture trained from scratch, and at long schedules the best '
-        'transfer-learned one.',
-        'Section 3.1.2, Table 4: from-scratch "substantially outperformed" by the student at '
-        'every length shown (100-1,000,000 epochs); transfer "eventually also outperformed" '
-        '(not on flowers102: transfer 97.50% vs student 96.93%).',
-        "02_patience"),
-    "C6": (
-        'On the largest dataset, a fixed teacher saturates with longer schedules, while '
-        'consistent teaching and function matching keep improving; function matching trails at '
-        'short schedules and leads at long ones.',
-        'Table 3: fixed teacher 78.11% (1200 ep) -> 76.95% (9600); consistent 81.76%, FunMatch '
-        '82.31% at 9600 (73.89% vs 74.95% at 30).',
-        "03_imagenet"),
-    "C7": (
-        'Training from labels alone overfits at long schedules and stays below distillation.',
-        'Figure 7 / Table 3: best from labels 78.15% (1200 ep), 76.59% at 4800; FunMatch 82.31%.',
-        "03_imagenet"),
-    "C8": (
-        'Consistent views work across resolutions: a student at a lower resolution than its '
-        'teacher stays close to the full-resolution one at a fraction of the cost, and a higher-'
-        'resolution teacher gives a modest gain at every schedule.',
-        'Table 1: T224->S160 80.49% vs T224->S224 82.31% at 9600 epochs (a 2x faster student); '
-        'T384->S224 above T224->S224 at 300-9600 epochs (+0.15 to +0.33 pts).',
-        "04_resolution"),
-    "C9": (
-        "A second-order preconditioner (Shampoo) reaches Adam's accuracy with a several-times "
-        'shorter schedule, at minimal step-time overhead.',
-        'Figure 5 (middle): Shampoo at 1200 epochs matches Adam at 4800, and improves on Adam in '
-        'all settings.',
-        "05_shampoo"),
-    "C10": (
-        'A pretrained student initialization improves short distillation runs, but its advantage '
-        'vanishes with long schedules, and it eventually falls behind.',
-        'Section 3.5, Figure 5 (right) / Table 3: BiT-M init 77.52% vs 73.89% at 30 epochs; '
-        '81.11% vs 81.54% at 1200, 81.45% vs 82.18% at 4800 ("slightly overtakes").',
-        "06_init"),
-    "C11": (
-        'Function matching works across model families (a MobileNetV3 student of a BiT teacher, '
-        'better with GroupNorm than BatchNorm), and an ensemble teacher gives a better student at'
-        ' every schedule.',
-        'Table 3: MobileNet v3 (GN) 74.60% -> 76.31% (300 -> 1200 ep), (BN) 72.32% -> 73.51%; '
-        'ensemble teacher T384+224 82.12% vs 81.54% at 1200 ep.',
-        "07_cross_family"),
-    "C12": (
-        'Distillation works on images of another domain: in-domain images are best, related '
-        'images come close (given longer schedules), unrelated images still teach well above '
-        'chance.',
-        'Figure 6: pets from food101 images roughly 30%; pets / sun397 from ImageNet close to in-'
-        'domain with long schedules.',
-        "08_out_of_domain"),
-    "C13": (
-        '(DIST, Huang et al. 2022) A correlation-based loss (DIST) distills a stronger teacher '
-        'better than KL, and gains more with the strongest teacher than with the weakest.',
-        'DIST slides, Table 3: ResNet-18 from ResNet-34 / -152: KD 71.21% / 71.12%, DIST 72.07% /'
-        ' 72.24% (+0.86 / +1.12 pts; +0.77 and +0.99 from ResNet-50 and -101, so not monotone);'
-        ' ResNet-34 from ResNet-50 / -101 / -152: +0.33 / +0.47 / +0.55 pts.',
-        "09_dist"),
-}
-
-
-# What the paper's evidence for each claim spans: our scale is reported against it.
-PAPER_SCALE: dict[str, str] = {
-    "C1": "flowers102 (1,020 images) at 1,000-100,000 epochs, pets at 1,000-30,000, food101 "
-          "and sun397 at 100-3,000 (Fig. 9-12)",
-    "C2": "flowers102 at 10,000 epochs (Figure 3)",
-    "C3": "flowers102 at 1,000-100,000 epochs, pets at 1,000-30,000 (Fig. 9-10)",
-    "C4": "1,000 to 1,000,000 epochs (flowers102); 300-30,000 (pets); 100-3,000 (food101, "
-          "sun397)",
-    "C5": "100 to 1,000,000 epochs on four datasets (Figure 4, Table 4)",
-    "C6": "ImageNet (1.28M images) at 30-9,600 epochs",
-    "C7": "ImageNet at 90-4,800 epochs from labels",
-    "C8": "ImageNet at 30-9,600 epochs; teachers at 224 and 384 px",
-    "C9": "ImageNet at 300-4,800 epochs (Shampoo 1,200 vs Adam 4,800)",
-    "C10": "ImageNet at 30-4,800 epochs, BiT-M init",
-    "C11": "ImageNet at 300-1,200 epochs",
-    "C12": "pets/sun397 from other datasets at 100-10,000 epochs",
-    "C13": "ImageNet at 100-450 epochs (DIST, Huang et al.)",
-}
 # The paper's shortest schedule: lengths below it lie outside the range the paper tested.
 PAPER_MIN_EPOCHS = 30.0
 # The shortest schedule of Figure 4 and Table 4 (food101 and sun397; pets from 300, flowers102
 # from 1,000): C5's range (until 2026-12-05 it read PAPER_MIN_EPOCHS, ImageNet's shortest).
 FIGURE_4_MIN_EPOCHS = 100.0
-# The claims whose rules lived through the changes RULE_NOTE lists (every claim up to
-# 2026-12-05); a claim added later is written under today's rules and carries only its own
-# RULE_CHANGES.
-RULE_NOTE_CLAIMS = frozenset(f"C{i}" for i in range(1, 14))
-RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on the new "
-             "verdict scale) after the cpu results existed; later that day, also after "
-             "results, pooled seed noise needs 10 degrees of freedom before it may narrow "
-             "the assumed 1.0 pt; on 2026-12-04, also after results, a point's own spread "
-             "from 3 seeds counts only where it exceeds the pooled one, and seed noise is "
-             "pooled per training-set size (when it changed, 250 images spread 1.9 pts per "
-             "run, 1000 images 0.4, and one pool over both 1.5); late on 2026-12-04, also "
-             "after results, within a training-set size seed noise is pooled per schedule "
-             "length where that length has 10 degrees of freedom or spreads more (1000 "
-             "images then spread 1.6 pts per run at 100 epochs, 0.4 at 300 and at 1000, "
-             "0.88 over all three): each sub-check also records its outcome under the "
-             "per-size pool, and the summary lists those that differ; on 2026-12-05, also "
-             "after results (a review of the rules against the paper), the best arm of a "
-             "family is picked on validation accuracy, not mean test accuracy, and a check "
-             "that reads a point selected at a grid edge the ladder goes beyond makes its "
-             "verdict provisional")
-# Changes of one claim's rule, after results, appended to its RULE_NOTE.
-RULE_CHANGES: dict[str, str] = {
-    "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
-           "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
-           "fixed before any new seed was trained (a seed follow-up in the queue for every "
-           "inconclusive check that needed at most 12 seeds per point to be decided, were its "
-           "difference what it read at 3: these needed 4 and 7), and the checks read every "
-           "one stored; the summary's sensitivity table also reads them from the 5 new "
-           "seeds alone, a reading added before any was trained"),
-    "C2": ("; on 2026-12-05 C2 compares the fixed-teacher policies with function matching, "
-           "as section 3.1.1 does, not with the best consistent policy"),
-    "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs, "
-           "food101 and sun397; flowers102 starts at 1,000), not ImageNet's 30: the 30- and "
-           "40-epoch comparisons (1k and 250 images: the student trailed scratch, 2 fails; 4k "
-           "images at 30 epochs: 2 inconclusive) are reported, no longer checked; late that "
-           "day, after results, the points of '1k: student > scratch at 100 epochs' (it needed "
-           "about 6 seeds per point to be decided) were planned to 8 seeds, fixed before any "
-           "new seed was trained, and the check reads every one stored (and, in the summary's "
-           "sensitivity table, the 5 new seeds alone); in the next session, after results (a "
-           "reader's audit), each student length is compared with the best from-scratch run "
-           "and the longest with the best transfer run (each baseline's best length on "
-           "validation), as Table 4 and Figure 4 set every student length against one tuned "
-           "baseline; it had compared the baselines at the student's own length, a weaker "
-           "bar (1k images: the student at 100 epochs, 80.0%, was ahead of scratch at 100, "
-           "77.5%, within the noise, and is behind the best scratch run, 83.1% at 1000)"),
-    "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
-           "length with an Adam length 3x longer, and the shortest such), not the best of "
-           "every pair; its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
-           "largest gap the paper itself calls a match (0.51 pts, Table 3: FunMatch with "
-           "Shampoo at 1200 epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam "
-           "at 1000 epochs (function matching at 1000 epochs, the point chapter 02 grew and "
-           "replicated), so "
-           "the match is read at 3.3x (300 vs 1000 epochs)"),
-    "C4": ("; late on 2026-12-05 C4's 'no overfitting' holds only where every step to a "
-           "longer schedule is shown to lose at most 1 pt (beyond 2 SE) and is inconclusive "
-           "where a step is within the noise; it held whenever no step was clearly worse, "
-           "so steps within the noise read as evidence (a statistical review; every stored "
-           "step was a clear gain, so no outcome moved)"),
-    "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
-           "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
-           "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "
-           "match is, not an unexplained 3 (the check then held, +0.7 pts ±2.1)"),
-    "C11": ("; on 2026-12-05 C11's MobileNet check reads the last step to the longest "
-            "length (the paper's 300 -> 1200 epochs), not the whole range from the shortest, "
-            "and C11 gained a check against the same MobileNet trained from labels; in the "
-            "next session, after results, the points of that check (distilled and from "
-            "labels at 100 epochs; it needed about 12 seeds per point to be decided, leaning "
-            "fails) were planned to 8 seeds under the criterion C1, C5 and C10's follow-ups "
-            "met (it had been left out for its cost, and following up only the checks that "
-            "leaned the paper's way would bias the tally towards it), fixed before any new "
-            "seed was trained, and the check reads every one stored (and, in the summary's "
-            "sensitivity table, the 5 new seeds alone)"),
-    "C10": ("; on 2026-12-05 C10 gained a check for section 3.5's title, 'eventually falls "
-            "behind': the random init ahead at the longest length; late that day, after "
-            "results, the 30-epoch points (the head start, which needed about 10 seeds per "
-            "point to be decided) were planned to 8 seeds, fixed before any new seed was "
-            "trained, and the check reads every one stored (and, in the summary's sensitivity "
-            "table, the 5 new seeds alone)"),
-    "C7": ("; in the session after 2026-12-05's, after results (a reader's audit), "
-           "'distillation > labels' compares function matching, the recipe Figure 7 and "
-           "Table 3 set label-only training against, with the best label-only arm; it "
-           "compared the best distillation arm, which at cpu is the fixed teacher the paper "
-           "argues against: the check went from holds (+8.9 pts ±3.3, n=1) to inconclusive "
-           "(+2.9 pts ±3.3, n=1), and the verdict stays not testable at this scale (the "
-           "overfitting check is not testable at 4 epochs)"),
-    "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
-           "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
-           "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
-    "C13": ("; late on 2026-12-05 (after results; the rule itself is unchanged) the KL arm "
-            "reads chapter 01's runs of its configs: 9 of chapter 09's runs were copies of "
-            "chapter 01's configs, trained again in another group, and its lr 0.03 copy read "
-            "0.9 pts lower, so chapter 09 selected lr 0.01 (84.1%, where chapter 01 reads "
-            "85.5% for the same point); one config is now one run for every chapter "
-            "(kdlib.store.fresh_run), and 'DIST > KL at 300 epochs' went from holds (+1.6 pts "
-            "±1.2) to inconclusive (+0.2 pts ±1.2, as it then read); in the next session, "
-            "after results (a reader's audit), 'DIST gains more with the strong teacher' is "
-            "not testable while the weak teacher is below its own KL student (outside DIST's "
-            "study, whose teachers are all stronger than their students, as C8 reads its "
-            "high-res check): it had read inconclusive (-0.6 pts, about 25 seeds per point "
-            "to decide, while what would settle it also named the missing teacher), so the "
-            "verdict went from inconclusive to not testable (a check not testable, none "
-            "decided: evidence.combine)"),
-}
 
 
 def _claim(cid: str, ours: str, checks: list[ev.Check], chapter: str, noise: ev.Noise,
