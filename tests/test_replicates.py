@@ -202,6 +202,14 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
     noise = common.store_noise("cpu")
     assert common.noise_regime(config_to_dict(small)) == f"10 images, {small.epochs:g} epochs"
     assert common.noise_regime(small) == common.noise_regime(config_to_dict(small))
+    # students of other images than the evaluation dataset's pool their noise apart
+    other = small.replace(data=dataclasses.replace(small.data, name="digits",
+                                                   eval_name="fashion_mnist"))
+    assert common.noise_regime(other) == f"10 images of digits, {small.epochs:g} epochs"
+    assert common.noise_regime(config_to_dict(other)) == common.noise_regime(other)
+    subset = small.replace(data=dataclasses.replace(small.data, classes=(0, 3)))
+    assert common.noise_regime(subset).startswith(
+        f"10 images of {small.data.name} classes 0,3, ")
     assert noise.sd_for(common.noise_regime(small)) == pytest.approx(math.sqrt(0.005))
     assert noise.sd_for(common.noise_regime(config_to_dict(base))) == pytest.approx(noise.sd)
     assert noise.source.startswith("per regime: 10 images 7.07 pts (1 points)")

@@ -135,7 +135,12 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "after results (a review of the rules against the paper), the best arm of a "
              "family is picked on validation accuracy, not mean test accuracy, and a check "
              "that reads a point selected at a grid edge the ladder goes beyond makes its "
-             "verdict provisional")
+             "verdict provisional; in the session after 2026-12-05, after results (chapter "
+             "08's first replicates), runs trained on other images than the evaluation "
+             "dataset's (related, unrelated and noise images) pool their seed noise apart "
+             "from the in-domain runs: digits students spread 6.8 pts per run at 300 epochs "
+             "and had widened the 1000-image, 300-epoch pool from 0.7 to 1.7 pts, turning "
+             "four checks of C1, C2, C4 and C8 inconclusive")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
