@@ -457,10 +457,13 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
     return f"What the longest schedules changed for {arm}: " + "; ".join(parts) + "."
 
 
-def _best_length(table: pd.DataFrame, arm: str) -> float:
-    """The schedule length at which ``arm`` reads its best validation accuracy: a tuned
-    baseline's one number (Table 4 gives one per baseline, its best over the sweep)."""
-    return max(_eps(table, arm), key=lambda e: float(_row(table, arm, e)["val_acc"]))
+def _best_length(table: pd.DataFrame, arm: str, lengths: Sequence[float] | None = None
+                 ) -> float:
+    """The schedule length (of ``lengths``, default every finished one) at which ``arm`` reads
+    its best validation accuracy: a tuned baseline's one number (Table 4 gives one per
+    baseline, its best over the sweep), or where label-only training peaks (C7)."""
+    return max(_eps(table, arm) if lengths is None else lengths,
+               key=lambda e: float(_row(table, arm, e)["val_acc"]))
 
 
 def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
@@ -586,9 +589,10 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
     checks = [ev.greater(f"{recipe} > labels at {longest:g} epochs",
                          est(table, recipe, longest), est(table, best_l, longest), noise)]
     if longest > overfit_epochs:
-        peak = max(eps, key=lambda e: float(_row(table, best_l, e)["val_acc"]))  # validation
-        if peak == longest and len(eps) >= 2:  # best at the end: a decline shows as none
-            peak = eps[-2]
+        own = [e for e in _eps(table, best_l) if e <= longest]  # lengths it has finished
+        peak = _best_length(table, best_l, own)
+        if peak == longest and len(own) >= 2:  # best at the end: a decline shows as none
+            peak = own[-2]
         checks.append(ev.greater(f"{best_l} declines after {peak:g} epochs",
                                  est(table, best_l, peak), est(table, best_l, longest), noise))
     else:
