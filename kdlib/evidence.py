@@ -116,10 +116,14 @@ class Estimate:
     def se(self, noise_sd: float) -> float:
         """Standard error of the mean from ``noise_sd``, or from the own spread where the point
         has MIN_OWN_SEEDS seeds (or kept one from them: :attr:`kept_sd`) and that spread is
-        larger (0 for a known number)."""
+        larger (0 for a known number). Two seeds' spread widens it too where larger: too few
+        to narrow the noise, enough to show a point noisier than the pool (since the session
+        after 2026-12-05; until then 2 seeds read the pooled noise alone)."""
         if self.known:
             return 0.0
         own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
+        if self.n == 2 and not math.isfinite(own):  # no spread kept from more seeds
+            own = self.sd
         sd = max(own, noise_sd) if math.isfinite(own) else noise_sd
         return sd / math.sqrt(self.n)
 
@@ -352,7 +356,9 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
                          parent_regime(r) is not None):
         sd, points = pools[regime]
         parts.append(f"{regime} {_per_run(sd, metric)} ({points} points)")
-    return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source}", own)
+    return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source} (a "
+                 "length without a pool of its own reads its training-set size's, a size "
+                 "without one reads this)", own)
 
 
 def _natural(regime: str) -> tuple[Any, ...]:
@@ -554,9 +560,11 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     "selection_outcome" (each point's selection noise added) or "followup_outcome" (a seed
     follow-up's new seeds only); a check without that reading counts with its outcome.
 
-    reproduced: every check holds. partly: some hold and some fail. not reproduced: some fail
-    and none holds. Otherwise (none fails, not all hold): "not testable at this scale" when a
-    check is not testable, else inconclusive.
+    reproduced: every check holds. not reproduced: every check fails. partly: some hold and
+    some fail. Otherwise (not all alike, not both): "not testable at this scale" when a check
+    is not testable, else inconclusive. The two ends mirror each other (until the session
+    after 2026-12-05 "not reproduced" needed only one fail and no hold, so one fail beside
+    inconclusive checks read "not reproduced" where one hold read "inconclusive").
     """
     if not checks:
         raise ValueError("a claim needs at least one sub-check")
@@ -566,10 +574,10 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     holds, fails = outcomes.count("holds"), outcomes.count("fails")
     if holds == len(outcomes):
         return "reproduced"
+    if fails == len(outcomes):
+        return "not reproduced"
     if holds and fails:
         return "partly"
-    if fails:
-        return "not reproduced"
     if "not testable" in outcomes:
         return "not testable at this scale"
     return "inconclusive"

@@ -720,6 +720,7 @@ def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     assert shampoo.step_time_text(times).startswith("step time Shampoo / Adam: 1.25x")
     assert len(times) == 2 * shampoo.TIMING_ROUNDS  # the rounds asked by default
     assert "medians of 6 rounds; per round 1.25-1.25x" in shampoo.step_time_text(times)
+    assert "(Adam 400 vs Shampoo 321 img/s" in shampoo.step_time_text(times)  # named, in order
     assert set(again.key["programs"]) == {"Adam", "Shampoo"}
     shampoo.stored_step_times(experiments, "cpu", calls=2, remeasure=True, root=tmp_path)
     shampoo.stored_step_times(experiments, "cpu", calls=3, root=tmp_path)

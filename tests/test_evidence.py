@@ -28,7 +28,10 @@ def test_standard_error_uses_own_spread_from_three_seeds_where_larger_else_the_n
     assert e(0.80, 0.82, 0.84).se(0.005) == pytest.approx(0.02 / math.sqrt(3))
     # 3 seeds cannot show a point quieter than the pooled noise
     assert e(0.80, 0.82, 0.84).se(0.5) == pytest.approx(0.5 / math.sqrt(3))
-    assert e(0.80, 0.82).se(0.01) == pytest.approx(0.01 / math.sqrt(2))
+    # 2 seeds cannot narrow the pooled noise, but show a point noisier than it
+    assert e(0.80, 0.82).se(0.05) == pytest.approx(0.05 / math.sqrt(2))
+    assert e(0.80, 0.82).se(0.01) == pytest.approx(e(0.80, 0.82).sd / math.sqrt(2))
+    assert e(0.80, 0.82).sd == pytest.approx(0.02 / math.sqrt(2))
     assert e(0.8).se(0.01) == pytest.approx(0.01)
 
 
@@ -329,8 +332,9 @@ def test_difference_greater_compares_two_gains():
     (["holds", "fails"], "partly"),
     (["holds", "fails", "inconclusive"], "partly"),
     (["fails", "fails"], "not reproduced"),
-    (["fails", "inconclusive"], "not reproduced"),
-    (["fails", "not testable"], "not reproduced"),
+    (["fails", "inconclusive"], "inconclusive"),  # mirrors holds + inconclusive
+    (["fails", "not testable"], "not testable at this scale"),  # mirrors holds + not testable
+    (["fails", "fails", "inconclusive"], "inconclusive"),
     (["holds", "inconclusive"], "inconclusive"),
     (["inconclusive"], "inconclusive"),
     (["holds", "not testable"], "not testable at this scale"),
@@ -340,6 +344,11 @@ def test_difference_greater_compares_two_gains():
 def test_combine_is_symmetric_between_reproduced_and_not(outcomes, verdict):
     checks = [ev.Check(f"c{i}", o, "") for i, o in enumerate(outcomes)]
     assert ev.combine(checks) == verdict
+    # swapping every holds for fails (and back) swaps the two ends and nothing else
+    swap = {"holds": "fails", "fails": "holds"}
+    mirrored = [ev.Check(f"c{i}", swap.get(o, o), "") for i, o in enumerate(outcomes)]
+    ends = {"reproduced": "not reproduced", "not reproduced": "reproduced"}
+    assert ev.combine(mirrored) == ends.get(verdict, verdict)
 
 
 def test_bad_outcome_and_empty_checks_are_clear_errors():

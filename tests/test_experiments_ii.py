@@ -182,6 +182,14 @@ def test_throughput_table_reads_the_selected_runs_summary(tmp_path):
                          "group_size": 2}, [], {}, "done", tmp_path / "abc")
     t = common.throughput_table({"Adam": {1.0: SweepResult([{}], [run])}})
     assert t.loc[0, "img_per_s"] == 900.0 and t.loc[0, "group_size"] == 2
+    assert t.loc[0, "n_seeds"] == 1 and t.loc[0, "seed_img_per_s_min"] == 900.0
+    # a replicate (same program, another time) widens the seeds' range; the selected run's
+    # own img/s stays the table's img_per_s
+    slow = RunRecord({"seed": 1}, {"test_acc": .5, "img_per_s": 300.0}, [], {}, "done",
+                     tmp_path / "def")
+    t = common.throughput_table({"Adam": {1.0: SweepResult([{}], [run], replicates=[slow])}})
+    assert (t.loc[0, "img_per_s"], t.loc[0, "seed_img_per_s_min"],
+            t.loc[0, "seed_img_per_s_max"], t.loc[0, "n_seeds"]) == (900.0, 300.0, 900.0, 2)
 
 
 def test_planned_lengths_add_only_the_queued_arms_and_keep_the_shown_ones():

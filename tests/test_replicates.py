@@ -374,6 +374,26 @@ def test_shared_points_find_one_training_config_read_by_two_chapters(tmp_path):
                          "wd=0.0001, temperature=1).")
 
 
+def test_a_chapter_names_the_points_other_chapters_select_differently(tmp_path):
+    _write_point(tmp_path, "01_a", "aaaaaaaaaaaa", 0.03, 0.855, 3)
+    _write_point(tmp_path, "02_b", "bbbbbbbbbbbb", 0.003, 0.821, 1, edge="lr")
+    _write_point(tmp_path, "04_d", "dddddddddddd", 0.03, 0.855, 3)  # 01_a's selection
+    _write_point(tmp_path, "01_a", "eeeeeeeeeeee", 0.01, 0.70, 1, epochs=30.0)  # alone
+    shared = common.shared_points("cpu", root=tmp_path)
+    assert common.elsewhere_report(shared, "02_b") == (
+        "1 point this chapter reads is read by other chapters from another selection (the "
+        "same training config; each chapter selects on the grid its compared arms share, so "
+        "this chapter's checks read its own value): FM at 300 epochs: here 82.1% (n=1; "
+        "lr=0.003, wd=0.0001, temperature=1, grid edge lr); 85.5% (n=3; lr=0.03, wd=0.0001, "
+        "temperature=1) in 01_a, 04_d.")
+    assert common.elsewhere_report(shared, "01_a").endswith(
+        "here 85.5% (n=3; lr=0.03, wd=0.0001, temperature=1); 82.1% (n=1; lr=0.003, "
+        "wd=0.0001, temperature=1, grid edge lr) in 02_b.")
+    assert common.elsewhere_report(shared, "09_none") == ""  # reads no shared point
+    same = shared[shared["chapter"] != "02_b"]  # 01_a and 04_d select alike
+    assert common.elsewhere_report(same, "01_a") == ""
+
+
 def test_shared_points_report_a_rerun_of_the_same_selection_apart(tmp_path):
     _write_point(tmp_path, "01_a", "aaaaaaaaaaaa", 0.003, 0.3675, 1)
     _write_point(tmp_path, "09_b", "bbbbbbbbbbbb", 0.003, 0.3727, 1)

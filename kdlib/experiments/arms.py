@@ -416,6 +416,45 @@ def selection_bias_report(preset: str) -> str:
             f"{verdict}.")
 
 
+def elsewhere_report(shared: Any, section: str) -> str:
+    """The points ``section`` reads that another chapter selects differently (from
+    :func:`shared_points`), each with every selection's mean test accuracy, seeds, swept
+    values and the chapters reading it, in one paragraph ("" if there is none). Each chapter
+    selects on the grid its compared arms share, so the same training config can read
+    differently in two chapters; a reader sees both numbers where either is quoted."""
+    if shared.empty or section not in set(shared["chapter"]):
+        return ""
+    items = []
+    mine = shared[shared["key"].isin(shared.loc[shared["chapter"] == section, "key"])]
+    for _, g in sorted(mine.groupby("key", sort=False), key=lambda kg: kg[1]["epochs"].iloc[0]):
+        here = g[g["chapter"] == section].iloc[0]
+        if g["selected"].nunique() < 2:
+            continue
+        readings = [f"here {_reading(here)}"]
+        for _, other in g[g["selected"] != here["selected"]].groupby("selected",
+                                                                          sort=False):
+            readings.append(f"{_reading(other.iloc[0])} in "
+                            + ", ".join(sorted(set(other["chapter"]))))
+        items.append(f"{here['arm']} at {here['epochs']:g} epochs: " + "; ".join(readings))
+    if not items:
+        return ""
+    return (f"{len(items)} point{'s' if len(items) != 1 else ''} this chapter reads "
+            f"{'are' if len(items) != 1 else 'is'} read by other chapters from another "
+            "selection (the same training config; each chapter selects on the grid its "
+            "compared arms share, so this chapter's checks read its own value): "
+            + ". ".join(items) + ".")
+
+
+def _reading(row: Any) -> str:
+    """'80.0% ±0.8 (n=3; lr=0.03, ..., grid edge lr)' for one row of :func:`shared_points`."""
+    sd = row["test_acc_sd"]
+    pts = 100 * float(sd) if sd is not None and sd == sd else None
+    spread = "" if pts is None else f" ±{pts:.1f}" if pts >= 0.1 else f" ±{pts:.2f}"
+    edge = f", grid edge {row['at_edge']}" if row["at_edge"] else ""
+    return (f"{100 * row['test_acc']:.1f}%{spread} (n={int(row['n_seeds'])}; "
+            f"{row['selected']}{edge})")
+
+
 def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> str:
     """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line.
 
@@ -638,10 +677,13 @@ def seed_cells(table: Any, arms: Sequence[str] | None = None) -> Any:
 
 
 def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
-    """Measured speed of the selected run per (arm, epochs): img/s, training seconds, group.
+    """Measured speed of the selected run per (arm, epochs): img/s, training seconds, group,
+    and the lowest and highest img/s of its seeds (``seed_img_per_s_*``, over ``n_seeds``).
 
     ``img_per_s`` counts batch images per second of the whole vectorized group (its runs
-    share views and the teacher forward pass), so compare arms with equal group sizes.
+    share views and the teacher forward pass), so compare arms with equal group sizes. The
+    seeds of one config train the same program at other times, so their range shows how
+    much the machine's load, not the code, moves a run's own speed.
     """
     import pandas as pd
 
@@ -650,11 +692,18 @@ def throughput_table(results: dict[str, dict[float, sweep.SweepResult]]) -> Any:
         for ep, result in by_epochs.items():
             best = result.best
             summary = best.summary if best is not None else {}
+            seeds = [float(r.summary["img_per_s"]) for r in result.seed_runs("img_per_s")]
             rows.append({"arm": arm, "epochs": ep, "img_per_s": summary.get("img_per_s"),
                          "train_time_s": summary.get("train_time_s"),
-                         "group_size": summary.get("group_size")})
-    return pd.DataFrame(rows, columns=["arm", "epochs", "img_per_s", "train_time_s",
-                                       "group_size"])
+                         "group_size": summary.get("group_size"),
+                         "seed_img_per_s_min": min(seeds, default=None),
+                         "seed_img_per_s_max": max(seeds, default=None),
+                         "n_seeds": len(seeds)})
+    return pd.DataFrame(rows, columns=list(THROUGHPUT_COLUMNS))
+
+
+THROUGHPUT_COLUMNS = ("arm", "epochs", "img_per_s", "train_time_s", "group_size",
+                      "seed_img_per_s_min", "seed_img_per_s_max", "n_seeds")
 
 
 def model_costs(experiment: Arms, num_classes: int = 10, in_channels: int = 1

@@ -70,7 +70,8 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
         'A pretrained student initialization improves short distillation runs, but its advantage '
         'vanishes with long schedules, and it eventually falls behind.',
         'Section 3.5, Figure 5 (right) / Table 3: BiT-M init 77.52% vs 73.89% at 30 epochs; '
-        '81.11% vs 81.54% at 1200, 81.45% vs 82.18% at 4800 ("slightly overtakes").',
+        'random 81.54% vs BiT-M init 81.11% at 1200, 82.18% vs 81.45% at 4800 ("slightly '
+        'overtakes").',
         "06_init"),
     "C11": (
         'Function matching works across model families (a MobileNetV3 student of a BiT teacher, '
@@ -140,9 +141,19 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "dataset's (related, unrelated and noise images) pool their seed noise apart "
              "from the in-domain runs: digits students spread 6.8 pts per run at 300 epochs "
              "and had widened the 1000-image, 300-epoch pool from 0.7 to 1.7 pts, turning "
-             "four checks of C1, C2, C4 and C8 inconclusive")
+             "four checks of C1, C2, C4 and C8 inconclusive; in the session after that, "
+             "after results (a review of the rules against their code; no stored verdict "
+             "moved), 'not reproduced' needs every sub-check to fail, mirroring "
+             "'reproduced' (it had needed one fail and no hold, so one fail beside "
+             "inconclusive checks read 'not reproduced' where one hold read 'inconclusive'), "
+             "and a point of 2 seeds counts its own spread where it exceeds the pooled one "
+             "(it had read the pool alone)")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
+    "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "
+           "their code), 'mix leads every other policy' compares mix with each other policy "
+           "(it held only if ahead of every one, fails if behind any), not only with the one "
+           "best on validation, which could miss an arm ahead on test"),
     "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
            "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
            "fixed before any new seed was trained (a seed follow-up in the queue for every "
@@ -208,7 +219,10 @@ RULE_CHANGES: dict[str, str] = {
            "overfitting check is not testable at 4 epochs)"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does; it compared it with the fixed teacher, "
-           "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%)"),
+           "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%); in the "
+           "next session (a review of the rules against their code) 'FM leads' compares "
+           "function matching with each of the fixed teacher and consistent teaching, not "
+           "only the one best on validation (not testable at our lengths either way)"),
     "C13": ("; late on 2026-12-05 (after results; the rule itself is unchanged) the KL arm "
             "reads chapter 01's runs of its configs: 9 of chapter 09's runs were copies of "
             "chapter 01's configs, trained again in another group, and its lr 0.03 copy read "

@@ -31,6 +31,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     config_key,
     describe,
     edge_report,
+    elsewhere_report,
     extended_axes,
     model_costs,
     noise_regime,
