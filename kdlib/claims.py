@@ -277,8 +277,9 @@ def report(claims: Iterable[Claim]) -> str:
     claims = _sorted(claims)
     lines = [markdown_table(claims, linked=()), "", "| id | sub-check | outcome | numbers |",
              "| --- | --- | --- | --- |"]
-    lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']} | {_cell(k['detail'])} |"
-              for c in claims for k in c.checks]
+    lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']}"
+              + (f" ({robustness(k, names=True)})" if robustness(k) else "")
+              + f" | {_cell(k['detail'])} |" for c in claims for k in c.checks]
     lines.append("")
     for c in claims:
         facts = [f"seeds per point: {c.seeds}" if c.seeds else "", c.noise and f"noise: {c.noise}",
@@ -301,6 +302,20 @@ ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",
                 "heldout_outcome": "selected runs left out",
                 "selection_outcome": "with the selection's noise",
                 "followup_outcome": "follow-up seeds only"}
+
+
+def robustness(check: dict[str, Any], names: bool = False) -> str:
+    """'inconclusive under 4 of 5 other readings' ('' when every reading the check records
+    agrees with its outcome): how far its outcome rests on the rule's choices rather than on
+    the runs; ``names`` adds which readings, e.g. '(at 3 SE; selected runs left out)'."""
+    recorded = [r for r in ALTERNATIVES if check.get(r)]
+    differ = [r for r in recorded if check[r] != check["outcome"]]
+    if not differ:
+        return ""
+    outcomes = sorted({check[r] for r in differ})
+    which = f" ({'; '.join(ALTERNATIVES[r] for r in differ)})" if names else ""
+    return (f"{' or '.join(outcomes)} under {len(differ)} of {len(recorded)} other "
+            f"reading{'s' if len(recorded) != 1 else ''}{which}")
 
 
 def verdict_under(claim: Claim, reading: str) -> str:
@@ -476,7 +491,9 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
     items = []
     for c in claims:
         numbers = "; ".join(f"{html.escape(k['outcome'])}: {html.escape(k['name'])} "
-                            f"({html.escape(check_numbers(k))})" for k in key_checks(c))
+                            f"({html.escape(check_numbers(k))}"
+                            + (f"; {html.escape(robustness(k))}" if robustness(k) else "")
+                            + ")" for k in key_checks(c))
         changed = "its rule (or what it reads) changed after its results existed, see its note"
         counted = (f" ({_outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
                    if c.checks else f" ({changed})" if c.own_rule_changed else "")

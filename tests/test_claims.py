@@ -251,6 +251,24 @@ def test_findings_box_has_every_claim_verdict_numbers_and_noise():
     assert "No claims stored" in claims.findings_html([], "smoke")
 
 
+def test_a_check_says_under_how_many_other_readings_its_outcome_differs():
+    fragile = dict(_check("1k: 1000 beats 300", "holds", 0.010, 0.0045,
+                          "a vs b: +1.0 pts (±0.9 at 2 SE)"),
+                   coarse_outcome="inconclusive", strict_outcome="inconclusive",
+                   heldout_outcome="holds", selection_outcome="fails")
+    assert claims.robustness(fragile) == "fails or inconclusive under 3 of 4 other readings"
+    assert claims.robustness(fragile, names=True).endswith(
+        "(noise per training-set size only; at 3 SE; with the selection's noise)")
+    firm = dict(fragile, coarse_outcome="holds", strict_outcome="holds",
+                selection_outcome="holds")
+    assert claims.robustness(firm) == "" and claims.robustness(_check("x", "holds")) == ""
+    found = [dataclasses.replace(make("C4", verdict="reproduced"), checks=(fragile,))]
+    assert ("(+1.0 pts ± 0.9; fails or inconclusive under 3 of 4 other readings)"
+            in claims.findings_html(found, "cpu"))
+    assert "| holds (fails or inconclusive under 3 of 4 other readings (noise per" in \
+        claims.report(found)
+
+
 def test_findings_box_says_where_a_claims_own_rule_changed_after_results():
     changed = dataclasses.replace(make("C5", verdict="inconclusive"), own_rule_changed=True)
     box = claims.findings_html([changed, make("C1", verdict="inconclusive")], "cpu")
