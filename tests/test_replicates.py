@@ -61,6 +61,29 @@ def test_at_edge_and_widen_follow_the_ladder():
     assert common.widen({"lr": [4e-3, 5e-3]}, [{"lr": 4e-3}])["lr"] == [3e-3, 4e-3, 5e-3]
 
 
+def test_a_comparison_whose_probe_led_grows_one_step_past_the_ladder():
+    beyond = cfg(epochs=30.0).replace(section="01_consistency")
+    assert common.ladders_for(beyond)["lr"][-2:] == (0.1, 0.3)
+    assert common.ladders_for(beyond)["wd"] == common.LADDERS["wd"]
+    # another section, size or length keeps the written ladder; so does a stored config dict
+    for other in (cfg(epochs=30.0), beyond.replace(epochs=300.0),
+                  beyond.replace(**{"data.train_size": 250})):
+        assert common.ladders_for(other) == common.LADDERS
+    stored = {"section": "01_consistency", "epochs": 400.0, "data": {"train_size": 250}}
+    assert common.ladders_for(stored)["lr"][-1] == 0.3
+    assert common.ladders_for(None) == common.LADDERS
+    axes, top = {"lr": [3e-2, 1e-1]}, {"lr": 1e-1}
+    ladders = common.ladders_for(beyond)
+    assert common.at_edge(axes, top) == [] and common.at_ladder_end(axes, top) == ["lr"]
+    assert common.at_edge(axes, top, ladders) == ["lr"]
+    assert common.at_ladder_end(axes, top, ladders) == []
+    assert common.widen(axes, [top], ladders)["lr"] == [3e-2, 1e-1, 0.3]
+    assert common.widen(axes, [top]) == axes  # the written ladder ends at 0.1
+    grown = {"lr": [3e-2, 1e-1, 0.3]}
+    assert common.at_ladder_end(grown, {"lr": 0.3}, ladders) == ["lr"]
+    assert common.widen(grown, [{"lr": 0.3}], ladders) == grown
+
+
 def test_extended_axes_add_temperature_ten_to_short_kl_arms_only():
     axes = {"lr": [1e-3, 3e-3]}
     assert common.extended_axes(cfg(epochs=30.0), axes)["temperature"] == [1.0, 10.0]

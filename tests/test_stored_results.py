@@ -140,3 +140,32 @@ def test_every_chapter_read_the_same_seed_noise():
             pools.setdefault(claim.noise, set()).add(claim.chapter)
     assert len(pools) == 1, "chapters read different noise pools: " + "; ".join(
         f"{sorted(chs)}: {noise[:80]}" for noise, chs in pools.items())
+
+
+def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
+    """arms.LADDER_BEYOND (set after the probes' results) against the store: each comparison
+    it extends has a stored probe at lr 0.3 that beat its lr 0.1 config on validation, and no
+    probe still at the ladder's end leads outside it."""
+    from kdlib.config import config_from_dict
+    from kdlib.experiments import arms, ladder_probe
+
+    for (section, size, epochs), extra in arms.LADDER_BEYOND.items():
+        led = []
+        for path in (RESULTS / "cpu" / section).glob(f"*/{store.CONFIG_FILE}"):
+            config = json.loads(path.read_text())
+            if (config.get("lr") != ladder_probe.BEYOND or config.get("seed") != 0
+                    or config.get("epochs") != epochs
+                    or config["data"].get("train_size") != size):
+                continue
+            probe, end = store.load_run(path.parent), store.fresh_run(
+                config_from_dict(config).replace(lr=ladder_probe.AT_END))
+            if end is not None and probe.status == "done" and (
+                    probe.summary["val_acc"] > end.summary["val_acc"]):
+                led.append(path.parent.name)
+        assert led and extra == {"lr": (ladder_probe.BEYOND,)}, (section, size, epochs)
+    for row in ladder_probe.probe_rows("cpu"):
+        if row["lr 0.3 ahead on val"]:
+            probe = store.load_run(next((RESULTS / "cpu").glob(f"*/{row['probe run']}")))
+            key = (probe.config["section"], probe.config["data"].get("train_size"),
+                   float(probe.config["epochs"]))
+            assert key in arms.LADDER_BEYOND, row

@@ -20,6 +20,7 @@ from kdlib.config import DataConfig, ModelConfig, RunConfig
 from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
 from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arms, ...)
+    LADDER_BEYOND,
     LADDERS,
     MAX_SEEDS,
     SEEDS,
@@ -33,6 +34,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     edge_report,
     elsewhere_report,
     extended_axes,
+    ladders_for,
     model_costs,
     noise_regime,
     point_hash,

@@ -6,8 +6,10 @@ growing every such grid (every arm alike: hours of runs at long schedules), the 
 the next value, lr :data:`BEYOND`, for the cheapest of those selected Adam configs (seed 0, as
 the grid's own runs) and compares its validation accuracy with the selected run's. Where lr
 0.3 loses, the optimum lies inside the ladder at that point; where it wins, the ladder is too
-short there. Probe runs are stored like any run (under the selected run's chapter folder); no
-chapter's grid reads them unless its ladder grows.
+short there, and that comparison's ladder goes one step further for every arm alike
+(:data:`kdlib.experiments.arms.LADDER_BEYOND`; the queue grows those grids, and the probe run
+is then one of the grid's runs). Probe runs are stored like any run (under the selected run's
+chapter folder); no chapter's grid reads them unless its ladder grows.
 
 ``python -m kdlib.experiments.ladder_probe --train N`` trains the N cheapest probes (stored ones
 are loaded); ``--report`` prints the comparison table.
@@ -114,7 +116,23 @@ def report(preset: str = "cpu", root: Any = None) -> str:
     return (f"Of the {total} selected configs at lr 0.1, the ladder's end, {len(rows)} (the "
             f"cheapest) were probed one step beyond, at lr 0.3: it is ahead on validation at "
             f"{len(ahead)}" + (f" ({'; '.join(r['read by'] for r in ahead)})" if ahead else "")
-            + (f", and diverged at {diverged}" if diverged else "") + ".")
+            + (f", and diverged at {diverged}" if diverged else "") + "." + beyond_text())
+
+
+def beyond_text() -> str:
+    """' Where a probe led, ...' on :data:`kdlib.experiments.arms.LADDER_BEYOND`, or ''."""
+    from kdlib.experiments import arms
+
+    if not arms.LADDER_BEYOND:
+        return ""
+    where = []
+    for (section, size, epochs), extra in arms.LADDER_BEYOND.items():
+        steps = ", ".join(f"{name} {', '.join(f'{v:g}' for v in values)}"
+                          for name, values in extra.items())
+        where.append(f"{section}'s {size} images at {epochs:g} epochs ({steps})")
+    return (" Where a probe led, the ladder of its comparison goes that step further for "
+            f"every arm alike, and the queue grows those grids: {'; '.join(where)}; their "
+            "selected configs are no longer at the ladder's end, so they leave this count.")
 
 
 def parser() -> argparse.ArgumentParser:
