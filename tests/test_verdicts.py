@@ -307,6 +307,8 @@ def test_c8_resolution():
     assert "(87.5%, -0.9 pts); measured anyway, its student at 1000 epochs: high-res " \
         "teacher @1000ep 85.0" in c.checks[1]["detail"]
     assert "-3.0 pts" in c.checks[1]["detail"]
+    with pytest.raises(ValueError, match="needs the test accuracy of the teachers of"):
+        v.c8_resolution(tab(lengths(worse)), "04", teacher_accs={"same resolution": .875})
     bad = dict(acc, **{"low-res student": (.6, .6, .6), "high-res teacher": (.7, .7, .7)})
     assert v.c8_resolution(tab(lengths(bad)), "04").verdict == "not reproduced"
     # "at a fraction of the cost": the low-res student's FLOPs against the baseline's
@@ -342,6 +344,11 @@ def test_c9_reads_one_pair_fixed_in_advance_not_the_best_of_all_pairs():
     c = v.c9_shampoo(t, "05")
     assert c.checks[0]["name"] == "Shampoo at 100 matches Adam at 300 epochs"
     assert c.checks[0]["outcome"] == "fails"
+    # of several Adam lengths at least 3x longer, the shortest
+    t = tab({"Adam": {30.0: s3(.7), 300.0: s3(.8), 1000.0: s3(.9)},
+             "Shampoo": {30.0: s3(.8), 100.0: s3(.85)}})
+    assert v.c9_shampoo(t, "05").checks[0]["name"] == \
+        "Shampoo at 100 matches Adam at 300 epochs"
 
 
 def test_c9_calls_the_papers_own_table_3_numbers_a_match():
@@ -410,6 +417,11 @@ def test_c12_out_of_domain():
     assert w.verdict == "partly" and outcomes(w)[-1] == "fails"
     floor = v.c12_out_of_domain(tab(lengths(dict(acc, noise=(.3, .2, .12)))), "08")
     assert "noise images (floor) 12.0" in floor.ours and len(floor.checks) == 5
+    # unrelated images near chance and no better than related ones: those checks fail
+    near_chance = dict(acc, unrelated=(.1, .12, .15), related=(.1, .12, .14))
+    c = v.c12_out_of_domain(tab(lengths(near_chance)), "08")
+    assert outcomes(c) == ["holds", "holds", "fails", "fails", "fails"]
+    assert c.verdict == "partly"
 
 
 def test_c13_reads_the_longest_length_with_all_four_arms():

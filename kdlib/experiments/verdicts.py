@@ -680,8 +680,12 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
         checks.append(ev.flag(f"low-res student costs at most {max_cost:g}x the FLOPs",
                               ratio <= max_cost, f"measured {ratio:.2f}x (XLA's count of the "
                               "forward; the paper's S160 costs 0.51x S224)"))
+    if teacher_accs is not None and not {high_res, baseline} <= set(teacher_accs):
+        raise ValueError(f"teacher_accs={dict(teacher_accs)!r} needs the test accuracy of the "
+                         f"teachers of {high_res!r} and {baseline!r} (else the premise check "
+                         "would silently count the high-res teacher as the stronger)")
     weaker = (teacher_accs is not None
-              and teacher_accs.get(high_res, 1.0) <= teacher_accs.get(baseline, 0.0))
+              and teacher_accs[high_res] <= teacher_accs[baseline])
     if weaker:
         gap = teacher_accs[high_res] - teacher_accs[baseline]
         measured = ev.greater("", est(table, high_res, longest), est(table, baseline, longest),
