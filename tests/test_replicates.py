@@ -84,6 +84,28 @@ def test_a_comparison_whose_probe_led_grows_one_step_past_the_ladder():
     assert common.widen(grown, [{"lr": 0.3}], ladders) == grown
 
 
+def test_an_extended_ladder_reaches_a_comparison_only_where_every_arm_has_it():
+    """Chapter 02's function matching is chapter 01's config (its section is 01's), so a
+    ladder keyed by section would reach that one arm of chapter 02: the comparison keeps the
+    written ladder unless all its arms extend alike."""
+    from kdlib.experiments import chapters
+
+    policy = cfg(epochs=30.0).replace(section="01_consistency")
+    other = cfg(epochs=30.0).replace(section="02_patience")
+    assert common.comparison_ladders([policy, policy])["lr"][-1] == 0.3
+    assert common.comparison_ladders([policy, other]) == common.LADDERS
+    assert common.comparison_ladders([policy, None]) == common.LADDERS
+    assert common.comparison_ladders([]) == common.LADDERS
+    extended = set()
+    for section in chapters.SECTIONS:
+        for arms in chapters.experiments(section, "cpu"):
+            for ep in {e for by in arms.values() for e in by}:
+                configs = [by[ep][0] for by in arms.values() if ep in by]
+                if common.comparison_ladders(configs) != common.LADDERS:
+                    extended.add((section, configs[0].data.train_size, ep))
+    assert extended == set(common.LADDER_BEYOND)
+
+
 def test_extended_axes_add_temperature_ten_to_short_kl_arms_only():
     axes = {"lr": [1e-3, 3e-3]}
     assert common.extended_axes(cfg(epochs=30.0), axes)["temperature"] == [1.0, 10.0]
@@ -342,7 +364,8 @@ def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
     both = common.edge_report(t.assign(at_edge=["", "lr"]))
     assert both.startswith("1 of 2 selected configs sit at a grid edge (lr)")
     assert ("end of the written ladder, the values a grid may grow through (lr: 0.0001, "
-            "0.0003, 0.001, 0.003, 0.01, 0.03, 0.1): fm at 1000 epochs;") in both
+            "0.0003, 0.001, 0.003, 0.01, 0.03, 0.1; one step further where a probe past its "
+            "end led: LADDER_BEYOND): fm at 1000 epochs;") in both
 
 
 def test_a_group_whose_runs_disagree_restarts_together(tmp_path):
@@ -413,6 +436,8 @@ def test_a_chapter_names_the_points_other_chapters_select_differently(tmp_path):
         "here 85.5% (n=3; lr=0.03, wd=0.0001, temperature=1); 82.1% (n=1; lr=0.003, "
         "wd=0.0001, temperature=1, grid edge lr) in 02_b.")
     assert common.elsewhere_report(shared, "09_none") == ""  # reads no shared point
+    own = shared.assign(chapter="01_a")  # both selections in one chapter's own two tables
+    assert common.elsewhere_report(own, "01_a") == ""
     same = shared[shared["chapter"] != "02_b"]  # 01_a and 04_d select alike
     assert common.elsewhere_report(same, "01_a") == ""
 

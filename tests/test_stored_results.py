@@ -144,24 +144,30 @@ def test_every_chapter_read_the_same_seed_noise():
 
 def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
     """arms.LADDER_BEYOND (set after the probes' results) against the store: each comparison
-    it extends has a stored probe at lr 0.3 that beat its lr 0.1 config on validation, and no
-    probe still at the ladder's end leads outside it."""
+    it extends reads a selected config whose probe (that config at lr 0.3, rebuilt from it at
+    lr 0.1 as ladder_probe does) beat it on validation, and no probe still at the ladder's end
+    leads outside it."""
+    import pandas as pd
+
+    from kdlib import claims
     from kdlib.config import config_from_dict
     from kdlib.experiments import arms, ladder_probe
 
+    tables = claims.chapter_tables("cpu")
     for (section, size, epochs), extra in arms.LADDER_BEYOND.items():
         led = []
-        for path in (RESULTS / "cpu" / section).glob(f"*/{store.CONFIG_FILE}"):
-            config = json.loads(path.read_text())
-            if (config.get("lr") != ladder_probe.BEYOND or config.get("seed") != 0
-                    or config.get("epochs") != epochs
-                    or config["data"].get("train_size") != size):
-                continue
-            probe, end = store.load_run(path.parent), store.fresh_run(
-                config_from_dict(config).replace(lr=ladder_probe.AT_END))
-            if end is not None and probe.status == "done" and (
-                    probe.summary["val_acc"] > end.summary["val_acc"]):
-                led.append(path.parent.name)
+        for path in tables[section]:
+            for row in pd.read_csv(path).query("epochs == @epochs").itertuples():
+                folder = next((RESULTS / "cpu").glob(f"*/{row.best_hash}"), None)
+                config = json.loads((folder / store.CONFIG_FILE).read_text())
+                if config["data"].get("train_size") != size:
+                    continue
+                end = config_from_dict(config).replace(lr=ladder_probe.AT_END)
+                ran = store.fresh_run(end), store.fresh_run(
+                    ladder_probe.probe_config(json.loads(store.canonical_json(end))))
+                if None not in ran and ran[1].status == "done" and (
+                        ran[1].summary["val_acc"] > ran[0].summary["val_acc"]):
+                    led.append(row.arm)
         assert led and extra == {"lr": (ladder_probe.BEYOND,)}, (section, size, epochs)
     for row in ladder_probe.probe_rows("cpu"):
         if row["lr 0.3 ahead on val"]:

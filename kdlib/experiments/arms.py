@@ -92,6 +92,17 @@ def ladders_for(config: RunConfig | Mapping[str, Any] | None) -> dict[str, tuple
             for name, ladder in LADDERS.items()}
 
 
+def comparison_ladders(configs: Sequence[RunConfig | Mapping[str, Any] | None]
+                       ) -> dict[str, tuple[float, ...]]:
+    """The ladders every arm of one comparison (its configs at one length) grows through
+    alike: :func:`ladders_for`'s where every config has the same, else :data:`LADDERS`. Keyed
+    by the config's section, an extension must not reach one arm alone: a chapter's
+    function-matching arm is chapter 01's config (``regimes.fm_section``), its other arms are
+    not."""
+    found = [ladders_for(c) for c in configs]
+    return found[0] if found and all(f == found[0] for f in found) else dict(LADDERS)
+
+
 def _grid_edges(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None,
                 *, ladder_end: bool, ladders: Mapping[str, tuple[float, ...]] | None = None
                 ) -> list[str]:
@@ -189,8 +200,9 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
             for a in names:
                 results[a][ep] = found[a]
             swept = axes
-            axes = {a: widen(axes[a], [found[b].best_point for b in names],
-                             ladders_for(arms[a][ep][0])) for a in names}
+            ladders = comparison_ladders([arms[a][ep][0] for a in names])
+            axes = {a: widen(axes[a], [found[b].best_point for b in names], ladders)
+                    for a in names}
             if axes == swept:
                 break
     for arm, by_epochs in results.items():
@@ -461,11 +473,11 @@ def elsewhere_report(shared: Any, section: str) -> str:
     mine = shared[shared["key"].isin(shared.loc[shared["chapter"] == section, "key"])]
     for _, g in sorted(mine.groupby("key", sort=False), key=lambda kg: kg[1]["epochs"].iloc[0]):
         here = g[g["chapter"] == section].iloc[0]
-        if g["selected"].nunique() < 2:
-            continue
         readings = [f"here {_reading(here)}"]
-        for _, other in g[g["selected"] != here["selected"]].groupby("selected",
-                                                                          sort=False):
+        others = g[(g["chapter"] != section) & (g["selected"] != here["selected"])]
+        if others.empty:  # only this chapter's own tables differ: not another chapter's
+            continue
+        for _, other in others.groupby("selected", sort=False):
             readings.append(f"{_reading(other.iloc[0])} in "
                             + ", ".join(sorted(set(other["chapter"]))))
         items.append(f"{here['arm']} at {here['epochs']:g} epochs: " + "; ".join(readings))
@@ -539,7 +551,8 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
         ladders = "; ".join(f"{a}: {', '.join(f'{v:g}' for v in LADDERS[a])}" for a in axes
                             if a in LADDERS)
         parts.append(f"{len(end)} of {len(rows)} selected configs sit at the end of the "
-                     f"written ladder, the values a grid may grow through ({ladders}): "
+                     f"written ladder, the values a grid may grow through ({ladders}; one "
+                     "step further where a probe past its end led: LADDER_BEYOND): "
                      f"{which}; the rule grows their grid no further, so their optimum "
                      "may lie beyond it.")
     return " ".join(parts)
@@ -636,6 +649,10 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
     table = plots.arm_table(results, metric="test_acc")
     table = table.rename(columns={"test_acc": "test_acc_selected"})
     rows = []
+    ladders_at = {ep: comparison_ladders([
+        r.base_config if r.base_config is not None else r.best.config if r.best else None
+        for by in results.values() for e, r in by.items() if e == ep])
+        for ep in {e for by in results.values() for e in by}}
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():
             accs = result.seed_values("test_acc")
@@ -643,8 +660,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
             first = (SEEDS.get(result.best.config.get("preset"), 1) if result.best else 1)
             followup_from = sum(k < first for k in result.seed_offsets("test_acc"))
             sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan
-            ladders = ladders_for(result.base_config if result.base_config is not None
-                                  else result.best.config if result.best else None)
+            ladders = ladders_at[ep]
             axes: dict[str, list[Any]] = {}
             for point in result.points:
                 for k, v in point.items():

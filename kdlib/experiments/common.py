@@ -29,6 +29,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     Arms,
     at_edge,
     at_ladder_end,
+    comparison_ladders,
     config_key,
     describe,
     edge_report,

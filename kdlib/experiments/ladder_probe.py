@@ -1,7 +1,8 @@
 """Does the learning-rate ladder's end bracket the optimum? A probe one step beyond it.
 
-The ladder (:data:`kdlib.experiments.arms.LADDERS`) ends at lr 0.1 and grids grow no further,
-yet many selected configs sit there (the summary counts the sub-checks that read them). Before
+The written ladder (:data:`kdlib.experiments.arms.LADDERS`) ends at lr 0.1 and grids grow no
+further there (except where a probe led: :data:`kdlib.experiments.arms.LADDER_BEYOND`), yet many
+selected configs sit there (the summary counts the sub-checks that read them). Before
 growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
 the next value, lr :data:`BEYOND`, for the cheapest of those selected Adam configs (seed 0, as
 the grid's own runs) and compares its validation accuracy with the selected run's. Where lr
@@ -25,7 +26,7 @@ from kdlib import presets, store
 from kdlib.config import RunConfig, config_from_dict
 
 BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
-AT_END = 0.1  # the ladder's last lr (arms.LADDERS["lr"][-1])
+AT_END = 0.1  # the written ladder's last lr (arms.LADDERS["lr"][-1]), where probes start
 
 
 def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:

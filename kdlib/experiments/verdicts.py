@@ -347,8 +347,9 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
     if len(eps) < 2:
         checks = [ev.not_testable("mix trails at short and leads at long schedules",
                                   "one schedule length only")]
-    ours = (f"mix {mix_s.text()} at {shortest:g} epochs (best other {best_short}), "
-            f"{mix_l.text()} at {longest:g} (best other {best_long})")
+    ours = (f"mix {mix_s.text()} at {shortest:g} epochs (best other on validation "
+            f"{best_short}), {mix_l.text()} at {longest:g} (best other on validation "
+            f"{best_long}; the check compares with each)")
     return _claim("C3", ours, checks, chapter, noise, [mix_s.n, mix_l.n],
                   f"{shortest:g}-{longest:g} epochs")
 
@@ -368,6 +369,13 @@ def _all_hold(checks: Sequence[ev.Check], reading: str) -> str:
     outcomes = [getattr(c, reading) or c.outcome for c in checks]
     return ("fails" if "fails" in outcomes else
             "holds" if all(o == "holds" for o in outcomes) else "inconclusive")
+
+
+def _fewest_seeds(checks: Sequence[ev.Check]) -> int | None:
+    """The fewest seeds of any point ``checks`` compare (None if none records seeds): a
+    composite rests on its thinnest point."""
+    seeds = [c.seeds for c in checks if c.seeds is not None]
+    return min(seeds) if seeds else None
 
 
 def _leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequence[str],
@@ -391,7 +399,9 @@ def _leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Seque
     arm, decides = min(pairs, key=lambda p: (p[1].outcome != "fails", distance(p[1])))
     return dataclasses.replace(
         decides, outcome=_all_hold(checks, "outcome"),
-        detail=f"closest of {len(pairs)} (in SE): {arm}; {decides.detail}",
+        detail=f"deciding comparison of {len(pairs)} (the clearest fail, else the narrowest "
+               f"lead in SE): {arm}; {decides.detail}",
+        seeds=_fewest_seeds(checks),
         **{r: _all_hold(checks, r) if _records(checks, r) else None for r in ev.READINGS[1:]},
         at_edge=any(c.at_edge for c in checks),
         at_ladder_end=any(c.at_ladder_end for c in checks))
@@ -411,7 +421,7 @@ def _every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
               "within the tolerance")
     return ev.Check(name, _all_hold(checks, "outcome"), detail,
                     **{r: _all_hold(checks, r) for r in ev.READINGS[1:] if _records(checks, r)},
-                    at_edge=any(c.at_edge for c in checks),
+                    seeds=_fewest_seeds(checks), at_edge=any(c.at_edge for c in checks),
                     at_ladder_end=any(c.at_ladder_end for c in checks))
 
 
@@ -688,24 +698,27 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
               and teacher_accs[high_res] <= teacher_accs[baseline])
     if weaker:
         gap = teacher_accs[high_res] - teacher_accs[baseline]
-        measured = ev.greater("", est(table, high_res, longest), est(table, baseline, longest),
-                              noise)
+        measured = (ev.greater("", est(table, high_res, longest),
+                               est(table, baseline, longest), noise).detail
+                    if _has(table, high_res, longest) else "no finished run")
         checks.append(ev.not_testable(
             "a higher-resolution teacher helps at every length",
             f"our high-res teacher ({_pct(teacher_accs[high_res])}) is not stronger than the "
             f"baseline's ({_pct(teacher_accs[baseline])}, {100 * gap:+.1f} pts); measured "
-            f"anyway, its student at {longest:g} epochs: {measured.detail}"))
+            f"anyway, its student at {longest:g} epochs: {measured}"))
     else:
         checks += [ev.greater(f"high-res teacher helps at {e:g} epochs",
                               est(table, high_res, e), est(table, baseline, e), noise)
                    for e in eps]
     ours = "; ".join(f"{e:g} ep: " + ", ".join(f"{a} {est(table, a, e).text()}"
-                                                for a in (baseline, low_res, high_res))
+                                                for a in (baseline, low_res, high_res)
+                                                if _has(table, a, e))
                      for e in eps)
     settle = ("a high-resolution teacher that is stronger than the baseline's, which needs "
               "images with detail above 28 px: the gpu or paper preset") if weaker else ""
     return _claim("C8", ours, checks, chapter, noise,
-                  _seeds(table, [(a, e) for a in (baseline, low_res, high_res) for e in eps]),
+                  _seeds(table, [(a, e) for a in (baseline, low_res, high_res) for e in eps
+                                 if _has(table, a, e)]),
                   f"{eps[0]:g}-{longest:g} epochs, 20/28/48 px", settle)
 
 
