@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 
 from kdlib import evidence as ev
+from kdlib.experiments import composite_checks as cc
+from kdlib.experiments import verdict_tables as vt
 from kdlib.experiments import verdicts as v
 
 
@@ -110,7 +112,7 @@ def test_c3_leads_means_ahead_of_each_other_policy_not_only_the_best_on_validati
     t.loc[(t["arm"] == "same/rc") & (t["epochs"] == 100.0), "test_acc_seeds"] = [s3(.90)]
     t.loc[(t["arm"] == "same/rc") & (t["epochs"] == 100.0), "test_acc"] = .90
     # same/ic still wins validation (.85 vs .84); same/rc is 4 pts above mix on test
-    assert v._best(t, [a for a in POLICY_LONG if a != "mix"], 100.0) == "same/ic"
+    assert vt.best_arm(t, [a for a in POLICY_LONG if a != "mix"], 100.0) == "same/ic"
     c = v.c3_patience_changes_ranking(t, "01")
     assert outcomes(c) == ["holds", "fails"] and c.verdict == "partly"
     assert c.checks[1]["detail"].startswith("deciding comparison of 7 (the clearest fail, "
@@ -254,9 +256,9 @@ def test_c6_compares_fm_with_consistent_teaching_at_short_schedules():
 def test_the_best_arm_is_picked_on_validation_not_test():
     t = tab({"fix/rs": {300.0: s3(.80)}, "fix/cc": {300.0: s3(.78)}})
     t.loc[t["arm"] == "fix/cc", "val_acc"] = 0.90  # fix/cc wins on validation, loses on test
-    assert v._best(t, ["fix/rs", "fix/cc"], 300.0) == "fix/cc"
+    assert vt.best_arm(t, ["fix/rs", "fix/cc"], 300.0) == "fix/cc"
     with pytest.raises(ValueError, match="val_acc"):
-        v._best(t.drop(columns="val_acc"), ["fix/rs", "fix/cc"], 300.0)
+        vt.best_arm(t.drop(columns="val_acc"), ["fix/rs", "fix/cc"], 300.0)
 
 
 def test_c6_at_the_papers_lengths_is_decided():
@@ -584,19 +586,19 @@ def test_c4_gap_is_not_testable_only_under_readings_where_the_student_still_impr
 def test_a_gap_not_testable_keeps_its_points_grid_flags():
     gap = ev.Check("gap", "fails", "far", at_edge=True)
     improving = ev.Check("improving", "holds", "up", at_ladder_end=True)
-    both = v._unless_improving(gap, improving)
+    both = cc.unless_improving(gap, improving)
     assert both.outcome == "not testable" and both.at_edge and both.at_ladder_end
 
 
 def test_tables_read_one_row_per_point_and_lengths_without_validation_are_skipped():
     t = tab({"a": {10.0: .5, 20.0: .6}})
     with pytest.raises(ValueError, match="2 rows for arm='a' at epochs=10"):
-        v._row(pd.concat([t, t]), "a", 10.0)
+        vt.row_of(pd.concat([t, t]), "a", 10.0)
     t.loc[t["epochs"] == 20.0, "val_acc"] = float("nan")
-    assert v._best_length(t, "a") == 10.0  # not the NaN one, wherever it sorts
+    assert vt.best_length(t, "a") == 10.0  # not the NaN one, wherever it sorts
     t["val_acc"] = float("nan")
     with pytest.raises(ValueError, match="no length of \\[10.0, 20.0\\] with a validation"):
-        v._best_length(t, "a")
+        vt.best_length(t, "a")
 
 
 def test_c5_says_when_a_regime_has_no_scratch_run():
@@ -637,10 +639,10 @@ def test_est_reads_seeds_from_a_table_read_back_from_csv(tmp_path):
 def test_best_arm_skips_arms_without_a_validation_accuracy():
     t = tab({"same/rc": {300.0: s3(.80)}, "same/ic": {300.0: s3(.78)}})
     t.loc[t["arm"] == "same/rc", "val_acc"] = np.nan  # no finished run
-    assert v._best(t, ["same/rc", "same/ic"], 300.0) == "same/ic"
+    assert vt.best_arm(t, ["same/rc", "same/ic"], 300.0) == "same/ic"
     t["val_acc"] = np.nan
     with pytest.raises(ValueError, match="no arm of"):
-        v._best(t, ["same/rc", "same/ic"], 300.0)
+        vt.best_arm(t, ["same/rc", "same/ic"], 300.0)
 
 
 def test_est_carries_the_rows_selection_noise_into_the_selection_reading():

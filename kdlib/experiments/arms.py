@@ -510,7 +510,7 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     """
     import pandas as pd
 
-    from kdlib.experiments.verdicts import frames
+    from kdlib.experiments.verdict_tables import frames
 
     if queued is None and preset == "cpu":
         from kdlib.experiments import queue_plan

@@ -15,12 +15,8 @@ says so in ``rule_note``. They are tested on synthetic tables (``tests/test_verd
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from kdlib import evidence as ev
@@ -31,6 +27,23 @@ from kdlib.experiments.claim_texts import (
     RULE_NOTE,
     RULE_NOTE_CLAIMS,
     STATEMENTS,
+)
+from kdlib.experiments.composite_checks import (
+    every_step,
+    leads_each,
+    unless_improving,
+)
+from kdlib.experiments.verdict_tables import (
+    best_arm,
+    best_length,
+    by_regime,
+    est,
+    has,
+    has_arm,
+    lengths_of,
+    noise_of,
+    pct,
+    seeds_of,
 )
 from kdlib.policies import policies_of
 
@@ -142,135 +155,7 @@ def with_not_run(found: list[Claim]) -> list[Claim]:
     return list(found) + [not_run(cid) for cid in STATEMENTS if cid not in have]
 
 
-# --------------------------------------------------------------------------- reading tables
-
-
-def _rows(table: pd.DataFrame, arm: str, epochs: float) -> pd.DataFrame:
-    return table[(table["arm"] == arm) & (table["epochs"] == epochs)]
-
-
-def _row(table: pd.DataFrame, arm: str, epochs: float) -> pd.Series:
-    rows = _rows(table, arm, epochs)
-    if rows.empty:
-        raise ValueError(f"no row for arm={arm!r} at epochs={epochs} (arms: "
-                         f"{sorted(table['arm'].unique())}, epochs: "
-                         f"{sorted(set(table['epochs']))})")
-    if len(rows) > 1:  # e.g. two chapters' tables concatenated: which one is meant?
-        raise ValueError(f"{len(rows)} rows for arm={arm!r} at epochs={epochs:g}; a results "
-                         "table has one row per (arm, epochs)")
-    return rows.iloc[0]
-
-
-def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> ev.Estimate:
-    """The per-seed values of ``col`` for (arm, epochs): ``<col>_seeds`` when the table has
-    them, else its single value."""
-    if col not in table.columns:
-        raise ValueError(f"col={col!r} is not a column of the results table; it has "
-                         f"{sorted(map(str, table.columns))}")
-    row = _row(table, arm, epochs)
-    values = row.get(f"{col}_seeds")
-    if isinstance(values, str):  # a table read back from its CSV: the list as JSON text
-        try:
-            values = json.loads(values)
-        except ValueError as err:
-            raise ValueError(f"{col}_seeds of {arm!r} at {epochs:g} epochs is {values!r}, not "
-                             "a list of per-seed values") from err
-    seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
-    vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
-    regime, edge, end = row.get("regime"), row.get("at_edge"), row.get("at_ladder_end")
-    select_sd = row.get("select_sd")  # only test accuracy is selected among grid points
-    select_sd = (float(select_sd) if col == "test_acc" and isinstance(select_sd, int | float)
-                 and np.isfinite(select_sd) else 0.0)
-    # Where a seed follow-up's values begin (a table written before the column: none).
-    first = row.get("followup_from")
-    followup_from = (int(first) if seeded and isinstance(first, int | float | np.number)
-                     and np.isfinite(first) and int(first) < len(vals) else None)
-    return ev.Estimate(vals, label=f"{arm} @{epochs:g}ep",
-                       regime=regime if isinstance(regime, str) else None,
-                       selected_first=seeded,  # results_table lists the selected run first
-                       at_edge=isinstance(edge, str) and bool(edge),
-                       at_ladder_end=isinstance(end, str) and bool(end),
-                       select_sd=select_sd, followup_from=followup_from)
-
-
-def _has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> bool:
-    rows = _rows(table, arm, epochs)
-    return not rows.empty and bool(np.isfinite(rows.iloc[0][col]))
-
-
-def _has_arm(table: pd.DataFrame, arm: str) -> bool:
-    """Whether ``arm`` has a finished run at any length."""
-    return any(_has(table, arm, e) for e in set(table[table["arm"] == arm]["epochs"]))
-
-
-def _eps(table: pd.DataFrame, arm: str) -> list[float]:
-    """The schedule lengths of ``arm`` with a finished run, shortest first."""
-    eps = sorted(e for e in set(table[table["arm"] == arm]["epochs"]) if _has(table, arm, e))
-    if not eps:
-        raise ValueError(f"no finished row for arm={arm!r} (arms: "
-                         f"{sorted(table['arm'].unique())})")
-    return eps
-
-
-UNLABELLED = "rows without a regime"
-
-
-def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
-             col: str = "test_acc") -> ev.Noise:
-    """The pooled seed noise of ``col`` over the replicated rows of ``tables``, per their
-    ``regime`` column where they have one (:func:`kdlib.evidence.pooled_noise_by_regime`)."""
-    groups: dict[str, list[list[float]]] = {}
-    for frame in frames(tables):
-        if f"{col}_seeds" not in frame:
-            continue
-        regimes = frame["regime"] if "regime" in frame else [None] * len(frame)
-        for values, regime in zip(frame[f"{col}_seeds"], regimes, strict=True):
-            if isinstance(values, list | tuple | np.ndarray):
-                key = regime if isinstance(regime, str) else UNLABELLED
-                groups.setdefault(key, []).append(list(values))
-    if set(groups) <= {UNLABELLED}:
-        return ev.pooled_noise(groups.get(UNLABELLED, []), col)
-    return ev.pooled_noise_by_regime(groups, col)
-
-
-def frames(tables: Any) -> list[pd.DataFrame]:
-    """A table, a ``{name: table}`` dict or a list of tables, as a list of tables."""
-    if isinstance(tables, pd.DataFrame):
-        return [tables]
-    if isinstance(tables, Mapping):
-        return list(tables.values())
-    return list(tables)
-
-
-def _seeds(table: pd.DataFrame, pairs: Iterable[tuple[str, float]]) -> list[int]:
-    return [est(table, a, e).n for a, e in pairs]
-
-
-def _best(table: pd.DataFrame, arms: Iterable[str], epochs: float) -> str:
-    """The arm whose validation-selected run has the highest validation accuracy at
-    ``epochs``: arms are picked as hyper-parameters are, never on the test set (until
-    2026-12-05 this picked the highest mean test accuracy)."""
-    if "val_acc" not in table:
-        raise ValueError("picking the best arm needs a val_acc column (the selected run's "
-                         f"validation accuracy); the table has {sorted(table.columns)}")
-    arms = list(arms)
-    vals = {a: float(_row(table, a, epochs)["val_acc"]) for a in arms}
-    finite = [a for a in arms if np.isfinite(vals[a])]
-    if not finite:
-        raise ValueError(f"no arm of {arms} has a finished run with a validation accuracy at "
-                         f"{epochs:g} epochs")
-    return max(finite, key=vals.__getitem__)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 # --------------------------------------------------------------------------- chapter 01
-
-
-def _regimes(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    return {"": tables} if isinstance(tables, pd.DataFrame) else dict(tables)
 
 
 def c1_consistency_wins(tables: pd.DataFrame | Mapping[str, pd.DataFrame], chapter: str,
@@ -279,16 +164,16 @@ def c1_consistency_wins(tables: pd.DataFrame | Mapping[str, pd.DataFrame], chapt
     best fixed-teacher policy and the best independent-views policy (two sub-checks each)."""
     noise = noise or noise_of(tables)
     checks, parts, seeds, scale = [], [], [], []
-    for regime, table in _regimes(tables).items():
-        longest = max(_eps(table, "mix"))
+    for regime, table in by_regime(tables).items():
+        longest = max(lengths_of(table, "mix"))
         name = f"{regime} images" if regime else "main regime"
-        best_c = _best(table, CONSISTENT, longest)
+        best_c = best_arm(table, CONSISTENT, longest)
         c = est(table, best_c, longest)
         for family, arms in (("fixed", FIXED), ("independent", INDEPENDENT)):
-            best_o = _best(table, arms, longest)
+            best_o = best_arm(table, arms, longest)
             checks.append(ev.greater(f"{name}: best consistent > best {family}", c,
                                      est(table, best_o, longest), noise))
-            seeds += _seeds(table, [(best_o, longest)])
+            seeds += seeds_of(table, [(best_o, longest)])
         seeds.append(c.n)
         parts.append(f"{name} at {longest:g} epochs: best consistent {best_c} {c.text()}")
         scale.append(f"{name} to {longest:g} epochs")
@@ -304,7 +189,7 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str, noise: ev.Noise | None 
     noise = noise or noise_of(table)
     loss_noise = loss_noise or noise_of(table, "train_loss")
     fm = "mix"
-    longest = max(_eps(table, fm))
+    longest = max(lengths_of(table, fm))
     c_acc, c_loss = est(table, fm, longest), est(table, fm, longest, "train_loss")
     checks, seeds = [], [c_acc.n]
     for f in FIXED:
@@ -316,7 +201,7 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str, noise: ev.Noise | None 
         seeds.append(f_loss.n)
     ours = (f"at {longest:g} epochs, training loss / test: " + ", ".join(
         f"{a} {est(table, a, longest, 'train_loss').mean:.3f} / "
-        f"{_pct(est(table, a, longest).mean)}" for a in (*FIXED, fm)))
+        f"{pct(est(table, a, longest).mean)}" for a in (*FIXED, fm)))
     return _claim("C2", ours, checks, chapter, noise, seeds, f"{longest:g} epochs")
 
 
@@ -333,15 +218,15 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
     """C3: function matching trails the best other policy at the shortest schedule and leads
     every other policy at the longest (two sub-checks)."""
     noise = noise or noise_of(table)
-    eps = _eps(table, "mix")
+    eps = lengths_of(table, "mix")
     shortest, longest = eps[0], eps[-1]
     others = [a for a in FIXED + INDEPENDENT + CONSISTENT if a != "mix"]
-    best_short, best_long = _best(table, others, shortest), _best(table, others, longest)
+    best_short, best_long = best_arm(table, others, shortest), best_arm(table, others, longest)
     mix_s, mix_l = est(table, "mix", shortest), est(table, "mix", longest)
     checks = [
         ev.greater(f"mix trails the best other policy at {shortest:g} epochs",
                    est(table, best_short, shortest), mix_s, noise),
-        _leads_each(f"mix leads every other policy at {longest:g} epochs", mix_l, table,
+        leads_each(f"mix leads every other policy at {longest:g} epochs", mix_l, table,
                     others, longest, noise),
     ]
     if len(eps) < 2:
@@ -357,90 +242,6 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
 # --------------------------------------------------------------------------- chapter 02
 
 
-def _records(checks: Sequence[ev.Check], reading: str) -> bool:
-    """Whether any of ``checks`` records ``reading`` (a composite of checks that all lack it,
-    e.g. the follow-up reading where no point was followed up, records none either)."""
-    return any(getattr(c, reading) is not None for c in checks)
-
-
-def _all_hold(checks: Sequence[ev.Check], reading: str) -> str:
-    """One outcome of ``checks`` that must all hold, under ``reading``: fails when one fails,
-    holds when every one holds, else inconclusive."""
-    outcomes = [getattr(c, reading) or c.outcome for c in checks]
-    return ("fails" if "fails" in outcomes else
-            "holds" if all(o == "holds" for o in outcomes) else "inconclusive")
-
-
-def _fewest_seeds(checks: Sequence[ev.Check]) -> int | None:
-    """The fewest seeds of any point ``checks`` compare (None if none records seeds): a
-    composite rests on its thinnest point."""
-    seeds = [c.seeds for c in checks if c.seeds is not None]
-    return min(seeds) if seeds else None
-
-
-def _leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequence[str],
-                epochs: float, noise: ev.Noise) -> ev.Check:
-    """That ``lead`` is above each of ``others`` at ``epochs``, one check under each reading
-    alike (:func:`_all_hold`), with the numbers of the comparison that decides it: a failing
-    one, else the closest in standard errors. (Until the session after 2026-12-05 C3 and C6
-    compared only with the other arm best on validation, so an arm ahead on test went
-    unseen.)"""
-    pairs = [(a, ev.greater(name, lead, est(table, a, epochs), noise)) for a in others
-             if _has(table, a, epochs)]
-    if not pairs:
-        raise ValueError(f"{name}: none of {list(others)} has a finished run at {epochs:g} "
-                         "epochs to compare with")
-
-    def distance(check: ev.Check) -> float:  # standard errors beyond the decision's bound
-        gap = (check.margin or 0.0) - (check.bound or 0.0)
-        return gap / check.se if check.se else math.copysign(math.inf, gap)
-
-    checks = [c for _, c in pairs]
-    arm, decides = min(pairs, key=lambda p: (p[1].outcome != "fails", distance(p[1])))
-    return dataclasses.replace(
-        decides, outcome=_all_hold(checks, "outcome"),
-        detail=f"deciding comparison of {len(pairs)} (the clearest fail, else the narrowest "
-               f"lead in SE): {arm}; {decides.detail}",
-        seeds=_fewest_seeds(checks),
-        **{r: _all_hold(checks, r) if _records(checks, r) else None for r in ev.READINGS[1:]},
-        at_edge=any(c.at_edge for c in checks),
-        at_ladder_end=any(c.at_ladder_end for c in checks))
-
-
-def _every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
-    """One check over consecutive steps, under each reading alike (the rule's and the
-    alternatives :data:`kdlib.evidence.READINGS`): fails when a step fails, holds when every
-    step holds, else inconclusive; not testable without any step. (Until 2026-12-05 it held
-    whenever no step failed, so steps all within the noise read as evidence.)"""
-    if not checks:
-        return ev.not_testable(name, "one schedule length only")
-    failed = [c for c in checks if c.outcome == "fails"]
-    open_ = [c for c in checks if c.outcome == "inconclusive"]
-    detail = ((failed or open_)[0].detail if failed or open_ else
-              f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer schedule, each "
-              "within the tolerance")
-    return ev.Check(name, _all_hold(checks, "outcome"), detail,
-                    **{r: _all_hold(checks, r) for r in ev.READINGS[1:] if _records(checks, r)},
-                    seeds=_fewest_seeds(checks), at_edge=any(c.at_edge for c in checks),
-                    at_ladder_end=any(c.at_ladder_end for c in checks))
-
-
-def _unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
-    """``gap``, "not testable" (still improving at our longest) under each reading where it
-    does not hold while ``improving`` holds (C4: the paper needed far longer schedules)."""
-    def reading(r: str) -> str:
-        g, i = getattr(gap, r) or gap.outcome, getattr(improving, r) or improving.outcome
-        return "not testable" if g != "holds" and i == "holds" else g
-
-    readings = {r: reading(r) if _records((gap, improving), r) else None
-                for r in ev.READINGS[1:]}
-    if reading("outcome") != "not testable":
-        return dataclasses.replace(gap, **readings)
-    return ev.Check(gap.name, "not testable", gap.detail + "; still improving at our longest",
-                    **readings, at_edge=gap.at_edge or improving.at_edge,
-                    at_ladder_end=gap.at_ladder_end or improving.at_ladder_end)
-
-
 def c4_patience_pays(tables: Mapping[str, pd.DataFrame], teacher_acc: float, chapter: str,
                      arm: str = "function matching", close: float = 0.02,
                      noise: ev.Noise | None = None, no_overfit_tol: float = 0.01) -> Claim:
@@ -454,7 +255,7 @@ def c4_patience_pays(tables: Mapping[str, pd.DataFrame], teacher_acc: float, cha
     teacher = ev.constant(teacher_acc, "teacher")
     checks, parts, seeds, scale = [], [], [], []
     for regime, table in tables.items():
-        eps = _eps(table, arm)
+        eps = lengths_of(table, arm)
         ests = [est(table, arm, e) for e in eps]
         seeds += [e.n for e in ests]
         improving = ev.greater(f"{regime}: {eps[-1]:g} beats {eps[-2]:g} epochs", ests[-1],
@@ -462,16 +263,16 @@ def c4_patience_pays(tables: Mapping[str, pd.DataFrame], teacher_acc: float, cha
             f"{regime}: keeps improving", "one schedule length only")
         declines = [ev.at_least("", b, a, no_overfit_tol, noise)
                     for a, b in zip(ests, ests[1:], strict=False)]
-        no_overfit = _every_step(f"{regime}: no longer schedule worse by more than "
+        no_overfit = every_step(f"{regime}: no longer schedule worse by more than "
                                  f"{100 * no_overfit_tol:g} pt", declines)
-        gap = _unless_improving(ev.at_least(
+        gap = unless_improving(ev.at_least(
             f"{regime}: within {100 * close:.0f} pts of the teacher", ests[-1], teacher, close,
             noise), improving)
         checks += [improving, no_overfit, gap]
         parts.append(f"{regime}: " + " -> ".join(e.text() for e in ests)
                      + f" ({eps[0]:g}-{eps[-1]:g} epochs)")
         scale.append(f"{regime} images to {eps[-1]:g} epochs")
-    ours = "; ".join(parts) + f"; teacher {_pct(teacher_acc)}"
+    ours = "; ".join(parts) + f"; teacher {pct(teacher_acc)}"
     return _claim("C4", ours, checks, chapter, noise, seeds, ", ".join(scale))
 
 
@@ -484,7 +285,7 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
     parts = []
     for regime, table in tables.items():
         regime = regime.split(ev.REGIME_SEP)[0]  # "1000 images", not a row's length too
-        eps = _eps(table, arm)
+        eps = lengths_of(table, arm)
         if len(eps) < 2:
             parts.append(f"{regime}: one length only ({eps[0]:g} epochs)")
             continue
@@ -502,21 +303,6 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
     return f"What the longest schedules changed for {arm}: " + "; ".join(parts) + "."
 
 
-def _best_length(table: pd.DataFrame, arm: str, lengths: Sequence[float] | None = None
-                 ) -> float:
-    """The schedule length (of ``lengths``, default every finished one) at which ``arm`` reads
-    its best validation accuracy: a tuned baseline's one number (Table 4 gives one per
-    baseline, its best over the sweep), or where label-only training peaks (C7). A length
-    without a validation accuracy is not a candidate (as in :func:`_best`)."""
-    candidates = list(_eps(table, arm) if lengths is None else lengths)
-    vals = {e: float(_row(table, arm, e)["val_acc"]) for e in candidates}
-    finite = [e for e in candidates if np.isfinite(vals[e])]
-    if not finite:
-        raise ValueError(f"arm={arm!r} has no length of {candidates} with a validation "
-                         "accuracy")
-    return max(finite, key=vals.__getitem__)
-
-
 def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
                        noise: ev.Noise | None = None,
                        min_epochs: float = FIGURE_4_MIN_EPOCHS) -> Claim:
@@ -531,19 +317,19 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
     checks, parts, seeds = [], [], []
     fm, scratch, transfer = "function matching", "from scratch", "transfer"
     for regime, table in tables.items():
-        if not _has_arm(table, scratch):
+        if not has_arm(table, scratch):
             parts.append(f"{regime}: no from-scratch run stored (not read)")
             continue
-        eps = [e for e in _eps(table, fm) if e >= min_epochs]
-        for e in (e for e in _eps(table, fm) if e < min_epochs):
+        eps = [e for e in lengths_of(table, fm) if e >= min_epochs]
+        for e in (e for e in lengths_of(table, fm) if e < min_epochs):
             baselines = ", ".join(f"{name} {est(table, arm, e).text()}"
                                   for name, arm in (("scratch", scratch), ("transfer", transfer))
-                                  if _has(table, arm, e))
+                                  if has(table, arm, e))
             parts.append(f"{regime} at {e:g} epochs (shorter than the paper's): student "
                          f"{est(table, fm, e).text()}" + (f", {baselines}" if baselines else ""))
         if not eps:
             continue
-        ls = _best_length(table, scratch)
+        ls = best_length(table, scratch)
         best_s = est(table, scratch, ls)
         for e in eps:
             checks.append(ev.greater(f"{regime}: student at {e:g} > best scratch ({ls:g} epochs)",
@@ -553,8 +339,8 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
         line = (f"{regime}: student " + " -> ".join(f"{est(table, fm, e).text()} ({e:g} ep)"
                                                     for e in eps)
                 + f"; best scratch {best_s.text()} ({ls:g} ep)")
-        if _has_arm(table, transfer):
-            lt = _best_length(table, transfer)
+        if has_arm(table, transfer):
+            lt = best_length(table, transfer)
             best_t = est(table, transfer, lt)
             checks.append(ev.greater(
                 f"{regime}: student at {eps[-1]:g} > best transfer ({lt:g} epochs)",
@@ -563,7 +349,7 @@ def c5_beats_baselines(tables: Mapping[str, pd.DataFrame], chapter: str,
             line += f", best transfer {best_t.text()} ({lt:g} ep)"
         parts.append(line)
     if not checks:
-        lengths = sorted({e for t in tables.values() for e in _eps(t, fm)})
+        lengths = sorted({e for t in tables.values() for e in lengths_of(t, fm)})
         checks = [ev.not_testable("student > baselines", f"no length >= {min_epochs:g}")]
         parts = [f"lengths {', '.join(f'{e:g}' for e in lengths)} epochs only, all below the "
                  f"paper's shortest ({min_epochs:g})", *parts]
@@ -584,12 +370,12 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
     saw it, ``saturation_epochs``)."""
     noise = noise or noise_of(table)
     fixed, cons, fm = "fixed teacher", "consistent teaching", "function matching"
-    eps = _eps(table, fixed)
+    eps = lengths_of(table, fixed)
     shortest, longest = eps[0], eps[-1]
     checks = [ev.greater(f"FM trails consistent teaching at {shortest:g} epochs",
                          est(table, cons, shortest), est(table, fm, shortest), noise)]
     if longest >= min_epochs:
-        checks.append(_leads_each(f"FM leads at {longest:g} epochs", est(table, fm, longest),
+        checks.append(leads_each(f"FM leads at {longest:g} epochs", est(table, fm, longest),
                                   table, (fixed, cons), longest, noise))
     else:
         checks.append(ev.not_testable(
@@ -611,7 +397,7 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
                       for a in (fixed, cons, fm)) + f" ({shortest:g}-{longest:g} epochs); "
             f"fixed teacher minus FM: {lead} (Table 3: FunMatch is ahead of the fixed teacher "
             "at every length from 30 epochs, by 0.1 pts there)")
-    seeds = _seeds(table, [(a, e) for a in (fixed, cons, fm) for e in (shortest, longest)])
+    seeds = seeds_of(table, [(a, e) for a in (fixed, cons, fm) for e in (shortest, longest)])
     return _claim("C6", ours, checks, chapter, noise, seeds, f"{shortest:g}-{longest:g} "
                   "epochs on 55k images")
 
@@ -631,17 +417,17 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
     noise = noise or noise_of(table)
     # the lengths where the recipe and a label arm both have a finished run (a queue item that
     # has landed in part must not read an unfinished point)
-    eps = [e for e in _eps(table, recipe) if any(_has(table, a, e) for a in label_arms)]
+    eps = [e for e in lengths_of(table, recipe) if any(has(table, a, e) for a in label_arms)]
     if not eps:
         raise ValueError(f"no schedule length has both {recipe!r} and a label arm of "
                          f"{list(label_arms)} finished")
     longest = eps[-1]
-    best_l, best_d = _best(table, label_arms, longest), _best(table, distill_arms, longest)
+    best_l, best_d = best_arm(table, label_arms, longest), best_arm(table, distill_arms, longest)
     checks = [ev.greater(f"{recipe} > labels at {longest:g} epochs",
                          est(table, recipe, longest), est(table, best_l, longest), noise)]
     if longest > overfit_epochs:
-        own = [e for e in _eps(table, best_l) if e <= longest]  # lengths it has finished
-        peak = _best_length(table, best_l, own)
+        own = [e for e in lengths_of(table, best_l) if e <= longest]  # lengths it has finished
+        peak = best_length(table, best_l, own)
         if peak == longest and len(own) >= 2:  # best at the end: a decline shows as none
             peak = own[-2]
         checks.append(ev.greater(f"{best_l} declines after {peak:g} epochs",
@@ -658,7 +444,7 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
     if best_d != recipe:
         ours += f" (best distillation arm: {best_d} {est(table, best_d, longest).text()})"
     return _claim("C7", ours, checks, chapter, noise,
-                  _seeds(table, [(best_l, longest), (recipe, longest)]),
+                  seeds_of(table, [(best_l, longest), (recipe, longest)]),
                   f"up to {longest:g} epochs on 55k images")
 
 
@@ -680,7 +466,7 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
     every length. That last is "not testable" when ``teacher_accs`` shows the high-res
     teacher is no stronger than the baseline's (the paper's 384 px teacher is)."""
     noise = noise or noise_of(table)
-    eps = _eps(table, baseline)
+    eps = lengths_of(table, baseline)
     longest = eps[-1]
     checks = [ev.at_least(f"low-res student within {100 * max_drop:.0f} pts at {longest:g} "
                           "epochs", est(table, low_res, longest), est(table, baseline, longest),
@@ -700,11 +486,11 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
         gap = teacher_accs[high_res] - teacher_accs[baseline]
         measured = (ev.greater("", est(table, high_res, longest),
                                est(table, baseline, longest), noise).detail
-                    if _has(table, high_res, longest) else "no finished run")
+                    if has(table, high_res, longest) else "no finished run")
         checks.append(ev.not_testable(
             "a higher-resolution teacher helps at every length",
-            f"our high-res teacher ({_pct(teacher_accs[high_res])}) is not stronger than the "
-            f"baseline's ({_pct(teacher_accs[baseline])}, {100 * gap:+.1f} pts); measured "
+            f"our high-res teacher ({pct(teacher_accs[high_res])}) is not stronger than the "
+            f"baseline's ({pct(teacher_accs[baseline])}, {100 * gap:+.1f} pts); measured "
             f"anyway, its student at {longest:g} epochs: {measured}"))
     else:
         checks += [ev.greater(f"high-res teacher helps at {e:g} epochs",
@@ -712,13 +498,13 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
                    for e in eps]
     ours = "; ".join(f"{e:g} ep: " + ", ".join(f"{a} {est(table, a, e).text()}"
                                                 for a in (baseline, low_res, high_res)
-                                                if _has(table, a, e))
+                                                if has(table, a, e))
                      for e in eps)
     settle = ("a high-resolution teacher that is stronger than the baseline's, which needs "
               "images with detail above 28 px: the gpu or paper preset") if weaker else ""
     return _claim("C8", ours, checks, chapter, noise,
-                  _seeds(table, [(a, e) for a in (baseline, low_res, high_res) for e in eps
-                                 if _has(table, a, e)]),
+                  seeds_of(table, [(a, e) for a in (baseline, low_res, high_res) for e in eps
+                                 if has(table, a, e)]),
                   f"{eps[0]:g}-{longest:g} epochs, 20/28/48 px", settle)
 
 
@@ -737,10 +523,10 @@ def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | N
     per-round Shampoo/Adam step-time ratios, show the timing's spread beside it). The paper
     says "minimal step time overhead" (section 3.3); 1.25x is our reading of minimal."""
     noise = noise or noise_of(table)
-    eps = _eps(table, adam)
+    eps = lengths_of(table, adam)
     # one pair, fixed before reading outcomes (until 2026-12-05 the best of every pair): the
     # longest Shampoo length with an Adam length min_factor x longer, and the shortest such
-    pairs = [(e, min(f for f in eps if f >= min_factor * e)) for e in _eps(table, shampoo)
+    pairs = [(e, min(f for f in eps if f >= min_factor * e)) for e in lengths_of(table, shampoo)
              if any(f >= min_factor * e for f in eps)]
     if pairs:
         e, f = pairs[-1]
@@ -750,7 +536,7 @@ def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | N
         checks = [ev.not_testable("Shampoo matches a several-times longer Adam schedule",
                                   f"no Adam length >= {min_factor:g}x a Shampoo length")]
     checks += [ev.greater(f"Shampoo ahead at {e:g} epochs", est(table, shampoo, e),
-                          est(table, adam, e), noise) for e in eps if _has(table, shampoo, e)]
+                          est(table, adam, e), noise) for e in eps if has(table, shampoo, e)]
     if speed:
         overhead = speed[adam] / speed[shampoo]
         spread = (f" (medians of {len(ratios)} timing rounds; per round "
@@ -760,9 +546,9 @@ def c9_shampoo(table: pd.DataFrame, chapter: str, speed: Mapping[str, float] | N
                               overhead <= max_overhead, f"measured {overhead:.2f}x{spread}"))
     ours = "; ".join(f"{e:g} ep: Adam {est(table, adam, e).text()}"
                      + (f", Shampoo {est(table, shampoo, e).text()}"
-                        if _has(table, shampoo, e) else "") for e in eps)
+                        if has(table, shampoo, e) else "") for e in eps)
     return _claim("C9", ours, checks, chapter, noise,
-                  _seeds(table, [(adam, e) for e in eps]), f"{eps[0]:g}-{eps[-1]:g} epochs")
+                  seeds_of(table, [(adam, e) for e in eps]), f"{eps[0]:g}-{eps[-1]:g} epochs")
 
 
 def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
@@ -772,7 +558,7 @@ def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
     is not behind it by more than ``tolerance`` (the advantage vanishes) and is ahead of it
     (section 3.5: "eventually falls behind"; a check since 2026-12-05)."""
     noise = noise or noise_of(table)
-    eps = _eps(table, scratch)
+    eps = lengths_of(table, scratch)
     checks = [
         ev.greater(f"pretrained init ahead at {eps[0]:g} epochs", est(table, init, eps[0]),
                    est(table, scratch, eps[0]), noise),
@@ -785,7 +571,7 @@ def c10_init(table: pd.DataFrame, chapter: str, scratch: str = "random init",
         f"{100 * (est(table, init, e).mean - est(table, scratch, e).mean):+.1f} pts at {e:g} ep"
         for e in eps)
     return _claim("C10", ours, checks, chapter, noise,
-                  _seeds(table, [(a, e) for a in (init, scratch) for e in (eps[0], eps[-1])]),
+                  seeds_of(table, [(a, e) for a in (init, scratch) for e in (eps[0], eps[-1])]),
                   f"{eps[0]:g}-{eps[-1]:g} epochs")
 
 
@@ -802,17 +588,17 @@ def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L
     length both have, else that check is not testable. A BN arm with no finished run leaves
     its check out."""
     noise = noise or noise_of(table)
-    eps = _eps(table, gn)
+    eps = lengths_of(table, gn)
     checks = [ev.greater(f"{gn} improves from {eps[-2]:g} to {eps[-1]:g} epochs",
                          est(table, gn, eps[-1]), est(table, gn, eps[-2]), noise)
               if len(eps) > 1 else ev.not_testable(f"{gn} keeps improving",
                                                    "one schedule length only")]
-    if _has(table, bn, eps[-1]):
+    if has(table, bn, eps[-1]):
         checks.append(ev.greater(f"GN > BN at {eps[-1]:g} epochs", est(table, gn, eps[-1]),
                                  est(table, bn, eps[-1]), noise))
     checks += [ev.greater(f"2 teachers > 1 at {e:g} epochs", est(table, ensemble, e),
                           est(table, single, e), noise) for e in eps]
-    both = [e for e in eps if _has(table, labels, e)]
+    both = [e for e in eps if has(table, labels, e)]
     if both:
         checks.append(ev.greater(f"{gn}: distilled > from labels at {both[-1]:g} epochs",
                                  est(table, gn, both[-1]), est(table, labels, both[-1]), noise))
@@ -820,7 +606,7 @@ def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L
         checks.append(ev.not_testable(
             "a distilled MobileNetV3 beats one trained from labels",
             "no MobileNetV3 trained from labels is stored yet (the cpu queue trains it)"))
-    bn_text = est(table, bn, eps[-1]).text() if _has(table, bn, eps[-1]) else "no finished run"
+    bn_text = est(table, bn, eps[-1]).text() if has(table, bn, eps[-1]) else "no finished run"
     ours = (f"{gn}: {est(table, gn, eps[0]).text()} ({eps[0]:g} ep) -> "
             f"{est(table, gn, eps[-1]).text()} ({eps[-1]:g} ep); {bn} {bn_text}; "
             f"{single} {est(table, single, eps[-1]).text()}, {ensemble} "
@@ -828,7 +614,7 @@ def c11_cross_family(table: pd.DataFrame, chapter: str, gn: str = "MobileNetV3-L
     if both:
         ours += f"; {labels} {est(table, labels, both[-1]).text()} at {both[-1]:g} ep"
     return _claim("C11", ours, checks, chapter, noise,
-                  _seeds(table, [(gn, eps[-1]), (single, eps[-1]), (ensemble, eps[-1])]),
+                  seeds_of(table, [(gn, eps[-1]), (single, eps[-1]), (ensemble, eps[-1])]),
                   f"{eps[0]:g}-{eps[-1]:g} epochs", "" if both else C11_SETTLE)
 
 
@@ -847,7 +633,7 @@ def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
     smaller at the longest length than at the shortest. A ``noise_arm`` (ours) is the floor,
     reported, not a check."""
     noise = noise or noise_of(table)
-    eps = _eps(table, in_domain)
+    eps = lengths_of(table, in_domain)
     s, l_ = eps[0], eps[-1]
     e = {a: est(table, a, l_) for a in (in_domain, related, unrelated)}
     checks = [
@@ -863,8 +649,8 @@ def c12_out_of_domain(table: pd.DataFrame, chapter: str, num_classes: int = 10,
             noise),
     ]
     ours = (f"at {l_:g} epochs: " + ", ".join(f"{a} {v.text()}" for a, v in e.items())
-            + f" (chance {_pct(1 / num_classes)})")
-    if _has(table, noise_arm, l_):
+            + f" (chance {pct(1 / num_classes)})")
+    if has(table, noise_arm, l_):
         ours += f"; noise images (floor) {est(table, noise_arm, l_).text()}"
     return _claim("C12", ours, checks, chapter, noise, [v.n for v in e.values()],
                   f"{s:g}-{l_:g} epochs")
@@ -883,8 +669,8 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
     needed."""
     noise = noise or noise_of(table)
     arm = lambda loss, t: f"{loss}, {t}"  # noqa: E731
-    eps = [e for e in _eps(table, arm("KL", strong))
-           if all(_has(table, arm(lo, t), e) for lo in ("KL", "DIST") for t in (strong, weak))]
+    eps = [e for e in lengths_of(table, arm("KL", strong))
+           if all(has(table, arm(lo, t), e) for lo in ("KL", "DIST") for t in (strong, weak))]
     if not eps:
         raise ValueError("no schedule length has all four DIST/KL arms finished")
     longest = eps[-1]
@@ -896,8 +682,8 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
     below = weak_acc is not None and weak_acc < x["KL", weak].mean
     if below:  # outside DIST's study (since 2026-12-05: RULE_CHANGES["C13"])
         gains_check = ev.not_testable(gains_check.name, (
-            f"the {weak} ({_pct(weak_acc)}) is below its own KL student "
-            f"({_pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than their "
+            f"the {weak} ({pct(weak_acc)}) is below its own KL student "
+            f"({pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than their "
             f"students; measured: {gains_check.detail}"))
     checks = [ev.greater(f"DIST > KL with the {strong} at {longest:g} epochs",
                          x["DIST", strong], x["KL", strong], noise), gains_check]
@@ -922,8 +708,8 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
     if below:
         settle = "; ".join(p for p in (settle, (
             f"a second teacher stronger than its student for the '{checks[1].name}' check: "
-            f"the {weak} ({_pct(weak_acc)}) is below its own KL student "
-            f"({_pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than "
+            f"the {weak} ({pct(weak_acc)}) is below its own KL student "
+            f"({pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than "
             "their students")) if p)
     return _claim("C13", ours, checks, chapter, noise, [v.n for v in x.values()],
                   f"{eps[0]:g}-{longest:g} epochs", settle)
