@@ -105,6 +105,9 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # the probes: no verdict reads them, but the chapter's pretrained-minus-random gap does, and
 # its random init sat at the edge of a grid that chapters 01 and 02 had grown (one config, one
 # run: that arm's growth and replicates are stored already, only the pretrained arm trains).
+# In the session after 2026-12-05 06 at 100 and 300 epochs moved after the seed follow-ups:
+# those decide checks of C1, C5, C10 and C11, while 06's lengths decide none (the chapter's
+# end now names the grown values chapter 02 reads for the same configs).
 # A follow-up planned late on 2026-12-05, after results: the points read by every
 # inconclusive check that, at 3 seeds, needed at most 12 seeds per point to be decided were
 # its difference what it read (kdlib.evidence.seeds_to_decide: C1's two 250-image checks 4
@@ -164,8 +167,6 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("04 at 300 epochs (extras: C8)", _extras_of(lambda: resolution.arms(PRESET), (300.0,))),
     ("08 at 30 and 300 epochs (extras: C12)",
      _extras_of(lambda: out_of_domain.arms(PRESET), (30.0, 300.0))),
-    ("06 at 100 and 300 epochs (extras: the lengths the chapter's gap reads)",
-     _extras_of(lambda: init.arms(PRESET), (100.0, 300.0))),
     (FOLLOW_UP[0], lambda: _only(consistency.arms(PRESET, "250"),
                                  ("same/ic", "fix/cc", "ind/rc"), (400.0,))),
     (FOLLOW_UP[1], lambda: _only(patience.arms(PRESET, "1k"),
@@ -175,6 +176,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     (FOLLOW_UP[3], lambda: {
         **_only(cross_family.arms(PRESET), ("MobileNetV3-L (GN)",), (100.0,)),
         **_only(cross_family.label_arms(PRESET), (cross_family.LABELS_ARM,), (100.0,))}),
+    ("06 at 100 and 300 epochs (extras: the lengths the chapter's gap reads)",
+     _extras_of(lambda: init.arms(PRESET), (100.0, 300.0))),
     ("02 250 images at 4000 epochs (function matching)",
      _patience("250", (4000.0,), ("function matching",), upfront=False)),
     ("02 1k images at 3000 epochs (function matching)",

@@ -367,7 +367,10 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
     "compared to simple consistent teaching, function matching performs slightly worse with
     short schedules"); it leads at the longest (testable only from the paper's shortest
     length, ``min_epochs``); the fixed teacher saturates (testable only from where the paper
-    saw it, ``saturation_epochs``)."""
+    saw it, ``saturation_epochs``). The two ranking checks are gated differently on purpose:
+    function matching's slower start is a property of short schedules, which ours, below the
+    paper's 30 epochs, only sharpen, while its lead is a property of long ones, which ours
+    never reach (a lead failing at 4 epochs would test the wrong regime)."""
     noise = noise or noise_of(table)
     fixed, cons, fm = "fixed teacher", "consistent teaching", "function matching"
     eps = lengths_of(table, fixed)
