@@ -331,6 +331,22 @@ STALE_ROUNDS = 2
 READS_CLAIMS = ("90_summary",)
 
 
+def shared_points_state(preset: str) -> str:
+    """The points several chapters read, with each chapter's selection (CSV text of
+    :func:`kdlib.experiments.common.shared_points`): every chapter's last cell names the
+    others' selections, so a table written later in a run leaves earlier chapters stale."""
+    from kdlib.experiments import common
+
+    return common.shared_points(preset).to_csv(index=False)
+
+
+def chapters_reading_shared_points() -> tuple[str, ...]:
+    """The chapters whose last cell names the points other chapters select differently."""
+    from kdlib.experiments import chapters
+
+    return tuple(chapters.SECTIONS)
+
+
 def stale_notebooks(paths: list[Path], preset: str) -> list[Path]:
     """The notebooks of ``paths`` whose stored claims read a seed-noise pool other than the
     store's now (a replicate finished while the book ran), with those that read every
@@ -512,7 +528,15 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.toc:  # the book's chapters only: a notebook whose runs are not stored yet stays out
         in_book = set(toc_stems(args.toc_file))
         paths = [p for p in paths if p.stem in in_book]
+    shared_before = shared_points_state(args.preset)
     outcomes = run(paths, args.preset, out_dir)
+    again = [p for p in paths if p.stem in chapters_reading_shared_points()]
+    if again and shared_points_state(args.preset) != shared_before:
+        print(f"[{args.preset}] a chapter's table changed the points several chapters read: "
+              f"executing {', '.join(p.name for p in again)} again, so each names the others' "
+              "selections as stored now", flush=True)
+        redone = {o.notebook: o for o in run(again, args.preset, out_dir)}
+        outcomes = [redone.get(o.notebook, o) for o in outcomes]
     for _ in range(STALE_ROUNDS):  # replicates that landed mid-run change the seed-noise pool
         again = stale_notebooks(paths, args.preset)
         if not again:

@@ -830,3 +830,31 @@ def test_book_run_executes_stale_chapters_again_until_current(tmp_path, monkeypa
     assert code == 0
     assert calls == [["01_a", "02_b", "90_summary"], ["01_a", "90_summary"]]
     assert "executing 01_a.ipynb, 90_summary.ipynb again" in capsys.readouterr().out
+
+
+def test_book_run_executes_the_chapters_again_when_a_table_changed_the_shared_points(
+        tmp_path, monkeypatch, capsys):
+    """Chapter 05 names chapter 06's selection of a shared point; when 06 writes a new table
+    later in the same run, 05 (and every chapter) runs once more so the book converges."""
+    calls: list[list[str]] = []
+    states = ["old", "new", "new"]
+
+    def fake_run(paths, preset, out_dir):
+        calls.append([p.stem for p in paths])
+        return [book.Outcome(p.name, "ok", 1.0) for p in paths]
+
+    monkeypatch.setattr(book, "run", fake_run)
+    monkeypatch.setattr(book, "stale_notebooks", lambda paths, preset: [])
+    monkeypatch.setattr(book, "shared_points_state", lambda preset: states.pop(0))
+    monkeypatch.setattr(book, "chapters_reading_shared_points", lambda: ("05_e", "06_f"))
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    for stem in ("05_e", "06_f", "90_summary"):
+        (notebooks / f"{stem}.ipynb").write_text("{}")
+    args = ["run", "--preset", "smoke", "--dir", str(notebooks), "--out", str(tmp_path / "out")]
+    assert book.main(args) == 0
+    assert calls == [["05_e", "06_f", "90_summary"], ["05_e", "06_f"]]
+    assert "changed the points several chapters read" in capsys.readouterr().out
+    states[:] = ["same", "same"]
+    calls.clear()
+    assert book.main(args) == 0 and calls == [["05_e", "06_f", "90_summary"]]
