@@ -133,7 +133,8 @@ def beyond_text() -> str:
         where.append(f"{section}'s {size} images at {epochs:g} epochs ({steps})")
     return (" Where a probe led, the ladder of its comparison goes that step further for "
             f"every arm alike, and the queue grows those grids: {'; '.join(where)}; their "
-            "selected configs are no longer at the ladder's end, so they leave this count.")
+            "configs selected there leave this count (lr 0.1 is no longer their grid's end; "
+            "one selected at the new end is named in its claim's what would settle it).")
 
 
 def parser() -> argparse.ArgumentParser:
