@@ -81,15 +81,16 @@ def ladders_for(config: RunConfig | Mapping[str, Any] | None) -> dict[str, tuple
     comparison (section, training-set size, epochs) is in :data:`LADDER_BEYOND`."""
     if config is None:
         return dict(LADDERS)
-    if isinstance(config, RunConfig):
-        section, epochs, size = config.section, config.epochs, config.data.train_size
-    else:  # a stored config.json (its data a dict, or a DataConfig where a test builds one)
-        section, epochs, data = config.get("section"), config.get("epochs"), config.get("data")
-        size = (data.get("train_size") if isinstance(data, Mapping)
-                else getattr(data, "train_size", None))
-    beyond = LADDER_BEYOND.get((str(section), size, float(epochs or 0.0)), {})
+    key = (str(_field(config, "section")), _field(_field(config, "data"), "train_size"),
+           float(_field(config, "epochs") or 0.0))
+    beyond = LADDER_BEYOND.get(key, {})
     return {name: tuple(sorted(set(ladder) | set(beyond.get(name, ()))))
             for name, ladder in LADDERS.items()}
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``name`` of a stored config (a dict) or of a RunConfig / DataConfig, else None."""
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
 def comparison_ladders(configs: Sequence[RunConfig | Mapping[str, Any] | None]
@@ -231,13 +232,11 @@ def noise_regime(config: Mapping[str, Any] | RunConfig) -> str:
     stored config (``config.json``) or a RunConfig."""
     from kdlib import evidence
 
-    data = config.get("data", {}) if isinstance(config, Mapping) else config.data
-    field = (lambda k: data.get(k)) if isinstance(data, Mapping) else (  # noqa: E731
-        lambda k: getattr(data, k, None))
-    size = field("train_size")
-    epochs = config.get("epochs") if isinstance(config, Mapping) else config.epochs
+    data = _field(config, "data") or {}
+    size, epochs = _field(data, "train_size"), _field(config, "epochs")
     regime = f"{size} images" if size is not None else "full split"
-    source = _training_source(field("name"), field("eval_name"), field("classes"))
+    source = _training_source(_field(data, "name"), _field(data, "eval_name"),
+                              _field(data, "classes"))
     regime += f" of {source}" if source else ""
     return regime if epochs is None else f"{regime}{evidence.REGIME_SEP}{float(epochs):g} epochs"
 

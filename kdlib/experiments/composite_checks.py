@@ -36,6 +36,17 @@ def fewest_seeds(checks: Sequence[ev.Check]) -> int | None:
     return min(seeds) if seeds else None
 
 
+def _all_of(checks: Sequence[ev.Check]) -> dict:
+    """The fields a check that needs all of ``checks`` to hold takes from them: its outcome
+    under the rule and under each alternative reading they record (:func:`all_hold`), the
+    seeds of their thinnest point and their points' grid flags."""
+    return {"outcome": all_hold(checks, "outcome"),
+            **{r: all_hold(checks, r) if records(checks, r) else None
+               for r in ev.READINGS[1:]},
+            "seeds": fewest_seeds(checks), "at_edge": any(c.at_edge for c in checks),
+            "at_ladder_end": any(c.at_ladder_end for c in checks)}
+
+
 def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequence[str],
                 epochs: float, noise: ev.Noise) -> ev.Check:
     """That ``lead`` is above each of ``others`` at ``epochs``, one check under each reading
@@ -56,13 +67,8 @@ def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequen
     checks = [c for _, c in pairs]
     arm, decides = min(pairs, key=lambda p: (p[1].outcome != "fails", distance(p[1])))
     return dataclasses.replace(
-        decides, outcome=all_hold(checks, "outcome"),
-        detail=f"deciding comparison of {len(pairs)} (the clearest fail, else the narrowest "
-               f"lead in SE): {arm}; {decides.detail}",
-        seeds=fewest_seeds(checks),
-        **{r: all_hold(checks, r) if records(checks, r) else None for r in ev.READINGS[1:]},
-        at_edge=any(c.at_edge for c in checks),
-        at_ladder_end=any(c.at_ladder_end for c in checks))
+        decides, detail=f"deciding comparison of {len(pairs)} (the clearest fail, else the "
+                        f"narrowest lead in SE): {arm}; {decides.detail}", **_all_of(checks))
 
 
 def every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
@@ -77,10 +83,7 @@ def every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
     detail = ((failed or open_)[0].detail if failed or open_ else
               f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer schedule, each "
               "within the tolerance")
-    return ev.Check(name, all_hold(checks, "outcome"), detail,
-                    **{r: all_hold(checks, r) for r in ev.READINGS[1:] if records(checks, r)},
-                    seeds=fewest_seeds(checks), at_edge=any(c.at_edge for c in checks),
-                    at_ladder_end=any(c.at_ladder_end for c in checks))
+    return ev.Check(name, detail=detail, **_all_of(checks))
 
 
 def unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
