@@ -53,7 +53,7 @@ class Claim:
     chapter: str
     # Each sub-check as {"name", "outcome", "detail", "margin", "se", "seeds",
     # "coarse_outcome", "strict_outcome", "heldout_outcome", "selection_outcome",
-    # "followup_outcome", ...}
+    # "followup_outcome", "noise", ...}
     # (kdlib.evidence.Check).
     checks: tuple[dict[str, Any], ...] = ()
     noise: str = ""  # the seed noise the checks used, and where it came from
@@ -279,7 +279,9 @@ def report(claims: Iterable[Claim]) -> str:
              "| --- | --- | --- | --- |"]
     lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']}"
               + (f" ({robustness(k, names=True)})" if robustness(k) else "")
-              + f" | {_cell(k['detail'])} |" for c in claims for k in c.checks]
+              + f" | {_cell(k['detail'])}"
+              + (f"; per-run noise: {_cell(k['noise'])}" if k.get("noise") else "") + " |"
+              for c in claims for k in c.checks]
     lines.append("")
     for c in claims:
         facts = [f"seeds per point: {c.seeds}" if c.seeds else "", c.noise and f"noise: {c.noise}",

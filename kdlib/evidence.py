@@ -121,11 +121,19 @@ class Estimate:
         after 2026-12-05; until then 2 seeds read the pooled noise alone)."""
         if self.known:
             return 0.0
+        own = self.own_sd
+        sd = max(own, noise_sd) if math.isfinite(own) else noise_sd
+        return sd / math.sqrt(self.n)
+
+    @property
+    def own_sd(self) -> float:
+        """The point's own per-run spread that :meth:`se` weighs against the pooled one: its
+        seeds' sd from MIN_OWN_SEEDS (or the one it kept from more), from 2 seeds where it
+        kept none; NaN where it has neither."""
         own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
         if self.n == 2 and not math.isfinite(own):  # no spread kept from more seeds
             own = self.sd
-        sd = max(own, noise_sd) if math.isfinite(own) else noise_sd
-        return sd / math.sqrt(self.n)
+        return own
 
     @property
     def can_hold_out(self) -> bool:
@@ -244,13 +252,18 @@ class Noise:
         """The spread of ``regime``'s points: the finest level of it that measured its own
         pooled spread, else ``sd``; ``coarse`` skips the finest level (the rule before schedule
         lengths were pooled apart, late on 2026-12-04)."""
+        level = self.level_for(regime, coarse=coarse)
+        return self.sd if level is None else self.by_regime[level]
+
+    def level_for(self, regime: str | None, *, coarse: bool = False) -> str | None:
+        """The regime level whose pooled spread :meth:`sd_for` reads (None: the overall one)."""
         if coarse:
             regime = parent_regime(regime)
         while regime is not None:
             if regime in self.by_regime:
-                return self.by_regime[regime]
+                return regime
             regime = parent_regime(regime)
-        return self.sd
+        return None
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -397,6 +410,10 @@ class Check:
     # The outcome from the follow-up seeds only (Estimate.followup), where every measured
     # point it compares has them; None elsewhere.
     followup_outcome: str | None = None
+    # The per-run spread each compared point's standard error read, and where it came from
+    # (:func:`spreads_text`): the pool of its regime or its own seeds' (since the session
+    # after 2026-12-05; the claim's noise line lists every pool, not which one a point read).
+    noise: str | None = None
 
     def __post_init__(self) -> None:
         for outcome in (self.outcome, self.coarse_outcome, self.strict_outcome,
@@ -419,6 +436,31 @@ def _se(a: Estimate, b: Estimate, noise: Noise, coarse: bool = False,
 
 def _diff(a: Estimate, b: Estimate, noise: Noise) -> tuple[float, float]:
     return a.mean - b.mean, _se(a, b, noise)
+
+
+def spread_text(point: Estimate, noise: Noise, metric: str = "test_acc") -> str:
+    """The per-run spread ``point``'s standard error reads (:meth:`Estimate.se`) and where it
+    comes from: ``"0.69 pts pooled (1000 images, 300 epochs)"``, ``"1.32 pts, its own 3
+    seeds"`` where those spread more than its pool (``"its own over all its seeds"`` for the
+    held-out reading's, :attr:`Estimate.kept_sd`), ``"none (a known number)"``."""
+    if point.known:
+        return "none (a known number)"
+    pooled, own = noise.sd_for(point.regime), point.own_sd
+    if math.isfinite(own) and own > pooled:
+        if point.n < MIN_OWN_SEEDS and math.isfinite(point.kept_sd):
+            return f"{_per_run(own, metric)}, its own over all its seeds"
+        return f"{_per_run(own, metric)}, its own {point.n} seeds"
+    level = noise.level_for(point.regime)
+    return f"{_per_run(pooled, metric)} pooled ({level or 'over every replicated point'})"
+
+
+def spreads_text(points: Sequence[Estimate], noise: Noise, metric: str = "test_acc") -> str:
+    """:func:`spread_text` of each measured point, ``label: spread`` joined by "; " (one
+    entry where every point reads the same spread)."""
+    texts = {p.label: spread_text(p, noise, metric) for p in points if not p.known}
+    if len(set(texts.values())) == 1 and len(texts) > 1:
+        return f"each {next(iter(texts.values()))}"
+    return "; ".join(f"{label}: {text}" for label, text in texts.items())
 
 
 def _pts(x: float) -> str:
@@ -481,7 +523,8 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
                  _beyond(*_diff(*held, noise), k) if held else None,
                  _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
-                 _ladder_end(a, b), 0.0, _beyond(*_diff(*new, noise), k) if new else None)
+                 _ladder_end(a, b), 0.0, _beyond(*_diff(*new, noise), k) if new else None,
+                 spreads_text((a, b), noise))
 
 
 def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
@@ -502,7 +545,8 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
                  outcome(*_diff(*held, noise)) if held else None,
                  outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
-                 _ladder_end(a, b), -tol, outcome(*_diff(*new, noise)) if new else None)
+                 _ladder_end(a, b), -tol, outcome(*_diff(*new, noise)) if new else None,
+                 spreads_text((a, b), noise))
 
 
 def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimate, Estimate],
@@ -526,7 +570,8 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(*a, *b),
                  _beyond(d, coarse_se, k), _beyond(d, se, K_STRICT),
                  gain_outcome(_heldout(*a, *b)), _beyond(d, select_se, k), _edge(*a, *b),
-                 _ladder_end(*a, *b), 0.0, gain_outcome(_followup(*a, *b)))
+                 _ladder_end(*a, *b), 0.0, gain_outcome(_followup(*a, *b)),
+                 spreads_text((*a, *b), noise))
 
 
 def seeds_to_decide(check: Check, *, k: float = K) -> float | None:

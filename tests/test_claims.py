@@ -201,6 +201,9 @@ def test_report_lists_each_sub_check_and_what_would_settle_it():
                                 seeds="3", settle="the gpu preset", scale="ours: 300 epochs")
     text = claims.report([claim])
     assert "| C4 | a > b | fails | -3.0 pts \\| x |" in text
+    noisy = dataclasses.replace(claim, checks=({**checks[0], "noise": "each 0.40 pts pooled"},))
+    assert ("| C4 | a > b | fails | -3.0 pts \\| x; per-run noise: each 0.40 pts pooled |"
+            in claims.report([noisy]))
     assert "- **C4**: seeds per point: 3; ours: 300 epochs; to settle it: the gpu preset." in text
 
 

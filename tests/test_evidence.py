@@ -297,6 +297,32 @@ def test_a_difference_reads_each_points_own_regime_noise():
     assert check.se == pytest.approx(math.sqrt(0.03 ** 2 + 0.002 ** 2))
 
 
+def test_each_check_names_the_spread_each_point_read_and_its_pool():
+    noise = ev.Noise(0.01, "test", {"1k": 0.004, "1k, 300 epochs": 0.002})
+    pooled = ev.Estimate((0.81, 0.811, 0.809), "a", regime="1k, 300 epochs")
+    loud = ev.Estimate((0.80, 0.82, 0.84), "b", regime="1k, 100 epochs")
+    assert ev.spread_text(pooled, noise) == "0.20 pts pooled (1k, 300 epochs)"
+    assert ev.spread_text(loud, noise) == "2.00 pts, its own 3 seeds"  # above its 0.4 pool
+    quiet_100 = ev.Estimate((0.80,), "c", regime="1k, 100 epochs")  # the size's pool
+    assert ev.spread_text(quiet_100, noise) == "0.40 pts pooled (1k)"
+    assert ev.spread_text(ev.Estimate((0.8,), "d", regime="4k"), noise) == (
+        "1.00 pts pooled (over every replicated point)")
+    assert ev.spread_text(ev.constant(0.1, "chance"), noise) == "none (a known number)"
+    check = ev.greater("a>b", pooled, loud, noise)
+    assert check.noise == ("a: 0.20 pts pooled (1k, 300 epochs); "
+                           "b: 2.00 pts, its own 3 seeds")
+    # the numbers the text names are those the standard error read
+    assert check.se == pytest.approx(math.sqrt(0.002 ** 2 / 3 + 0.02 ** 2 / 3))
+    same = ev.at_least("a>=c", pooled, ev.Estimate((0.8,), "c", regime="1k, 300 epochs"), 0.01,
+                       noise)
+    assert same.noise == "each 0.20 pts pooled (1k, 300 epochs)"
+    held = ev.Estimate((0.80, 0.82, 0.84), "h", selected_first=True).heldout()
+    assert held.n == 2  # the selected run left out, the spread of all 3 kept
+    assert ev.spread_text(held, ev.Noise(0.001, "t")) == "2.00 pts, its own over all its seeds"
+    loss = ev.Estimate((0.31, 0.33), "l", regime="1k")
+    assert ev.spread_text(loss, noise, "train_loss") == "0.0141, its own 2 seeds"
+
+
 def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():
     # n=1 each, noise 1 pt: SE of the difference sqrt(2) pts; 2 SE = 2.83 pts.
     assert ev.greater("a>b", e(0.83), e(0.80), NOISE).outcome == "holds"

@@ -584,10 +584,21 @@ def test_c4_gap_is_not_testable_only_under_readings_where_the_student_still_impr
 
 
 def test_a_gap_not_testable_keeps_its_points_grid_flags():
-    gap = ev.Check("gap", "fails", "far", at_edge=True)
+    gap = ev.Check("gap", "fails", "far", at_edge=True, noise="each 1.00 pts pooled")
     improving = ev.Check("improving", "holds", "up", at_ladder_end=True)
     both = cc.unless_improving(gap, improving)
     assert both.outcome == "not testable" and both.at_edge and both.at_ladder_end
+    assert both.noise == gap.noise  # its numbers are the gap's, and so is their noise
+
+
+def test_every_step_shows_the_noise_of_the_step_it_shows():
+    up = ev.Check("up", "holds", "step 1", noise="n1")
+    flat = ev.Check("flat", "inconclusive", "step 2", noise="n2")
+    down = ev.Check("down", "fails", "step 3", noise="n3")
+    assert cc.every_step("all", [up, flat, down]).noise == "n3"  # the failing step's
+    assert cc.every_step("all", [up, flat]).noise == "n2"
+    both = cc.every_step("all", [up, up])
+    assert both.outcome == "holds" and both.noise is None  # no one step's numbers shown
 
 
 def test_tables_read_one_row_per_point_and_lengths_without_validation_are_skipped():

@@ -80,10 +80,12 @@ def every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
         return ev.not_testable(name, "one schedule length only")
     failed = [c for c in checks if c.outcome == "fails"]
     open_ = [c for c in checks if c.outcome == "inconclusive"]
-    detail = ((failed or open_)[0].detail if failed or open_ else
+    shown = (failed or open_)[0] if failed or open_ else None
+    detail = (shown.detail if shown else
               f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer schedule, each "
               "within the tolerance")
-    return ev.Check(name, detail=detail, **_all_of(checks))
+    return ev.Check(name, detail=detail, noise=shown.noise if shown else None,
+                    **_all_of(checks))
 
 
 def unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
@@ -98,5 +100,5 @@ def unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
     if reading("outcome") != "not testable":
         return dataclasses.replace(gap, **readings)
     return ev.Check(gap.name, "not testable", gap.detail + "; still improving at our longest",
-                    **readings, at_edge=gap.at_edge or improving.at_edge,
+                    **readings, noise=gap.noise, at_edge=gap.at_edge or improving.at_edge,
                     at_ladder_end=gap.at_ladder_end or improving.at_ladder_end)

@@ -210,7 +210,8 @@ def _loss_lower(name: str, a: ev.Estimate, b: ev.Estimate, noise: ev.Noise) -> e
     check = ev.greater(name, b, a, noise)
     detail = (f"{a.label} {a.mean:.4f} (n={a.n}) vs {b.label} {b.mean:.4f} (n={b.n}): "
               f"{a.mean - b.mean:+.4f} (±{ev.K * (check.se or 0):.4f} at {ev.K:g} SE)")
-    return dataclasses.replace(check, detail=detail)
+    return dataclasses.replace(check, detail=detail,
+                               noise=ev.spreads_text((a, b), noise, "train_loss"))
 
 
 def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
