@@ -204,13 +204,15 @@ def _cell(text: Any) -> str:
 
 
 def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
-                   linked: Collection[str] | None = None) -> str:
+                   linked: Collection[str] | None = None, noise: bool = True) -> str:
     """The claims as a markdown table whose chapter cells link to `<chapter><link_suffix>`.
 
     Rendered with IPython.display.Markdown, the links work in Jupyter and in Jupyter Book
     (which maps `01_x.ipynb` to the chapter's page). With ``linked``, only those chapters
     are links: a chapter not in the book yet, or a chapter's table of its own claims
     (``linked=()``: Jupyter Book leaves a page's link to itself unresolved), names it.
+    Without ``noise`` the rows leave out the claims' noise line (a page that shows the
+    pools once: it is the same store-wide text in every claim).
     """
     header = ["id", "the paper's claim", "paper", "ours", "verdict", "sub-checks", "chapter"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
@@ -219,7 +221,7 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
                 if linked is None or c.chapter in linked else f"`{c.chapter}`")
         verdict = f"**{c.verdict}**" + (f" (provisional: {why_provisional(c)})"
                                          if provisional(c) else "")
-        cells = [c.id, c.claim, c.paper, c.ours, verdict, checks_text(c), link]
+        cells = [c.id, c.claim, c.paper, c.ours, verdict, checks_text(c, noise), link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -261,13 +263,14 @@ def why_provisional(claim: Claim) -> str:
     return "; ".join(parts)
 
 
-def checks_text(claim: Claim) -> str:
-    """The sub-checks in one line: ``holds: name; inconclusive: name (seeds n, noise)``."""
+def checks_text(claim: Claim, noise: bool = True) -> str:
+    """The sub-checks in one line: ``holds: name; inconclusive: name (seeds n, noise)``
+    (without the noise line unless ``noise``)."""
     if not claim.checks:
         return ""
     parts = [f"{c['outcome']}: {c['name']}" for c in claim.checks]
     tail = "; ".join(x for x in (f"seeds per point {claim.seeds}" if claim.seeds else "",
-                                 claim.noise) if x)
+                                 claim.noise if noise else "") if x)
     return "; ".join(parts) + (f" ({tail})" if tail else "")
 
 
@@ -275,8 +278,10 @@ def report(claims: Iterable[Claim]) -> str:
     """A chapter's claims as markdown: the claims table (no self-links), then each sub-check
     with its numbers, then the noise, seeds, scale and what would settle each claim."""
     claims = _sorted(claims)
-    lines = [markdown_table(claims, linked=()), "", "| id | sub-check | outcome | numbers |",
-             "| --- | --- | --- | --- |"]
+    shared = {c.noise for c in claims} if len(claims) > 1 else set()
+    one_noise = len(shared) == 1 and "" not in shared  # said once, below the claims
+    lines = [markdown_table(claims, linked=(), noise=not one_noise), "",
+             "| id | sub-check | outcome | numbers |", "| --- | --- | --- | --- |"]
     lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']}"
               + (f" ({robustness(k, names=True)})" if robustness(k) else "")
               + f" | {_cell(k['detail'])}"
@@ -284,10 +289,14 @@ def report(claims: Iterable[Claim]) -> str:
               for c in claims for k in c.checks]
     lines.append("")
     for c in claims:
-        facts = [f"seeds per point: {c.seeds}" if c.seeds else "", c.noise and f"noise: {c.noise}",
+        facts = [f"seeds per point: {c.seeds}" if c.seeds else "",
+                 "" if one_noise else c.noise and f"noise: {c.noise}",
                  c.scale, c.settle and f"to settle it: {c.settle}",
                  c.rule_note and f"note: {c.rule_note}"]
         lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+    if one_noise:
+        lines.append(f"- **Seed noise** (every claim above; each sub-check names the pool "
+                     f"its points read): {claims[0].noise}.")
     return "\n".join(lines) + "\n"
 
 

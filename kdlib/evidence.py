@@ -338,12 +338,7 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     """
     groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
     overall = pooled_noise([g for gs in groups.values() for g in gs], metric)
-    levels: dict[str, list[list[float]]] = {}  # every level of every regime -> its groups
-    for regime, gs in groups.items():
-        level: str | None = regime
-        while level is not None:
-            levels.setdefault(level, []).extend(gs)
-            level = parent_regime(level)
+    levels = _levels(groups)
     own: dict[str, float] = {}
     pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
     so_far = Noise(overall.sd, overall.source, own)  # reads ``own`` as it fills, coarse first
@@ -372,6 +367,38 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source} (a "
                  "length without a pool of its own reads its training-set size's, a size "
                  "without one reads this)", own)
+
+
+def _levels(groups: Mapping[str, list[list[float]]]) -> dict[str, list[list[float]]]:
+    """Every level of every regime (:func:`parent_regime` up to the top) -> the seed groups
+    of every regime under it."""
+    levels: dict[str, list[list[float]]] = {}
+    for regime, gs in groups.items():
+        level: str | None = regime
+        while level is not None:
+            levels.setdefault(level, []).extend(gs)
+            level = parent_regime(level)
+    return levels
+
+
+def noise_pools(groups: Mapping[str, Iterable[Sequence[float]]], metric: str = "test_acc"
+                ) -> list[dict[str, Any]]:
+    """One row per level of every regime (sizes first, each followed by its lengths): its
+    pooled per-run spread, degrees of freedom and replicated points, and the spread its points
+    read under :func:`pooled_noise_by_regime` (its own pool's, or the level it falls back to,
+    named in ``reads``): the pools behind every claim's noise line as one table."""
+    groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
+    noise = pooled_noise_by_regime(groups, metric)
+    rows = []
+    for regime, gs in _levels(groups).items():
+        sd, dof, points = _pooled(gs)
+        level = noise.level_for(regime)
+        rows.append({"regime": regime, "sd": sd, "dof": dof, "points": points,
+                     "read_sd": noise.sd_for(regime),
+                     "reads": "its own pool" if level == regime else
+                     level or "the overall pool"})
+    return sorted(rows, key=lambda r: (_natural(r["regime"].split(REGIME_SEP)[0]),
+                                       r["regime"].count(REGIME_SEP), _natural(r["regime"])))
 
 
 def _natural(regime: str) -> tuple[Any, ...]:

@@ -207,6 +207,23 @@ def test_report_lists_each_sub_check_and_what_would_settle_it():
     assert "- **C4**: seeds per point: 3; ours: 300 epochs; to settle it: the gpu preset." in text
 
 
+def test_report_says_a_noise_line_every_claim_shares_once():
+    checks = ({"name": "a > b", "outcome": "holds", "detail": "+3 pts (±1.0 at 2 SE)"},)
+    one, two = (dataclasses.replace(make(cid), checks=checks, seeds="3", noise="POOLS")
+                for cid in ("C1", "C2"))
+    text = claims.report([one, two])
+    assert text.count("POOLS") == 1
+    assert text.rstrip().endswith("each sub-check names the pool its points read): POOLS.")
+    assert "(seeds per point 3)" in text  # the table's rows keep their seeds, not the pools
+    # claims that read different noise keep it each, in their row and their line
+    other = dataclasses.replace(two, noise="OTHER")
+    text = claims.report([one, other])
+    assert text.count("POOLS") == 2 and text.count("OTHER") == 2
+    assert "Seed noise" not in text
+    assert claims.markdown_table([one]).count("POOLS") == 1
+    assert "POOLS" not in claims.markdown_table([one], noise=False)
+
+
 # --------------------------------------------------------------------------- findings first
 
 

@@ -323,6 +323,23 @@ def test_each_check_names_the_spread_each_point_read_and_its_pool():
     assert ev.spread_text(loss, noise, "train_loss") == "0.0141, its own 2 seeds"
 
 
+def test_noise_pools_list_every_level_and_the_spread_its_points_read():
+    groups = {"1k, 30 epochs": [[0.80, 0.82]] * 6 + [[0.5, 0.5]] * 5,
+              "1k, 300 epochs": [[0.85, 0.851]], "250": [[0.7]]}
+    rows = ev.noise_pools(groups)
+    assert [r["regime"] for r in rows] == ["1k", "1k, 30 epochs", "1k, 300 epochs", "250"]
+    by = {r["regime"]: r for r in rows}
+    noise = ev.pooled_noise_by_regime(groups)
+    assert by["1k, 30 epochs"]["dof"] == 11 and by["1k, 30 epochs"]["points"] == 11
+    assert by["1k, 30 epochs"]["reads"] == "its own pool"  # 11 >= 10 degrees of freedom
+    assert by["1k, 30 epochs"]["read_sd"] == pytest.approx(noise.sd_for("1k, 30 epochs"))
+    # 1 degree of freedom, quieter than its size's pool: its points read the size's
+    assert by["1k, 300 epochs"]["reads"] == "1k"
+    assert by["1k, 300 epochs"]["read_sd"] == pytest.approx(by["1k"]["sd"])
+    assert math.isnan(by["250"]["sd"]) and by["250"]["reads"] == "the overall pool"
+    assert by["250"]["read_sd"] == noise.sd
+
+
 def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():
     # n=1 each, noise 1 pt: SE of the difference sqrt(2) pts; 2 SE = 2.83 pts.
     assert ev.greater("a>b", e(0.83), e(0.80), NOISE).outcome == "holds"

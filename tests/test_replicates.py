@@ -267,6 +267,17 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
     assert noise.sd_for(common.noise_regime(longer)) == pytest.approx(math.sqrt(0.0128))
     assert noise.sd_for(common.noise_regime(longer), coarse=True) == pytest.approx(
         noise.sd_for(common.noise_regime(base), coarse=True))
+    # the same pools as one table, in points of accuracy, each with what its points read
+    table = common.store_noise_table("cpu").set_index("regime")
+    row = table.loc[common.noise_regime(longer)]
+    assert row["pooled sd per run"] == pytest.approx(100 * math.sqrt(0.0128))
+    assert row["its points read"] == pytest.approx(row["pooled sd per run"])
+    assert row["from"] == "its own pool" and row["degrees of freedom"] == 1
+    store.save_run(store.prepare_run(subset), subset, {"test_acc": 0.7}, {}, "done")
+    one_seed = common.store_noise_table("cpu").set_index("regime").loc[
+        common.noise_regime(subset)]  # no spread of its own: it reads the overall pool
+    assert math.isnan(one_seed["pooled sd per run"]) and one_seed["from"] == "the overall pool"
+    assert common.store_noise_table("gpu").empty
 
 
 def test_a_seed_two_chapters_stored_counts_once_as_the_run_every_chapter_reads(

@@ -422,6 +422,26 @@ def store_noise(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
     return evidence.pooled_noise_by_regime(sets, metric)
 
 
+def store_noise_table(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
+    """:func:`store_noise` as a table (:func:`kdlib.evidence.noise_pools`): one row per
+    regime level with its pooled per-run spread (points of accuracy), degrees of freedom,
+    replicated points, and the spread its points read and from which pool."""
+    import pandas as pd
+
+    from kdlib import evidence
+
+    sets: dict[str, list[list[float]]] = {}
+    for regime, by_seed in _stored_seeds(preset, metric, root=root).values():
+        sets.setdefault(regime, []).append(list(by_seed.values()))
+    scale = 100.0 if metric in evidence.ACCURACIES else 1.0
+    rows = [{"regime": r["regime"], "pooled sd per run": scale * r["sd"],
+             "degrees of freedom": r["dof"], "replicated points": r["points"],
+             "its points read": scale * r["read_sd"], "from": r["reads"]}
+            for r in evidence.noise_pools(sets, metric)]
+    return pd.DataFrame(rows, columns=["regime", "pooled sd per run", "degrees of freedom",
+                                       "replicated points", "its points read", "from"])
+
+
 def selection_bias(preset: str, metric: str = "test_acc") -> Any:
     """How far the validation-selected run reads above its own seed replicates: one value per
     replicated config stored at ``preset`` (the run with the config's lowest seed, which the

@@ -53,6 +53,7 @@ from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arm
     shared_points_report,
     store_means,
     store_noise,
+    store_noise_table,
     throughput_table,
     train_extras_default,
     training_key,
