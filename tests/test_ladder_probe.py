@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from kdlib import store
 from kdlib.experiments import common
 from kdlib.experiments import ladder_probe as probe
@@ -39,6 +41,12 @@ def test_probes_the_selected_adam_configs_at_the_ladders_end_cheapest_first(tmp_
     assert [r["lr 0.3 ahead on val"] for r in rows] == [True, False]
     assert rows[1]["val at lr 0.3"] == "diverged" and rows[1]["test at lr 0.3"] is None
     text = probe.report("cpu", tmp_path)
-    assert text.startswith("Of the 2 selected configs at lr 0.1, the ladder's end, 2")
-    assert "ahead on validation at 1 (02_patience 1k_arms: function matching at 30 epochs)"\
-        in text and "diverged at 1" in text
+    assert text.startswith("Of the 2 selected configs at lr 0.1, the ladder's end, all 2 were "
+                           "probed")
+    assert ("ahead on validation at 1 of them (02_patience 1k_arms: function matching at 30 "
+            "epochs)") in text and "diverged at 1" in text
+    # a probe behind everywhere, and probes not all trained yet, read as such
+    _stored(tmp_path, short.replace(lr=0.3), 0.70, 0.78)
+    assert "ahead on validation at none of them" in probe.report("cpu", tmp_path)
+    shutil.rmtree(store.run_dir(long_.replace(lr=0.3), tmp_path))
+    assert "the ladder's end, 1 (the cheapest) was probed" in probe.report("cpu", tmp_path)

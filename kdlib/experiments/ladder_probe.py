@@ -114,9 +114,12 @@ def report(preset: str = "cpu", root: Any = None) -> str:
                 "selected configs sit at lr 0.1).")
     ahead = [r for r in rows if r["lr 0.3 ahead on val"]]
     diverged = sum(r["val at lr 0.3"] == "diverged" for r in rows)
-    return (f"Of the {total} selected configs at lr 0.1, the ladder's end, {len(rows)} (the "
-            f"cheapest) were probed one step beyond, at lr 0.3: it is ahead on validation at "
-            f"{len(ahead)}" + (f" ({'; '.join(r['read by'] for r in ahead)})" if ahead else "")
+    probed = (f"all {total} were" if len(rows) >= total else
+              f"{len(rows)} (the cheapest) {'was' if len(rows) == 1 else 'were'}")
+    return (f"Of the {total} selected configs at lr 0.1, the ladder's end, {probed} probed "
+            "one step beyond, at lr 0.3: it is ahead on validation at "
+            + (f"{len(ahead)} of them ({'; '.join(r['read by'] for r in ahead)})" if ahead
+               else "none of them")
             + (f", and diverged at {diverged}" if diverged else "") + "." + beyond_text())
 
 
