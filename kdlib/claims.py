@@ -384,7 +384,8 @@ def sensitivity(claims: Iterable[Claim]) -> str:
 def grid_report(claims: Iterable[Claim]) -> str:
     """One paragraph on the grids the verdicts read: how many sub-checks read a point selected
     at a grid edge the queue still grows (their verdicts are provisional) and how many a point
-    at the ladder's end (the optimum may lie beyond the grid: said, not resolved), by claim."""
+    at the ladder's end that no stored probe beyond it brackets (the optimum may lie beyond
+    the grid: said, not resolved), by claim."""
     claims = _sorted(claims)
     measured = [k for c in claims for k in c.checks if k.get("at_edge") is not None]
     if not measured:
@@ -400,8 +401,9 @@ def grid_report(claims: Iterable[Claim]) -> str:
     text = (f"Of {len(measured)} sub-checks that compare measured points, {edge} read a point "
             "selected at an edge of its learning-rate grid that the queue still grows"
             + (f" ({edge_ids}): their verdicts are provisional" if edge else "")
-            + f"; {end} read a point selected at the ladder's end, where the rule grows no "
-            "further, so its optimum may lie beyond the grid")
+            + f"; {end} read a point selected at the ladder's end that no probe one step "
+            "beyond brackets (the rule grows no further there, so its optimum may lie beyond "
+            "the grid)")
     return text + (f" ({end_ids}; named in each claim's what would settle it)." if end else ".")
 
 

@@ -391,9 +391,10 @@ def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
     text = claims.grid_report([c2, c1])
     assert text == ("Of 4 sub-checks that compare measured points, 1 read a point selected at "
                     "an edge of its learning-rate grid that the queue still grows (C1 1): their "
-                    "verdicts are provisional; 2 read a point selected at the ladder's end, where "
-                    "the rule grows no further, so its optimum may lie beyond the grid (C1 1, "
-                    "C2 1; named in each claim's what would settle it).")
+                    "verdicts are provisional; 2 read a point selected at the ladder's end that "
+                    "no probe one step beyond brackets (the rule grows no further there, so its "
+                    "optimum may lie beyond the grid) (C1 1, C2 1; named in each claim's what "
+                    "would settle it).")
     assert claims.grid_report([make("C3")]).startswith("No stored sub-check")
 
 

@@ -50,3 +50,35 @@ def test_probes_the_selected_adam_configs_at_the_ladders_end_cheapest_first(tmp_
     assert "ahead on validation at none of them" in probe.report("cpu", tmp_path)
     shutil.rmtree(store.run_dir(long_.replace(lr=0.3), tmp_path))
     assert "the ladder's end, 1 (the cheapest) was probed" in probe.report("cpu", tmp_path)
+
+
+def test_a_probe_behind_brackets_the_point_it_probes(tmp_path, monkeypatch):
+    """A chapter's table reads the stored probe of a point selected at lr 0.1: behind on
+    validation (or diverged) brackets it, ahead does not, none stored says nothing."""
+    from kdlib import evidence, sweep
+
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    data = common.fmnist("cpu", 1000)
+    end = common.base_config("cpu", "02_patience", data, epochs=300.0, lr=0.1,
+                             teachers=("t",))
+    inside = end.replace(lr=0.03)
+    runs = [store.load_run(_stored(tmp_path, c, val, 0.8))
+            for c, val in ((inside, 0.79), (end, 0.80))]
+    result = sweep.SweepResult(points=[{"lr": 0.03}, {"lr": 0.1}], runs=runs)
+
+    def read() -> str:
+        table = common.results_table({"fm": {300.0: result}},
+                                     val_noise=evidence.Noise(0.01, "t"), test_means={})
+        assert table.iloc[0]["at_ladder_end"] == "lr"
+        return table.iloc[0]["beyond_probe"]
+
+    assert read() == ""  # no probe stored
+    _stored(tmp_path, end.replace(lr=probe.BEYOND), 0.81, 0.7)
+    assert read() == "ahead"
+    assert probe.beyond_reading(store.load_run(runs[1].path).config, 0.82) == "behind"
+    shutil.rmtree(store.run_dir(end.replace(lr=probe.BEYOND), tmp_path))
+    _stored(tmp_path, end.replace(lr=probe.BEYOND), 0.1, 0.1, status="diverged")
+    assert read() == "behind"
+    # a point inside the ladder, or not Adam's, has no probe to read
+    assert probe.beyond_reading(runs[0].config, 0.79) == ""
+    assert probe.beyond_reading({**runs[1].config, "optimizer": "sgd"}, 0.80) == ""

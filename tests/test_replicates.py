@@ -377,6 +377,18 @@ def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
     assert ("end of the written ladder, the values a grid may grow through (lr: 0.0001, "
             "0.0003, 0.001, 0.003, 0.01, 0.03, 0.1; one step further where a probe past its "
             "end led: LADDER_BEYOND): fm at 1000 epochs;") in both
+    # a stored probe one step beyond, behind on validation: the ladder brackets the optimum
+    probed = t.assign(beyond_probe=["behind", ""])
+    assert common.edge_report(probed) == (
+        "1 of 2 selected configs sit at the ladder's end, but a probe one step beyond it is "
+        "behind on validation, so the optimum lies inside their ladder "
+        "(`kdlib.experiments.ladder_probe`). The other 1 lie inside their grid.")
+    assert common.edge_report(t.assign(beyond_probe=["ahead", ""])).startswith(
+        "1 of 2 selected configs sit at the end of the written ladder")
+    # ... and a check reading that point is not flagged at the ladder's end
+    rows = t.assign(test_acc=[0.8, 0.7], beyond_probe=["behind", ""])
+    assert not verdicts.est(rows, "fm", 1000.0).at_ladder_end
+    assert verdicts.est(rows.assign(beyond_probe=["ahead", ""]), "fm", 1000.0).at_ladder_end
 
 
 def test_a_group_whose_runs_disagree_restarts_together(tmp_path):

@@ -541,8 +541,16 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     edge = rows[rows["at_edge"].fillna("").astype(bool)]
     end = (rows[rows["at_ladder_end"].fillna("").astype(bool)] if "at_ladder_end" in rows
            else rows.iloc[:0])
+    probed = (end["beyond_probe"].fillna("") == "behind" if "beyond_probe" in end
+              else pd.Series(False, index=end.index))
+    bracketed, end = end[probed], end[~probed]
+    also = (f"{len(bracketed)} of {len(rows)} selected configs sit at the ladder's end, but a "
+            "probe one step beyond it is behind on validation, so the optimum lies inside "
+            "their ladder (`kdlib.experiments.ladder_probe`)." if len(bracketed) else "")
     if edge.empty and end.empty:
-        return f"Every one of the {len(rows)} selected configs lies inside its grid."
+        if not also:
+            return f"Every one of the {len(rows)} selected configs lies inside its grid."
+        return also + f" The other {len(rows) - len(bracketed)} lie inside their grid."
     parts = []
     if not edge.empty:
         head = (f"{len(edge)} of {len(rows)} selected configs sit at a grid edge "
@@ -574,7 +582,7 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
                      "step further where a probe past its end led: LADDER_BEYOND): "
                      f"{which}; the rule grows their grid no further, so their optimum "
                      "may lie beyond it.")
-    return " ".join(parts)
+    return " ".join([*parts, also]).strip()
 
 
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
@@ -645,7 +653,10 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
     applies (:func:`noise_regime`); ``test_acc_selected`` and ``val_acc`` are
     the validation-selected run's; ``grid`` the swept values and ``at_edge`` the axes whose
     selected value is the grid's edge (see :func:`at_edge`), ``at_ladder_end`` those at the
-    ladder's end (:func:`at_ladder_end`); ``select_sd`` how far the point moves when its grid
+    ladder's end (:func:`at_ladder_end`), ``beyond_probe`` whether the stored probe one lr
+    step past that end is "behind" or "ahead" on validation (""; none stored:
+    :func:`kdlib.experiments.ladder_probe.beyond_reading`); ``select_sd`` how far the point
+    moves when its grid
     is selected again under ``val_noise`` (:func:`selection_noise`; by default the seed noise
     of ``val_acc`` and the configs' mean test accuracies stored at the results' preset,
     :func:`store_noise` and :func:`store_means`).
@@ -700,11 +711,23 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
                 "grid": "; ".join(f"{k}={sorted(v)}" for k, v in axes.items()),
                 "at_edge": ", ".join(at_edge({k: sorted(v) for k, v in axes.items()},
                                              result.best_point, ladders)),
-                "at_ladder_end": ", ".join(at_ladder_end(
-                    {k: sorted(v) for k, v in axes.items()}, result.best_point, ladders)),
+                "at_ladder_end": (end := ", ".join(at_ladder_end(
+                    {k: sorted(v) for k, v in axes.items()}, result.best_point, ladders))),
+                "beyond_probe": _beyond_probe(result) if "lr" in end else "",
                 "select_sd": selection_noise(result, val_noise, test_means),
             })
     return table.merge(pd.DataFrame(rows), on=["arm", "epochs"], how="left")
+
+
+def _beyond_probe(result: sweep.SweepResult) -> str:
+    """:func:`kdlib.experiments.ladder_probe.beyond_reading` of a point selected at the lr
+    ladder's end: "behind" where the stored probe at the next lr brackets its optimum."""
+    from kdlib.experiments import ladder_probe
+
+    best = result.best
+    if best is None or "val_acc" not in best.summary:
+        return ""
+    return ladder_probe.beyond_reading(dict(best.config), float(best.summary["val_acc"]))
 
 
 def seed_columns(result: sweep.SweepResult) -> dict[str, Any]:

@@ -10,7 +10,10 @@ the grid's own runs) and compares its validation accuracy with the selected run'
 short there, and that comparison's ladder goes one step further for every arm alike
 (:data:`kdlib.experiments.arms.LADDER_BEYOND`; the queue grows those grids, and the probe run
 is then one of the grid's runs). Probe runs are stored like any run (under the selected run's
-chapter folder); no chapter's grid reads them unless its ladder grows.
+chapter folder); no chapter's grid selects among them unless its ladder grows, but a chapter's
+table reads each one (column ``beyond_probe``, :func:`beyond_reading`): a point whose probe is
+behind is bracketed, and the checks reading it are no longer flagged at the ladder's end (since
+the session after 2026-12-05, when all 23 probes were stored and every one was behind).
 
 ``python -m kdlib.experiments.ladder_probe --train N`` trains the N cheapest probes (stored ones
 are loaded); ``--report`` prints the comparison table.
@@ -78,6 +81,20 @@ def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = Fa
     for point in points:
         train.run(probe_config(point["config"]), progress=progress)
     return len(points)
+
+
+def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> str:
+    """How the stored probe one step beyond reads against a run selected at the ladder's
+    end (lr :data:`AT_END`, Adam) whose validation accuracy is ``val_acc``: "behind" (lower
+    on validation, or diverged: the grid with the probe brackets the optimum), "ahead" (the
+    ladder ends short there), or "" (no probe stored, or not such a run)."""
+    if config.get("optimizer") != "adam" or config.get("lr") != AT_END:
+        return ""
+    probe = store.fresh_run(probe_config(config), root)
+    if probe is None:
+        return ""
+    ahead = probe.status == "done" and float(probe.summary["val_acc"]) > val_acc
+    return "ahead" if ahead else "behind"
 
 
 def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
