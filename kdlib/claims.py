@@ -274,12 +274,26 @@ def checks_text(claim: Claim, noise: bool = True) -> str:
     return "; ".join(parts) + (f" ({tail})" if tail else "")
 
 
+def split_rule_notes(claims: Iterable[Claim]) -> tuple[str, dict[str, str]]:
+    """(the rule note every one of ``claims`` opens with, each claim's own remainder by id):
+    the changes all rules lived through are said once, each claim's own beside it. The shared
+    part ends at a clause ("; "), never inside one; ("", every note) where fewer than 2 claims
+    carry a note or they share no whole clause."""
+    claims = list(claims)
+    notes = [c.rule_note for c in claims]
+    shared = os.path.commonprefix(notes) if len(claims) > 1 and all(notes) else ""
+    while shared and not all(n == shared or n.startswith(shared + "; ") for n in notes):
+        shared = shared[:shared.rfind("; ")] if "; " in shared else ""
+    return shared, {c.id: c.rule_note[len(shared):].removeprefix("; ") for c in claims}
+
+
 def report(claims: Iterable[Claim]) -> str:
     """A chapter's claims as markdown: the claims table (no self-links), then each sub-check
     with its numbers, then the noise, seeds, scale and what would settle each claim."""
     claims = _sorted(claims)
     shared = {c.noise for c in claims} if len(claims) > 1 else set()
     one_noise = len(shared) == 1 and "" not in shared  # said once, below the claims
+    common_note, own_note = split_rule_notes(claims)
     lines = [markdown_table(claims, linked=(), noise=not one_noise), "",
              "| id | sub-check | outcome | numbers |", "| --- | --- | --- | --- |"]
     lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']}"
@@ -292,8 +306,11 @@ def report(claims: Iterable[Claim]) -> str:
         facts = [f"seeds per point: {c.seeds}" if c.seeds else "",
                  "" if one_noise else c.noise and f"noise: {c.noise}",
                  c.scale, c.settle and f"to settle it: {c.settle}",
-                 c.rule_note and f"note: {c.rule_note}"]
-        lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+                 own_note[c.id] and f"note: {own_note[c.id]}"]
+        if any(facts):
+            lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+    if common_note:
+        lines.append(f"- **Rules** (every claim above): {common_note}.")
     if one_noise:
         lines.append(f"- **Seed noise** (every claim above; each sub-check names the pool "
                      f"its points read): {claims[0].noise}.")

@@ -224,6 +224,25 @@ def test_report_says_a_noise_line_every_claim_shares_once():
     assert "POOLS" not in claims.markdown_table([one], noise=False)
 
 
+def test_rule_notes_every_claim_shares_are_said_once_and_each_claims_own_beside_it():
+    common = "rules rewritten on day 1; later, noise pooled (per size; per length)"
+    a, b, c = (dataclasses.replace(make(cid), rule_note=note) for cid, note in (
+        ("C1", common), ("C2", common + "; on day 3 C2 reads x"),
+        ("C3", common + "; on day 3 C3 reads y")))
+    assert claims.split_rule_notes([a, b, c]) == (
+        common, {"C1": "", "C2": "on day 3 C2 reads x", "C3": "on day 3 C3 reads y"})
+    # the shared text stops at a clause, not inside one ("; on day 3 C" is not a clause)
+    assert claims.split_rule_notes([b, c])[0] == common
+    text = claims.report([a, b, c])
+    assert text.count("rules rewritten on day 1") == 1
+    assert "- **Rules** (every claim above): " + common + "." in text
+    assert "- **C2**: note: on day 3 C2 reads x." in text and "- **C1**: ." not in text
+    # one claim, or a claim without a note: every note as it is
+    assert claims.split_rule_notes([b]) == ("", {"C2": b.rule_note})
+    bare = dataclasses.replace(make("C4"), rule_note="")
+    assert claims.split_rule_notes([a, bare])[0] == ""
+
+
 # --------------------------------------------------------------------------- findings first
 
 
