@@ -42,10 +42,10 @@ def noise_bounds(preset: str, config: dict[str, Any], noises: dict[str, Any] | N
     """Per metric of :data:`TOLERANCE`: ``NOISE_K`` standard deviations of the difference of
     two runs, from the seed noise stored at ``preset`` (under ``root``) for ``config``'s
     regime (:func:`kdlib.experiments.common.store_noise`; ``noises`` passes them in)."""
-    from kdlib.experiments import arms
+    from kdlib.experiments import run_keys, store_stats
 
-    regime = arms.noise_regime(config)
-    noises = noises or {m: arms.store_noise(preset, m, root) for m in TOLERANCE}
+    regime = run_keys.noise_regime(config)
+    noises = noises or {m: store_stats.store_noise(preset, m, root) for m in TOLERANCE}
     return {m: NOISE_K * math.sqrt(2) * noises[m].sd_for(regime) for m in TOLERANCE}
 
 
@@ -211,10 +211,11 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
         if check is None:
             row["verdict"] = "not checked"
         else:
-            from kdlib.experiments import arms
+            from kdlib.experiments import store_stats
 
             stored_test, retrained_test = check["metrics"].get("test_acc", (None, None))
-            noises = noises or {m: arms.store_noise(preset, m, root) for m in TOLERANCE}
+            noises = noises or {m: store_stats.store_noise(preset, m, root)
+                                for m in TOLERANCE}
             config = store.load_run(store.results_root(root) / preset / name).config
             bounds = noise_bounds(preset, config, noises, root)
             in_noise = all((check["max_diff"].get(k) or 0.0) <= bounds[k] for k in TOLERANCE)

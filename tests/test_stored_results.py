@@ -143,7 +143,7 @@ def test_every_chapter_read_the_same_seed_noise():
 
 
 def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
-    """arms.LADDER_BEYOND (set after the probes' results) against the store: each comparison
+    """grids.LADDER_BEYOND (set after the probes' results) against the store: each comparison
     it extends reads a selected config whose probe (that config at lr 0.3, rebuilt from it at
     lr 0.1 as ladder_probe does) beat it on validation, and no probe still at the ladder's end
     leads outside it."""
@@ -151,10 +151,10 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
 
     from kdlib import claims
     from kdlib.config import config_from_dict
-    from kdlib.experiments import arms, ladder_probe
+    from kdlib.experiments import grids, ladder_probe
 
     tables = claims.chapter_tables("cpu")
-    for (section, size, epochs), extra in arms.LADDER_BEYOND.items():
+    for (section, size, epochs), extra in grids.LADDER_BEYOND.items():
         led = []
         for path in tables[section]:
             for row in pd.read_csv(path).query("epochs == @epochs").itertuples():
@@ -174,4 +174,4 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
             probe = store.load_run(next((RESULTS / "cpu").glob(f"*/{row['probe run']}")))
             key = (probe.config["section"], probe.config["data"].get("train_size"),
                    float(probe.config["epochs"]))
-            assert key in arms.LADDER_BEYOND, row
+            assert key in grids.LADDER_BEYOND, row

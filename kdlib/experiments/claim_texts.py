@@ -150,7 +150,7 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "(it had read the pool alone); and where a probe one step past the lr ladder's "
              "end led on validation (2 of 29 probes: chapter 01's fix/rs at 30 epochs on 1k "
              "images and at 400 on 250), that comparison's ladder goes to lr 0.3 for every "
-             "policy alike (arms.LADDER_BEYOND), which the queue grows")
+             "policy alike (grids.LADDER_BEYOND), which the queue grows")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "

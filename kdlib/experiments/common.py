@@ -20,46 +20,54 @@ from kdlib.config import DataConfig, ModelConfig, RunConfig
 from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
 from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arms, ...)
-    LADDER_BEYOND,
-    LADDERS,
     MAX_SEEDS,
     SEEDS,
-    SHORT_EPOCHS,
-    SHORT_TEMPERATURES,
     Arms,
-    at_edge,
-    at_ladder_end,
-    comparison_ladders,
-    config_key,
     describe,
-    edge_report,
-    elsewhere_report,
-    extended_axes,
-    ladders_for,
     model_costs,
-    noise_regime,
-    point_hash,
     replicate,
     results_table,
     run_arms,
     save_table,
     seed_cells,
     seed_columns,
-    seed_family,
-    selection_bias,
-    selection_bias_report,
     selection_noise,
-    shared_points,
-    shared_points_report,
-    store_means,
-    store_noise,
-    store_noise_table,
     throughput_table,
     train_extras_default,
-    training_key,
+)
+from kdlib.experiments.grids import (  # noqa: F401  (re-exported)
+    LADDER_BEYOND,
+    LADDERS,
+    SHORT_EPOCHS,
+    SHORT_TEMPERATURES,
+    at_edge,
+    at_ladder_end,
+    comparison_ladders,
+    edge_report,
+    extended_axes,
+    ladders_for,
     widen,
 )
 from kdlib.experiments.regimes import fm_section, small_data_regime
+from kdlib.experiments.run_keys import (  # noqa: F401  (re-exported)
+    config_key,
+    noise_regime,
+    point_hash,
+    seed_family,
+    training_key,
+)
+from kdlib.experiments.shared_points import (  # noqa: F401  (re-exported)
+    elsewhere_report,
+    shared_points,
+    shared_points_report,
+)
+from kdlib.experiments.store_stats import (  # noqa: F401  (re-exported)
+    selection_bias,
+    selection_bias_report,
+    store_means,
+    store_noise,
+    store_noise_table,
+)
 
 # The paper's grid (section 3.1): every distillation setting sweeps all of these.
 PAPER_GRID = {

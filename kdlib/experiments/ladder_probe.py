@@ -1,14 +1,14 @@
 """Does the learning-rate ladder's end bracket the optimum? A probe one step beyond it.
 
-The written ladder (:data:`kdlib.experiments.arms.LADDERS`) ends at lr 0.1 and grids grow no
-further there (except where a probe led: :data:`kdlib.experiments.arms.LADDER_BEYOND`), yet many
+The written ladder (:data:`kdlib.experiments.grids.LADDERS`) ends at lr 0.1 and grids grow no
+further there (except where a probe led: :data:`kdlib.experiments.grids.LADDER_BEYOND`), yet many
 selected configs sit there (the summary counts the sub-checks that read them). Before
 growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
 the next value, lr :data:`BEYOND`, for the cheapest of those selected Adam configs (seed 0, as
 the grid's own runs) and compares its validation accuracy with the selected run's. Where lr
 0.3 loses, the optimum lies inside the ladder at that point; where it wins, the ladder is too
 short there, and that comparison's ladder goes one step further for every arm alike
-(:data:`kdlib.experiments.arms.LADDER_BEYOND`; the queue grows those grids, and the probe run
+(:data:`kdlib.experiments.grids.LADDER_BEYOND`; the queue grows those grids, and the probe run
 is then one of the grid's runs). Probe runs are stored like any run (under the selected run's
 chapter folder); no chapter's grid selects among them unless its ladder grows, but a chapter's
 table reads each one (column ``beyond_probe``, :func:`beyond_reading`): a point whose probe is
@@ -29,7 +29,7 @@ from kdlib import presets, store
 from kdlib.config import RunConfig, config_from_dict
 
 BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
-AT_END = 0.1  # the written ladder's last lr (arms.LADDERS["lr"][-1]), where probes start
+AT_END = 0.1  # the written ladder's last lr (grids.LADDERS["lr"][-1]), where probes start
 
 
 def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
     import pandas as pd
 
     from kdlib import claims
-    from kdlib.experiments import arms
+    from kdlib.experiments import run_keys
 
     base = store.results_root(root) / presets.check(preset)
     found: dict[str, dict[str, Any]] = {}
@@ -57,7 +57,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
                 config = json.loads(folders[0].read_text())
                 if config.get("optimizer") != "adam" or config.get("lr") != AT_END:
                     continue
-                key = arms.config_key(config)
+                key = run_keys.config_key(config)
                 point = found.setdefault(key, {
                     "run": folders[0].parent, "config": config, "read by": [],
                     "images": float(config["epochs"]) * (config["data"].get("train_size")
@@ -141,13 +141,13 @@ def report(preset: str = "cpu", root: Any = None) -> str:
 
 
 def beyond_text() -> str:
-    """' Where a probe led, ...' on :data:`kdlib.experiments.arms.LADDER_BEYOND`, or ''."""
-    from kdlib.experiments import arms
+    """' Where a probe led, ...' on :data:`kdlib.experiments.grids.LADDER_BEYOND`, or ''."""
+    from kdlib.experiments import grids
 
-    if not arms.LADDER_BEYOND:
+    if not grids.LADDER_BEYOND:
         return ""
     where = []
-    for (section, size, epochs), extra in arms.LADDER_BEYOND.items():
+    for (section, size, epochs), extra in grids.LADDER_BEYOND.items():
         steps = ", ".join(f"{name} {', '.join(f'{v:g}' for v in values)}"
                           for name, values in extra.items())
         where.append(f"{section}'s {size} images at {epochs:g} epochs ({steps})")

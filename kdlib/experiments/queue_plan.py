@@ -255,7 +255,7 @@ VERDICT_POINTS: tuple[tuple[str, int | None, float], ...] = (
 
 
 def queued_points() -> set[str]:
-    """The points (:func:`kdlib.experiments.arms.point_hash`: an arm at a length) of every
+    """The points (:func:`kdlib.experiments.run_keys.point_hash`: an arm at a length) of every
     :data:`PLAN` item: those whose grids the queue grows and whose selected configs it
     replicates (built from the plan, no store read)."""
     return {common.point_hash(cfg) for _, build in PLAN for by_epochs in build().values()
