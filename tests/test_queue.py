@@ -121,7 +121,7 @@ def test_long_lengths_start_from_their_long_lr_grid_in_the_chapter_and_the_queue
     upfront growth, every arm alike), and the chapter showing it builds the same grid, so the
     book loads what the queue stored. A key no item trains (a typo) fails here."""
     names = [n for n, _ in queue_plan.PLAN]
-    first = names.index("02 250 images at 4000 epochs (function matching)")
+    first = names.index("02 250 images at 4000 epochs (function matching; C4, C5)")
     found: dict[tuple, set] = {}
     for _, build in queue_plan.PLAN[first:]:
         for by_epochs in build().values():
