@@ -280,6 +280,23 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
     assert common.store_noise_table("gpu").empty
 
 
+def test_a_training_loss_pools_the_noise_of_one_objective_only(tmp_path, monkeypatch):
+    """KL at T=1 and cross-entropy losses live on other scales: a loss check reads its own."""
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path))
+    kl = cfg().replace(preset="cpu")
+    labels = kl.replace(loss="labels", teachers=())
+    for config, losses in ((kl, (0.30, 0.40)), (labels, (0.10, 0.90))):
+        for seed, loss in enumerate(losses):
+            c = config if seed == 0 else common.replicate(config, seed)
+            store.save_run(store.prepare_run(c), c, {"train_loss": loss}, {}, "done")
+    mixed = common.store_noise("cpu", "train_loss")
+    own = common.store_noise("cpu", "train_loss", loss=("kl", kl.temperature))
+    assert own.sd == pytest.approx(math.sqrt(0.005))  # 0.30 and 0.40 only
+    assert mixed.sd == pytest.approx(math.sqrt((0.005 + 0.32) / 2))
+    assert common.store_noise("cpu", "train_loss", loss=("kl", 10.0)).source.startswith(
+        "assumed")  # no config of that objective stored
+
+
 def test_a_seed_two_chapters_stored_counts_once_as_the_run_every_chapter_reads(
         tmp_path, monkeypatch):
     """Copies of one config in two sections (stored before one config, one run) are one

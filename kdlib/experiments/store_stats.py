@@ -11,12 +11,14 @@ from kdlib import presets
 from kdlib.experiments.run_keys import config_key, noise_regime
 
 
-def _stored_seeds(preset: str, metric: str, root: Any = None
+def _stored_seeds(preset: str, metric: str, root: Any = None,
+                  loss: tuple[str, float] | None = None
                   ) -> dict[str, tuple[str, dict[int, float]]]:
     """Each config stored at ``preset`` (:func:`config_key`: without seed and section, the
     chapters' runs of one config together) -> (its noise regime, ``metric`` of each finished
     seed by seed). A seed stored by several chapters counts once, as the run every chapter
-    reads (:func:`kdlib.store.fresh_run`; the copies it shadows are left out). Reads config
+    reads (:func:`kdlib.store.fresh_run`; the copies it shadows are left out). With ``loss``
+    (a (loss, temperature) pair), only the configs trained on that objective. Reads config
     and summary files only."""
     import json
 
@@ -28,6 +30,8 @@ def _stored_seeds(preset: str, metric: str, root: Any = None
     for path, config in finished:
         stored = json.loads((path / store.SUMMARY_FILE).read_text())
         if stored.get("status") != "done" or metric not in stored or not is_read(path):
+            continue
+        if loss is not None and (config.get("loss"), config.get("temperature")) != loss:
             continue
         by_seed = families.setdefault(config_key(config), (noise_regime(config), {}))[1]
         by_seed.setdefault(int(config.get("seed", 0)), float(stored[metric]))
@@ -42,18 +46,21 @@ def store_means(preset: str, metric: str = "test_acc", root: Any = None) -> dict
             for key, (_, by_seed) in _stored_seeds(preset, metric, root=root).items()}
 
 
-def store_noise(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
+def store_noise(preset: str, metric: str = "test_acc", root: Any = None,
+                loss: tuple[str, float] | None = None) -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
     per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
 
     Runs whose configs differ only in the seed (and the subset seed a replicate pins) are one
-    config's seeds; every such set with 2 or more finished runs contributes. Reads config and
-    summary files only.
+    config's seeds; every such set with 2 or more finished runs contributes. A training loss
+    is in its objective's units, so its noise pools the configs of one ``loss`` (a (loss,
+    temperature) pair, e.g. ``("kl", 1.0)``) only: cross-entropy, DIST and KL at another
+    temperature read on other scales. Reads config and summary files only.
     """
     from kdlib import evidence
 
     sets: dict[str, list[list[float]]] = {}  # regime -> each family's values
-    for regime, by_seed in _stored_seeds(preset, metric, root=root).values():
+    for regime, by_seed in _stored_seeds(preset, metric, root=root, loss=loss).values():
         sets.setdefault(regime, []).append(list(by_seed.values()))
     return evidence.pooled_noise_by_regime(sets, metric)
 
