@@ -37,16 +37,26 @@ TOLERANCE = {"test_acc": 0.02, "val_acc": 0.02, "train_loss": 0.01}
 NOISE_K = 2.0
 
 
-def noise_bounds(preset: str, config: dict[str, Any], noises: dict[str, Any] | None = None,
+def noise_bounds(preset: str, config: dict[str, Any], noises: dict[Any, Any] | None = None,
                  root: str | Path | None = None) -> dict[str, float]:
     """Per metric of :data:`TOLERANCE`: ``NOISE_K`` standard deviations of the difference of
     two runs, from the seed noise stored at ``preset`` (under ``root``) for ``config``'s
-    regime (:func:`kdlib.experiments.common.store_noise`; ``noises`` passes them in)."""
+    regime (:func:`kdlib.experiments.common.store_noise`), a training loss's from the configs
+    of its own objective (loss and temperature: other objectives read on other scales).
+    ``noises`` caches them across calls (filled as read)."""
+    from kdlib import evidence
     from kdlib.experiments import run_keys, store_stats
 
     regime = run_keys.noise_regime(config)
-    noises = noises or {m: store_stats.store_noise(preset, m, root) for m in TOLERANCE}
-    return {m: NOISE_K * math.sqrt(2) * noises[m].sd_for(regime) for m in TOLERANCE}
+    noises = {} if noises is None else noises
+    bounds = {}
+    for metric in TOLERANCE:
+        loss = (None if metric in evidence.ACCURACIES
+                else (config.get("loss"), config.get("temperature")))
+        if (metric, loss) not in noises:
+            noises[metric, loss] = store_stats.store_noise(preset, metric, root, loss=loss)
+        bounds[metric] = NOISE_K * math.sqrt(2) * noises[metric, loss].sd_for(regime)
+    return bounds
 
 
 def stored_name(run_dir: str | Path) -> str:
@@ -204,18 +214,14 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
         if stored is not None:
             checks_by_family.setdefault(family(stored), (name, check))
     rows = []
-    noises = None
+    noises: dict[Any, Any] = {}  # each metric's (and objective's) stored seed noise, once
     for key, representative in family_representatives(preset, root).items():
         name, check = checks_by_family.get(key, (stored_name(representative.path), None))
         row: dict[str, Any] = {"family": describe_family(key), "run": name}
         if check is None:
             row["verdict"] = "not checked"
         else:
-            from kdlib.experiments import store_stats
-
             stored_test, retrained_test = check["metrics"].get("test_acc", (None, None))
-            noises = noises or {m: store_stats.store_noise(preset, m, root)
-                                for m in TOLERANCE}
             config = store.load_run(store.results_root(root) / preset / name).config
             bounds = noise_bounds(preset, config, noises, root)
             in_noise = all((check["max_diff"].get(k) or 0.0) <= bounds[k] for k in TOLERANCE)

@@ -114,8 +114,12 @@ def test_a_retrain_outside_the_tolerance_is_read_against_the_regimes_seed_noise(
     shutil.copytree(RESULTS / "cpu" / name, tmp_path / "cpu" / name,
                     ignore=shutil.ignore_patterns("ckpt"))
     config = json.loads((tmp_path / "cpu" / name / "config.json").read_text())
-    bounds = retrain.noise_bounds("cpu", config, root=tmp_path)
+    noises: dict = {}
+    bounds = retrain.noise_bounds("cpu", config, noises, root=tmp_path)
     assert bounds["test_acc"] == pytest.approx(2 * 2 ** 0.5 * 0.01)
+    # a training loss reads its own objective's noise (KL at this temperature), cached
+    assert ("train_loss", (config["loss"], config["temperature"])) in noises
+    assert ("test_acc", None) in noises
 
     def rows(test_diff):
         check = {"metrics": {"test_acc": [0.5, 0.5 + test_diff]}, "exact": False,
