@@ -277,8 +277,9 @@ def checks_text(claim: Claim, noise: bool = True) -> str:
 def split_rule_notes(claims: Iterable[Claim]) -> tuple[str, dict[str, str]]:
     """(the rule note every one of ``claims`` opens with, each claim's own remainder by id):
     the changes all rules lived through are said once, each claim's own beside it. The shared
-    part ends at a clause ("; "), never inside one; ("", every note) where fewer than 2 claims
-    carry a note or they share no whole clause."""
+    part ends where a clause does (at "; ", the notes' separator; one inside parentheses
+    counts too, which cuts early, never mid-word); ("", every note) where fewer than 2
+    claims carry a note or they share no whole clause."""
     claims = list(claims)
     notes = [c.rule_note for c in claims]
     shared = os.path.commonprefix(notes) if len(claims) > 1 and all(notes) else ""

@@ -5,8 +5,9 @@ errors of the difference; otherwise the sub-check is "inconclusive". The standar
 pooled seed spread of the replicated points of the point's own regime (its training-set size and
 schedule length, else its training-set size: :func:`pooled_noise_by_regime`), else of every
 replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
-that the claim then names; a point with at least 3 seeds uses its own spread where that is
-larger. Each check also records its outcome under the coarser pool (training-set size only), at
+that the claim then names; a point with 2 or more seeds uses its own spread where that is
+larger (each check names the spread each of its points read: :func:`spread_text`). Each
+check also records its outcome under the coarser pool (training-set size only), at
 :data:`K_STRICT` standard errors, from the held-out seeds only (the validation-selected run
 left out: :meth:`Estimate.heldout`), and with the noise of which config the sweep selects added
 (:func:`selection_sd`), and, for points a seed follow-up grew, from its new seeds only
@@ -238,6 +239,9 @@ class Noise:
     sd: float
     source: str
     by_regime: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # ``sd`` is the assumed spread (:data:`ASSUMED_SD`), not one measured over the store's
+    # replicates (none stored, all equal, or too few degrees of freedom to narrow it).
+    assumed: bool = False
 
     def __post_init__(self) -> None:
         # a NaN would leave every check inconclusive, a negative sd is no spread (0: numbers
@@ -306,18 +310,20 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
     if dof == 0:
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {100 * sd:.1f} pts per run: no replicated point stored yet"
-                     if metric in ACCURACIES else f"assumed {sd:g} per run: no replicates")
+                     if metric in ACCURACIES else f"assumed {sd:g} per run: no replicates",
+                     assumed=True)
     if sd < ZERO_SD:  # every seed of every config equal: the seeds changed nothing
         sd = ASSUMED_SD[metric]
         return Noise(sd, f"assumed {_per_run(sd, metric)} per run: the {points} replicated "
                      "points read equal values on every seed (a spread of 0 would make any "
-                     "difference count)")
+                     "difference count)", assumed=True)
     what = _per_run(sd, metric)
     if dof < MIN_POOLED_DOF and sd < ASSUMED_SD[metric]:
         assumed = ASSUMED_SD[metric]
         kept = f"{100 * assumed:.1f} pts" if metric in ACCURACIES else f"{assumed:g}"
         return Noise(assumed, f"assumed {kept} per run: the {what} pooled over {points} "
-                     f"replicated points has {dof} degrees of freedom (< {MIN_POOLED_DOF})")
+                     f"replicated points has {dof} degrees of freedom (< {MIN_POOLED_DOF})",
+                     assumed=True)
     return Noise(sd, f"{what} per run, pooled over {points} replicated points")
 
 
@@ -366,7 +372,7 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
         parts.append(f"{regime} {_per_run(sd, metric)} ({points} points)")
     return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source} (a "
                  "length without a pool of its own reads its training-set size's, a size "
-                 "without one reads this)", own)
+                 "without one reads this)", own, overall.assumed)
 
 
 def _levels(groups: Mapping[str, list[list[float]]]) -> dict[str, list[list[float]]]:
@@ -395,8 +401,8 @@ def noise_pools(groups: Mapping[str, Iterable[Sequence[float]]], metric: str = "
         level = noise.level_for(regime)
         rows.append({"regime": regime, "sd": sd, "dof": dof, "points": points,
                      "read_sd": noise.sd_for(regime),
-                     "reads": "its own pool" if level == regime else
-                     level or "the overall pool"})
+                     "reads": "its own pool" if level == regime else level or (
+                         "the assumed spread" if noise.assumed else "the overall pool")})
     return sorted(rows, key=lambda r: (_natural(r["regime"].split(REGIME_SEP)[0]),
                                        r["regime"].count(REGIME_SEP), _natural(r["regime"])))
 
@@ -478,6 +484,8 @@ def spread_text(point: Estimate, noise: Noise, metric: str = "test_acc") -> str:
             return f"{_per_run(own, metric)}, its own over all its seeds"
         return f"{_per_run(own, metric)}, its own {point.n} seeds"
     level = noise.level_for(point.regime)
+    if level is None and noise.assumed:
+        return f"{_per_run(pooled, metric)} assumed (no pool of replicates measured it)"
     return f"{_per_run(pooled, metric)} pooled ({level or 'over every replicated point'})"
 
 

@@ -308,6 +308,12 @@ def test_each_check_names_the_spread_each_point_read_and_its_pool():
     assert ev.spread_text(ev.Estimate((0.8,), "d", regime="4k"), noise) == (
         "1.00 pts pooled (over every replicated point)")
     assert ev.spread_text(ev.constant(0.1, "chance"), noise) == "none (a known number)"
+    # a spread no pool measured is named as assumed, not as pooled
+    assumed = ev.pooled_noise([[0.80, 0.81]])  # 1 degree of freedom: the assumed 1 pt
+    assert assumed.assumed and not noise.assumed
+    assert ev.spread_text(ev.Estimate((0.8,), "e"), assumed) == (
+        "1.00 pts assumed (no pool of replicates measured it)")
+    assert ev.pooled_noise_by_regime({"1k": [[0.80, 0.81]]}).assumed
     check = ev.greater("a>b", pooled, loud, noise)
     assert check.noise == ("a: 0.20 pts pooled (1k, 300 epochs); "
                            "b: 2.00 pts, its own 3 seeds")
@@ -337,7 +343,9 @@ def test_noise_pools_list_every_level_and_the_spread_its_points_read():
     assert by["1k, 300 epochs"]["reads"] == "1k"
     assert by["1k, 300 epochs"]["read_sd"] == pytest.approx(by["1k"]["sd"])
     assert math.isnan(by["250"]["sd"]) and by["250"]["reads"] == "the overall pool"
-    assert by["250"]["read_sd"] == noise.sd
+    assert by["250"]["read_sd"] == noise.sd and not noise.assumed
+    quiet = ev.noise_pools({"1k": [[0.80, 0.801]], "250": [[0.7]]})  # 1 dof, below assumed
+    assert {r["reads"] for r in quiet} == {"the assumed spread"}
 
 
 def test_greater_holds_fails_or_is_inconclusive_at_two_standard_errors():

@@ -406,6 +406,12 @@ def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
     rows = t.assign(test_acc=[0.8, 0.7], beyond_probe=["behind", ""])
     assert not verdicts.est(rows, "fm", 1000.0).at_ladder_end
     assert verdicts.est(rows.assign(beyond_probe=["ahead", ""]), "fm", 1000.0).at_ladder_end
+    # the probe varies lr only: a weight-decay end stays open
+    both = rows.assign(at_ladder_end=["lr, wd", ""])
+    assert common.open_ends("lr, wd", "behind") == "wd"
+    assert verdicts.est(both, "fm", 1000.0).at_ladder_end
+    assert "fm at 1000 epochs" in common.edge_report(both).split(". ")[0]
+    assert "sit at the end of the written ladder" in common.edge_report(both)
 
 
 def test_a_group_whose_runs_disagree_restarts_together(tmp_path):

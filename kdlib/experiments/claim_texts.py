@@ -165,7 +165,11 @@ RULE_CHANGES: dict[str, str] = {
            "one stored; the summary's sensitivity table also reads them from the 5 new "
            "seeds alone, a reading added before any was trained"),
     "C2": ("; on 2026-12-05 C2 compares the fixed-teacher policies with function matching, "
-           "as section 3.1.1 does, not with the best consistent policy"),
+           "as section 3.1.1 does, not with the best consistent policy; in the session after "
+           "that, after results, its training-loss checks read the seed noise of KL losses at "
+           "T=1 only, the objective they compare (the pool had mixed cross-entropy, DIST and "
+           "T=10 losses, on other scales: 0.011 per run at 1000 images and 300 epochs, 0.006 "
+           "without them; no outcome moved)"),
     "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs, "
            "food101 and sun397; flowers102 starts at 1,000), not ImageNet's 30: the 30- and "
            "40-epoch comparisons (1k and 250 images: the student trailed scratch, 2 fails; 4k "

@@ -46,6 +46,7 @@ from kdlib.experiments.grids import (  # noqa: F401  (re-exported)
     edge_report,
     extended_axes,
     ladders_for,
+    open_ends,
     widen,
 )
 from kdlib.experiments.regimes import fm_section, small_data_regime

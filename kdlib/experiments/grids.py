@@ -108,6 +108,14 @@ def at_ladder_end(axes: Mapping[str, list[Any]], point: Mapping[str, Any] | None
     return _grid_edges(axes, point, ladder_end=True, ladders=ladders)
 
 
+def open_ends(at_ladder_end: str, beyond_probe: str) -> str:
+    """The axes of ``at_ladder_end`` ("lr, wd") a stored probe leaves open: one lr step beyond
+    the ladder's end that is "behind" on validation brackets lr (only lr: the probe varies
+    nothing else; :func:`kdlib.experiments.ladder_probe.beyond_reading`)."""
+    axes = [a.strip() for a in at_ladder_end.split(",") if a.strip()]
+    return ", ".join(a for a in axes if not (a == "lr" and beyond_probe == "behind"))
+
+
 def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None],
           ladders: Mapping[str, tuple[float, ...]] | None = None) -> dict[str, list[Any]]:
     """``axes`` grown by the next ladder value (of ``ladders``, default :data:`LADDERS`)
@@ -151,9 +159,13 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     edge = rows[rows["at_edge"].fillna("").astype(bool)]
     end = (rows[rows["at_ladder_end"].fillna("").astype(bool)] if "at_ladder_end" in rows
            else rows.iloc[:0])
-    probed = (end["beyond_probe"].fillna("") == "behind" if "beyond_probe" in end
+    if "beyond_probe" in end:  # a probe behind closes the lr end, not another axis's
+        end = end.assign(at_ladder_end=[
+            open_ends(e, p if isinstance(p, str) else "")
+            for e, p in zip(end["at_ladder_end"], end["beyond_probe"], strict=True)])
+    closed = (end["at_ladder_end"] == "" if "at_ladder_end" in end
               else pd.Series(False, index=end.index))
-    bracketed, end = end[probed], end[~probed]
+    bracketed, end = end[closed], end[~closed]
     also = (f"{len(bracketed)} of {len(rows)} selected configs sit at the ladder's end, but a "
             "probe one step beyond it is behind on validation, so the optimum lies inside "
             "their ladder (`kdlib.experiments.ladder_probe`)." if len(bracketed) else "")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from kdlib import evidence as ev
+from kdlib.experiments.grids import open_ends
 
 
 def rows_of(table: pd.DataFrame, arm: str, epochs: float) -> pd.DataFrame:
@@ -47,8 +48,9 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
     vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
     regime, edge, end = row.get("regime"), row.get("at_edge"), row.get("at_ladder_end")
-    # at the ladder's end, but the stored probe one step beyond is behind: bracketed
-    bracketed = row.get("beyond_probe") == "behind"
+    probe = row.get("beyond_probe")
+    if isinstance(end, str):  # the lr end a stored probe beyond it brackets is closed
+        end = open_ends(end, probe if isinstance(probe, str) else "")
     select_sd = row.get("select_sd")  # only test accuracy is selected among grid points
     select_sd = (float(select_sd) if col == "test_acc" and isinstance(select_sd, int | float)
                  and np.isfinite(select_sd) else 0.0)
@@ -60,7 +62,7 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
                        regime=regime if isinstance(regime, str) else None,
                        selected_first=seeded,  # results_table lists the selected run first
                        at_edge=isinstance(edge, str) and bool(edge),
-                       at_ladder_end=isinstance(end, str) and bool(end) and not bracketed,
+                       at_ladder_end=isinstance(end, str) and bool(end),
                        select_sd=select_sd, followup_from=followup_from)
 
 
