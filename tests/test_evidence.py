@@ -5,6 +5,7 @@ import math
 import pytest
 
 from kdlib import evidence as ev
+from kdlib import seed_noise
 
 NOISE = ev.Noise(0.01, "test")
 
@@ -90,7 +91,7 @@ def test_noise_by_regime_pools_schedule_lengths_within_a_size():
     middling = [[0.80, 0.805]]  # 1 dof, sd 0.0035: quieter than its size's pool
     n = ev.pooled_noise_by_regime({"1k, 300 epochs": quiet, "1k, 100 epochs": loud,
                                    "1k, 30 epochs": middling, "250, 30 epochs": [[0.7, 0.71]]})
-    size_sd, size_dof, _ = ev._pooled(quiet + loud + middling)
+    size_sd, size_dof, _ = seed_noise._pooled(quiet + loud + middling)
     assert size_dof == 15
     assert n.by_regime["1k"] == pytest.approx(size_sd)
     assert n.sd_for("1k, 300 epochs") == pytest.approx(0.001)  # 10 dof of its own

@@ -143,7 +143,7 @@ def describe(arms: Arms) -> list[dict[str, Any]]:
 def selection_noise(result: sweep.SweepResult, val_noise: Any,
                     test_means: Mapping[str, float] | None = None) -> float:
     """:func:`kdlib.evidence.selection_sd` of ``result``'s selected point: its grid's finished
-    runs re-selected under ``val_noise`` (a :class:`kdlib.evidence.Noise` of ``val_acc``, read
+    runs re-selected under ``val_noise`` (a :class:`kdlib.seed_noise.Noise` of ``val_acc``, read
     at the point's regime); 0 for a one-run grid or no selection. Each run's test accuracy is
     its config's mean over every stored seed in any chapter where ``test_means``
     (:func:`store_means`) has it: a single run's test carries its seed's noise, and another

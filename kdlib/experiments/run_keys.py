@@ -33,7 +33,7 @@ def noise_regime(config: Mapping[str, Any] | RunConfig) -> str:
     """The regime whose seed noise a run shares, coarse level first: its training-set size
     (seed spread grows as the set shrinks), then its schedule length (short schedules spread
     more: 1000 images 1.6 pts per run at 100 epochs, 0.4 at 300, late on 2026-12-04), e.g.
-    ``"1000 images, 300 epochs"`` (:func:`kdlib.evidence.pooled_noise_by_regime`), from a
+    ``"1000 images, 300 epochs"`` (:func:`kdlib.seed_noise.pooled_noise_by_regime`), from a
     stored config (``config.json``) or a RunConfig."""
     from kdlib import evidence
 

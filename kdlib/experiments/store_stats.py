@@ -49,7 +49,7 @@ def store_means(preset: str, metric: str = "test_acc", root: Any = None) -> dict
 def store_noise(preset: str, metric: str = "test_acc", root: Any = None,
                 loss: tuple[str, float] | None = None) -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
-    per :func:`noise_regime` (:func:`kdlib.evidence.pooled_noise_by_regime`).
+    per :func:`noise_regime` (:func:`kdlib.seed_noise.pooled_noise_by_regime`).
 
     Runs whose configs differ only in the seed (and the subset seed a replicate pins) are one
     config's seeds; every such set with 2 or more finished runs contributes. A training loss
@@ -66,7 +66,7 @@ def store_noise(preset: str, metric: str = "test_acc", root: Any = None,
 
 
 def store_noise_table(preset: str, metric: str = "test_acc", root: Any = None) -> Any:
-    """:func:`store_noise` as a table (:func:`kdlib.evidence.noise_pools`): one row per
+    """:func:`store_noise` as a table (:func:`kdlib.seed_noise.noise_pools`): one row per
     regime level with its pooled per-run spread (points of accuracy), degrees of freedom,
     replicated points, and the spread its points read and from which pool."""
     import pandas as pd

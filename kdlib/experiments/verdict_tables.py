@@ -91,7 +91,7 @@ UNLABELLED = "rows without a regime"
 def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
              col: str = "test_acc") -> ev.Noise:
     """The pooled seed noise of ``col`` over the replicated rows of ``tables``, per their
-    ``regime`` column where they have one (:func:`kdlib.evidence.pooled_noise_by_regime`)."""
+    ``regime`` column where they have one (:func:`kdlib.seed_noise.pooled_noise_by_regime`)."""
     groups: dict[str, list[list[float]]] = {}
     for frame in frames(tables):
         if f"{col}_seeds" not in frame:
