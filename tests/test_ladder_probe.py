@@ -16,7 +16,7 @@ def _stored(root, config, val, test, status="done"):
     return path
 
 
-def test_probes_the_selected_adam_configs_at_the_ladders_end_cheapest_first(tmp_path):
+def test_probes_the_selected_configs_at_the_ladders_end_cheapest_first(tmp_path):
     data = common.fmnist("cpu", 1000)
     long_ = common.base_config("cpu", "02_patience", data, epochs=300.0, lr=0.1,
                                teachers=("t",))
@@ -79,6 +79,23 @@ def test_a_probe_behind_brackets_the_point_it_probes(tmp_path, monkeypatch):
     shutil.rmtree(store.run_dir(end.replace(lr=probe.BEYOND), tmp_path))
     _stored(tmp_path, end.replace(lr=probe.BEYOND), 0.1, 0.1, status="diverged")
     assert read() == "behind"
-    # a point inside the ladder, or not Adam's, has no probe to read
+    # a point inside the ladder has no probe to read, nor one whose probe is not stored
     assert probe.beyond_reading(runs[0].config, 0.79) == ""
-    assert probe.beyond_reading({**runs[1].config, "optimizer": "sgd"}, 0.80) == ""
+    assert probe.beyond_reading({**runs[1].config, "optimizer": "shampoo"}, 0.80) == ""
+
+
+def test_every_optimizers_ladder_end_is_probed(tmp_path):
+    """The ladder is every optimizer's (Shampoo's and SGD's grids grow through it too), so a
+    Shampoo or SGD config selected at its end is probed as Adam's is."""
+    data = common.fmnist("cpu", 1000)
+    adam = common.base_config("cpu", "05_shampoo", data, epochs=100.0, lr=0.1, teachers=("t",))
+    sgd = adam.replace(optimizer="sgd", epochs=300.0)
+    for config in (adam, sgd):
+        _stored(tmp_path, config, 0.80, 0.79)
+    rows = "\n".join(f"{c.optimizer},{c.epochs},{store.config_hash(c)},lr" for c in (adam, sgd))
+    (tmp_path / "cpu" / "05_shampoo" / "table_arms.csv").write_text(
+        "arm,epochs,best_hash,at_ladder_end\n" + rows + "\n")
+    points = probe.ladder_end_points("cpu", tmp_path)
+    assert [p["config"]["optimizer"] for p in points] == ["adam", "sgd"]
+    _stored(tmp_path, sgd.replace(lr=probe.BEYOND), 0.70, 0.70)
+    assert probe.beyond_reading(points[1]["config"], 0.80, tmp_path) == "behind"

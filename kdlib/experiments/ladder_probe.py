@@ -4,10 +4,12 @@ The written ladder (:data:`kdlib.experiments.grids.LADDERS`) ends at lr 0.1 and 
 further there (except where a probe led: :data:`kdlib.experiments.grids.LADDER_BEYOND`), yet many
 selected configs sit there (the summary counts the sub-checks that read them). Before
 growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
-the next value, lr :data:`BEYOND`, for the cheapest of those selected Adam configs (seed 0, as
-the grid's own runs) and compares its validation accuracy with the selected run's. Where lr
-0.3 loses, the optimum lies inside the ladder at that point; where it wins, the ladder is too
-short there, and that comparison's ladder goes one step further for every arm alike
+the next value, lr :data:`BEYOND`, for those selected configs, cheapest first (seed 0, as the
+grid's own runs; Adam's first, every optimizer's since the session after 2026-12-05, when the
+last points at the ladder's end were Shampoo's) and compares its validation accuracy with the
+selected run's. Where lr 0.3 loses, the optimum lies inside the ladder at that point; where it
+wins, the ladder is too short there, and that comparison's ladder goes one step further for
+every arm alike
 (:data:`kdlib.experiments.grids.LADDER_BEYOND`; the queue grows those grids, and the probe run
 is then one of the grid's runs). Probe runs are stored like any run (under the selected run's
 chapter folder); no chapter's grid selects among them unless its ladder grows, but a chapter's
@@ -33,7 +35,7 @@ AT_END = 0.1  # the written ladder's last lr (grids.LADDERS["lr"][-1]), where pr
 
 
 def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
-    """The selected Adam runs at lr 0.1 that the chapters' stored tables read (one per
+    """The selected runs at lr 0.1 that the chapters' stored tables read (one per
     config, whatever the chapters that read it), cheapest first (training images): each with
     the tables that read it (``chapter``, ``table``, ``arm``, ``epochs``) and its run folder."""
     import pandas as pd
@@ -55,7 +57,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
                 if not folders:
                     continue
                 config = json.loads(folders[0].read_text())
-                if config.get("optimizer") != "adam" or config.get("lr") != AT_END:
+                if config.get("lr") != AT_END:
                     continue
                 key = run_keys.config_key(config)
                 point = found.setdefault(key, {
@@ -85,10 +87,10 @@ def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = Fa
 
 def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> str:
     """How the stored probe one step beyond reads against a run selected at the ladder's
-    end (lr :data:`AT_END`, Adam) whose validation accuracy is ``val_acc``: "behind" (lower
+    end (lr :data:`AT_END`) whose validation accuracy is ``val_acc``: "behind" (lower
     on validation, or diverged: the grid with the probe brackets the optimum), "ahead" (the
     ladder ends short there), or "" (no probe stored, or not such a run)."""
-    if config.get("optimizer") != "adam" or config.get("lr") != AT_END:
+    if config.get("lr") != AT_END:
         return ""
     probe = store.fresh_run(probe_config(config), root)
     if probe is None:
