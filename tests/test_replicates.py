@@ -66,7 +66,7 @@ def test_a_comparison_whose_probe_led_grows_one_step_past_the_ladder():
     assert common.ladders_for(beyond)["lr"][-2:] == (0.1, 0.3)
     assert common.ladders_for(beyond)["wd"] == common.LADDERS["wd"]
     # another section, size or length keeps the written ladder; so does a stored config dict
-    for other in (cfg(epochs=30.0), beyond.replace(epochs=300.0),
+    for other in (cfg(epochs=30.0), beyond.replace(epochs=100.0),
                   beyond.replace(**{"data.train_size": 250})):
         assert common.ladders_for(other) == common.LADDERS
     stored = {"section": "01_consistency", "epochs": 400.0, "data": {"train_size": 250}}

@@ -191,7 +191,11 @@ RULE_CHANGES: dict[str, str] = {
            "Shampoo at 1200 epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam "
            "at 1000 epochs (function matching at 1000 epochs, the point chapter 02 grew and "
            "replicated), so "
-           "the match is read at 3.3x (300 vs 1000 epochs)"),
+           "the match is read at 3.3x (300 vs 1000 epochs); in the session after "
+           "2026-12-05's, after results, the ladder probes reached Shampoo's points (they had "
+           "probed Adam's only): lr 0.3 led on validation at 300 epochs (86.35 vs 86.15%), "
+           "so chapter 05's 300-epoch ladder goes to lr 0.3 for both optimizers, as the "
+           "probe rule reads any lead"),
     "C4": ("; late on 2026-12-05 C4's 'no overfitting' holds only where every step to a "
            "longer schedule is shown to lose at most 1 pt (beyond 2 SE) and is inconclusive "
            "where a step is within the noise; it held whenever no step was clearly worse, "
