@@ -99,3 +99,9 @@ def test_every_optimizers_ladder_end_is_probed(tmp_path):
     assert [p["config"]["optimizer"] for p in points] == ["adam", "sgd"]
     _stored(tmp_path, sgd.replace(lr=probe.BEYOND), 0.70, 0.70)
     assert probe.beyond_reading(points[1]["config"], 0.80, tmp_path) == "behind"
+
+
+def test_the_report_names_each_extended_comparison_with_its_data():
+    text = probe.beyond_text()
+    assert "01_consistency's 1000 images at 30 epochs (lr 0.3)" in text
+    assert "03_imagenet's full split at 1 epochs (lr 0.3)" in text and "None" not in text

@@ -15,7 +15,7 @@ is then one of the grid's runs). Probe runs are stored like any run (under the s
 chapter folder); no chapter's grid selects among them unless its ladder grows, but a chapter's
 table reads each one (column ``beyond_probe``, :func:`beyond_reading`): a point whose probe is
 behind is bracketed, and the checks reading it are no longer flagged at the ladder's end (since
-the session after 2026-12-05, when all 23 probes were stored and every one was behind).
+the session after 2026-12-05, when all 23 Adam probes were stored and every one was behind).
 
 ``python -m kdlib.experiments.ladder_probe --train N`` trains the N cheapest probes (stored ones
 are loaded); ``--report`` prints the comparison table.
@@ -152,7 +152,8 @@ def beyond_text() -> str:
     for (section, size, epochs), extra in grids.LADDER_BEYOND.items():
         steps = ", ".join(f"{name} {', '.join(f'{v:g}' for v in values)}"
                           for name, values in extra.items())
-        where.append(f"{section}'s {size} images at {epochs:g} epochs ({steps})")
+        data = f"{size} images" if size else "full split"
+        where.append(f"{section}'s {data} at {epochs:g} epochs ({steps})")
     return (" Where a probe led, the ladder of its comparison goes that step further for "
             f"every arm alike, and the queue grows those grids: {'; '.join(where)}; their "
             "configs selected there leave this count (lr 0.1 is no longer their grid's end; "
