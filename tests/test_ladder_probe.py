@@ -38,11 +38,12 @@ def test_probes_the_selected_configs_at_the_ladders_end_cheapest_first(tmp_path)
     _stored(tmp_path, short.replace(lr=0.3), 0.82, 0.78)
     _stored(tmp_path, long_.replace(lr=0.3), 0.1, 0.1, status="diverged")
     rows = probe.probe_rows("cpu", tmp_path)
-    assert [r["lr 0.3 ahead on val"] for r in rows] == [True, False]
-    assert rows[1]["val at lr 0.3"] == "diverged" and rows[1]["test at lr 0.3"] is None
+    assert [r["ahead on val"] for r in rows] == [True, False]
+    assert rows[1]["val beyond"] == "diverged" and rows[1]["test beyond"] is None
+    assert rows[0]["lr at end"] == 0.1
     text = probe.report("cpu", tmp_path)
     assert text.startswith("Of the 2 selected configs at lr 0.1, the ladder's end, all 2 were "
-                           "probed")
+                           "probed one step beyond (lr 0.3): the probe is ahead")
     assert ("ahead on validation at 1 of them (02_patience 1k_arms: function matching at 30 "
             "epochs)") in text and "diverged at 1" in text
     # a probe behind everywhere, and probes not all trained yet, read as such
@@ -105,3 +106,24 @@ def test_the_report_names_each_extended_comparison_with_its_data():
     text = probe.beyond_text()
     assert "01_consistency's 1000 images at 30 epochs (lr 0.3)" in text
     assert "03_imagenet's full split at 1 epochs (lr 0.3)" in text and "None" not in text
+
+
+def test_an_extended_ladders_end_is_probed_one_step_further(tmp_path):
+    """Where a probe led, the comparison's ladder ends at 0.3: a config selected there is
+    probed at 1.0, and a point whose 1.0 probe is behind is bracketed."""
+    import pytest
+
+    data = common.fmnist("cpu", 1000)
+    end = common.base_config("cpu", "01_consistency", data, epochs=30.0, lr=0.3,
+                             teachers=("t",))
+    _stored(tmp_path, end, 0.80, 0.79)
+    (tmp_path / "cpu" / "01_consistency" / "table_1k_policies.csv").write_text(
+        f"arm,epochs,best_hash,at_ladder_end\nfix/rs,30.0,{store.config_hash(end)},lr\n")
+    points = probe.ladder_end_points("cpu", tmp_path)
+    assert probe.probe_config(points[0]["config"]).lr == 1.0
+    _stored(tmp_path, end.replace(lr=1.0), 0.5, 0.5)
+    assert "lr 0.3 for the 1 in comparisons whose ladder a probe extended" in probe.report(
+        "cpu", tmp_path)
+    assert probe.beyond_reading(points[0]["config"], 0.80, tmp_path) == "behind"
+    with pytest.raises(ValueError, match="lr=0.03 is no ladder end"):
+        probe.probe_config({**points[0]["config"], "lr": 0.03})

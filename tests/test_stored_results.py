@@ -178,7 +178,7 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
         companions = [k for k, v in leads.items() if k[1:] == (size, epochs) and v]
         assert led or companions, (section, size, epochs)
     for row in ladder_probe.probe_rows("cpu"):
-        if row["lr 0.3 ahead on val"]:
+        if row["ahead on val"]:
             probe = store.load_run(next((RESULTS / "cpu").glob(f"*/{row['probe run']}")))
             key = (probe.config["section"], probe.config["data"].get("train_size"),
                    float(probe.config["epochs"]))

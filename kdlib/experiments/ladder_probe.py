@@ -4,7 +4,8 @@ The written ladder (:data:`kdlib.experiments.grids.LADDERS`) ends at lr 0.1 and 
 further there (except where a probe led: :data:`kdlib.experiments.grids.LADDER_BEYOND`), yet many
 selected configs sit there (the summary counts the sub-checks that read them). Before
 growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
-the next value, lr :data:`BEYOND`, for those selected configs, cheapest first (seed 0, as the
+the next value (lr :data:`BEYOND`; 1.0 where a comparison's ladder already goes to 0.3:
+:data:`STEPS`) for those selected configs, cheapest first (seed 0, as the
 grid's own runs; Adam's first, every optimizer's since the session after 2026-12-05, when the
 last points at the ladder's end were Shampoo's) and compares its validation accuracy with the
 selected run's. Where lr 0.3 loses, the optimum lies inside the ladder at that point; where it
@@ -32,6 +33,10 @@ from kdlib.config import RunConfig, config_from_dict
 
 BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
 AT_END = 0.1  # the written ladder's last lr (grids.LADDERS["lr"][-1]), where probes start
+# The probe of a config selected at each ladder end: the written ladder's (0.1), and, where a
+# probe led and its comparison's ladder went one step further (grids.LADDER_BEYOND), that
+# one's (0.3; since the session after 2026-12-05, so that extended ladders are probed too).
+STEPS = {AT_END: BEYOND, BEYOND: 1.0}
 
 
 def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
@@ -57,7 +62,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
                 if not folders:
                     continue
                 config = json.loads(folders[0].read_text())
-                if config.get("lr") != AT_END:
+                if config.get("lr") not in STEPS:
                     continue
                 key = run_keys.config_key(config)
                 point = found.setdefault(key, {
@@ -70,8 +75,13 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
 
 
 def probe_config(config: dict[str, Any]) -> RunConfig:
-    """The selected config one ladder step beyond its end (lr :data:`BEYOND`), seed 0."""
-    return config_from_dict(config).replace(lr=BEYOND)
+    """The selected config one ladder step beyond its end (:data:`STEPS`: lr 0.3 from 0.1,
+    1.0 from an extended ladder's 0.3), seed 0."""
+    lr = config.get("lr")
+    if lr not in STEPS:
+        raise ValueError(f"lr={lr!r} is no ladder end a probe starts from; allowed: "
+                         f"{sorted(STEPS)}")
+    return config_from_dict(config).replace(lr=STEPS[lr])
 
 
 def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = False) -> int:
@@ -87,10 +97,10 @@ def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = Fa
 
 def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> str:
     """How the stored probe one step beyond reads against a run selected at the ladder's
-    end (lr :data:`AT_END`) whose validation accuracy is ``val_acc``: "behind" (lower
+    end (an lr of :data:`STEPS`) whose validation accuracy is ``val_acc``: "behind" (lower
     on validation, or diverged: the grid with the probe brackets the optimum), "ahead" (the
     ladder ends short there), or "" (no probe stored, or not such a run)."""
-    if config.get("lr") != AT_END:
+    if config.get("lr") not in STEPS:
         return ""
     probe = store.fresh_run(probe_config(config), root)
     if probe is None:
@@ -100,9 +110,9 @@ def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> 
 
 
 def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
-    """One row per ladder-end point whose probe is stored: the selected run's validation and
-    test accuracy at lr 0.1, the probe's at lr 0.3 (a diverged probe reads as such), and
-    whether lr 0.3 is ahead on validation (what selection reads)."""
+    """One row per ladder-end point whose probe is stored: the selected run's lr (the ladder's
+    end), its validation and test accuracy, the probe's one step beyond (a diverged probe
+    reads as such), and whether the probe is ahead on validation (what selection reads)."""
     rows = []
     for point in ladder_end_points(preset, root):
         probe = store.fresh_run(probe_config(point["config"]), root)
@@ -114,29 +124,35 @@ def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
         val_beyond = None if diverged else float(probe.summary["val_acc"])
         rows.append({
             "read by": "; ".join(point["read by"]),
-            "val at lr 0.1": round(100 * val_end, 2),
-            "val at lr 0.3": "diverged" if diverged else round(100 * val_beyond, 2),
-            "test at lr 0.1": round(100 * float(selected.summary["test_acc"]), 2),
-            "test at lr 0.3": None if diverged else round(
+            "lr at end": float(point["config"]["lr"]),
+            "val at end": round(100 * val_end, 2),
+            "val beyond": "diverged" if diverged else round(100 * val_beyond, 2),
+            "test at end": round(100 * float(selected.summary["test_acc"]), 2),
+            "test beyond": None if diverged else round(
                 100 * float(probe.summary["test_acc"]), 2),
-            "lr 0.3 ahead on val": (not diverged) and val_beyond > val_end,
+            "ahead on val": (not diverged) and val_beyond > val_end,
             "probe run": probe.hash})
     return rows
 
 
 def report(preset: str = "cpu", root: Any = None) -> str:
-    """One markdown sentence on :func:`probe_rows`: how many probes lr 0.3 wins."""
+    """One markdown sentence on :func:`probe_rows`: how many probes lead."""
     rows = probe_rows(preset, root)
-    total = len(ladder_end_points(preset, root))
+    points = ladder_end_points(preset, root)
+    total = len(points)
     if not rows:
         return (f"No probe beyond the ladder's end is stored at `{preset}` yet ({total} "
-                "selected configs sit at lr 0.1).")
-    ahead = [r for r in rows if r["lr 0.3 ahead on val"]]
-    diverged = sum(r["val at lr 0.3"] == "diverged" for r in rows)
+                "selected configs sit there).")
+    ahead = [r for r in rows if r["ahead on val"]]
+    diverged = sum(r["val beyond"] == "diverged" for r in rows)
     probed = (f"all {total} were" if len(rows) >= total else
               f"{len(rows)} (the cheapest) {'was' if len(rows) == 1 else 'were'}")
-    return (f"Of the {total} selected configs at lr 0.1, the ladder's end, {probed} probed "
-            "one step beyond, at lr 0.3: it is ahead on validation at "
+    extended = sum(p["config"]["lr"] == BEYOND for p in points)
+    where = ("at lr 0.1, the ladder's end" if not extended else
+             f"at the ladder's end (lr 0.1; lr 0.3 for the {extended} in comparisons whose "
+             "ladder a probe extended)")
+    return (f"Of the {total} selected configs {where}, {probed} probed one step beyond (lr "
+            f"0.3{', or 1.0' if extended else ''}): the probe is ahead on validation at "
             + (f"{len(ahead)} of them ({'; '.join(r['read by'] for r in ahead)})" if ahead
                else "none of them")
             + (f", and diverged at {diverged}" if diverged else "") + "." + beyond_text())
