@@ -215,7 +215,8 @@ CUT: list[tuple[str, Callable[[], common.Arms], str]] = [
 # plan's single-run rate, settle whether the ladder brackets the points C1-C5, C9, C10 and
 # C13 read), before the long patience items.
 PROBES_AFTER = "08 at 30 and 300 epochs (extras: C12)"
-PROBES_NAME = "ladder probes: lr 0.3 at every selected config at the ladder's end (seed 0)"
+PROBES_NAME = ("ladder probes: one lr step past every selected config at the ladder's end "
+               "(0.3; 1.0 where a probe extended it; seed 0)")
 
 
 def probe_row() -> dict[str, Any]:
