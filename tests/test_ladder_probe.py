@@ -43,7 +43,7 @@ def test_probes_the_selected_configs_at_the_ladders_end_cheapest_first(tmp_path)
     assert rows[0]["lr at end"] == 0.1
     text = probe.report("cpu", tmp_path)
     assert text.startswith("Of the 2 selected configs at lr 0.1, the ladder's end, all 2 were "
-                           "probed one step beyond (lr 0.3): the probe is ahead")
+                           "probed one step beyond (lr 0.3 from 0.1): the probe is ahead")
     assert ("ahead on validation at 1 of them (02_patience 1k_arms: function matching at 30 "
             "epochs)") in text and "diverged at 1" in text
     # a probe behind everywhere, and probes not all trained yet, read as such
@@ -105,7 +105,7 @@ def test_every_optimizers_ladder_end_is_probed(tmp_path):
 def test_the_report_names_each_extended_comparison_with_its_data():
     text = probe.beyond_text()
     assert "01_consistency's 1000 images at 30 epochs (lr 0.3)" in text
-    assert "03_imagenet's full split at 1 epochs (lr 0.3)" in text and "None" not in text
+    assert "03_imagenet's full split at 1 epochs (lr 0.3, 1)" in text and "None" not in text
 
 
 def test_an_extended_ladders_end_is_probed_one_step_further(tmp_path):
@@ -122,7 +122,7 @@ def test_an_extended_ladders_end_is_probed_one_step_further(tmp_path):
     points = probe.ladder_end_points("cpu", tmp_path)
     assert probe.probe_config(points[0]["config"]).lr == 1.0
     _stored(tmp_path, end.replace(lr=1.0), 0.5, 0.5)
-    assert "lr 0.3 for the 1 in comparisons whose ladder a probe extended" in probe.report(
+    assert "further for the 1 in comparisons whose ladder a probe extended" in probe.report(
         "cpu", tmp_path)
     assert probe.beyond_reading(points[0]["config"], 0.80, tmp_path) == "behind"
     with pytest.raises(ValueError, match="lr=0.03 is no ladder end"):

@@ -173,7 +173,10 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
                 if None not in ran and ran[1].status == "done" and (
                         ran[1].summary["val_acc"] > ran[0].summary["val_acc"]):
                     led.append(row.arm)
-        assert extra == {"lr": (ladder_probe.BEYOND,)}, (section, size, epochs)
+        steps = extra["lr"]  # 0.3, then each further step a probe of the last one led
+        assert set(extra) == {"lr"} and steps[0] == ladder_probe.BEYOND and all(
+            ladder_probe.STEPS[a] == b for a, b in zip(steps[:-1], steps[1:], strict=True)), (
+            section, size)
     for (section, size, epochs), led in leads.items():
         companions = [k for k, v in leads.items() if k[1:] == (size, epochs) and v]
         assert led or companions, (section, size, epochs)
@@ -183,3 +186,4 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
             key = (probe.config["section"], probe.config["data"].get("train_size"),
                    float(probe.config["epochs"]))
             assert key in grids.LADDER_BEYOND, row
+            assert probe.config["lr"] in grids.LADDER_BEYOND[key]["lr"], row  # a step it led

@@ -4,8 +4,8 @@ The written ladder (:data:`kdlib.experiments.grids.LADDERS`) ends at lr 0.1 and 
 further there (except where a probe led: :data:`kdlib.experiments.grids.LADDER_BEYOND`), yet many
 selected configs sit there (the summary counts the sub-checks that read them). Before
 growing every such grid (every arm alike: hours of runs at long schedules), the probe trains
-the next value (lr :data:`BEYOND`; 1.0 where a comparison's ladder already goes to 0.3:
-:data:`STEPS`) for those selected configs, cheapest first (seed 0, as the
+the next value (lr :data:`BEYOND`; one step further where a comparison's ladder already goes
+past 0.1: :data:`STEPS`) for those selected configs, cheapest first (seed 0, as the
 grid's own runs; Adam's first, every optimizer's since the session after 2026-12-05, when the
 last points at the ladder's end were Shampoo's) and compares its validation accuracy with the
 selected run's. Where lr 0.3 loses, the optimum lies inside the ladder at that point; where it
@@ -35,8 +35,8 @@ BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
 AT_END = 0.1  # the written ladder's last lr (grids.LADDERS["lr"][-1]), where probes start
 # The probe of a config selected at each ladder end: the written ladder's (0.1), and, where a
 # probe led and its comparison's ladder went one step further (grids.LADDER_BEYOND), that
-# one's (0.3; since the session after 2026-12-05, so that extended ladders are probed too).
-STEPS = {AT_END: BEYOND, BEYOND: 1.0}
+# one's (since the session after 2026-12-05, so that extended ladders are probed too).
+STEPS = {AT_END: BEYOND, BEYOND: 1.0, 1.0: 3.0}
 
 
 def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
@@ -76,7 +76,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
 
 def probe_config(config: dict[str, Any]) -> RunConfig:
     """The selected config one ladder step beyond its end (:data:`STEPS`: lr 0.3 from 0.1,
-    1.0 from an extended ladder's 0.3), seed 0."""
+    1.0 from an extended ladder's 0.3, ...), seed 0."""
     lr = config.get("lr")
     if lr not in STEPS:
         raise ValueError(f"lr={lr!r} is no ladder end a probe starts from; allowed: "
@@ -147,12 +147,14 @@ def report(preset: str = "cpu", root: Any = None) -> str:
     diverged = sum(r["val beyond"] == "diverged" for r in rows)
     probed = (f"all {total} were" if len(rows) >= total else
               f"{len(rows)} (the cheapest) {'was' if len(rows) == 1 else 'were'}")
-    extended = sum(p["config"]["lr"] == BEYOND for p in points)
+    extended = sum(p["config"]["lr"] != AT_END for p in points)
+    steps = ", ".join(f"{STEPS[lr]:g} from {lr:g}"
+                      for lr in sorted({p["config"]["lr"] for p in points}))
     where = ("at lr 0.1, the ladder's end" if not extended else
-             f"at the ladder's end (lr 0.1; lr 0.3 for the {extended} in comparisons whose "
+             f"at the ladder's end (lr 0.1; further for the {extended} in comparisons whose "
              "ladder a probe extended)")
     return (f"Of the {total} selected configs {where}, {probed} probed one step beyond (lr "
-            f"0.3{', or 1.0' if extended else ''}): the probe is ahead on validation at "
+            f"{steps}): the probe is ahead on validation at "
             + (f"{len(ahead)} of them ({'; '.join(r['read by'] for r in ahead)})" if ahead
                else "none of them")
             + (f", and diverged at {diverged}" if diverged else "") + "." + beyond_text())
