@@ -66,7 +66,10 @@ def _is_extra_of(config: dict, families: dict[str, set[float]]) -> bool:
     temps = families.get(_family(config))
     if temps is None:
         return False
-    lrs = set(common.LADDERS["lr"]) | {10 * x for x in common.LADDERS["lr"]}  # SGD: 10x
+    from kdlib.experiments import ladder_probe
+
+    lrs = (set(common.LADDERS["lr"]) | {10 * x for x in common.LADDERS["lr"]}  # SGD: 10x
+           | set(ladder_probe.STEPS.values()))  # the probes past a ladder's end
     return (config["lr"] in lrs and config["wd"] in set(common.LADDERS["wd"]) | {0.0}
             and config["temperature"] in temps | set(common.SHORT_TEMPERATURES))
 
