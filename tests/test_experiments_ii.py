@@ -92,6 +92,20 @@ def test_retired_lengths_are_not_shown_but_stay_findable():
     assert resolution.arms("paper")["same resolution"][1200.0][0] == fm03[1200.0][0]
 
 
+def test_patience_baselines_stop_at_the_presets_cap():
+    """At cpu the label-trained baselines stop at 1,000 epochs (issue 14) while function
+    matching goes on (250 images at 4,000); a preset without a cap trains them at every
+    length it shows (gpu: 250 images at 3,000)."""
+    from kdlib.experiments import patience
+
+    arms = patience.arms("cpu", "250", planned=True)
+    assert 4000.0 in arms["function matching"]
+    for baseline in ("from scratch", "transfer"):
+        assert max(arms[baseline]) == patience.BASELINE_MAX_EPOCHS["cpu"] == 1000.0
+    gpu = patience.arms("gpu", "250")
+    assert set(gpu["from scratch"]) == set(gpu["function matching"]) == {30.0, 300.0, 3000.0}
+
+
 def test_new_arms_differ_only_where_they_should():
     a = resolution.arms("cpu")
     same, low, high = (a[arm][30.0][0] for arm in resolution.ARMS)
