@@ -95,6 +95,12 @@ def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = Fa
     return len(points)
 
 
+def probe_ahead(probe: Any, val_acc: float) -> bool:
+    """Whether a stored probe run leads a selected run of validation accuracy ``val_acc``:
+    it finished (a diverged probe is behind) above it on validation, what selection reads."""
+    return probe.status == "done" and float(probe.summary["val_acc"]) > val_acc
+
+
 def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> str:
     """How the stored probe one step beyond reads against a run selected at the ladder's
     end (an lr of :data:`STEPS`) whose validation accuracy is ``val_acc``: "behind" (lower
@@ -105,16 +111,17 @@ def beyond_reading(config: dict[str, Any], val_acc: float, root: Any = None) -> 
     probe = store.fresh_run(probe_config(config), root)
     if probe is None:
         return ""
-    ahead = probe.status == "done" and float(probe.summary["val_acc"]) > val_acc
-    return "ahead" if ahead else "behind"
+    return "ahead" if probe_ahead(probe, val_acc) else "behind"
 
 
-def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
-    """One row per ladder-end point whose probe is stored: the selected run's lr (the ladder's
-    end), its validation and test accuracy, the probe's one step beyond (a diverged probe
-    reads as such), and whether the probe is ahead on validation (what selection reads)."""
+def probe_rows(preset: str = "cpu", root: Any = None,
+               points: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per ladder-end point (``points``, else :func:`ladder_end_points`) whose probe
+    is stored: the selected run's lr (the ladder's end), its validation and test accuracy,
+    the probe's one step beyond (a diverged probe reads as such), and whether the probe is
+    ahead on validation (:func:`probe_ahead`)."""
     rows = []
-    for point in ladder_end_points(preset, root):
+    for point in ladder_end_points(preset, root) if points is None else points:
         probe = store.fresh_run(probe_config(point["config"]), root)
         if probe is None:
             continue
@@ -130,15 +137,15 @@ def probe_rows(preset: str = "cpu", root: Any = None) -> list[dict[str, Any]]:
             "test at end": round(100 * float(selected.summary["test_acc"]), 2),
             "test beyond": None if diverged else round(
                 100 * float(probe.summary["test_acc"]), 2),
-            "ahead on val": (not diverged) and val_beyond > val_end,
+            "ahead on val": probe_ahead(probe, val_end),
             "probe run": probe.hash})
     return rows
 
 
 def report(preset: str = "cpu", root: Any = None) -> str:
     """One markdown sentence on :func:`probe_rows`: how many probes lead."""
-    rows = probe_rows(preset, root)
     points = ladder_end_points(preset, root)
+    rows = probe_rows(preset, root, points)
     total = len(points)
     if not rows:
         return (f"No probe beyond the ladder's end is stored at `{preset}` yet ({total} "
