@@ -200,7 +200,12 @@ RULE_CHANGES: dict[str, str] = {
            "longer schedule is shown to lose at most 1 pt (beyond 2 SE) and is inconclusive "
            "where a step is within the noise; it held whenever no step was clearly worse, "
            "so steps within the noise read as evidence (a statistical review; every stored "
-           "step was a clear gain, so no outcome moved)"),
+           "step was a clear gain, so no outcome moved); in the session after that, after "
+           "results, the points of '250: 4000 beats 1000 epochs' (function matching at 1000 "
+           "and 4000 epochs on 250 images; it needed about 7 seeds per point to be decided, "
+           "leaning holds) were planned to 8 seeds under the criterion of C1, C5, C10 and "
+           "C11's follow-ups, fixed before any new seed was trained, and the check reads every "
+           "one stored (and, in the summary's sensitivity table, the 5 new seeds alone)"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
            "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "

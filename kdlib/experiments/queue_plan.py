@@ -118,13 +118,20 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # runs, about 4 h); in the next session (a reader's audit: following up only the checks that
 # lean the paper's way biases the tally towards it) it was added under the same criterion,
 # the same 8 seeds, before any of its new seeds trained. Each claim's rule note says so.
+# In the session after that, when item 27's 4000-epoch point on 250 images was first read, the
+# same criterion picked C4's '250: 4000 beats 1000 epochs' (7 seeds per point, leaning holds;
+# no other inconclusive check not yet followed up needed 12 or fewer: C7's 4-epoch points,
+# 1 seed each, wait for the 16-epoch item that replaces them): its two points go to 8 seeds,
+# fixed before any new seed trained, ahead of the 3000-epoch item so a session can read it.
 FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (same/ic, "
              "fix/cc, ind/rc)",
              "seed follow-up: C5's 1k points at 100 epochs to 8 seeds (function matching, "
              "from scratch)",
              "seed follow-up: C10's 30-epoch points to 8 seeds (pretrained, random init)",
              "seed follow-up: C11's MobileNetV3-L (GN) at 100 epochs to 8 seeds (distilled, "
-             "from labels)")
+             "from labels)",
+             "seed follow-up: C4's 250-image points at 1000 and 4000 epochs to 8 seeds "
+             "(function matching)")
 # Seeds per selected config an item trains, where it is not arms.SEEDS.
 ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, common.MAX_SEEDS)
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
@@ -180,6 +187,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      _extras_of(lambda: init.arms(PRESET), (100.0, 300.0))),
     ("02 250 images at 4000 epochs (function matching; C4, C5)",
      _patience("250", (4000.0,), ("function matching",), upfront=False)),
+    (FOLLOW_UP[4], lambda: _only(patience.arms(PRESET, "250"), ("function matching",),
+                                 (1000.0, 4000.0))),
     ("02 1k images at 3000 epochs (function matching; C4, C5)",
      _patience("1k", (3000.0,), ("function matching",), upfront=False)),
     ("03 55k images at 16 epochs (fixed teacher, consistent, FM, labels: Adam; C6, C7)",
