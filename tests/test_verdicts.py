@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kdlib import claims
 from kdlib import evidence as ev
 from kdlib.experiments import composite_checks as cc
 from kdlib.experiments import verdict_tables as vt
@@ -234,6 +235,12 @@ def test_c6_at_a_few_epochs_is_not_testable():
     c = v.c6_fixed_saturates(t, "03")
     assert c.verdict == "not testable at this scale"
     assert outcomes(c) == ["holds", "not testable", "not testable"]
+    assert c.seeds == "3"
+    # a single seed at the longest length, where no check is decided, leaves the seeds alone
+    thin = {a: {1.0: s3(x[0]), 2.0: x[1], 4.0: x[2]} for a, x in IMAGENET.items()}
+    assert v.c6_fixed_saturates(tab(thin), "03").seeds == "3"
+    thin = {a: {1.0: s3(x[0]), 100.0: x[1], 1000.0: x[2]} for a, x in IMAGENET.items()}
+    assert v.c6_fixed_saturates(tab(thin), "03").seeds == "1-3"  # read from 30 epochs on
     # the fixed teacher's lead over FM, the reverse of the paper's order, is said per length
     lead = 100 * (IMAGENET["fixed teacher"][2] - IMAGENET["function matching"][2])
     assert "fixed teacher minus FM: " in c.ours and f"{lead:+.1f} pts at 4" in c.ours
@@ -313,6 +320,13 @@ def test_c8_resolution():
     c = v.c8_resolution(tab(lengths(worse)), "04", teacher_accs={
         "same resolution": .875, "high-res teacher": .866})
     assert c.verdict == "not testable at this scale" and "not stronger" in c.checks[1]["detail"]
+    # the seeds count the points its checks read: single-seed shorter lengths that no check
+    # reads (the high-res teacher's check is not testable) leave the claim not provisional
+    thin = tab({a: {10.0: x[0], 100.0: x[1], 1000.0: s3(x[2])} for a, x in worse.items()})
+    c = v.c8_resolution(thin, "04", teacher_accs={"same resolution": .875,
+                                                  "high-res teacher": .866})
+    assert c.seeds == "3" and not claims.provisional(c)
+    assert v.c8_resolution(thin, "04").seeds == "1-3"  # every length read: provisional
     # the student of the weaker teacher is still measured, and the reader sees by how much
     assert "(87.5%, -0.9 pts); measured anyway, its student at 1000 epochs: high-res " \
         "teacher @1000ep 85.0" in c.checks[1]["detail"]

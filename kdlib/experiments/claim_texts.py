@@ -209,7 +209,11 @@ RULE_CHANGES: dict[str, str] = {
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
            "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "
-           "match is, not an unexplained 3 (the check then held, +0.7 pts ±2.1)"),
+           "match is, not an unexplained 3 (the check then held, +0.7 pts ±2.1); in the "
+           "session after that (after results; no outcome moved) its seeds per point count "
+           "only the points its checks read: while the high-res teacher is the weaker one "
+           "its check is not testable, and the 30- and 100-epoch single seeds no check read "
+           "had marked the verdict provisional, waiting on replicates no plan trains"),
     "C11": ("; on 2026-12-05 C11's MobileNet check reads the last step to the longest "
             "length (the paper's 300 -> 1200 epochs), not the whole range from the shortest, "
             "and C11 gained a check against the same MobileNet trained from labels; in the "
@@ -238,7 +242,11 @@ RULE_CHANGES: dict[str, str] = {
            "which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%); in the "
            "next session (a review of the rules against their code) 'FM leads' compares "
            "function matching with each of the fixed teacher and consistent teaching, not "
-           "only the one best on validation (not testable at our lengths either way)"),
+           "only the one best on validation (not testable at our lengths either way); in the "
+           "session after that (after results; no outcome moved) its seeds per point count "
+           "only the points its checks read: the longest length's only where the lead is "
+           "decided there (from 30 epochs), so the 2- and 4-epoch single seeds no check read "
+           "no longer mark the verdict provisional"),
     "C13": ("; late on 2026-12-05 (after results; the rule itself is unchanged) the KL arm "
             "reads chapter 01's runs of its configs: 9 of chapter 09's runs were copies of "
             "chapter 01's configs, trained again in another group, and its lr 0.03 copy read "
