@@ -131,6 +131,22 @@ def test_retired_patience_lengths_only_showed_chance():
                 assert max(accs.values()) - 0.10 <= 0.053, accs
 
 
+def test_chapter_02_says_how_long_its_schedules_go():
+    """The intro's sentence on the cpu schedules (prose, issue 13: checked against what the
+    chapter shows) names each regime's longest length there, and the baselines' cap."""
+    from kdlib.experiments import patience, regimes
+
+    nb = json.loads((RESULTS.parent / "notebooks" / "02_patience.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    text = " ".join(text.split())
+    shown = regimes.PATIENCE_REGIMES["cpu"]
+    longest = {name: f"{max(eps):,.0f}" for name, (_, eps) in shown.items()}
+    cap = f"{patience.BASELINE_MAX_EPOCHS['cpu']:,.0f}"
+    assert (f"The cpu schedules reach {longest['250']} epochs on 250 images (function matching "
+            f"only: the label-trained baselines stop at {cap}) and {longest['1k']} on 1,000 "
+            "images") in text
+
+
 def test_every_chapter_read_the_same_seed_noise():
     """Seed noise is pooled over the whole cpu store, so a chapter whose claims are older than
     the latest replicates reads a different pool than the others: when replicates land, the book
