@@ -14,7 +14,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest
 
-from kdlib import book, colab, presets, store
+from kdlib import book, colab, presets, provenance_tables, store
 
 REPO = Path(__file__).resolve().parent.parent
 URL, BRANCH = "https://github.com/someone/kdbook", "dev"
@@ -468,7 +468,8 @@ def test_provenance_tables(tmp_path):
     store.save_run(store.run_dir(cfg, tmp_path), cfg, {"acc": 0.5, "group_size": 4},
                    {"wall_time_s": 3600.0, "commit": "abc1234-dirty"}, "done")
     store.prepare_run({"preset": "cpu", "section": "02_b", "seed": 99}, tmp_path)  # running
-    rows = book.run_rows(store.list_runs(tmp_path, preset="cpu", include_unfinished=True))
+    rows = provenance_tables.run_rows(store.list_runs(tmp_path, preset="cpu",
+                                                      include_unfinished=True))
     assert len(rows) == 7
     done = next(r for r in rows if r["wall time (min)"] == 30.0)
     assert done == {"section": "01_a", "hash": done["hash"], "status": "done",
@@ -482,10 +483,10 @@ def test_provenance_tables(tmp_path):
     store.save_run(store.run_dir(cfg, tmp_path / "parked"), cfg,
                    {"acc": 0.5, "earlier_commits": ["0ld0ld0", "abc1234"]},
                    {"commit": "abc1234", "wall_time_s": 60.0}, "done")
-    parked = book.run_rows(store.list_runs(tmp_path / "parked", preset="cpu"))
+    parked = provenance_tables.run_rows(store.list_runs(tmp_path / "parked", preset="cpu"))
     assert parked[0]["commit"] == "abc1234 (earlier: 0ld0ld0)"
     # 02_b: 2 x 36,000 images of the group over its 720 s + 360 s of the lone run
-    assert book.section_totals(rows) == [
+    assert provenance_tables.section_totals(rows) == [
         {"section": "01_a", "runs": 2, "finished": 2, "wall time (h)": 2.0, "scaled runs": 0,
          "dirty commit": 0, "run img/s": None},
         {"section": "02_b", "runs": 4, "finished": 3, "wall time (h)": 0.3, "scaled runs": 0,
@@ -496,7 +497,7 @@ def test_provenance_tables(tmp_path):
         "02_b": {"seconds": 12.5, "status": "ok", "backend": "cpu",
                  "finished_at": "2026-01-03T00:00:00+00:00"},
         "03_c": {"seconds": 9.0, "status": "failed", "backend": "cpu"}})
-    times = book.expected_times(tmp_path)
+    times = provenance_tables.expected_times(tmp_path)
     assert [(t["preset"], t["notebook"], t["runs"], t["train (h)"], t["last run (s)"])
             for t in times] == [("cpu", "01_a", 2, 2.0, None), ("cpu", "02_b", 3, 0.3, 12.5),
                                 ("cpu", "03_c", 1, 0.25, None)]
@@ -504,8 +505,8 @@ def test_provenance_tables(tmp_path):
     smoke = {"preset": "smoke", "section": "01_a", "seed": 1}
     store.save_run(store.run_dir(smoke, tmp_path), smoke, {"acc": 0.5}, {"wall_time_s": 3.0},
                    "done")
-    assert {t["preset"] for t in book.expected_times(tmp_path)} == {"cpu"}
-    assert {t["preset"] for t in book.expected_times(tmp_path, ("smoke", "cpu"))} == {
+    assert {t["preset"] for t in provenance_tables.expected_times(tmp_path)} == {"cpu"}
+    assert {t["preset"] for t in provenance_tables.expected_times(tmp_path, ("smoke", "cpu"))} == {
         "smoke", "cpu"}
 
 
@@ -516,16 +517,17 @@ def test_section_totals_scale_a_resumed_runs_untimed_share(tmp_path):
     store.save_run(store.run_dir(cfg, tmp_path), cfg,
                    {"step": 360, "img_per_s": 10.0, "train_time_s": 900.0},
                    {"wall_time_s": 900.0}, "done")
-    rows = book.run_rows(store.list_runs(tmp_path, preset="cpu"))
+    rows = provenance_tables.run_rows(store.list_runs(tmp_path, preset="cpu"))
     assert rows[0]["images"] == 36000 and rows[0]["timed images"] == 9000
-    assert book.section_totals(rows) == [{
+    assert provenance_tables.section_totals(rows) == [{
         "section": "04_d", "runs": 1, "finished": 1, "wall time (h)": 1.0, "scaled runs": 1,
         "dirty commit": 0, "run img/s": 10}]
     # the whole run timed (40 img/s over 900 s): not scaled
     store.write_json_atomic(store.run_dir(cfg, tmp_path) / "summary.json",
                             {"status": "done", "step": 360, "img_per_s": 40.0,
                              "train_time_s": 900.0})
-    totals = book.section_totals(book.run_rows(store.list_runs(tmp_path, preset="cpu")))
+    records = store.list_runs(tmp_path, preset="cpu")
+    totals = provenance_tables.section_totals(provenance_tables.run_rows(records))
     assert totals[0]["scaled runs"] == 0 and totals[0]["wall time (h)"] == 0.25
 
 
@@ -534,9 +536,9 @@ def test_teacher_rows(tmp_path):
             "val_acc": 0.9, "test_acc": 0.8, "config_hash": "abcdef123456",
             "train_wall_time_s": 120.0, "provenance": {"preset": "cpu", "commit": "c1"}}
     store.write_json_atomic(tmp_path / "teachers" / "t1" / "card.json", card)
-    (rows,) = book.teacher_rows(tmp_path)
+    (rows,) = provenance_tables.teacher_rows(tmp_path)
     assert rows["teacher"] == "t1" and rows["test acc"] == 0.8 and rows["train time (min)"] == 2.0
-    assert book.teacher_rows(tmp_path / "none") == []
+    assert provenance_tables.teacher_rows(tmp_path / "none") == []
 
 
 # --------------------------------------------------------------------------- the repository

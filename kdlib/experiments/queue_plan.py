@@ -351,9 +351,10 @@ def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
 def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None,
                 counted: set[str] | None = None) -> float:
     """Hours of wall time the item's stored runs took (a vectorized group's time counted once,
-    resumed runs' earlier processes included: :func:`kdlib.book.section_totals`): every run
-    the chapter loads (``loaded``), else the stored runs of its base grids. Runs trained
-    before the queue existed (a chapter's first grid) count too, as the estimate does. Runs
+    resumed runs' earlier processes included:
+    :func:`kdlib.provenance_tables.section_totals`): every run the chapter loads
+    (``loaded``), else the stored runs of its base grids. Runs trained before the queue
+    existed (a chapter's first grid) count too, as the estimate does. Runs
     whose hash is in ``counted`` (an earlier item's) are left out; this item's are added."""
     if loaded is not None:
         records = {r.hash: r for by_epochs in loaded.values() for result in by_epochs.values()
@@ -370,10 +371,10 @@ def spent_hours(arms: common.Arms, loaded: dict[str, dict[float, Any]] | None,
 
 def wall_hours(runs: list[Any]) -> float:
     """Hours of wall time stored runs took, a vectorized group's time counted once
-    (:func:`kdlib.book.section_totals`); 0 for none."""
-    from kdlib import book
+    (:func:`kdlib.provenance_tables.section_totals`); 0 for none."""
+    from kdlib import provenance_tables as tables
 
-    return sum(t["wall time (h)"] for t in book.section_totals(book.run_rows(runs))) \
+    return sum(t["wall time (h)"] for t in tables.section_totals(tables.run_rows(runs))) \
         if runs else 0.0
 
 
