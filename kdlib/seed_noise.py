@@ -60,14 +60,48 @@ class Noise:
         return self.sd if level is None else self.by_regime[level]
 
     def level_for(self, regime: str | None, *, coarse: bool = False) -> str | None:
-        """The regime level whose pooled spread :meth:`sd_for` reads (None: the overall one)."""
+        """The regime level whose pooled spread :meth:`sd_for` reads (None: the overall one):
+        its own, else (a schedule length) the nearest shorter length of its size with a pool
+        of its own (:func:`shorter_sibling`), else the next coarser level, and so on."""
         if coarse:
             regime = parent_regime(regime)
         while regime is not None:
             if regime in self.by_regime:
                 return regime
+            if not coarse:
+                sibling = shorter_sibling(regime, self.by_regime)
+                if sibling is not None:
+                    return sibling
             regime = parent_regime(regime)
         return None
+
+
+_LENGTH = re.compile(r"^(\d+(?:\.\d+)?) epochs?$")
+
+
+def shorter_sibling(regime: str, pooled: Iterable[str]) -> str | None:
+    """The nearest shorter schedule length of ``regime``'s training-set size among ``pooled``
+    ("1000 images, 300 epochs" for "1000 images, 3000 epochs" when 1000 epochs is not
+    pooled), or None (``regime`` is no length, or no shorter one is pooled).
+
+    Seed noise falls with schedule length in every size that pooled two or more lengths
+    (1000 images: 4.45, 1.34, 0.68, 0.40 pts per run at 30, 100, 300 and 1000 epochs; 250
+    images: 3.31, 1.84 at 40 and 400; 2026-12-05), so the nearest shorter length's pool is
+    an upper bound on a longer length's that is tighter than its size's, which the short
+    lengths dominate (250 images at 4000 epochs read 1.96 pts per run there against its own 3
+    seeds' 0.20). Added in the session after 2026-12-05's, after that point's results
+    existed, before those of the next long point (1000 images at 3000 epochs)."""
+    parent = parent_regime(regime)
+    match = _LENGTH.match(regime.rsplit(REGIME_SEP, 1)[-1]) if parent else None
+    if match is None:
+        return None
+    length = float(match.group(1))
+    shorter = []
+    for other in pooled:
+        found = _LENGTH.match(other.rsplit(REGIME_SEP, 1)[-1])
+        if parent_regime(other) == parent and found and float(found.group(1)) < length:
+            shorter.append((float(found.group(1)), other))
+    return max(shorter)[1] if shorter else None
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -142,7 +176,9 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     exceeds the sd its parent level would give it (a larger pooled sd is always used); else
     it falls back to its parent, and the top level to the overall :func:`pooled_noise`.
     Rules: per training-set size added on 2026-12-04, per schedule length within a size added
-    late that day, both after results existed.
+    late that day, both after results existed; a length without a pool of its own reads the
+    nearest shorter length's of its size (:func:`shorter_sibling`) since the session after
+    2026-12-05's, also after results.
     """
     groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
     overall = pooled_noise([g for gs in groups.values() for g in gs], metric)
@@ -151,11 +187,11 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
     so_far = Noise(overall.sd, overall.source, own)  # reads ``own`` as it fills, coarse first
 
-    for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), r)):  # coarse first
+    for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), _natural(r))):
         sd, dof, points = _pooled(levels[regime])
-        # the spread its parent level would give it: the walk of Noise.sd_for, one level up
-        if dof and sd >= ZERO_SD and (dof >= MIN_POOLED_DOF
-                               or sd > so_far.sd_for(regime, coarse=True)):
+        # the spread it would read without a pool of its own (the walk of Noise.sd_for: a
+        # shorter length's of its size, else its parent's); lengths shortest first
+        if dof and sd >= ZERO_SD and (dof >= MIN_POOLED_DOF or sd > so_far.sd_for(regime)):
             own[regime] = sd
             pools[regime] = (sd, points)
     if not own:
@@ -173,8 +209,9 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
         sd, points = pools[regime]
         parts.append(f"{regime} {per_run(sd, metric)} ({points} points)")
     return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source} (a "
-                 "length without a pool of its own reads its training-set size's, a size "
-                 "without one reads this)", own, overall.assumed)
+                 "length without a pool of its own reads the nearest shorter length's of its "
+                 "training-set size, else its size's; a size without one reads this)", own,
+                 overall.assumed)
 
 
 def _levels(groups: Mapping[str, list[list[float]]]) -> dict[str, list[list[float]]]:

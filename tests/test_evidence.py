@@ -107,6 +107,33 @@ def test_noise_by_regime_pools_schedule_lengths_within_a_size():
     assert ev.parent_regime("1k, 300 epochs") == "1k" and ev.parent_regime("1k") is None
 
 
+def test_a_length_without_its_own_pool_reads_the_nearest_shorter_pooled_length():
+    """Seed noise falls with schedule length, so a length too thinly replicated for a pool of
+    its own reads the nearest shorter length of its size that has one (an upper bound tighter
+    than its size's pool, which the short lengths dominate), else its size's; never a longer
+    length's, and never another size's. The coarse reading still reads the size's pool."""
+    quiet = [[0.80, 0.801, 0.802]] * 5  # 10 dof, sd 0.001
+    loud = [[0.60, 0.64, 0.68]] * 5  # 10 dof, sd 0.04
+    groups = {"1k, 100 epochs": loud, "1k, 300 epochs": quiet,
+              "1k, 1000 epochs": [[0.85, 0.8501]],  # 1 dof, quieter than 300's: no own pool
+              "1k, 3000 epochs": [[0.86, 0.90]],  # 1 dof, louder than 300's: its own
+              "250, 40 epochs": [[0.3, 0.5]] * 10}
+    n = ev.pooled_noise_by_regime(groups)
+    size_sd = n.by_regime["1k"]
+    assert n.level_for("1k, 1000 epochs") == "1k, 300 epochs"
+    assert n.sd_for("1k, 1000 epochs") == pytest.approx(0.001)
+    assert n.sd_for("1k, 3000 epochs") == pytest.approx(0.04 / 1.4142, rel=1e-3)  # its own
+    assert n.level_for("1k, 10000 epochs") == "1k, 3000 epochs"  # the nearest shorter pooled
+    assert n.level_for("1k, 200 epochs") == "1k, 100 epochs"  # not 300, though nearer
+    assert n.level_for("1k, 30 epochs") == "1k"  # nothing shorter pooled: the size's
+    assert n.sd_for("1k, 30 epochs") == pytest.approx(size_sd)
+    assert n.level_for("250, 4000 epochs") == "250, 40 epochs"  # its own size only
+    assert n.sd_for("1k, 1000 epochs", coarse=True) == pytest.approx(size_sd)
+    assert "reads the nearest shorter length's" in n.source
+    assert seed_noise.shorter_sibling("1k", n.by_regime) is None  # a size is no length
+    assert seed_noise.shorter_sibling("1k, warm-up", n.by_regime) is None  # nor an unnamed level
+
+
 def test_a_check_records_its_outcome_under_the_coarser_pool():
     noise = ev.Noise(0.01, "test", {"1k": 0.01, "1k, 300 epochs": 0.002})
     a = ev.Estimate((0.81,), "a", regime="1k, 300 epochs")
@@ -340,9 +367,10 @@ def test_noise_pools_list_every_level_and_the_spread_its_points_read():
     assert by["1k, 30 epochs"]["dof"] == 11 and by["1k, 30 epochs"]["points"] == 11
     assert by["1k, 30 epochs"]["reads"] == "its own pool"  # 11 >= 10 degrees of freedom
     assert by["1k, 30 epochs"]["read_sd"] == pytest.approx(noise.sd_for("1k, 30 epochs"))
-    # 1 degree of freedom, quieter than its size's pool: its points read the size's
-    assert by["1k, 300 epochs"]["reads"] == "1k"
-    assert by["1k, 300 epochs"]["read_sd"] == pytest.approx(by["1k"]["sd"])
+    # 1 degree of freedom, quieter than the nearest shorter length's pool: its points read
+    # that (30 epochs'), not the size's
+    assert by["1k, 300 epochs"]["reads"] == "1k, 30 epochs"
+    assert by["1k, 300 epochs"]["read_sd"] == pytest.approx(by["1k, 30 epochs"]["sd"])
     assert math.isnan(by["250"]["sd"]) and by["250"]["reads"] == "the overall pool"
     assert by["250"]["read_sd"] == noise.sd and not noise.assumed
     quiet = ev.noise_pools({"1k": [[0.80, 0.801]], "250": [[0.7]]})  # 1 dof, below assumed

@@ -150,7 +150,16 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "(it had read the pool alone); and where a probe one step past the lr ladder's "
              "end led on validation (2 of 29 probes: chapter 01's fix/rs at 30 epochs on 1k "
              "images and at 400 on 250), that comparison's ladder goes to lr 0.3 for every "
-             "policy alike (grids.LADDER_BEYOND), which the queue grows")
+             "policy alike (grids.LADDER_BEYOND), which the queue grows; in the session "
+             "after that, after results (250 images at 4000 epochs, 3 seeds) and before those "
+             "of 1000 images at 3000 epochs, a schedule length without a pool of its own "
+             "reads the nearest shorter length of its size that has one, not its size's "
+             "(seed noise falls with length: 1000 images spread 4.45, 1.34, 0.68 and 0.40 "
+             "pts per run at 30, 100, 300 and 1000 epochs, and the size's pool, 2.75, is "
+             "the short lengths'; 250 images at 4000 epochs read 1.96 against its own "
+             "seeds' 0.20): no outcome moved (2 SE of C4's 250-image 4000 vs 1000 epochs "
+             "went from ±2.8 to ±2.6 pts, of its 4k 30 vs 3 epochs from ±11.3 to ±12.1, of "
+             "C12's in-domain vs related from ±3.1 to ±3.3)")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "
