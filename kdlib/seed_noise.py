@@ -76,7 +76,8 @@ class Noise:
         return None
 
 
-_LENGTH = re.compile(r"^(\d+(?:\.\d+)?) epochs?$")
+# A schedule-length level as noise_regime writes it (``f"{epochs:g} epochs"``: 0.3, 300, 1e+06).
+_LENGTH = re.compile(r"^(\d+(?:\.\d+)?(?:e[+-]?\d+)?) epochs?$")
 
 
 def shorter_sibling(regime: str, pooled: Iterable[str]) -> str | None:

@@ -130,6 +130,8 @@ def test_a_length_without_its_own_pool_reads_the_nearest_shorter_pooled_length()
     assert n.level_for("250, 4000 epochs") == "250, 40 epochs"  # its own size only
     assert n.sd_for("1k, 1000 epochs", coarse=True) == pytest.approx(size_sd)
     assert "reads the nearest shorter length's" in n.source
+    assert seed_noise.shorter_sibling("1k, 1e+06 epochs", n.by_regime) == "1k, 3000 epochs"
+    assert seed_noise.shorter_sibling("1k, 0.3 epochs", n.by_regime) is None
     assert seed_noise.shorter_sibling("1k", n.by_regime) is None  # a size is no length
     assert seed_noise.shorter_sibling("1k, warm-up", n.by_regime) is None  # nor an unnamed level
 
