@@ -92,17 +92,21 @@ def shorter_sibling(regime: str, pooled: Iterable[str]) -> str | None:
     lengths dominate (250 images at 4000 epochs read 1.96 pts per run there against its own 3
     seeds' 0.20). Added in the session after 2026-12-05's, after that point's results
     existed, before those of the next long point (1000 images at 3000 epochs)."""
-    parent = parent_regime(regime)
-    match = _LENGTH.match(regime.rsplit(REGIME_SEP, 1)[-1]) if parent else None
-    if match is None:
+    parent, length = parent_regime(regime), length_of(regime)
+    if parent is None or length is None:
         return None
-    length = float(match.group(1))
-    shorter = []
-    for other in pooled:
-        found = _LENGTH.match(other.rsplit(REGIME_SEP, 1)[-1])
-        if parent_regime(other) == parent and found and float(found.group(1)) < length:
-            shorter.append((float(found.group(1)), other))
+    shorter = [(n, other) for other in pooled if parent_regime(other) == parent
+               and (n := length_of(other)) is not None and n < length]
     return max(shorter)[1] if shorter else None
+
+
+def length_of(regime: str) -> float | None:
+    """The schedule length of a regime whose finest level is one ("..., 300 epochs"), else
+    None."""
+    if parent_regime(regime) is None:
+        return None
+    match = _LENGTH.match(regime.rsplit(REGIME_SEP, 1)[-1])
+    return float(match.group(1)) if match else None
 
 
 # Degrees of freedom a pooled seed-noise estimate needs before it may narrow the assumed noise
@@ -188,7 +192,10 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
     so_far = Noise(overall.sd, overall.source, own)  # reads ``own`` as it fills, coarse first
 
-    for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP), _natural(r))):
+    # coarse first; a size's lengths shortest first (each compares with the shorter ones)
+    for regime in sorted(levels, key=lambda r: (r.count(REGIME_SEP),
+                                                 _natural(parent_regime(r) or r),
+                                                 length_of(r) or 0.0, _natural(r))):
         sd, dof, points = _pooled(levels[regime])
         # the spread it would read without a pool of its own (the walk of Noise.sd_for: a
         # shorter length's of its size, else its parent's); lengths shortest first

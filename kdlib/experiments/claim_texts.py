@@ -157,9 +157,14 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "(seed noise falls with length: 1000 images spread 4.45, 1.34, 0.68 and 0.40 "
              "pts per run at 30, 100, 300 and 1000 epochs, and the size's pool, 2.75, is "
              "the short lengths'; 250 images at 4000 epochs read 1.96 against its own "
-             "seeds' 0.20): no outcome moved (2 SE of C4's 250-image 4000 vs 1000 epochs "
-             "went from ±2.8 to ±2.6 pts, of its 4k 30 vs 3 epochs from ±11.3 to ±12.1, of "
-             "C12's in-domain vs related from ±3.1 to ±3.3)")
+             "seeds' 0.20): on the store it was decided on no outcome moved (2 SE of C4's "
+             "250-image 4000 vs 1000 epochs went from ±2.8 to ±2.6 pts, of its 4k 30 vs 3 "
+             "epochs from ±11.3 to ±12.1, of C12's in-domain vs related from ±3.1 to ±3.3); "
+             "then C4's follow-up seeds gave 250 images at 1000 epochs a pool of its own "
+             "(0.74 pts, 10 degrees of freedom), which the 4000-epoch point now reads, and "
+             "'250: 4000 beats 1000 epochs' holds (+2.1 pts ±1.0), where the per-size pool "
+             "(1.89, the earlier rule's for that point) reads it inconclusive, as the "
+             "summary's sensitivity table shows")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "
