@@ -178,8 +178,9 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     ``groups`` maps a regime (levels joined by :data:`REGIME_SEP`, coarse first) to its seed
     groups; each coarser level pools the groups of every regime under it. A regime uses its
     own pooled sd where it has :data:`MIN_POOLED_DOF` degrees of freedom, or where that sd
-    exceeds the sd its parent level would give it (a larger pooled sd is always used); else
-    it falls back to its parent, and the top level to the overall :func:`pooled_noise`.
+    exceeds the sd it would read otherwise (a larger pooled sd is always used); else a length
+    falls back to the nearest shorter pooled length of its size, else to its parent, and the
+    top level to the overall :func:`pooled_noise`.
     Rules: per training-set size added on 2026-12-04, per schedule length within a size added
     late that day, both after results existed; a length without a pool of its own reads the
     nearest shorter length's of its size (:func:`shorter_sibling`) since the session after
