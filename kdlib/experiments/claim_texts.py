@@ -162,9 +162,10 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "epochs from ±11.3 to ±12.1, of C12's in-domain vs related from ±3.1 to ±3.3); "
              "then C4's follow-up seeds gave 250 images at 1000 epochs a pool of its own "
              "(0.74 pts, 10 degrees of freedom), which the 4000-epoch point now reads, and "
-             "'250: 4000 beats 1000 epochs' holds (+2.1 pts ±1.0), where the per-size pool "
-             "(1.89, the earlier rule's for that point) reads it inconclusive, as the "
-             "summary's sensitivity table shows")
+             "'250: 4000 beats 1000 epochs' held (+2.1 pts ±1.0) while the 4000-epoch point "
+             "had 3 seeds, where the per-size pool (1.89, the earlier rule's for that point) "
+             "read it inconclusive; with the follow-up's 8 seeds at both lengths it holds "
+             "under every reading the summary's sensitivity table lists (+2.1 pts ±0.7)")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "
