@@ -48,9 +48,6 @@ from kdlib.store import (
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 TIMES_FILE = "notebook_times.json"
-# Presets whose results are scratch (gitignored, different in every checkout): the book's
-# provenance tables leave them out, so what it states depends only on committed results.
-SCRATCH_PRESETS = ("smoke",)
 PAPER_TABLES = REPO / "book" / "paper_tables"
 
 

@@ -68,10 +68,9 @@ class Noise:
         while regime is not None:
             if regime in self.by_regime:
                 return regime
-            if not coarse:
-                sibling = shorter_sibling(regime, self.by_regime)
-                if sibling is not None:
-                    return sibling
+            sibling = shorter_sibling(regime, self.by_regime)
+            if sibling is not None:
+                return sibling
             regime = parent_regime(regime)
         return None
 
