@@ -147,6 +147,27 @@ def _relative(path: str | None, where: Path | None) -> str | None:
         return target.name
 
 
+def coalesce_streams(outputs: list[dict]) -> list[dict]:
+    """`outputs` with each run of adjacent stream outputs of one name (stdout, stderr) merged
+    into one, its text re-split into lines: how the kernel splits a cell's prints into
+    messages depends on flush timing, so the same cell can come back as 1 or 2 outputs."""
+    merged: list[dict] = []
+    for output in outputs:
+        if output.get("output_type") != "stream":
+            merged.append(output)
+            continue
+        text = output.get("text", "")
+        text = "".join(text) if isinstance(text, list) else text
+        last = merged[-1] if merged else None
+        if (last is not None and last.get("output_type") == "stream"
+                and last.get("name") == output.get("name")):
+            text = "".join(last["text"]) + text
+            merged[-1] = {**last, "text": text.splitlines(keepends=True)}
+        else:
+            merged.append({**output, "text": text.splitlines(keepends=True)})
+    return merged
+
+
 def normalize(nb: dict, source: str | os.PathLike | None = None,
               target: str | os.PathLike | None = None) -> dict:
     """A copy of executed notebook `nb` without what changes from one execution to the next.
@@ -155,7 +176,8 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
     ``execution`` timestamps; papermill's input and output paths become repository-relative
     (``source``/``target`` name them when the notebook was executed elsewhere); papermill's
     injected-parameters cell gets a fixed id instead of its random one; memory addresses in
-    default object reprs (``<... at 0x7f...>``) are dropped; the parameters and
+    default object reprs (``<... at 0x7f...>``) are dropped; adjacent prints to one stream
+    become one output (:func:`coalesce_streams`); the parameters and
     injected-parameters cells get the ``remove-cell`` tag. Normalizing twice changes nothing
     more.
     """
@@ -176,6 +198,8 @@ def normalize(nb: dict, source: str | os.PathLike | None = None,
         if isinstance(cell_meta.get("papermill"), dict):
             for key in VOLATILE_PAPERMILL_KEYS:
                 cell_meta["papermill"].pop(key, None)
+        if "outputs" in cell:
+            cell["outputs"] = coalesce_streams(cell["outputs"])
         for output in cell.get("outputs", []):
             plain = output.get("data", {}).get("text/plain")
             if isinstance(plain, list):

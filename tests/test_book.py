@@ -665,6 +665,27 @@ def test_normalize_strips_clock_readings_and_is_idempotent():
         colab.dumps(out))
 
 
+def test_normalize_merges_adjacent_prints_to_one_stream():
+    """The kernel may deliver one cell's prints as one stream message or several (flush
+    timing): both normalize to the same single output, split into lines as nbformat does."""
+    def stream(name: str, text) -> dict:
+        return {"output_type": "stream", "name": name, "text": text}
+
+    table = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["t"]}}
+    split = [stream("stdout", ["a\n", "b"]), stream("stdout", "\n"), stream("stderr", "w\n"),
+             stream("stdout", "c\n"), table, stream("stdout", ["d\n"])]
+    whole = [stream("stdout", "a\nb\n"), stream("stderr", ["w\n"]), stream("stdout", "c\n"),
+             table, stream("stdout", "d\n")]
+    for outputs in (split, whole):
+        nb = _executed()
+        nb["cells"][3]["outputs"] = outputs
+        assert book.normalize(nb)["cells"][3]["outputs"] == [
+            stream("stdout", ["a\n", "b\n"]), stream("stderr", ["w\n"]),
+            stream("stdout", ["c\n"]), table, stream("stdout", ["d\n"])]
+    assert split[1]["text"] == "\n"  # the input is not changed
+    assert book.coalesce_streams([]) == []
+
+
 def test_normalize_command_rewrites_only_what_is_not_normalized(tmp_path, capsys):
     write(tmp_path / "01_a.ipynb", _executed())
     (tmp_path / "02_b.ipynb").write_text(colab.dumps(book.normalize(
