@@ -131,20 +131,45 @@ def test_retired_patience_lengths_only_showed_chance():
                 assert max(accs.values()) - 0.10 <= 0.053, accs
 
 
+def _prose(stem: str) -> str:
+    """A notebook's markdown cells as one line (line breaks and runs of spaces as one space)."""
+    nb = json.loads((RESULTS.parent / "notebooks" / f"{stem}.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return " ".join(text.split())
+
+
 def test_chapter_02_says_how_long_its_schedules_go():
     """The intro's sentence on the cpu schedules (prose, issue 13: checked against what the
     chapter shows) names each regime's longest length there, and the baselines' cap."""
     from kdlib.experiments import patience, regimes
 
-    nb = json.loads((RESULTS.parent / "notebooks" / "02_patience.ipynb").read_text())
-    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    text = " ".join(text.split())
+    text = _prose("02_patience")
     shown = regimes.PATIENCE_REGIMES["cpu"]
     longest = {name: f"{max(eps):,.0f}" for name, (_, eps) in shown.items()}
     cap = f"{patience.BASELINE_MAX_EPOCHS['cpu']:,.0f}"
     assert (f"The cpu schedules reach {longest['250']} epochs on 250 images (function matching "
             f"only: the label-trained baselines stop at {cap}) and {longest['1k']} on 1,000 "
             "images") in text
+
+
+def test_chapter_03_says_how_far_its_grids_go():
+    """Chapter 03's intro names how far the 1-epoch ladder goes past 0.1 (grids.LADDER_BEYOND)
+    and says the unreplicated lengths' points all sit at their base grid's edge (the stored
+    table): prose checked against the code and the store, not typed from memory."""
+    import pandas as pd
+
+    from kdlib.experiments import grids
+
+    text = _prose("03_imagenet")
+    beyond = grids.LADDER_BEYOND[("03_imagenet", None, 1.0)]["lr"]
+    assert ("at 1 epoch the ladder goes on to "
+            + " and then ".join(f"{v:.1f}" for v in beyond) + " for every arm") in text
+    table = pd.read_csv(RESULTS / "cpu" / "03_imagenet" / "table_arms.csv")
+    single = table[table["n_seeds"] < 3]
+    assert set(single["epochs"]) == {2.0, 4.0}, "the prose names the 2- and 4-epoch points"
+    assert single["at_edge"].notna().all()
+    assert ("the 2- and 4-epoch points are single runs of the two-value base grid, every one of "
+            "them at its edge at cpu") in text
 
 
 def test_every_chapter_read_the_same_seed_noise():
