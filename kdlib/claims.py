@@ -28,8 +28,10 @@ CLAIMS_FILE = "claims.json"
 TABLE_GLOB = "table_*.csv"
 COLUMNS = ("id", "claim", "paper", "ours", "verdict", "chapter")
 # Evidence fields (issue 13): sub-checks, noise, seeds per point, scale, what would settle it,
-# and a note when the rule changed after results existed. Optional when read back.
-EVIDENCE = ("checks", "noise", "seeds", "scale", "settle", "rule_note", "own_rule_changed")
+# a note when the rule changed after results existed, and the verdict on the shorter
+# schedules (issue 14: kdlib.experiments.schedule_effect). Optional when read back.
+EVIDENCE = ("checks", "noise", "seeds", "scale", "settle", "rule_note", "own_rule_changed",
+            "at_shorter")
 
 _ID = re.compile(r"^C([1-9][0-9]*)$")
 _PAPER_TABLE = re.compile(r"^table_([1-9][0-9]*)(_.*)?$")
@@ -64,6 +66,9 @@ class Claim:
     # True when this claim's own rule (not only the rules common to all) changed after its
     # results existed: the findings box says so beside the verdict.
     own_rule_changed: bool = False
+    # The verdict the same rules give on the schedule lengths the chapter showed before the
+    # longer ones of issue 14 (kdlib.experiments.schedule_effect); "" where it has none.
+    at_shorter: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(  # a Check or its dict
@@ -498,7 +503,7 @@ def key_checks(claim: Claim, most: int = 2) -> list[dict[str, Any]]:
     return chosen[:most]
 
 
-def _outcome_counts(claim: Claim) -> str:
+def outcome_counts(claim: Claim) -> str:
     """'3 of 5 sub-checks hold, 1 fails, 1 inconclusive'."""
     counts = {o: sum(c["outcome"] == o for c in claim.checks) for o in _ORDER}
     parts = [f"{counts['holds']} of {len(claim.checks)} sub-checks hold"]
@@ -526,7 +531,7 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
                             + (f"; {html.escape(robustness(k))}" if robustness(k) else "")
                             + ")" for k in key_checks(c))
         changed = "its rule (or what it reads) changed after its results existed, see its note"
-        counted = (f" ({_outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
+        counted = (f" ({outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
                    if c.checks else f" ({changed})" if c.own_rule_changed else "")
         items.append(f"<li><b>{c.id} · {html.escape(c.verdict)}</b>{counted}. "
                      f"{html.escape(c.claim)}" + (f" <i>Key numbers:</i> {numbers}." if numbers

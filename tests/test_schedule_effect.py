@@ -1,0 +1,95 @@
+"""kdlib.experiments.schedule_effect: the same claim rules read on the shorter lengths."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from kdlib import claims
+from kdlib.claims import Claim
+from kdlib.experiments import schedule_effect as se
+
+
+def _table(size: str, lengths: list[float], accs: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"arm": "function matching", "epochs": lengths, "test_acc": accs,
+                         "regime": [f"{size}, {e:g} epochs" for e in lengths]})
+
+
+TABLES = {"1k": _table("1000 images", [30.0, 300.0, 1000.0], [0.6, 0.85, 0.87]),
+          "250": _table("250 images", [400.0, 4000.0], [0.79, 0.86])}
+
+
+def _judge(tables) -> list[Claim]:
+    """A toy rule: holds per regime when its longest length reaches 86%, else inconclusive."""
+    checks = []
+    for name, table in tables.items():
+        longest = table.loc[table["epochs"].idxmax()]
+        checks.append({"name": f"{name}: {longest['epochs']:g} epochs reach 86%",
+                       "outcome": "holds" if longest["test_acc"] >= 0.86 else "inconclusive"})
+    verdict = "reproduced" if all(c["outcome"] == "holds" for c in checks) else "inconclusive"
+    longest = max(t["epochs"].max() for t in tables.values())
+    return [Claim("C4", "patience pays", "paper", "ours", verdict, "02_patience",
+                  checks=tuple(checks), seeds="1" if longest <= 400 else "3")]
+
+
+def test_up_to_keeps_each_size_to_its_own_limit_and_leaves_the_input_alone():
+    cut = se.up_to(TABLES, {"1000 images": 300.0, "250 images": 400.0})
+    assert list(cut["1k"]["epochs"]) == [30.0, 300.0] and list(cut["250"]["epochs"]) == [400.0]
+    assert list(TABLES["1k"]["epochs"]) == [30.0, 300.0, 1000.0]
+    one = se.up_to(TABLES["1k"], 100.0)  # one limit for every row of one table
+    assert isinstance(one, pd.DataFrame) and list(one["epochs"]) == [30.0]
+
+
+def test_up_to_names_a_size_without_a_limit_and_a_table_without_regimes():
+    with pytest.raises(ValueError, match=r"sizes \['250 images'\]"):
+        se.up_to(TABLES, {"1000 images": 300.0})
+    with pytest.raises(ValueError, match="'regime' column"):
+        se.up_to(TABLES["1k"].drop(columns="regime"), {"1000 images": 300.0})
+    with pytest.raises(ValueError, match="mapping"):
+        se.up_to([TABLES["1k"]], 300.0)
+
+
+def test_with_shorter_reads_the_same_rule_on_the_shorter_lengths(monkeypatch, tmp_path):
+    monkeypatch.setitem(se.SHORTER, "cpu", {
+        "02_patience": {"1000 images": 300.0, "250 images": 400.0}})
+    (claim,) = se.with_shorter(_judge, TABLES, "02_patience", "cpu")
+    assert claim.verdict == "reproduced"  # on every length: 87% and 86%
+    assert claim.at_shorter == ("inconclusive up to 300 epochs on 1000 images, 400 epochs on "
+                                "250 images (0 of 2 sub-checks hold, 2 inconclusive; "
+                                "provisional: seeds per point 1, fewer than 3)")
+    text = se.change_text([claim])
+    assert "**C4** (changed): inconclusive up to 300" in text
+    assert "reproduced on every length shown (2 of 2 sub-checks hold)" in text
+    # stored and read back with the claim
+    path = claims.save([claim], "cpu", "02_patience", root=tmp_path)
+    assert json.loads(path.read_text())["claims"][0]["at_shorter"] == claim.at_shorter
+    assert claims.load("cpu", root=tmp_path) == [claim]
+
+
+def test_with_shorter_says_so_when_nothing_longer_is_shown_or_no_limit_is_set(monkeypatch):
+    monkeypatch.setitem(se.SHORTER, "cpu", {"02_patience": 5000.0})
+    (claim,) = se.with_shorter(_judge, TABLES, "02_patience", "cpu")
+    assert claim.at_shorter == se.SAME and se.SAME in se.change_text([claim])
+    for section, preset in (("08_out_of_domain", "cpu"), ("02_patience", "gpu")):
+        (claim,) = se.with_shorter(_judge, TABLES, section, preset)
+        assert claim.at_shorter == "" and se.change_text([claim]) == ""
+
+
+def test_with_shorter_reports_a_rule_that_cannot_read_the_shorter_tables(monkeypatch):
+    monkeypatch.setitem(se.SHORTER, "cpu", {"02_patience": 100.0})
+
+    def needs_300(tables):
+        if not (tables["1k"]["epochs"] >= 300).any():
+            raise ValueError("no row at 300 epochs")
+        return _judge(tables)
+
+    (claim,) = se.with_shorter(needs_300, TABLES, "02_patience", "cpu")
+    assert claim.at_shorter == "not readable up to 100 epochs: no row at 300 epochs"
+    assert "**C4** (changed)" in se.change_text([claim])
+
+
+def test_every_chapter_limit_names_a_distillation_chapter():
+    from kdlib.experiments import chapters
+
+    for preset, limits in se.SHORTER.items():
+        assert set(limits) <= set(chapters.SECTIONS), preset
