@@ -231,3 +231,17 @@ def test_the_ladder_goes_past_its_end_exactly_where_a_stored_probe_led():
                    float(probe.config["epochs"]))
             assert key in grids.LADDER_BEYOND, row
             assert probe.config["lr"] in grids.LADDER_BEYOND[key]["lr"], row  # a step it led
+
+
+def test_the_readme_example_of_the_shorter_schedules_reading_is_the_store():
+    """The README's example of `at_shorter` (C13: reproduced on the 100-epoch points, one seed
+    at a grid edge; not testable with the 300-epoch ones) is what chapter 09 stored."""
+    from kdlib import claims
+
+    readme = " ".join((RESULTS.parent / "README.md").read_text().split())
+    assert ('C13 reads "reproduced" on the 100-epoch points, one seed at a grid edge, and "not '
+            'testable" with the 300-epoch ones') in readme
+    (c13,) = [c for c in claims.load("cpu", root=RESULTS) if c.id == "C13"]
+    assert c13.verdict == "not testable at this scale"
+    assert c13.at_shorter.startswith("reproduced up to 100 epochs")
+    assert "seeds per point 1," in c13.at_shorter and "grid's edge" in c13.at_shorter
