@@ -56,7 +56,8 @@ def test_with_shorter_reads_the_same_rule_on_the_shorter_lengths(monkeypatch, tm
     assert claim.verdict == "reproduced"  # on every length: 87% and 86%
     assert claim.at_shorter == ("inconclusive up to 300 epochs on 1000 images, 400 epochs on "
                                 "250 images (0 of 2 sub-checks hold, 2 inconclusive; "
-                                "provisional: seeds per point 1, fewer than 3)")
+                                "inconclusive: 1k: 300 epochs reach 86%; inconclusive: 250: 400 "
+                                "epochs reach 86%; provisional: seeds per point 1, fewer than 3)")
     text = se.change_text([claim])
     assert "**C4** (changed): inconclusive up to 300" in text
     assert "reproduced on every length shown (2 of 2 sub-checks hold)" in text

@@ -91,6 +91,8 @@ def with_shorter(judge: Callable[[Any], list[Claim]], tables: Any, section: str,
             text = f"not judged {where}"
         else:
             notes = [outcome_counts(b)] if b.checks else []
+            notes += [f"{k['outcome']}: {k['name']}" for k in b.checks
+                      if k["outcome"] != "holds"]  # what kept it from reproduced
             notes += [f"provisional: {why_provisional(b)}"] if provisional(b) else []
             text = f"{b.verdict} {where}" + (f" ({'; '.join(notes)})" if notes else "")
         out.append(dataclasses.replace(c, at_shorter=text))
