@@ -245,3 +245,15 @@ def test_the_readme_example_of_the_shorter_schedules_reading_is_the_store():
     assert c13.verdict == "not testable at this scale"
     assert c13.at_shorter.startswith("reproduced up to 100 epochs")
     assert "seeds per point 1," in c13.at_shorter and "grid's edge" in c13.at_shorter
+
+
+def test_the_readme_snippet_for_reading_the_store_runs():
+    """The README's "Reading the stored runs yourself" code gives one row per stored run."""
+    readme = (RESULTS.parent / "README.md").read_text()
+    section = readme.split("### Reading the stored runs yourself", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102  (the README's own snippet)
+    runs = scope["runs"]
+    assert len(runs) == len(list((RESULTS / "cpu" / "02_patience").glob("*/summary.json")))
+    assert runs["test_acc"].notna().all() and set(runs["data.train_size"]) >= {250, 1000}
