@@ -63,7 +63,7 @@ def _limit_text(limit: Limit) -> str:
     return "up to " + ", ".join(f"{v:g} epochs on {k}" for k, v in limit.items())
 
 
-def _longest(tables: Any) -> list[pd.DataFrame]:
+def _frames(tables: Any) -> list[pd.DataFrame]:
     return [tables] if isinstance(tables, pd.DataFrame) else list(tables.values())
 
 
@@ -76,7 +76,7 @@ def with_shorter(judge: Callable[[Any], list[Claim]], tables: Any, section: str,
     limit = SHORTER.get(preset, {}).get(section)
     if limit is None:
         return found
-    if all(len(up_to(t, limit)) == len(t) for t in _longest(tables)):
+    if all(len(up_to(t, limit)) == len(t) for t in _frames(tables)):
         return [dataclasses.replace(c, at_shorter=SAME) for c in found]
     where = _limit_text(limit)
     try:
