@@ -94,3 +94,21 @@ def test_every_chapter_limit_names_a_distillation_chapter():
 
     for preset, limits in se.SHORTER.items():
         assert set(limits) <= set(chapters.SECTIONS), preset
+
+
+def test_every_limit_is_a_length_its_chapter_shows_at_that_size():
+    """A limit cuts at a length the chapter shows (a typo would silently read other lengths)."""
+    from kdlib.experiments import chapters
+
+    for section, limit in se.SHORTER["cpu"].items():
+        shown: dict[int | None, set[float]] = {}
+        for experiment in chapters.experiments(section, "cpu"):
+            for by_epochs in experiment.values():
+                for epochs, (config, _) in by_epochs.items():
+                    shown.setdefault(config.data.train_size, set()).add(epochs)
+        if isinstance(limit, float):
+            assert any(limit in lengths for lengths in shown.values()), (section, limit)
+            continue
+        for size, epochs in limit.items():
+            images = int(size.removesuffix(" images"))
+            assert epochs in shown.get(images, set()), (section, size, epochs, shown)
