@@ -75,6 +75,23 @@ def test_reference_runs_are_chapter_01s():
     assert 3.0 not in init.arms("cpu")["random init"]
 
 
+def test_chapter_06_follows_chapter_02_only_up_to_its_cap(monkeypatch):
+    """Chapter 02's 1k lengths beyond init.MAX_EPOCHS (3000 epochs at cpu, issue 14) have no
+    pretrained-init run: chapter 06 does not show them (nor plan them), so `make book` never
+    trains one."""
+    from kdlib.experiments import regimes
+
+    cpu = dict(regimes.PATIENCE_REGIMES["cpu"])
+    size, lengths = cpu["1k"]
+    monkeypatch.setitem(regimes.PATIENCE_REGIMES, "cpu",
+                        {**cpu, "1k": (size, (*lengths, 3000.0))})
+    assert regimes.patience_regimes("cpu")["1k"][1][-1] == 3000.0
+    for planned in (False, True):
+        assert 3000.0 not in init.epochs("cpu", planned)
+        assert max(init.arms("cpu", planned=planned)["pretrained init"]) == (
+            init.MAX_EPOCHS["cpu"])
+
+
 def test_retired_lengths_are_not_shown_but_stay_findable():
     """Chapter 02's chance-only lengths leave the chapter; planned lengths still build them
     (the stored runs keep their hashes, fm_section its answer)."""
