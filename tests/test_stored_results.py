@@ -257,3 +257,25 @@ def test_the_readme_snippet_for_reading_the_store_runs():
     runs = scope["runs"]
     assert len(runs) == len(list((RESULTS / "cpu" / "02_patience").glob("*/summary.json")))
     assert runs["test_acc"].notna().all() and set(runs["data.train_size"]) >= {250, 1000}
+
+
+def test_queued_lengths_are_the_planned_ones_not_yet_shown():
+    """chapters.queued_lengths: chapter 02's planned lengths less those shown (its retired,
+    chance-only lengths, which planned lengths also build, are not queued); a chapter with no
+    planned length has none; the smoke preset queues nothing."""
+    from kdlib.experiments import regimes
+
+    expected: dict = {}
+    for name, lengths in regimes.PATIENCE_PLANNED["cpu"].items():
+        size, shown = regimes.PATIENCE_REGIMES["cpu"][name]
+        left = tuple(sorted(set(lengths) - set(shown)))
+        if left:
+            expected[size] = left
+    assert chapters.queued_lengths("02_patience", "cpu") == expected
+    assert chapters.queued_lengths("08_out_of_domain", "cpu") == {}
+    assert chapters.queued_note("08_out_of_domain", "cpu") == ""
+    for section in chapters.SECTIONS:
+        assert chapters.queued_lengths(section, "smoke") == {}
+    for size, lengths in expected.items():
+        note = chapters.queued_note("02_patience", "cpu")
+        assert f"{lengths[-1]:,g} epochs on {size:,} images" in note and "3 seeds" in note

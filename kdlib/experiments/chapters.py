@@ -32,3 +32,53 @@ def experiments(section: str, preset: str, *, planned: bool = False) -> list[Any
         raise ValueError(f"section={section!r} is not one of {('00_teachers', *SECTIONS)}")
     module = importlib.import_module(f"kdlib.experiments.{MODULES[section]}")
     return module.experiments(preset, planned=planned)
+
+
+def _lengths_by_size(experiments_: list[Any]) -> dict[int | None, set[float]]:
+    """Training-set size -> the schedule lengths some arm trains at that size."""
+    out: dict[int | None, set[float]] = {}
+    for experiment in experiments_:
+        for by_epochs in experiment.values():
+            for epochs, (config, _) in by_epochs.items():
+                out.setdefault(config.data.train_size, set()).add(float(epochs))
+    return out
+
+
+def queued_lengths(section: str, preset: str) -> dict[int | None, tuple[float, ...]]:
+    """Training-set size -> the lengths the background queue trains for ``section`` that the
+    chapter does not show yet (its planned lengths, less those shown and chapter 02's retired
+    ones, which planned lengths also build); empty when nothing is queued."""
+    from kdlib.experiments import regimes
+
+    shown = _lengths_by_size(experiments(section, preset))
+    planned = _lengths_by_size(experiments(section, preset, planned=True))
+    retired: dict[int | None, set[float]] = {}
+    for name, lengths in regimes.PATIENCE_RETIRED.get(preset, {}).items():
+        size = regimes.PATIENCE_REGIMES[preset][name][0]
+        retired.setdefault(size, set()).update(lengths)
+    out = {size: tuple(sorted(lengths - shown.get(size, set()) - retired.get(size, set())))
+           for size, lengths in planned.items()}
+    return {size: lengths for size, lengths in out.items() if lengths}
+
+
+def queued_text(section: str, preset: str) -> str:
+    """'1,000 epochs on 250 images and 1,000 epochs on 1,000 images': the lengths still
+    queued for ``section`` (:func:`queued_lengths`); "" if none."""
+    return " and ".join(
+        f"{', '.join(f'{e:,g}' for e in lengths)} epochs"
+        + (f" on {size:,} images" if size is not None else " on the full training split")
+        for size, lengths in sorted(queued_lengths(section, preset).items(),
+                                    key=lambda kv: kv[0] or 0))
+
+
+def queued_note(section: str, preset: str) -> str:
+    """One sentence naming the lengths still queued for ``section`` (markdown); "" if none."""
+    from kdlib.experiments.arms import SEEDS
+
+    what = queued_text(section, preset)
+    if not what:
+        return ""
+    return (f"**Still training:** the background queue trains {what} for this chapter; it "
+            "shows them, and its verdicts read them, once all their runs (grown grids, "
+            f"{SEEDS[preset]} seeds) are stored. The provenance page gives the queue's order "
+            "and hours.")
