@@ -173,6 +173,39 @@ def test_grid_grows_for_every_arm_until_every_selected_run_is_inside(monkeypatch
     assert row["n_seeds"] == 3 and row["at_edge"] == "" and row["test_acc_sd"] > 0
 
 
+@pytest.mark.parametrize("best_lr, leads", [(0.3, True), (0.1, False)])
+def test_a_ladder_end_selection_is_probed_before_its_replicates(monkeypatch, best_lr, leads):
+    """A run selected at the ladder's end (lr 0.1) gets its probe one step beyond (0.3, seed
+    0) first; the replicates train only where the probe is behind on validation (where it
+    leads, the ladder is too short and they wait for the comparison's ladder to grow)."""
+    engine = FakeEngine({"mix": best_lr})
+    patch(monkeypatch, engine)
+    trained: list[tuple[float, int]] = []
+    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
+        trained.append((c.lr, c.seed)), engine._record(c))[1])
+    arms = {"mix": {300.0: (cfg(policy="mix"), {"lr": [3e-2, 1e-1]})}}
+    result = common.run_arms(arms, extras=True, seeds=3)["mix"][300.0]
+    assert result.best_point == {"lr": 0.1}  # the ladder's end: the grid grows no further
+    assert trained[0] == (0.3, 0)  # the probe before any replicate
+    assert trained[1:] == ([] if leads else [(0.1, 1), (0.1, 2)])
+    assert len(result.replicates) == (0 if leads else 2)
+    # a load-only pass (the book) trains nothing, the probe included
+    trained.clear()
+    common.run_arms(arms, extras=False, seeds=3)
+    assert trained == []
+
+
+def test_a_selection_inside_the_ladder_trains_no_probe(monkeypatch):
+    engine = FakeEngine({"mix": 3e-2})
+    patch(monkeypatch, engine)
+    trained: list[float] = []
+    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
+        trained.append(c.lr), engine._record(c))[1])
+    arms = {"mix": {300.0: (cfg(policy="mix"), {"lr": [1e-2, 3e-2, 1e-1]})}}
+    assert common.run_arms(arms, extras=True, seeds=3)["mix"][300.0].best_point == {"lr": 3e-2}
+    assert trained == [3e-2, 3e-2]  # its two replicates only
+
+
 def test_load_only_keeps_the_last_grid_every_arm_has_stored(monkeypatch):
     engine = FakeEngine({"mix": 1e-2, "fix/rs": 1e-3}, stored={1e-3, 3e-3})
     patch(monkeypatch, engine)

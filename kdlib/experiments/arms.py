@@ -71,7 +71,8 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     The base grids are always trained when missing. Then the evidence extras: at each length,
     the short-schedule temperatures (:func:`extended_axes`) and, while some arm's selected run
     sits at a grid edge (:func:`at_edge`), the next value for every arm at that length alike;
-    then ``seeds`` - 1 seed replicates of each selected config (default :data:`SEEDS`).
+    then ``seeds`` - 1 seed replicates of each selected config (default :data:`SEEDS`), a
+    config selected at the lr ladder's end only once its probe is behind (:func:`_probe_leads`).
     ``extras`` False (default at cpu: :func:`train_extras_default`) only loads extras that are
     stored, a length's grown grid only when every arm's is, so budgets stay equal.
     """
@@ -85,6 +86,7 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     results = {arm: {ep: train.sweep(cfg, axes, progress=progress)
                      for ep, (cfg, axes) in by_epochs.items()}
                for arm, by_epochs in arms.items()}
+    grids_held: dict[tuple[str, float], tuple[dict[str, list[Any]], Any]] = {}
     for ep in sorted({ep for by in arms.values() for ep in by}):
         names = [a for a in arms if ep in arms[a]]
         swept = {a: dict(arms[a][ep][1]) for a in names}  # the grids results[a][ep] holds
@@ -102,10 +104,44 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
                     for a in names}
             if axes == swept:
                 break
+        ladders = comparison_ladders([arms[a][ep][0] for a in names])
+        grids_held.update({(a, ep): (swept[a], ladders) for a in names})
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():
-            result.replicates = _replicates(arms[arm][ep][0], result, seeds, extras, progress)
+            axes, ladders = grids_held[(arm, ep)]
+            train_it = extras and not _probe_leads(arms[arm][ep][0], result, axes, ladders,
+                                                   progress)
+            result.replicates = _replicates(arms[arm][ep][0], result, seeds, train_it,
+                                            progress)
     return results
+
+
+def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, list[Any]],
+                 ladders: Mapping[str, tuple[float, ...]], progress: bool) -> bool:
+    """For a run selected at the lr ladder's end, trains (or loads) the probe one step beyond
+    (:func:`kdlib.experiments.ladder_probe.probe_config`, seed 0) before any seed replicate,
+    and says whether it leads on validation: then the ladder is too short there, and the
+    replicates wait until the comparison's ladder grows (grids.LADDER_BEYOND), instead of
+    replicating a point the grown grid may no longer select (since 2026-12-06)."""
+    from kdlib.config import config_to_dict
+    from kdlib.experiments import ladder_probe
+
+    point = result.best_point
+    if point is None or "lr" not in at_ladder_end(axes, point, ladders):
+        return False
+    selected = base.replace(**point)
+    if selected.lr not in ladder_probe.STEPS:
+        return False
+    probe = train.run(ladder_probe.probe_config(config_to_dict(selected)), progress=progress)
+    val_acc = float(result.best.summary["val_acc"])
+    if not ladder_probe.probe_ahead(probe, val_acc):
+        return False
+    print(f"{selected.section} {selected.policy} at {selected.epochs:g} epochs: lr "
+          f"{probe.config['lr']:g} leads lr {selected.lr:g} on validation "
+          f"({float(probe.summary['val_acc']):.4f} vs {val_acc:.4f}); its seed replicates wait "
+          "until this comparison's ladder grows (kdlib.experiments.grids.LADDER_BEYOND)",
+          flush=True)
+    return True
 
 
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,

@@ -19,7 +19,9 @@ behind is bracketed, and the checks reading it are no longer flagged at the ladd
 the session after 2026-12-05, when all 23 Adam probes were stored and every one was behind).
 
 ``python -m kdlib.experiments.ladder_probe --train N`` trains the N cheapest probes (stored ones
-are loaded); ``--report`` prints the comparison table.
+are loaded); ``--report`` prints the comparison table. A point the queue trains afresh gets its
+probe before its seed replicates (:func:`kdlib.experiments.arms.run_arms`, since 2026-12-06):
+where the probe leads, the replicates wait for the ladder to grow.
 """
 
 from __future__ import annotations
