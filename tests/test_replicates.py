@@ -189,10 +189,12 @@ def test_a_ladder_end_selection_is_probed_before_its_replicates(monkeypatch, bes
     assert trained[0] == (0.3, 0)  # the probe before any replicate
     assert trained[1:] == ([] if leads else [(0.1, 1), (0.1, 2)])
     assert len(result.replicates) == (0 if leads else 2)
-    # a load-only pass (the book) trains nothing, the probe included
-    trained.clear()
-    common.run_arms(arms, extras=False, seeds=3)
-    assert trained == []
+    # a load-only pass (the book) trains nothing, the probe included; nor does a preset
+    # that trains no replicate (the paper's: one seed)
+    for extras, seeds in ((False, 3), (True, 1)):
+        trained.clear()
+        common.run_arms(arms, extras=extras, seeds=seeds)
+        assert trained == []
 
 
 def test_a_selection_inside_the_ladder_trains_no_probe(monkeypatch):

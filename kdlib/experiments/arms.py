@@ -109,8 +109,8 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():
             axes, ladders = grids_held[(arm, ep)]
-            train_it = extras and not _probe_leads(arms[arm][ep][0], result, axes, ladders,
-                                                   progress)
+            train_it = extras and seeds > 1 and not _probe_leads(  # probed only to replicate
+                arms[arm][ep][0], result, axes, ladders, progress)
             result.replicates = _replicates(arms[arm][ep][0], result, seeds, train_it,
                                             progress)
     return results
