@@ -121,6 +121,7 @@ class FakeEngine:
 
     def __init__(self, best_lr, stored=None):
         self.best_lr, self.stored, self.trained = best_lr, stored, []
+        self.ran: list[tuple[float, int]] = []  # (lr, seed) of each single run, in order
 
     def _record(self, config):
         dist = abs(np.log(config.lr) - np.log(self.best_lr[config.policy]))
@@ -143,6 +144,7 @@ class FakeEngine:
                                            sweeps.expand(base, points)])
 
     def run(self, config, progress=True):
+        self.ran.append((config.lr, config.seed))
         return self._record(config)
 
 
@@ -180,9 +182,7 @@ def test_a_ladder_end_selection_is_probed_before_its_replicates(monkeypatch, bes
     leads, the ladder is too short and they wait for the comparison's ladder to grow)."""
     engine = FakeEngine({"mix": best_lr})
     patch(monkeypatch, engine)
-    trained: list[tuple[float, int]] = []
-    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
-        trained.append((c.lr, c.seed)), engine._record(c))[1])
+    trained = engine.ran
     arms = {"mix": {300.0: (cfg(policy="mix"), {"lr": [3e-2, 1e-1]})}}
     result = common.run_arms(arms, extras=True, seeds=3)["mix"][300.0]
     assert result.best_point == {"lr": 0.1}  # the ladder's end: the grid grows no further
@@ -200,12 +200,9 @@ def test_a_ladder_end_selection_is_probed_before_its_replicates(monkeypatch, bes
 def test_a_selection_inside_the_ladder_trains_no_probe(monkeypatch):
     engine = FakeEngine({"mix": 3e-2})
     patch(monkeypatch, engine)
-    trained: list[float] = []
-    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
-        trained.append(c.lr), engine._record(c))[1])
     arms = {"mix": {300.0: (cfg(policy="mix"), {"lr": [1e-2, 3e-2, 1e-1]})}}
     assert common.run_arms(arms, extras=True, seeds=3)["mix"][300.0].best_point == {"lr": 3e-2}
-    assert trained == [3e-2, 3e-2]  # its two replicates only
+    assert engine.ran == [(3e-2, 1), (3e-2, 2)]  # its two replicates only
 
 
 def test_load_only_keeps_the_last_grid_every_arm_has_stored(monkeypatch):
@@ -237,11 +234,9 @@ def test_a_point_reads_every_stored_seed_up_to_max_seeds(monkeypatch):
     assert table.iloc[0]["followup_from"] == common.SEEDS["smoke"] == 2
     point = verdicts.est(table, "mix", 300.0)
     assert point.followup().values == tuple(round(v, 6) for v in loaded.seed_values()[2:])
-    trained: list[int] = []
-    monkeypatch.setattr(common.train, "run", lambda c, progress=True: (
-        trained.append(c.seed), engine._record(c))[1])
+    assert engine.ran == []  # the load-only pass trained nothing
     follow_up = common.run_arms(arms, extras=True, seeds=common.MAX_SEEDS)["mix"][300.0]
-    assert trained == list(range(1, common.MAX_SEEDS))
+    assert [seed for _, seed in engine.ran] == list(range(1, common.MAX_SEEDS))
     assert len(follow_up.seed_values()) == common.MAX_SEEDS
 
 

@@ -101,11 +101,7 @@ def test_every_limit_is_a_length_its_chapter_shows_at_that_size():
     from kdlib.experiments import chapters
 
     for section, limit in se.SHORTER["cpu"].items():
-        shown: dict[int | None, set[float]] = {}
-        for experiment in chapters.experiments(section, "cpu"):
-            for by_epochs in experiment.values():
-                for epochs, (config, _) in by_epochs.items():
-                    shown.setdefault(config.data.train_size, set()).add(epochs)
+        shown = chapters.lengths_by_size(chapters.experiments(section, "cpu"))
         if isinstance(limit, float):
             assert any(limit in lengths for lengths in shown.values()), (section, limit)
             continue

@@ -91,6 +91,7 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
         names = [a for a in arms if ep in arms[a]]
         swept = {a: dict(arms[a][ep][1]) for a in names}  # the grids results[a][ep] holds
         axes = {a: extended_axes(arms[a][ep][0], swept[a]) for a in names}
+        ladders = comparison_ladders([arms[a][ep][0] for a in names])
         while True:
             found = {a: results[a][ep] if axes[a] == swept[a]
                      else _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
@@ -99,12 +100,10 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
             for a in names:
                 results[a][ep] = found[a]
             swept = axes
-            ladders = comparison_ladders([arms[a][ep][0] for a in names])
             axes = {a: widen(axes[a], [found[b].best_point for b in names], ladders)
                     for a in names}
             if axes == swept:
                 break
-        ladders = comparison_ladders([arms[a][ep][0] for a in names])
         grids_held.update({(a, ep): (swept[a], ladders) for a in names})
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():

@@ -34,7 +34,7 @@ def experiments(section: str, preset: str, *, planned: bool = False) -> list[Any
     return module.experiments(preset, planned=planned)
 
 
-def _lengths_by_size(experiments_: list[Any]) -> dict[int | None, set[float]]:
+def lengths_by_size(experiments_: list[Any]) -> dict[int | None, set[float]]:
     """Training-set size -> the schedule lengths some arm trains at that size."""
     out: dict[int | None, set[float]] = {}
     for experiment in experiments_:
@@ -50,8 +50,8 @@ def queued_lengths(section: str, preset: str) -> dict[int | None, tuple[float, .
     ones, which planned lengths also build); empty when nothing is queued."""
     from kdlib.experiments import regimes
 
-    shown = _lengths_by_size(experiments(section, preset))
-    planned = _lengths_by_size(experiments(section, preset, planned=True))
+    shown = lengths_by_size(experiments(section, preset))
+    planned = lengths_by_size(experiments(section, preset, planned=True))
     retired: dict[int | None, set[float]] = {}
     for name, lengths in regimes.PATIENCE_RETIRED.get(preset, {}).items():
         size = regimes.PATIENCE_REGIMES[preset][name][0]

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kdlib.claims import Claim, outcome_counts, provisional, why_provisional
-from kdlib.seed_noise import REGIME_SEP
+from kdlib.seed_noise import parent_regime
 
 # The longest schedule each chapter showed at the cpu preset when issue 14 asked for longer
 # ones (its text: 02 to 300 epochs on 1k images, 400 on 250 and 30 on 4k; 03 to 4 epochs; 05,
@@ -27,18 +27,13 @@ SHORTER: dict[str, dict[str, Limit]] = {"cpu": {
 SAME = "the same lengths: no longer schedule is shown yet"
 
 
-def _size(regime: str) -> str:
-    """'1000 images' of a row's regime '1000 images, 300 epochs'."""
-    return str(regime).split(REGIME_SEP)[0]
-
-
 def _up_to_frame(table: pd.DataFrame, limit: Limit) -> pd.DataFrame:
     if not isinstance(limit, Mapping):
         return table[table["epochs"] <= float(limit)]
     if "regime" not in table.columns:
         raise ValueError("a limit per training-set size needs the table's 'regime' column; "
                          f"it has {sorted(map(str, table.columns))}")
-    sizes = table["regime"].map(_size)
+    sizes = table["regime"].map(lambda r: parent_regime(r) or r)  # '1000 images'
     unknown = sorted(set(sizes) - set(limit))
     if unknown:
         raise ValueError(f"limit={dict(limit)!r} names no length for the training-set sizes "
@@ -76,11 +71,12 @@ def with_shorter(judge: Callable[[Any], list[Claim]], tables: Any, section: str,
     limit = SHORTER.get(preset, {}).get(section)
     if limit is None:
         return found
-    if all(len(up_to(t, limit)) == len(t) for t in _frames(tables)):
+    shorter = up_to(tables, limit)
+    if all(len(a) == len(b) for a, b in zip(_frames(shorter), _frames(tables), strict=True)):
         return [dataclasses.replace(c, at_shorter=SAME) for c in found]
     where = _limit_text(limit)
     try:
-        before = {c.id: c for c in judge(up_to(tables, limit))}
+        before = {c.id: c for c in judge(shorter)}
     except ValueError as err:
         return [dataclasses.replace(c, at_shorter=f"not readable {where}: {err}")
                 for c in found]
