@@ -293,6 +293,28 @@ def split_rule_notes(claims: Iterable[Claim]) -> tuple[str, dict[str, str]]:
     return shared, {c.id: c.rule_note[len(shared):].removeprefix("; ") for c in claims}
 
 
+def rule_entries(note: str) -> list[str]:
+    """A rule note's changes, one per entry, in order: the note split at each "; " outside
+    parentheses (the notes' separator between changes; one inside parentheses belongs to its
+    change)."""
+    entries, depth, start = [], 0, 0
+    for i, char in enumerate(note):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and note.startswith("; ", i):
+            entries.append(note[start:i])
+            start = i + 2
+    entries.append(note[start:])
+    return [e.strip() for e in entries if e.strip()]
+
+
+def rule_list(note: str, indent: str = "") -> str:
+    """A rule note as a numbered markdown list, one change per item (:func:`rule_entries`),
+    each line prefixed with ``indent`` (to nest it under a bullet): a history of several
+    changes reads as a list, not as one paragraph."""
+    return "\n".join(f"{indent}{n}. {e[0].upper()}{e[1:]}."
+                     for n, e in enumerate(rule_entries(note), 1))
+
+
 def report(claims: Iterable[Claim]) -> str:
     """A chapter's claims as markdown: the claims table (no self-links), then each sub-check
     with its numbers, then the noise, seeds, scale and what would settle each claim."""
@@ -311,12 +333,17 @@ def report(claims: Iterable[Claim]) -> str:
     for c in claims:
         facts = [f"seeds per point: {c.seeds}" if c.seeds else "",
                  "" if one_noise else c.noise and f"noise: {c.noise}",
-                 c.scale, c.settle and f"to settle it: {c.settle}",
-                 own_note[c.id] and f"note: {own_note[c.id]}"]
-        if any(facts):
-            lines.append(f"- **{c.id}**: " + "; ".join(f for f in facts if f) + ".")
+                 c.scale, c.settle and f"to settle it: {c.settle}"]
+        said = "; ".join(f for f in facts if f)
+        if own_note[c.id]:
+            lines += [f"- **{c.id}**: " + (f"{said}. Its own rule changes:" if said
+                                             else "its own rule changes:"),
+                      rule_list(own_note[c.id], indent="   ")]
+        elif said:
+            lines.append(f"- **{c.id}**: {said}.")
     if common_note:
-        lines.append(f"- **Rules** (every claim above): {common_note}.")
+        lines += ["- **Rules** (every claim above), their changes in order:",
+                  rule_list(common_note, indent="   ")]
     if one_noise:
         lines.append(f"- **Seed noise** (every claim above; each sub-check names the pool "
                      f"its points read): {claims[0].noise}.")

@@ -234,13 +234,31 @@ def test_rule_notes_every_claim_shares_are_said_once_and_each_claims_own_beside_
     # the shared text stops at a clause, not inside one ("; on day 3 C" is not a clause)
     assert claims.split_rule_notes([b, c])[0] == common
     text = claims.report([a, b, c])
-    assert text.count("rules rewritten on day 1") == 1
-    assert "- **Rules** (every claim above): " + common + "." in text
-    assert "- **C2**: note: on day 3 C2 reads x." in text and "- **C1**: ." not in text
+    assert text.count("ules rewritten on day 1") == 1
+    assert ("- **Rules** (every claim above), their changes in order:\n"
+            "   1. Rules rewritten on day 1.\n"
+            "   2. Later, noise pooled (per size; per length).") in text
+    assert "- **C2**: its own rule changes:\n   1. On day 3 C2 reads x." in text
+    assert "- **C1**: ." not in text
     # one claim, or a claim without a note: every note as it is
     assert claims.split_rule_notes([b]) == ("", {"C2": b.rule_note})
     bare = dataclasses.replace(make("C4"), rule_note="")
     assert claims.split_rule_notes([a, bare])[0] == ""
+
+
+def test_a_rule_note_splits_into_its_changes_at_separators_outside_parentheses():
+    assert claims.rule_entries("a (b; c); d; e (f (g; h))") == ["a (b; c)", "d", "e (f (g; h))"]
+    assert claims.rule_entries("one change") == ["one change"]
+    assert claims.rule_entries("") == []
+    assert claims.rule_list("on day 1 x; later y") == "1. On day 1 x.\n2. Later y."
+    assert claims.rule_list("a; b", indent="   ") == "   1. A.\n   2. B."
+
+
+def test_a_claim_without_other_facts_still_lists_its_own_rule_changes():
+    bare = dataclasses.replace(make("C1"), seeds="", noise="", scale="", settle="",
+                               rule_note="on day 2 x; later y")
+    text = claims.report([bare])
+    assert "- **C1**: its own rule changes:\n   1. On day 2 x.\n   2. Later y." in text
 
 
 # --------------------------------------------------------------------------- findings first

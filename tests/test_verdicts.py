@@ -1,5 +1,7 @@
 """The claim rules C1-C13 on synthetic tables: every verdict of the scale they can give."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -693,6 +695,21 @@ def test_the_claim_registries_agree():
     assert {chapter for _, _, chapter in v.STATEMENTS.values()} <= set(SECTIONS)
     assert paper_recipes.NOTEBOOKS == ("00_teachers", *SECTIONS)
     assert paper_recipes.book_page()  # a recipe per chapter (a missing one fails here)
+
+
+WHEN = re.compile(r"(rule rewritten on \d{4}-\d{2}-\d{2}|later that day|late that day"
+                  r"|(late )?on \d{4}-\d{2}-\d{2}|in the (next|same) session"
+                  r"|in the session after)[ ,]")
+
+
+@pytest.mark.parametrize("cid", ["every claim", *v.RULE_CHANGES])
+def test_every_rule_change_says_when_it_was_made(cid):
+    """The chapters and the summary list a rule's history one change per item
+    (claims.rule_entries splits at "; " outside parentheses): each item must open with when
+    it was made, or a clause of one change would read as a change of its own."""
+    note = v.RULE_NOTE if cid == "every claim" else v.RULE_CHANGES[cid].removeprefix("; ")
+    for entry in claims.rule_entries(note):
+        assert WHEN.match(entry), f"{cid}: {entry[:80]!r} does not say when"
 
 
 def test_a_claim_added_after_the_rule_changes_does_not_carry_their_note(monkeypatch):
