@@ -175,13 +175,18 @@ def sweep_axes(preset: str, loss: str = "kl") -> dict[str, list[Any]]:
 # (1k) and 3e-2 (250) at 1000); 03's arms all selected the grid's top (3e-3) at 1, 2 and 4
 # epochs; 07's arms at 100 epochs selected 3e-3 (MobileNetV3-L GN) to 1e-1 (two teachers).
 # Every arm of a length gets the same grid, and the grid still grows along the ladder
-# (LADDERS) wherever a selected run sits at an edge.
+# (LADDERS) wherever a selected run sits at an edge. 03 at 16 epochs moved up one step on
+# 2026-12-06, before any of its runs trained: the 3e-3 top that its 1-, 2- and 4-epoch arms
+# selected was their base grid's edge, and the 1-epoch ladder, grown to 1.0 after the grid
+# above was decided, selected 3e-2 (consistent teaching, function matching, labels: Adam) and
+# 1e-1 (the fixed teacher); 3e-3 would have sat below every 1-epoch optimum, and 3e-2 at the
+# top edge, which grows the grid by a run per arm and temperature at 16 epochs.
 LONG_LR_GRIDS: dict[tuple[str, int | None, float], tuple[float, ...]] = {
     ("01_consistency", 1000, 1000.0): (1e-2, 3e-2, 1e-1),
     ("01_consistency", 250, 1000.0): (1e-2, 3e-2, 1e-1),
     ("02_patience", 1000, 3000.0): (1e-2, 3e-2, 1e-1),
     ("02_patience", 250, 4000.0): (1e-2, 3e-2, 1e-1),
-    ("03_imagenet", None, 16.0): (3e-3, 1e-2, 3e-2),
+    ("03_imagenet", None, 16.0): (1e-2, 3e-2, 1e-1),
     ("07_cross_family", 1000, 300.0): (3e-3, 1e-2, 3e-2, 1e-1),
 }
 
