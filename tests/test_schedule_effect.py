@@ -108,3 +108,41 @@ def test_every_limit_is_a_length_its_chapter_shows_at_that_size():
         for size, epochs in limit.items():
             images = int(size.removesuffix(" images"))
             assert epochs in shown.get(images, set()), (section, size, epochs, shown)
+
+
+def _config(epochs, size):
+    return {"epochs": epochs, "data": {"train_size": size}}
+
+
+def test_is_longer_reads_each_chapters_limit_per_training_set_size():
+    assert se.is_longer(_config(1000.0, 1000), "02_patience", "cpu")  # 1k limit: 300
+    assert not se.is_longer(_config(300.0, 1000), "02_patience", "cpu")  # equal is not longer
+    assert not se.is_longer(_config(400.0, 250), "02_patience", "cpu")  # 250 limit: 400
+    assert se.is_longer(_config(16.0, None), "03_imagenet", "cpu")  # one limit: 4 epochs
+    assert not se.is_longer(_config(4.0, None), "03_imagenet", "cpu")
+    # no limit applies: a chapter without one, a size its limit does not name, another preset
+    assert not se.is_longer(_config(300.0, 1000), "04_resolution", "cpu")
+    assert not se.is_longer(_config(9000.0, 55000), "02_patience", "cpu")
+    assert not se.is_longer(_config(1000.0, 1000), "02_patience", "gpu")
+    assert not se.is_longer({"data": {"train_size": 1000}}, "02_patience", "cpu")
+
+
+def test_longer_totals_count_a_group_once_and_leave_out_short_and_running_runs(tmp_path):
+    from kdlib.store import RunRecord
+
+    def run(name, epochs, size, status="done", group=("a", "b"), wall=3600.0, step=1000):
+        return RunRecord(config={**_config(epochs, size), "batch_size": 128},
+                         summary={"step": step}, history=[],
+                         provenance={"wall_time_s": wall, "group": list(group)},
+                         status=status, path=tmp_path / "02_patience" / name)
+
+    records = [run("a", 1000.0, 1000), run("b", 1000.0, 1000),  # one 2-run group: 1 h
+               run("c", 4000.0, 250, group=("c",), wall=1800.0),  # alone: 0.5 h
+               run("d", 300.0, 1000),  # the shorter lengths: not counted
+               run("e", 3000.0, 1000, status="running")]  # still training: not counted
+    (row,) = se.longer_totals(records, "cpu")
+    assert row["section"] == "02_patience" and row["runs"] == 3
+    assert row["wall time (h)"] == 1.5
+    assert row["run img/s"] == round(3 * 1000 * 128 / 5400)
+    assert row["lengths"] == "4,000 epochs on 250 images; 1,000 epochs on 1,000 images"
+    assert se.longer_totals(records[3:], "cpu") == []

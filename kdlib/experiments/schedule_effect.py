@@ -113,3 +113,44 @@ def change_text(found: list[Claim]) -> str:
     return ("What the longer schedules changed in each verdict (the same rules, noise and runs "
             "read on the lengths shown before them: `kdlib.experiments.schedule_effect`): "
             + "; ".join(parts) + ".")
+
+
+def is_longer(config: Mapping[str, Any], section: str, preset: str) -> bool:
+    """Whether a stored run's ``config`` (as in config.json) trains a schedule longer than
+    :data:`SHORTER` names for the chapter folder ``section`` at ``preset``: one of the
+    lengths issue 14 added. False where no limit applies (a chapter that gained no length, a
+    training-set size its limit does not name)."""
+    limit = SHORTER.get(preset, {}).get(section)
+    epochs = config.get("epochs")
+    if limit is None or not isinstance(epochs, (int, float)):
+        return False
+    if isinstance(limit, Mapping):
+        size = (config.get("data") or {}).get("train_size")
+        limit = limit.get(f"{size} images")
+        if limit is None:
+            return False
+    return float(epochs) > float(limit)
+
+
+def longer_totals(records: list[Any], preset: str) -> list[dict]:
+    """Per chapter folder, the stored runs of the longer schedules (:func:`is_longer`): how
+    many, their hours of wall time and run-images per second
+    (:func:`kdlib.provenance_tables.section_totals`), and the lengths they train: what issue
+    14's lengths cost, beside what they changed (:func:`change_text`)."""
+    from kdlib import provenance_tables
+
+    longer = [r for r in records if r.status != "running"
+              and is_longer(r.config, r.path.parent.name, preset)]
+    lengths: dict[str, dict[Any, set[float]]] = {}
+    for r in longer:
+        size = (r.config.get("data") or {}).get("train_size")
+        lengths.setdefault(r.path.parent.name, {}).setdefault(size, set()).add(
+            float(r.config["epochs"]))
+    rows = provenance_tables.section_totals(provenance_tables.run_rows(longer))
+    for row in rows:
+        by_size = lengths[row["section"]]
+        row["lengths"] = "; ".join(
+            f"{', '.join(f'{e:,g}' for e in sorted(eps))} epochs"
+            + (f" on {size:,} images" if size is not None else "")
+            for size, eps in sorted(by_size.items(), key=lambda kv: kv[0] or 0))
+    return rows
