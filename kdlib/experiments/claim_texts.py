@@ -221,7 +221,13 @@ RULE_CHANGES: dict[str, str] = {
            "and 4000 epochs on 250 images; it needed about 7 seeds per point to be decided, "
            "leaning holds) were planned to 8 seeds under the criterion of C1, C5, C10 and "
            "C11's follow-ups, fixed before any new seed was trained, and the check reads every "
-           "one stored (and, in the summary's sensitivity table, the 5 new seeds alone)"),
+           "one stored (and, in the summary's sensitivity table, the 5 new seeds alone); on "
+           "2026-12-06, after results (1000 images at 3000 epochs, 3 seeds), the points of "
+           "'1k: 3000 beats 1000 epochs' (+0.4 pts, ±0.7 at 2 SE; about 8 seeds per point to "
+           "be decided, leaning holds) were planned to 8 seeds under the same criterion, "
+           "fixed before any new seed was trained, and queued after the lengths issue 14 asks "
+           "for: C4 stays not testable whatever they read, while its 250- and 4k-image "
+           "'within 2 pts of the teacher' checks are"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
            "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "

@@ -123,6 +123,12 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # no other inconclusive check not yet followed up needed 12 or fewer: C7's 4-epoch points,
 # 1 seed each, wait for the 16-epoch item that replaces them): its two points go to 8 seeds,
 # fixed before any new seed trained, ahead of the 3000-epoch item so a session can read it.
+# On 2026-12-06, when item 29's 3000-epoch point on 1k images was first read (3 seeds), the
+# criterion picked C4's '1k: 3000 beats 1000 epochs' (+0.4 pts, +-0.7 at 2 SE; about 8 seeds
+# per point to be decided, leaning holds): its two points go to 8 seeds, fixed before any new
+# seed trained. It goes last, after the lengths issue 14 asks for (about 5 h at the idle
+# single-run rate): C4 stays not testable whatever it reads, while its 250- and 4k-image
+# "within 2 pts of the teacher" checks are.
 FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (same/ic, "
              "fix/cc, ind/rc)",
              "seed follow-up: C5's 1k points at 100 epochs to 8 seeds (function matching, "
@@ -131,6 +137,8 @@ FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (sa
              "seed follow-up: C11's MobileNetV3-L (GN) at 100 epochs to 8 seeds (distilled, "
              "from labels)",
              "seed follow-up: C4's 250-image points at 1000 and 4000 epochs to 8 seeds "
+             "(function matching)",
+             "seed follow-up: C4's 1k-image points at 1000 and 3000 epochs to 8 seeds "
              "(function matching)")
 # Seeds per selected config an item trains, where it is not arms.SEEDS.
 ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, common.MAX_SEEDS)
@@ -202,6 +210,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      lambda: _only(cross_family.arms(PRESET, planned=True),
                    tuple(a for a in cross_family.PLANNED_ARMS if a != "BiT student"),
                    cross_family.PLANNED[PRESET])),
+    (FOLLOW_UP[5], lambda: _only(patience.arms(PRESET, "1k"), ("function matching",),
+                                 (1000.0, 3000.0))),
 ]
 
 # Items cut from the plan for the budget (2026-12-04, issues 13 and 14 asked for about 30 h;

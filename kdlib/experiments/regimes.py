@@ -43,8 +43,8 @@ CONSISTENCY_PLANNED = {"cpu": {"1k": (1000.0,), "250": (1000.0,)}}
 # Chapter 02: regime -> (training images, schedule lengths in epochs), per preset.
 PATIENCE_REGIMES = {
     "smoke": {"250": (_SMOKE, (2.0,)), "1k": (_SMOKE, (1.0, 2.0))},
-    "cpu": {"250": (250, (40.0, 400.0, 1000.0, 4000.0)), "1k": (1000, (30.0, 100.0, 300.0, 1000.0)),
-            "4k": (4000, (3.0, 30.0))},
+    "cpu": {"250": (250, (40.0, 400.0, 1000.0, 4000.0)),
+            "1k": (1000, (30.0, 100.0, 300.0, 1000.0, 3000.0)), "4k": (4000, (3.0, 30.0))},
     "gpu": {"250": (250, (30.0, 300.0, 3000.0)), "1k": (1000, (10.0, 100.0, 1000.0)),
             "4k": (4000, (3.0, 30.0, 300.0))},
 }
@@ -54,7 +54,8 @@ PATIENCE_PAPER_REGIMES = {name: (ds, paper_recipes.TABLE_4[ds]) for name, ds in 
     ("sun397", "sun397"))}
 # Longer schedules the background queue trains (issue 14) before chapter 02 shows them; a
 # length moves into PATIENCE_REGIMES once all its runs (grown grids, 3 seeds) are stored
-# (1k at 1000 epochs: 2026-12-03; 250 at 1000: 2026-12-04; 250 at 4000: 2026-12-05).
+# (1k at 1000 epochs: 2026-12-03; 250 at 1000: 2026-12-04; 250 at 4000: 2026-12-05;
+# 1k at 3000: 2026-12-06).
 PATIENCE_PLANNED = {"cpu": {"250": (1000.0, 4000.0), "1k": (1000.0, 3000.0)}}
 # Lengths chapter 02 no longer shows because they only show chance (issue 14): function
 # matching's selected run read 10.0% test (chance on 10 classes) at each, and at 0.3 epochs on
