@@ -10,6 +10,7 @@ item's arms from the chapter modules itself. Adding a chapter: CONTRIBUTING.md.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # The distillation chapters, in the book's order, and the module of each (00_teachers trains
@@ -61,14 +62,19 @@ def queued_lengths(section: str, preset: str) -> dict[int | None, tuple[float, .
     return {size: lengths for size, lengths in out.items() if lengths}
 
 
+def lengths_text(by_size: Mapping[int | None, Iterable[float]], joiner: str = " and ") -> str:
+    """'1,000 epochs on 250 images and 1,000, 3,000 epochs on 1,000 images': schedule lengths
+    per training-set size (None: the full training split), smallest size first."""
+    return joiner.join(
+        f"{', '.join(f'{e:,g}' for e in sorted(lengths))} epochs"
+        + (f" on {size:,} images" if size is not None else " on the full training split")
+        for size, lengths in sorted(by_size.items(), key=lambda kv: kv[0] or 0))
+
+
 def queued_text(section: str, preset: str) -> str:
     """'1,000 epochs on 250 images and 1,000 epochs on 1,000 images': the lengths still
     queued for ``section`` (:func:`queued_lengths`); "" if none."""
-    return " and ".join(
-        f"{', '.join(f'{e:,g}' for e in lengths)} epochs"
-        + (f" on {size:,} images" if size is not None else " on the full training split")
-        for size, lengths in sorted(queued_lengths(section, preset).items(),
-                                    key=lambda kv: kv[0] or 0))
+    return lengths_text(queued_lengths(section, preset))
 
 
 def queued_note(section: str, preset: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kdlib.claims import Claim, outcome_counts, provisional, why_provisional
+from kdlib.experiments.run_keys import noise_regime
 from kdlib.seed_noise import parent_regime
 
 # The longest schedule each chapter showed at the cpu preset when issue 14 asked for longer
@@ -124,9 +125,8 @@ def is_longer(config: Mapping[str, Any], section: str, preset: str) -> bool:
     epochs = config.get("epochs")
     if limit is None or not isinstance(epochs, (int, float)):
         return False
-    if isinstance(limit, Mapping):
-        size = (config.get("data") or {}).get("train_size")
-        limit = limit.get(f"{size} images")
+    if isinstance(limit, Mapping):  # keyed as the tables' regimes are: '1000 images'
+        limit = limit.get(parent_regime(noise_regime(config)) or "")
         if limit is None:
             return False
     return float(epochs) > float(limit)
@@ -138,6 +138,7 @@ def longer_totals(records: list[Any], preset: str) -> list[dict]:
     (:func:`kdlib.provenance_tables.section_totals`), and the lengths they train: what issue
     14's lengths cost, beside what they changed (:func:`change_text`)."""
     from kdlib import provenance_tables
+    from kdlib.experiments.chapters import lengths_text
 
     longer = [r for r in records if r.status != "running"
               and is_longer(r.config, r.path.parent.name, preset)]
@@ -148,9 +149,5 @@ def longer_totals(records: list[Any], preset: str) -> list[dict]:
             float(r.config["epochs"]))
     rows = provenance_tables.section_totals(provenance_tables.run_rows(longer))
     for row in rows:
-        by_size = lengths[row["section"]]
-        row["lengths"] = "; ".join(
-            f"{', '.join(f'{e:,g}' for e in sorted(eps))} epochs"
-            + (f" on {size:,} images" if size is not None else "")
-            for size, eps in sorted(by_size.items(), key=lambda kv: kv[0] or 0))
+        row["lengths"] = lengths_text(lengths[row["section"]], joiner="; ")
     return rows
