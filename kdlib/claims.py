@@ -282,15 +282,17 @@ def checks_text(claim: Claim, noise: bool = True) -> str:
 def split_rule_notes(claims: Iterable[Claim]) -> tuple[str, dict[str, str]]:
     """(the rule note every one of ``claims`` opens with, each claim's own remainder by id):
     the changes all rules lived through are said once, each claim's own beside it. The shared
-    part ends where a clause does (at "; ", the notes' separator; one inside parentheses
-    counts too, which cuts early, never mid-word); ("", every note) where fewer than 2
-    claims carry a note or they share no whole clause."""
+    part is the whole changes every note opens with (:func:`rule_entries`, the split the
+    chapters list them by); ("", every note) where fewer than 2 claims carry a note or they
+    share no whole change."""
     claims = list(claims)
-    notes = [c.rule_note for c in claims]
-    shared = os.path.commonprefix(notes) if len(claims) > 1 and all(notes) else ""
-    while shared and not all(n == shared or n.startswith(shared + "; ") for n in notes):
-        shared = shared[:shared.rfind("; ")] if "; " in shared else ""
-    return shared, {c.id: c.rule_note[len(shared):].removeprefix("; ") for c in claims}
+    entries = [rule_entries(c.rule_note) for c in claims]
+    n = 0
+    if len(claims) > 1 and all(entries):
+        while all(len(e) > n and e[n] == entries[0][n] for e in entries):
+            n += 1
+    return "; ".join(entries[0][:n]) if n else "", {
+        c.id: "; ".join(e[n:]) for c, e in zip(claims, entries, strict=True)}
 
 
 def rule_entries(note: str) -> list[str]:
