@@ -224,8 +224,9 @@ def markdown_table(claims: Iterable[Claim], link_suffix: str = ".ipynb",
     for c in _sorted(claims):
         link = (f"[{c.chapter}]({c.chapter}{link_suffix})"
                 if linked is None or c.chapter in linked else f"`{c.chapter}`")
-        verdict = f"**{c.verdict}**" + (f" (provisional: {why_provisional(c)})"
-                                         if provisional(c) else "")
+        notes = ([f"provisional: {why_provisional(c)}"] if provisional(c) else []) + (
+            [fragile] if (fragile := verdict_robustness(c)) else [])
+        verdict = f"**{c.verdict}**" + (f" ({'; '.join(notes)})" if notes else "")
         cells = [c.id, c.claim, c.paper, c.ours, verdict, checks_text(c, noise), link]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -367,18 +368,31 @@ ALTERNATIVES = {"coarse_outcome": "noise per training-set size only",
                 "followup_outcome": "follow-up seeds only"}
 
 
+def _under(outcome: str, under: dict[str, str], names: bool) -> str:
+    """'fails or inconclusive under 3 of 4 other readings' from each recorded reading's
+    outcome (``under``: reading -> outcome); '' when every one agrees with ``outcome``."""
+    differ = [r for r, o in under.items() if o != outcome]
+    if not differ:
+        return ""
+    outcomes = sorted({under[r] for r in differ})
+    which = f" ({'; '.join(ALTERNATIVES[r] for r in differ)})" if names else ""
+    return (f"{' or '.join(outcomes)} under {len(differ)} of {len(under)} other "
+            f"reading{'s' if len(under) != 1 else ''}{which}")
+
+
 def robustness(check: dict[str, Any], names: bool = False) -> str:
     """'inconclusive under 4 of 5 other readings' ('' when every reading the check records
     agrees with its outcome): how far its outcome rests on the rule's choices rather than on
     the runs; ``names`` adds which readings, e.g. '(at 3 SE; selected runs left out)'."""
-    recorded = [r for r in ALTERNATIVES if check.get(r)]
-    differ = [r for r in recorded if check[r] != check["outcome"]]
-    if not differ:
-        return ""
-    outcomes = sorted({check[r] for r in differ})
-    which = f" ({'; '.join(ALTERNATIVES[r] for r in differ)})" if names else ""
-    return (f"{' or '.join(outcomes)} under {len(differ)} of {len(recorded)} other "
-            f"reading{'s' if len(recorded) != 1 else ''}{which}")
+    return _under(check["outcome"], {r: check[r] for r in ALTERNATIVES if check.get(r)}, names)
+
+
+def verdict_robustness(claim: Claim, names: bool = False) -> str:
+    """The claim's :func:`robustness`: 'inconclusive under 4 of 5 other readings' when its
+    verdict is another under some alternative reading its sub-checks record ('' when none
+    is), so a tally shows at a glance which verdicts rest on a choice of the rules."""
+    recorded = [r for r in ALTERNATIVES if any(k.get(r) for k in claim.checks)]
+    return _under(claim.verdict, {r: verdict_under(claim, r) for r in recorded}, names)
 
 
 def verdict_under(claim: Claim, reading: str) -> str:
@@ -560,8 +574,11 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
                             + (f"; {html.escape(robustness(k))}" if robustness(k) else "")
                             + ")" for k in key_checks(c))
         changed = "its rule (or what it reads) changed after its results existed, see its note"
-        counted = (f" ({outcome_counts(c)}{'; ' + changed if c.own_rule_changed else ''})"
-                   if c.checks else f" ({changed})" if c.own_rule_changed else "")
+        notes = ([outcome_counts(c)] if c.checks else []) + (
+            [changed] if c.own_rule_changed else []) + (
+            [f"the verdict is {fragile} of the rules"] if (fragile := verdict_robustness(c))
+            else [])
+        counted = f" ({'; '.join(notes)})" if notes else ""
         items.append(f"<li><b>{c.id} · {html.escape(c.verdict)}</b>{counted}. "
                      f"{html.escape(c.claim)}" + (f" <i>Key numbers:</i> {numbers}." if numbers
                                                   else "") + "</li>")
@@ -586,7 +603,8 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
     for c in claims:
         ref = (f"[{c.id}]({c.chapter}{link_suffix}#{FINDINGS_ANCHOR})"
                if c.verdict != "not run" and (linked is None or c.chapter in linked) else c.id)
-        by_verdict[c.verdict].append(ref + ("*" if provisional(c) else ""))
+        by_verdict[c.verdict].append(ref + ("*" if provisional(c) else "")
+                                     + ("†" if verdict_robustness(c) else ""))
     parts = [f"**{len(ids)}** {verdict}" + (f" ({', '.join(ids)})" if ids else "")
              for verdict, ids in by_verdict.items()]
     weak = sum(provisional(c) for c in claims)
@@ -594,4 +612,9 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
             "seeds or selected at a grid edge the ladder goes beyond: they follow the written "
             "rules (with the pooled seed noise) but are provisional until the queue stores "
             "the replicates and grown grids." if weak else "")
+    fragile = [f"{c.id} {verdict_robustness(c)}" for c in claims if verdict_robustness(c)]
+    if fragile:
+        note += (f" † {len(fragile)} of {len(claims)} verdicts are another under some "
+                 "alternative reading of the rules (the sensitivity table below lists them): "
+                 + "; ".join(fragile) + ".")
     return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "." + note

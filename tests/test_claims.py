@@ -416,6 +416,37 @@ def test_sensitivity_names_the_checks_and_verdicts_that_rest_on_a_choice_of_rule
         dataclasses.replace(make("C1"), checks=({**both, "strict_outcome": "maybe"},))
 
 
+def test_a_verdict_another_reading_would_change_is_marked_in_tally_table_and_box():
+    """C1 reproduced, inconclusive under 2 of its 3 recorded readings; C2 the same under all."""
+    def check(name, coarse, strict, heldout=None):
+        return {"name": name, "outcome": "holds", "detail": "", "coarse_outcome": coarse,
+                "strict_outcome": strict, "heldout_outcome": heldout}
+
+    fragile = dataclasses.replace(make("C1", "01_consistency", "reproduced"), checks=(
+        check("a > b", "inconclusive", "holds", "holds"),
+        check("c > d", "holds", "inconclusive", "holds")))
+    firm = dataclasses.replace(make("C2", "01_consistency", "reproduced"), checks=(
+        check("e > f", "holds", "holds"),))
+    assert claims.verdict_robustness(fragile) == "inconclusive under 2 of 3 other readings"
+    assert claims.verdict_robustness(fragile, names=True).endswith(
+        "(noise per training-set size only; at 3 SE)")
+    assert claims.verdict_robustness(firm) == ""
+    assert claims.verdict_robustness(make("C3")) == ""  # no sub-checks, nothing recorded
+    text = claims.tally_markdown([firm, fragile], "cpu")
+    assert "**2** reproduced ([C1](01_consistency.ipynb#what-we-found)†, [C2](" in text
+    assert text.endswith("† 1 of 2 verdicts are another under some alternative reading of "
+                         "the rules (the sensitivity table below lists them): C1 "
+                         "inconclusive under 2 of 3 other readings.")
+    assert "†" not in claims.tally_markdown([firm], "cpu")
+    table = claims.markdown_table([fragile, firm])
+    assert "| **reproduced** (inconclusive under 2 of 3 other readings) |" in table
+    assert "| **reproduced** |" in table  # C2 unmarked
+    box = claims.findings_html([fragile, firm], "cpu")
+    assert ("C1 · reproduced</b> (2 of 2 sub-checks hold; the verdict is inconclusive under 2 "
+            "of 3 other readings of the rules)") in box
+    assert "C2 · reproduced</b> (1 of 1 sub-checks hold)." in box
+
+
 def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
     def check(name, edge=False, end=False):
         return {"name": name, "outcome": "holds", "detail": "", "at_edge": edge,
