@@ -437,6 +437,19 @@ def seeds_to_decide(check: Check, *, k: float = K) -> float | None:
     return float(math.ceil(check.seeds * (k * check.se / gap) ** 2))
 
 
+def seeds_to_firm(check: Check, *, k: float = K_STRICT) -> float | None:
+    """About how many seeds per point a decided check would need to stay decided at the
+    stricter ``k`` SE if its difference stayed as measured (:func:`seeds_to_decide`'s
+    formula); None for an undecided or unmeasured check, or one already decided at ``k``."""
+    if (check.outcome not in ("holds", "fails") or None in (check.margin, check.se,
+                                                           check.seeds, check.bound)):
+        return None
+    gap = abs(check.margin - check.bound)
+    if gap > k * check.se:
+        return None
+    return float(math.ceil(check.seeds * (k * check.se / gap) ** 2))
+
+
 def not_testable(name: str, why: str) -> Check:
     """A sub-check our scale cannot speak to (the paper's effect lives beyond it)."""
     return Check(name, "not testable", why)

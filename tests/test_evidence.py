@@ -515,6 +515,22 @@ def test_seeds_to_decide_scales_the_se_to_the_gap_from_the_bound():
     assert ev.seeds_to_decide(ev.not_testable("x", "why")) is None
 
 
+def test_seeds_to_firm_is_the_seeds_a_decided_check_needs_to_stay_decided_at_3_se():
+    """SE 0.01 x sqrt(2/3) = 0.00816 from a 0.01 pooled spread; a 2.0-pt gap holds at 2 SE
+    (0.0163) but not at 3 (0.0245): 3 x (3 x 0.00816 / 0.02)^2 = 4.5, so 5 seeds."""
+    noise = ev.Noise(0.01, "test")
+    a, b = ev.Estimate((0.82,) * 3, "a"), ev.Estimate((0.80,) * 3, "b")
+    check = ev.greater("a > b", a, b, noise)
+    assert (check.outcome, check.strict_outcome) == ("holds", "inconclusive")
+    assert check.se == pytest.approx(0.01 * math.sqrt(2 / 3))
+    assert ev.seeds_to_firm(check) == 5.0
+    assert ev.seeds_to_firm(check, k=2.0) is None  # decided at 2 SE already
+    far = ev.greater("a > c", a, ev.Estimate((0.70,) * 3), noise)
+    assert far.strict_outcome == "holds" and ev.seeds_to_firm(far) is None
+    assert ev.seeds_to_firm(ev.greater("b > a", b, ev.Estimate((0.795,) * 3), noise)) is None
+    assert ev.seeds_to_firm(ev.not_testable("x", "why")) is None
+
+
 def test_a_check_records_whether_it_reads_a_point_selected_at_a_grid_edge():
     noise = ev.Noise(0.01, "test")
     inside, edge = ev.Estimate((0.8, 0.81, 0.79)), ev.Estimate((0.7,), at_edge=True)

@@ -1,5 +1,6 @@
 """The claim rules C1-C13 on synthetic tables: every verdict of the scale they can give."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -556,6 +557,32 @@ def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge(
         "optimum may lie beyond): fix/rs > fix/cc" in v._default_settle([check], 3)
 
 
+def test_what_would_settle_it_names_the_readings_and_checks_a_decided_verdict_rests_on():
+    """A verdict every check decides, which a 3 SE bar or the per-size pool would make
+    inconclusive, says so in what would settle it, with the seeds that would firm each
+    check; a verdict no reading moves says nothing."""
+    noise = ev.Noise(0.01, "test")
+    a, b = ev.Estimate((0.82,) * 3, "a"), ev.Estimate((0.80,) * 3, "b")
+    close = ev.greater("a > b", a, b, noise)  # holds at 2 SE, inconclusive at 3
+    far = ev.greater("a > c", a, ev.Estimate((0.70,) * 3), noise)
+    assert v._default_settle([far], 3) == ""
+    text = v._default_settle([close, far], 3)
+    assert text == ("the verdict is another under 1 of 3 other readings of the rules (at 3 "
+                    "SE); more seeds would firm the checks that flip there (in brackets: about "
+                    "how many per point would keep one decided at 3 SE, were the difference "
+                    "what it reads now): a > b (5)")
+    pooled = dataclasses.replace(far, coarse_outcome="inconclusive")  # flips only when pooled
+    assert v._default_settle([pooled], 3).endswith(
+        "(noise per training-set size only); more seeds would firm the checks that flip "
+        "there (in brackets: about how many per point would keep one decided at 3 SE, were "
+        "the difference what it reads now): a > c")
+    # a check that flips where the verdict does not (partly stays partly): nothing said
+    fails = ev.greater("c > a", ev.Estimate((0.70,) * 3), a, noise)
+    assert fails.strict_outcome == "fails" and ev.combine([far, fails, close]) == "partly"
+    assert v._default_settle([far, fails, close], 3) == ""
+
+
+# --------------------------------------------------------------------------- review fixes
 # --------------------------------------------------------------------------- review fixes
 
 

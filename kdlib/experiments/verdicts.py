@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from kdlib import evidence as ev
-from kdlib.claims import Claim
+from kdlib.claims import ALTERNATIVES, Claim
 from kdlib.experiments.claim_texts import (
     PAPER_SCALE,
     RULE_CHANGES,
@@ -140,7 +140,35 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
                      f"end, so its optimum may lie beyond): {names(end)}")
     if not named and any(c.outcome == "not testable" for c in checks):
         parts.append("longer schedules or more data than the cpu preset: the gpu preset")
+    if fragile := _fragile_text(checks):
+        parts.append(fragile)
     return "; ".join(parts)
+
+
+def _fragile_text(checks: list[ev.Check]) -> str:
+    """Where another reading of the rules (a 3 SE bar, the noise pooled per size, ...) gives
+    the claim another verdict: which readings, and the decided checks that flip under them,
+    each with about how many seeds per point would keep it decided at 3 SE where that bar
+    undoes it (added 2026-12-06, text only: a decided verdict had said nothing would settle
+    it, although every alternative reading made C1 inconclusive)."""
+    verdict = ev.combine(checks)
+    recorded = [r for r in ev.READINGS[1:] if any(getattr(c, r) for c in checks)]
+    differ = [r for r in recorded if ev.combine(checks, reading=r) != verdict]
+    if not differ:
+        return ""
+
+    def named(c: ev.Check) -> str:
+        n = ev.seeds_to_firm(c)
+        return (c.name if n is None else f"{c.name} ({n:.0f})" if n <= MAX_SEEDS_NAMED
+                else f"{c.name} (more than {MAX_SEEDS_NAMED})")
+
+    shaky = [named(c) for c in checks if c.outcome in ("holds", "fails")
+             and any(getattr(c, r) not in (None, c.outcome) for r in differ)]
+    return (f"the verdict is another under {len(differ)} of {len(recorded)} other readings of "
+            f"the rules ({'; '.join(ALTERNATIVES[r] for r in differ)}); more seeds would firm "
+            f"the checks that flip there (in brackets: about how many per point would keep one "
+            f"decided at {ev.K_STRICT:g} SE, were the difference what it reads now): "
+            + ", ".join(shaky))
 
 
 def not_run(cid: str) -> Claim:
