@@ -124,6 +124,7 @@ verify-store: setup
 
 lint: setup
 	$(VENV)/bin/ruff check kdlib tests benchmarks notebooks
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/building_blocks.py --quick

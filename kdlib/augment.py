@@ -51,7 +51,7 @@ def _check_n(n: int) -> int:
     return n
 
 
-def _check_images(images: jax.Array) -> None:
+def _check_images(images: jax.Array | np.ndarray) -> None:
     if getattr(images, "ndim", None) != 4:
         raise ValueError(
             f"images must be a 4-d NHWC array, got shape {getattr(images, 'shape', None)}"
@@ -147,12 +147,13 @@ def _inception_crop_boxes(
 
 def inception_boxes_from_uniforms(
     u: jax.Array, area_range: tuple[float, float], aspect_range: tuple[float, float],
-    image_aspect: float,
+    image_aspect: float | jax.Array,
 ) -> jax.Array:
     """Inception boxes (N, 4) from uniforms u (N, 2 * tries + 2) in [0, 1) (trusted arguments).
 
     Columns: ``tries`` areas, ``tries`` log-aspects, then the y and x position. For callers
-    that draw their own random numbers (e.g. one key per example).
+    that draw their own random numbers (e.g. one key per example). ``image_aspect`` is the
+    images' width / height: one number, or one per image (N,).
     """
     max_tries = (u.shape[1] - 2) // 2
     (a_lo, a_hi), (r_lo, r_hi) = area_range, aspect_range

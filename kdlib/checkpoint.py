@@ -8,7 +8,7 @@ round-trip without orbax having to know them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -84,7 +84,7 @@ def group_start(ckpts: list[Checkpointer]) -> int:
     """
     latest = {c.latest_step() for c in ckpts}
     if len(latest) == 1 and None not in latest:
-        return latest.pop()
+        return cast(int, latest.pop())  # the one step, not None
     for c in ckpts:
         if c.latest_step() is not None:
             c.clear()

@@ -10,7 +10,7 @@ so training does not read them again). tfds datasets are checked by split name o
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 from kdlib import data, models, teachers
 from kdlib.config import RunConfig, validate
@@ -146,7 +146,7 @@ def _check_data(config: RunConfig) -> int | None:
             continue
         classes = d.classes if field == "data.train_split" else None
         try:
-            ds = data.load(name, split, classes=classes)
+            ds = cast(data.Dataset, data.load(name, split, classes=classes))  # embedded: in memory
         except ValueError as err:
             raise ValueError(f"{field}={split!r} of {name}: {err}") from None
         n = len(ds)

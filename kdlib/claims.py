@@ -403,8 +403,12 @@ def verdict_under(claim: Claim, reading: str) -> str:
     if not claim.checks:
         return claim.verdict
     fields = ("name", "outcome", "detail", *ALTERNATIVES)
-    return evidence.combine([evidence.Check(**{k: c.get(k) for k in fields})
-                             for c in claim.checks], reading=reading)
+
+    def check(c: dict[str, Any]) -> evidence.Check:
+        kw: dict[str, Any] = {k: c.get(k) for k in fields}
+        return evidence.Check(**kw)
+
+    return evidence.combine([check(c) for c in claim.checks], reading=reading)
 
 
 def sensitivity(claims: Iterable[Claim]) -> str:

@@ -210,21 +210,21 @@ def selection_sd(val: Sequence[float], test: Sequence[float], selected: int, val
     """
     import numpy as np
 
-    val, test = np.asarray(val, float), np.asarray(test, float)
-    if val.ndim != 1 or val.shape != test.shape or not val.size:
-        raise ValueError(f"val and test need one value per grid run each (got {val.shape} "
-                         f"and {test.shape})")
-    if not 0 <= selected < val.size:
-        raise ValueError(f"selected={selected} is not a run of the {val.size}-run grid")
-    if not (np.isfinite(val).all() and np.isfinite(test).all()):
-        raise ValueError(f"non-finite accuracies: val {val.tolist()}, test {test.tolist()}")
+    va, te = np.asarray(val, float), np.asarray(test, float)
+    if va.ndim != 1 or va.shape != te.shape or not va.size:
+        raise ValueError(f"val and test need one value per grid run each (got {va.shape} "
+                         f"and {te.shape})")
+    if not 0 <= selected < va.size:
+        raise ValueError(f"selected={selected} is not a run of the {va.size}-run grid")
+    if not (np.isfinite(va).all() and np.isfinite(te).all()):
+        raise ValueError(f"non-finite accuracies: val {va.tolist()}, test {te.tolist()}")
     if not (math.isfinite(val_sd) and val_sd >= 0):
         raise ValueError(f"val_sd={val_sd!r}; allowed: a finite number >= 0")
-    if val.size == 1 or val_sd == 0:
+    if va.size == 1 or val_sd == 0:
         return 0.0
     rng = np.random.default_rng(seed)
-    picked = np.argmax(val + rng.normal(0.0, val_sd, (draws, val.size)), axis=1)
-    return float(np.std(test[picked] - test[selected]))
+    picked = np.argmax(va + rng.normal(0.0, val_sd, (draws, va.size)), axis=1)
+    return float(np.std(te[picked] - te[selected]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,9 +370,9 @@ def greater(name: str, a: Estimate, b: Estimate, noise: Noise, *, k: float = K) 
     held, new = _heldout(a, b), _followup(a, b)
     return Check(name, _beyond(d, se, k), detail, d, se, _fewest_seeds(a, b),
                  _beyond(d, _se(a, b, noise, coarse=True), k), _beyond(d, se, K_STRICT),
-                 _beyond(*_diff(*held, noise), k) if held else None,
+                 _beyond(*_diff(held[0], held[1], noise), k) if held else None,
                  _beyond(d, _se(a, b, noise, selection=True), k), _edge(a, b),
-                 _ladder_end(a, b), 0.0, _beyond(*_diff(*new, noise), k) if new else None,
+                 _ladder_end(a, b), 0.0, _beyond(*_diff(new[0], new[1], noise), k) if new else None,
                  spreads_text((a, b), noise))
 
 
@@ -392,9 +392,9 @@ def at_least(name: str, a: Estimate, b: Estimate, tol: float, noise: Noise, *,
     held, new = _heldout(a, b), _followup(a, b)
     return Check(name, outcome(d, se), detail, d, se, _fewest_seeds(a, b),
                  outcome(d, _se(a, b, noise, coarse=True)), outcome(d, se, K_STRICT),
-                 outcome(*_diff(*held, noise)) if held else None,
+                 outcome(*_diff(held[0], held[1], noise)) if held else None,
                  outcome(d, _se(a, b, noise, selection=True)), _edge(a, b),
-                 _ladder_end(a, b), -tol, outcome(*_diff(*new, noise)) if new else None,
+                 _ladder_end(a, b), -tol, outcome(*_diff(new[0], new[1], noise)) if new else None,
                  spreads_text((a, b), noise))
 
 
@@ -411,7 +411,7 @@ def difference_greater(name: str, a: tuple[Estimate, Estimate], b: tuple[Estimat
     def gain_outcome(points: tuple[Estimate, ...] | None) -> str | None:
         if not points:
             return None
-        (ga, sa), (gb, sb) = _diff(*points[:2], noise), _diff(*points[2:], noise)
+        (ga, sa), (gb, sb) = _diff(points[0], points[1], noise), _diff(points[2], points[3], noise)
         return _beyond(ga - gb, math.sqrt(sa ** 2 + sb ** 2), k)
 
     detail = (f"{a[0].label} − {a[1].label} {_pts(da)} vs {b[0].label} − {b[1].label} "
@@ -428,26 +428,28 @@ def seeds_to_decide(check: Check, *, k: float = K) -> float | None:
     ``k`` SE if its difference stayed as measured (its SE shrinking as one over the square
     root of the seeds): ``seeds * (k SE / |margin - bound|)^2``, rounded up; inf when the
     difference sits on the bound; None for a check that is decided or not measured."""
-    if (check.outcome != "inconclusive" or None in (check.margin, check.se, check.seeds,
-                                                    check.bound)):
+    margin, se, seeds, bound = check.margin, check.se, check.seeds, check.bound
+    if (check.outcome != "inconclusive" or margin is None or se is None or seeds is None
+            or bound is None):
         return None
-    gap = abs(check.margin - check.bound)
+    gap = abs(margin - bound)
     if gap == 0:
         return math.inf
-    return float(math.ceil(check.seeds * (k * check.se / gap) ** 2))
+    return float(math.ceil(seeds * (k * se / gap) ** 2))
 
 
 def seeds_to_firm(check: Check, *, k: float = K_STRICT) -> float | None:
     """About how many seeds per point a decided check would need to stay decided at the
     stricter ``k`` SE if its difference stayed as measured (:func:`seeds_to_decide`'s
     formula); None for an undecided or unmeasured check, or one already decided at ``k``."""
-    if (check.outcome not in ("holds", "fails") or None in (check.margin, check.se,
-                                                           check.seeds, check.bound)):
+    margin, se, seeds, bound = check.margin, check.se, check.seeds, check.bound
+    if (check.outcome not in ("holds", "fails") or margin is None or se is None
+            or seeds is None or bound is None):
         return None
-    gap = abs(check.margin - check.bound)
-    if gap > k * check.se:
+    gap = abs(margin - bound)
+    if gap > k * se:
         return None
-    return float(math.ceil(check.seeds * (k * check.se / gap) ** 2))
+    return float(math.ceil(seeds * (k * se / gap) ** 2))
 
 
 def not_testable(name: str, why: str) -> Check:

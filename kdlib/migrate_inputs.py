@@ -78,9 +78,10 @@ def migrate_run(repo: Path, run_path: Path, cache: dict[str, str], *, dry_run: b
         if not found:
             why = ("dirty" if recorded.endswith("-dirty") else
                    "unknown" if not recorded or recorded == "unknown" else "lacks a teacher")
-            commit, rule = first_commit_holding(repo, run_path), f"{FIRST_HOLDING} ({why})"
-            if commit is None:
+            holding = first_commit_holding(repo, run_path)
+            if holding is None:
                 return "skipped: run folder never committed", None
+            commit, rule = holding, f"{FIRST_HOLDING} ({why})"
     record: dict[str, Any] = {}
     for key, path in sorted(files.items()):
         if key.startswith("teachers/"):
@@ -91,13 +92,14 @@ def migrate_run(repo: Path, run_path: Path, cache: dict[str, str], *, dry_run: b
             return f"skipped: {key} not found here", None
         else:
             record[key] = inputs.file_sha256(path)
+    used: str | None = commit
     if not teacher_keys:
-        rule, commit = "no teacher (data files only)", None
+        rule, used = "no teacher (data files only)", None
     prov[inputs.PROVENANCE_KEY] = record
-    prov["inputs_migrated"] = {"rule": rule, "commit": commit}
+    prov["inputs_migrated"] = {"rule": rule, "commit": used}
     if not dry_run:
         write_json_atomic(prov_path, prov)
-    return rule, commit
+    return rule, used
 
 
 def migrate(results: Path, *, dry_run: bool = False) -> collections.Counter:

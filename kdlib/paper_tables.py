@@ -131,7 +131,7 @@ def table2(paper_rows: list[dict[str, Any]], preset: str,
         if analog is not None:
             path = base / analog.chapter / f"table_{analog.table}.csv"
             found = _read_analog(path, analog.arms) if path.is_file() else None
-        if found is None:
+        if analog is None or found is None:  # found is only read for an analog
             extra = {"our analog": NO_ANALOG if analog is None else
                      f"{analog.what} (not stored at the {preset} preset yet)",
                      "ours (%)": "", "from": analog.chapter if analog else ""}

@@ -32,6 +32,8 @@ def forward_flops(model: nnx.Module, input_shape: tuple[int, ...]) -> float:
     cost = compiled.cost_analysis()
     if isinstance(cost, list):  # older jax returns one dict per device
         cost = cost[0]
+    if cost is None:
+        raise ValueError("XLA:CPU returned no cost analysis for the forward pass")
     return float(cost.get("flops", 0.0))
 
 

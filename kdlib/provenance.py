@@ -96,7 +96,8 @@ def cpu_info(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return {"model": platform.processor() or None, "flags": []}
-    model, flags = None, set()
+    model: str | None = None
+    flags: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

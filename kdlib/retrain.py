@@ -222,7 +222,11 @@ def check_rows(preset: str = "cpu", root: str | Path | None = None,
             row["verdict"] = "not checked"
         else:
             stored_test, retrained_test = check["metrics"].get("test_acc", (None, None))
-            config = store.load_run(store.results_root(root) / preset / name).config
+            loaded = store.load_run(store.results_root(root) / preset / name)
+            if loaded is None:  # read above, where its check was kept for its family
+                raise ValueError(f"run {name} of the store check is no longer stored at "
+                                 f"{preset!r}")
+            config = loaded.config
             bounds = noise_bounds(preset, config, noises, root)
             in_noise = all((check["max_diff"].get(k) or 0.0) <= bounds[k] for k in TOLERANCE)
             row.update({

@@ -185,9 +185,9 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     nearest shorter length's of its size (:func:`shorter_sibling`) since the session after
     2026-12-05's, also after results.
     """
-    groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
-    overall = pooled_noise([g for gs in groups.values() for g in gs], metric)
-    levels = _levels(groups)
+    lists = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
+    overall = pooled_noise([g for gs in lists.values() for g in gs], metric)
+    levels = _levels(lists)
     own: dict[str, float] = {}
     pools: dict[str, tuple[float, int]] = {}  # regime -> (sd, points) where used
     so_far = Noise(overall.sd, overall.source, own)  # reads ``own`` as it fills, coarse first
@@ -240,10 +240,10 @@ def noise_pools(groups: Mapping[str, Iterable[Sequence[float]]], metric: str = "
     pooled per-run spread, degrees of freedom and replicated points, and the spread its points
     read under :func:`pooled_noise_by_regime` (its own pool's, or the level it falls back to,
     named in ``reads``): the pools behind every claim's noise line as one table."""
-    groups = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
-    noise = pooled_noise_by_regime(groups, metric)
+    lists = {regime: [list(g) for g in gs] for regime, gs in groups.items()}
+    noise = pooled_noise_by_regime(lists, metric)
     rows = []
-    for regime, gs in _levels(groups).items():
+    for regime, gs in _levels(lists).items():
         sd, dof, points = _pooled(gs)
         level = noise.level_for(regime)
         rows.append({"regime": regime, "sd": sd, "dof": dof, "points": points,

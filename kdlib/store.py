@@ -350,7 +350,7 @@ def run_locks(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
     try:
         for path in sorted({Path(p) for p in paths}):
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path.parent / f".{path.name}.lock", "w")  # noqa: SIM115
+            handle: IO[str] = open(path.parent / f".{path.name}.lock", "w")  # noqa: SIM115
             files.append(handle)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kdlib.provenance import provenance as make_provenance
 from kdlib.store import (
@@ -332,7 +332,8 @@ def load_sweep(
     runs = [fresh_run(c, root) for c in expand(base_config, points)]  # stale: not stored
     if any(r is None for r in runs):
         return None
-    return SweepResult(points, runs, select_metric, mode, base_config=base_config)
+    return SweepResult(points, cast(list[RunRecord], runs), select_metric, mode,
+                       base_config=base_config)
 
 
 def sweep(
@@ -375,11 +376,15 @@ def sweep(
             chunk = batch_size or len(group)
             for start in range(0, len(group), chunk):
                 _train_batch(group[start : start + chunk], batch_train_fn, root, on_error)
-        runs = [fresh_run(c, root) or load_run(p, finished_only=False)
-                for c, p in zip(configs, paths, strict=True)]
-        return SweepResult(points, runs, select_metric, mode, base_config=base_config)
+        # Every config has a stored run by now: found fresh, trained, or recorded as failed.
+        stored = [fresh_run(c, root) or load_run(p, finished_only=False)
+                  for c, p in zip(configs, paths, strict=True)]
+        return SweepResult(points, cast(list[RunRecord], stored), select_metric, mode,
+                           base_config=base_config)
 
-    runs = []
+    if train_fn is None:  # not reached: batch_train_fn is None here (checked above)
+        raise ValueError("give train_fn or batch_train_fn (both are None)")
+    runs: list[RunRecord] = []
     for config, path in zip(configs, paths, strict=True):
         try:
             runs.append(run_or_load(config, train_fn, root=root))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,8 @@ def _unflatten_into(state: nnx.State, flat: dict[str, np.ndarray], where: str) -
 def save_weights(model: nnx.Module, path: str | Path) -> None:
     """Writes the model's full nnx state to ``path`` (.npz, keys joined by "/"), atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **_flatten_state(nnx.state(model)))
+    # numpy's stub matches **arrays against its allow_pickle: bool parameter.
+    np.savez_compressed(buffer, **_flatten_state(nnx.state(model)))  # type: ignore[arg-type]
     write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -183,7 +184,7 @@ def import_bit_npz(
     # Built abstractly, as in load(): the file sets every leaf (the layout covers BiT's whole
     # state), so an eager random init of an R152x2 would be thrown away.
     model = nnx.eval_shape(lambda: build("bit", kwargs))
-    models.load_bit_npz(model, path)
+    models.load_bit_npz(cast(models.BiT, model), path)  # build("bit", ...) builds a BiT
     unset = [key for key, leaf in _keyed_leaves(nnx.state(model)).items()
              if isinstance(leaf, jax.ShapeDtypeStruct)]
     if unset:

@@ -53,8 +53,10 @@ def diff(before: Iterable[Claim], after: Iterable[Claim], *, every: bool = False
     for cid in sorted(set(old) | set(new), key=lambda i: int(i[1:])):
         was, now = old.get(cid), new.get(cid)
         if every or was is None or now is None or was.verdict != now.verdict:
-            out.append(Change(cid, None, was and was.verdict, now and now.verdict,
-                              was and was.seeds, now and now.seeds))
+            out.append(Change(cid, None, None if was is None else was.verdict,
+                              None if now is None else now.verdict,
+                              None if was is None else was.seeds,
+                              None if now is None else now.seeds))
         checks_before = {k["name"]: k for k in (was.checks if was else ())}
         checks_after = {k["name"]: k for k in (now.checks if now else ())}
         for name in [*checks_after, *(n for n in checks_before if n not in checks_after)]:

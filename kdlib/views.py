@@ -50,7 +50,7 @@ class Views(NamedTuple):
     mix_partner: jax.Array  # (N,) int32; arange(N) without mixup
 
 
-def _check_uint8(images: jax.Array) -> None:
+def _check_uint8(images: jax.Array | np.ndarray) -> None:
     augment._check_images(images)
     if images.dtype != jnp.uint8:
         raise ValueError(
@@ -299,17 +299,19 @@ def precompute_fixed_targets(
             batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
             idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
             asp = None if asp is None else np.concatenate([asp, np.repeat(asp[-1:], pad)])
-        batch, idx = jnp.asarray(batch), jnp.asarray(idx)
-        asp = None if asp is None else jnp.asarray(asp)
+        batch_j, idx_j = jnp.asarray(batch), jnp.asarray(idx)
+        asp_j = None if asp is None else jnp.asarray(asp)
         total = None
         for k in range(num_views):
-            logits = jnp.asarray(teacher_apply_fn(inputs(batch, idx, k, asp)), jnp.float32)
+            logits = jnp.asarray(teacher_apply_fn(inputs(batch_j, idx_j, k, asp_j)), jnp.float32)
             if logits.ndim != 2 or logits.shape[0] != batch_size:
                 raise ValueError(
                     f"teacher_apply_fn must return logits ({batch_size}, num_classes), "
                     f"got shape {logits.shape}"
                 )
             total = logits if total is None else total + logits
+        if total is None:
+            raise ValueError(f"num_views={num_views}: no view to average (checked >= 1 above)")
         out.append(np.asarray(total / num_views, np.float32)[: stop - start])
     if not out:
         raise ValueError("images is empty: no targets to compute")

@@ -148,3 +148,19 @@ def test_streamed_split_rejects_train_size(mock_world):
         **{"data.train_size": 100})
     with pytest.raises(ValueError, match="train_size=100 needs an in-memory dataset"):
         train.load_data(config)
+
+
+@pytest.mark.slow
+def test_a_teacher_trained_on_a_streamed_split_is_published(mock_world):
+    """train_and_publish on ImageNet's streamed training split (the paper's "labels: Adam"
+    config, shrunk) stores a card and weights that load back; until 2026-12-06 it read the
+    input channels from the training split's images, which a streamed split does not hold, and
+    crashed after training (found by mypy)."""
+    from kdlib.experiments import teachers as teacher_runs
+
+    config = shrink(imagenet.arms("paper")["labels: Adam"][30.0][0])
+    assert isinstance(train.load_data(config).train, data.StreamingDataset)
+    card = teacher_runs.train_and_publish("streamed", config)
+    assert card["dataset"] == "imagenet2012" and card["model_kwargs"]["in_channels"] == 3
+    model, loaded = teachers.load("streamed")
+    assert loaded["test_acc"] == card["test_acc"] and "streamed" in teachers.available()

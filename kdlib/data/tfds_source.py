@@ -13,7 +13,7 @@ import functools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -87,6 +87,8 @@ def decode_example(
         if layout == "full":
             image, aspect = resize_full(image, image_size)
         elif layout == "central_crop":
+            if crop_fraction is None:
+                raise ValueError("layout='central_crop' needs a crop_fraction; got None")
             image = resize_small_central_crop(image, image_size, crop_fraction)
         else:
             image = resize_and_center_crop(image, image_size)
@@ -94,7 +96,8 @@ def decode_example(
 
 
 def read_examples(
-    source: Any, indices: Sequence[int], image_size: int | None, *, num_workers: int = 8,
+    source: Any, indices: Sequence[int] | np.ndarray, image_size: int | None, *,
+    num_workers: int = 8,
     layout: str = "square", crop_fraction: float | None = None, with_aspect: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Decodes (and resizes) ``source[i]`` for each index in threads: stacked images, labels
@@ -161,7 +164,9 @@ class StreamingDataset:
     def __len__(self) -> int:
         return self.num_examples
 
-    def __getitem__(self, index: int | slice | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(
+        self, index: int | slice | Sequence[int] | np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decoded, resized examples at ``index`` (an int gives a batch of one)."""
         if isinstance(index, slice):
             indices = np.arange(self.num_examples)[index]
@@ -176,11 +181,14 @@ class StreamingDataset:
             )
         return self.read(indices)[:2]
 
-    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def read(
+        self, indices: Sequence[int] | np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(images, labels, float32 original widths / heights) of the examples at ``indices``."""
-        return read_examples(self.source, indices, self.image_size, num_workers=self.num_workers,
-                             layout=self.layout, crop_fraction=self.crop_fraction,
-                             with_aspect=True)
+        # with_aspect=True: three arrays.
+        return cast(tuple[np.ndarray, np.ndarray, np.ndarray], read_examples(
+            self.source, indices, self.image_size, num_workers=self.num_workers,
+            layout=self.layout, crop_fraction=self.crop_fraction, with_aspect=True))
 
     def batch_indices(self, step: int, batch_size: int, *, seed: int) -> np.ndarray:
         """Example indices of batch ``step``: positions step*B.. of the concatenated epochs,

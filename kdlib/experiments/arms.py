@@ -13,7 +13,7 @@ statistics over the whole store (:mod:`~.store_stats`) and the points several ch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from kdlib import models, presets, profiling, sweep, teachers, train
 from kdlib.config import RunConfig, teacher_sizes
@@ -97,19 +97,20 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
                      else _sweep(arms[a][ep][0], axes[a], extras, progress) for a in names}
             if any(r is None for r in found.values()):
                 break  # not all stored (load-only): keep the last complete grid
+            complete = cast(dict[str, sweep.SweepResult], found)  # none is None (above)
             for a in names:
-                results[a][ep] = found[a]
+                results[a][ep] = complete[a]
             swept = axes
-            axes = {a: widen(axes[a], [found[b].best_point for b in names], ladders)
+            axes = {a: widen(axes[a], [complete[b].best_point for b in names], ladders)
                     for a in names}
             if axes == swept:
                 break
         grids_held.update({(a, ep): (swept[a], ladders) for a in names})
     for arm, by_epochs in results.items():
         for ep, result in by_epochs.items():
-            axes, ladders = grids_held[(arm, ep)]
+            grid, ladders = grids_held[(arm, ep)]
             train_it = extras and seeds > 1 and not _probe_leads(  # probed only to replicate
-                arms[arm][ep][0], result, axes, ladders, progress)
+                arms[arm][ep][0], result, grid, ladders, progress)
             result.replicates = _replicates(arms[arm][ep][0], result, seeds, train_it,
                                             progress)
     return results
@@ -132,7 +133,10 @@ def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, 
     if selected.lr not in ladder_probe.STEPS:
         return False
     probe = train.run(ladder_probe.probe_config(config_to_dict(selected)), progress=progress)
-    val_acc = float(result.best.summary["val_acc"])
+    best = result.best
+    if best is None:  # not reached: best_point is not None
+        raise ValueError("the sweep has a selected point but no selected run")
+    val_acc = float(best.summary["val_acc"])
     if not ladder_probe.probe_ahead(probe, val_acc):
         return False
     print(f"{selected.section} {selected.policy} at {selected.epochs:g} epochs: lr "
@@ -245,7 +249,7 @@ def results_table(results: dict[str, dict[float, sweep.SweepResult]],
         for ep, result in by_epochs.items():
             accs = result.seed_values("test_acc")
             losses = result.seed_values("train_loss")
-            first = (SEEDS.get(result.best.config.get("preset"), 1) if result.best else 1)
+            first = (SEEDS.get(result.best.config.get("preset", ""), 1) if result.best else 1)
             followup_from = sum(k < first for k in result.seed_offsets("test_acc"))
             sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else np.nan
             ladders = ladders_at[ep]

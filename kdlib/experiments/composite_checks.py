@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -95,8 +96,8 @@ def unless_improving(gap: ev.Check, improving: ev.Check) -> ev.Check:
         g, i = getattr(gap, r) or gap.outcome, getattr(improving, r) or improving.outcome
         return "not testable" if g != "holds" and i == "holds" else g
 
-    readings = {r: reading(r) if records((gap, improving), r) else None
-                for r in ev.READINGS[1:]}
+    readings: dict[str, Any] = {r: reading(r) if records((gap, improving), r) else None
+                                for r in ev.READINGS[1:]}
     if reading("outcome") != "not testable":
         return dataclasses.replace(gap, **readings)
     return ev.Check(gap.name, "not testable", gap.detail + "; still improving at our longest",

@@ -32,6 +32,8 @@ preset keeps every length of chapter 01. Measured budgets: ``benchmarks/README.m
 
 from __future__ import annotations
 
+from typing import Any
+
 from kdlib import presets
 from kdlib.config import ModelConfig
 from kdlib.experiments import common
@@ -49,13 +51,14 @@ _SCALED = {"width": 0.25, "stem": "imagenet"}
 # ImageNet runs are 1000x longer, where 0.99 is the usual choice.
 SHORT_RUN_BN_MOMENTUM = 0.9
 BN_SLOW_STATS = "MobileNetV3-L (BN, momentum 0.99)"
-STUDENTS = {
+STUDENTS: dict[str, dict[str, Any]] = {
     "MobileNetV3-L (GN)": {"variant": "large", "norm": "gn"},
     "MobileNetV3-L (BN)": {"variant": "large", "norm": "bn",
                            "bn_momentum": SHORT_RUN_BN_MOMENTUM},
     "MobileNetV3-S (GN)": {"variant": "small", "norm": "gn"},
 }
-SMALL_PRESET_STUDENTS = {**STUDENTS, BN_SLOW_STATS: {"variant": "large", "norm": "bn"}}
+SMALL_PRESET_STUDENTS: dict[str, dict[str, Any]] = {
+    **STUDENTS, BN_SLOW_STATS: {"variant": "large", "norm": "bn"}}
 ENSEMBLE = "BiT student, 2 teachers"
 ARMS = ("BiT student", *SMALL_PRESET_STUDENTS, ENSEMBLE)
 MOBILENET_ARMS = tuple(SMALL_PRESET_STUDENTS)

@@ -134,6 +134,8 @@ def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None],
     ladders = LADDERS if ladders is None else ladders
     out = {k: list(v) for k, v in axes.items()}
     for point in points:
+        if point is None:  # no selected point: at no edge (at_edge gives [])
+            continue
         for name in at_edge(axes, point, ladders):
             ladder, v = ladders[name], point[name]
             # the next ladder value strictly beyond v (v need not be on the ladder)

@@ -128,6 +128,8 @@ def probe_rows(preset: str = "cpu", root: Any = None,
         if probe is None:
             continue
         selected = store.load_run(point["run"])
+        if selected is None:
+            raise ValueError(f"the selected run {point['run']} is not a finished run")
         val_end = float(selected.summary["val_acc"])
         diverged = probe.status != "done"
         val_beyond = None if diverged else float(probe.summary["val_acc"])
@@ -135,7 +137,7 @@ def probe_rows(preset: str = "cpu", root: Any = None,
             "read by": "; ".join(point["read by"]),
             "lr at end": float(point["config"]["lr"]),
             "val at end": round(100 * val_end, 2),
-            "val beyond": "diverged" if diverged else round(100 * val_beyond, 2),
+            "val beyond": "diverged" if val_beyond is None else round(100 * val_beyond, 2),
             "test at end": round(100 * float(selected.summary["test_acc"]), 2),
             "test beyond": None if diverged else round(
                 100 * float(probe.summary["test_acc"]), 2),

@@ -35,7 +35,7 @@ SMALL_DATA_GRID = {
 # BiT ResNet-50 student. Not in the paper, from big_vision bigsweep_flowers_pet.py and
 # bigsweep_food_sun.py: warmup 1500 steps, Adam's first moment in bfloat16, the input pipeline
 # (kdlib.data.pipelines), and several teachers' KL terms summed (trainers/proj/distill).
-SMALL_DATA = {
+SMALL_DATA: dict[str, Any] = {
     "batch_size": 512, "student_size": 128, "optimizer": "adam", "grad_clip": 1.0,
     "policy": "mix", "loss": "kl", "warmup_steps": 1500, "mu_dtype": "bfloat16",
     "pipeline": "big_vision", "teacher_ensemble": "sum_losses",
@@ -46,7 +46,7 @@ SMALL_DATA = {
 FIX_IC_ENS_CROPS = 1000
 
 # Appendix F, Listing 1 ("Full config for ImageNet distillation"), field by field.
-LISTING_1 = {
+LISTING_1: dict[str, Any] = {
     "dataset": "imagenet2012", "train_split": "train[:98%]", "num_classes": 1000,
     "batch_size": 4096, "epochs": 1200.0, "student": {"depth": 50, "width": 1},
     "teacher": {"depth": 152, "width": 2}, "student_size": 224,  # inception_crop(224)

@@ -405,7 +405,8 @@ def plan_rows(start: int = 0) -> list[dict[str, Any]]:
     estimated hours, how much of its base grid is stored, the hours still to train and the
     hours its stored runs took (a run two items load counts in the first). Reads the store;
     trains nothing."""
-    rows, counted = [], set()
+    rows: list[dict[str, Any]] = []
+    counted: set[str] = set()
     for i, (name, build) in enumerate(PLAN):
         arms, seeds = build(), ITEM_SEEDS.get(name, common.SEEDS[PRESET])
         sweeps = base_sweeps(arms)

@@ -14,6 +14,8 @@ from kdlib import presets
 from kdlib.experiments import paper_recipes
 
 Regimes = dict[str, tuple[int | None, tuple[float, ...]]]
+# A preset -> regime name -> schedule lengths (epochs).
+Lengths = dict[str, dict[str, tuple[float, ...]]]
 
 CONSISTENCY_SECTION = "01_consistency"
 PATIENCE_SECTION = "02_patience"
@@ -25,7 +27,7 @@ SMOKE_TRAIN_SIZE = 128
 _SMOKE = SMOKE_TRAIN_SIZE
 
 # Chapter 01: regime -> (training images, schedule lengths in epochs), per preset.
-CONSISTENCY_REGIMES = {
+CONSISTENCY_REGIMES: dict[str, Regimes] = {
     "smoke": {"1k": (_SMOKE, (1.0, 2.0)), "250": (_SMOKE, (2.0,))},
     "cpu": {"1k": (1000, (30.0, 100.0, 300.0)), "250": (250, (400.0,))},
     "gpu": {"1k": (1000, (30.0, 100.0, 300.0, 1000.0)), "250": (250, (100.0, 300.0, 1000.0))},
@@ -38,10 +40,10 @@ CONSISTENCY_PAPER_REGIMES = {name: (ds, paper_recipes.FIGURES_9_12[ds]) for name
 # Longer schedules the background queue trains (issue 14) before chapter 01 shows them:
 # function matching, the best consistent policy, and the best fixed and independent ones
 # (at 300 epochs on 1k images: same/ic, fix/cc, ind/rc).
-CONSISTENCY_PLANNED = {"cpu": {"1k": (1000.0,), "250": (1000.0,)}}
+CONSISTENCY_PLANNED: Lengths = {"cpu": {"1k": (1000.0,), "250": (1000.0,)}}
 
 # Chapter 02: regime -> (training images, schedule lengths in epochs), per preset.
-PATIENCE_REGIMES = {
+PATIENCE_REGIMES: dict[str, Regimes] = {
     "smoke": {"250": (_SMOKE, (2.0,)), "1k": (_SMOKE, (1.0, 2.0))},
     "cpu": {"250": (250, (40.0, 400.0, 1000.0, 4000.0)),
             "1k": (1000, (30.0, 100.0, 300.0, 1000.0, 3000.0)), "4k": (4000, (3.0, 30.0))},
@@ -56,12 +58,12 @@ PATIENCE_PAPER_REGIMES = {name: (ds, paper_recipes.TABLE_4[ds]) for name, ds in 
 # length moves into PATIENCE_REGIMES once all its runs (grown grids, 3 seeds) are stored
 # (1k at 1000 epochs: 2026-12-03; 250 at 1000: 2026-12-04; 250 at 4000: 2026-12-05;
 # 1k at 3000: 2026-12-06).
-PATIENCE_PLANNED = {"cpu": {"250": (1000.0, 4000.0), "1k": (1000.0, 3000.0)}}
+PATIENCE_PLANNED: Lengths = {"cpu": {"250": (1000.0, 4000.0), "1k": (1000.0, 3000.0)}}
 # Lengths chapter 02 no longer shows because they only show chance (issue 14): function
 # matching's selected run read 10.0% test (chance on 10 classes) at each, and at 0.3 epochs on
 # 4k images every arm was within 5.3 pts of it. Retired on 2026-12-04, after their results
 # existed; their runs stay stored (and findable: `planned` lengths include them).
-PATIENCE_RETIRED = {"cpu": {"250": (4.0,), "1k": (3.0,), "4k": (0.3,)}}
+PATIENCE_RETIRED: Lengths = {"cpu": {"250": (4.0,), "1k": (3.0,), "4k": (0.3,)}}
 
 
 def regimes(table: dict[str, Regimes], paper: dict[str, tuple[str, tuple[float, ...]]],

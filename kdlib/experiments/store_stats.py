@@ -12,7 +12,7 @@ from kdlib.experiments.run_keys import config_key, noise_regime
 
 
 def _stored_seeds(preset: str, metric: str, root: Any = None,
-                  loss: tuple[str, float] | None = None
+                  loss: tuple[str | None, float | None] | None = None
                   ) -> dict[str, tuple[str, dict[int, float]]]:
     """Each config stored at ``preset`` (:func:`config_key`: without seed and section, the
     chapters' runs of one config together) -> (its noise regime, ``metric`` of each finished
@@ -47,7 +47,7 @@ def store_means(preset: str, metric: str = "test_acc", root: Any = None) -> dict
 
 
 def store_noise(preset: str, metric: str = "test_acc", root: Any = None,
-                loss: tuple[str, float] | None = None) -> Any:
+                loss: tuple[str | None, float | None] | None = None) -> Any:
     """The pooled seed noise of ``metric`` over the replicated configs stored at ``preset``,
     per :func:`noise_regime` (:func:`kdlib.seed_noise.pooled_noise_by_regime`).
 

@@ -136,7 +136,9 @@ def train_and_publish(name: str, config: RunConfig, *, retrain: bool = False) ->
     started = time.time()
     record = train.run(config, retrain=retrain, save_model=True)
     rd = train.load_data(config)
-    kwargs = train.student_kwargs(config, rd.train.num_classes, rd.train.images.shape[-1])
+    # channels from the validation split, held in memory even where the training split is
+    # streamed (as train_group reads them; the training split's .images crashed on ImageNet)
+    kwargs = train.student_kwargs(config, rd.train.num_classes, rd.val.images.shape[-1])
     model = teachers.build(config.student.name, kwargs)
     teachers.load_weights(model, record.path / "model.npz")
     model.eval()

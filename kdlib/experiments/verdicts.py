@@ -110,7 +110,7 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
         out = []
         for c in cs:
             n = ev.seeds_to_decide(c)
-            if n is None:
+            if n is None or c.margin is None or c.bound is None:  # n: margin and bound set
                 out.append(c.name)
                 continue
             count = f"{n:.0f}" if n <= MAX_SEEDS_NAMED else f"more than {MAX_SEEDS_NAMED}"
@@ -320,6 +320,8 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
             continue
         last, prev = est(table, arm, eps[-1]), est(table, arm, eps[-2])
         step = ev.greater("", last, prev, noise)
+        if step.margin is None or step.se is None:  # not reached: greater measures both
+            raise ValueError(f"{regime}: no measured step between {eps[-2]:g} and {eps[-1]:g}")
         word = {"holds": "a gain", "fails": "a loss", "inconclusive": "within the noise"}
         gap = teacher_acc - last.mean
         edges = [f"{e:g}" for e, x in ((eps[-2], prev), (eps[-1], last)) if x.at_edge]
@@ -517,7 +519,7 @@ def c8_resolution(table: pd.DataFrame, chapter: str, baseline: str = "same resol
                          "would silently count the high-res teacher as the stronger)")
     weaker = (teacher_accs is not None
               and teacher_accs[high_res] <= teacher_accs[baseline])
-    if weaker:
+    if weaker and teacher_accs is not None:  # weaker: teacher_accs is given
         gap = teacher_accs[high_res] - teacher_accs[baseline]
         measured = (ev.greater("", est(table, high_res, longest),
                                est(table, baseline, longest), noise).detail
@@ -719,7 +721,8 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
         (x["DIST", strong], x["KL", strong]), (x["DIST", weak], x["KL", weak]), noise)
     weak_acc = (teacher_accs or {}).get(weak)
     below = weak_acc is not None and weak_acc < x["KL", weak].mean
-    if below:  # outside DIST's study (since 2026-12-05: RULE_CHANGES["C13"])
+    # outside DIST's study (since 2026-12-05: RULE_CHANGES["C13"]); below: weak_acc is given
+    if below and weak_acc is not None:
         gains_check = ev.not_testable(gains_check.name, (
             f"the {weak} ({pct(weak_acc)}) is below its own KL student "
             f"({pct(x['KL', weak].mean)}), while DIST's teachers are all stronger than their "
@@ -744,7 +747,7 @@ def c13_dist(table: pd.DataFrame, chapter: str, strong: str = "strong teacher",
         settle = (f"the {patience_epochs:g}-epoch arms (the cpu queue trains them): whether "
                   "patience erases DIST's gain, as KL students keep improving past "
                   f"{longest:g} epochs")
-    if below:
+    if below and weak_acc is not None:  # below: weak_acc is given
         settle = "; ".join(p for p in (settle, (
             f"a second teacher stronger than its student for the '{checks[1].name}' check: "
             f"the {weak} ({pct(weak_acc)}) is below its own KL student "

@@ -46,7 +46,7 @@ def count_params(model_or_state: nnx.Module | nnx.State | Mapping) -> int:
     state). Works on abstract models from ``nnx.eval_shape``. For a State or mapping, leaves
     that are Variables count only if they are Params; plain arrays all count."""
     if isinstance(model_or_state, nnx.Module):
-        state = nnx.state(model_or_state, nnx.Param)
+        state: nnx.State | Mapping = nnx.state(model_or_state, nnx.Param)
     elif isinstance(model_or_state, nnx.State | Mapping):
         state = model_or_state
     else:

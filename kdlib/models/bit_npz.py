@@ -63,6 +63,8 @@ def bit_npz_layout(model: BiT) -> dict[str, tuple[nnx.Param, tuple[int, ...]]]:
     add("resnet/group_norm/beta", model.norm_pre_head.bias)
     kernel = model.head.kernel
     add(HEAD_PREFIX + "conv2d/kernel", kernel, (1, 1, *kernel.shape))
+    if model.head.bias is None:
+        raise ValueError("the BiT head has no bias; the big_transfer layout stores one")
     add(HEAD_PREFIX + "conv2d/bias", model.head.bias)
     return layout
 
@@ -140,5 +142,5 @@ def save_bit_npz(model: BiT, path: str | os.PathLike) -> str:
     """Writes ``model`` to ``path`` (exactly that name) in the big_transfer layout."""
     arrays = bit_npz_arrays(model)
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds read as allow_pickle
     return os.fspath(path)

@@ -104,8 +104,8 @@ def _normalize_padding(
             raise ValueError(
                 f"padding={padding!r} must be 'SAME', 'VALID' or [(lo, hi), (lo, hi)]"
             )
-        pads = lax.padtype_to_pads(tuple(in_hw), tuple(k_hw), strides, padding.upper())
-        return tuple((int(lo), int(hi)) for lo, hi in pads)  # type: ignore[return-value]
+        lax_pads = lax.padtype_to_pads(tuple(in_hw), tuple(k_hw), strides, padding.upper())
+        return tuple((int(lo), int(hi)) for lo, hi in lax_pads)  # type: ignore[return-value]
     try:
         pads = tuple((int(lo), int(hi)) for lo, hi in padding)
         ok = len(pads) == 2 and all(
@@ -184,7 +184,7 @@ def _out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
     return (size + lo + hi - k) // s + 1
 
 
-def _tap(xp: jax.Array, i: int, j: int, out_hw: tuple[int, int], s: tuple[int, int],
+def _tap(xp: jax.Array, i: int, j: int, out_hw: Sequence[int], s: tuple[int, int],
          axes: tuple[int, int] = (1, 2)) -> jax.Array:
     """The strided window of ``xp`` that kernel tap (i, j) sees, on spatial ``axes``."""
     start = [0] * xp.ndim
@@ -276,6 +276,8 @@ def _conv_direct_unfenced(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array
             for c in range(cin):
                 term = t[:, c : c + 1] * kernel[i, j, c][None, :, None, None]
                 y = term if y is None else y + term
+    if y is None:
+        raise ValueError(f"kernel of shape {kernel.shape} has no taps")
     return jnp.transpose(y, (0, 2, 3, 1))
 
 
@@ -317,6 +319,8 @@ def _conv_dx(x_shape, kernel: jax.Array, dy: jax.Array, s, pads, method: str) ->
                         (s[0] - 1, s[1] - 1),
                     )
                     acc = placed if acc is None else acc + placed
+            if acc is None:
+                raise ValueError(f"kernel of shape {kernel.shape} has no taps")
             return _pad_hw(acc, _crop_pads(pads))
 
         return _in_batch_halves(col2im, dy)
@@ -419,6 +423,8 @@ def _depthwise_unfenced(x: jax.Array, kernel: jax.Array, s, pads) -> jax.Array:
         for j in range(kw):
             term = _tap(xp, i, j, out_hw, s) * kernel[i, j, 0]
             y = term if y is None else y + term
+    if y is None:
+        raise ValueError(f"kernel of shape {kernel.shape} has no taps")
     return y
 
 

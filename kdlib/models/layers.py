@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal, cast
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,9 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
         raise ValueError(f"mode={mode!r} is not one of {FAN_MODES}")
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution={distribution!r} is not one of {DISTRIBUTIONS}")
-    jax_init = jax.nn.initializers.variance_scaling(scale, mode, distribution)
+    jax_init = jax.nn.initializers.variance_scaling(  # mode, distribution: checked above
+        scale, cast(Literal["fan_in", "fan_out"], mode),
+        cast(Literal["truncated_normal", "normal"], distribution))
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         if isinstance(key, jax.core.Tracer):

@@ -147,7 +147,7 @@ class ConvNormAct(nnx.Module):
                 raise ValueError(
                     f"a depthwise conv keeps the width: in_features={in_features} "
                     f"!= out_features={out_features}")
-            self.conv = layers.DepthwiseConv(
+            self.conv: layers.Conv | layers.DepthwiseConv = layers.DepthwiseConv(
                 in_features, kernel_size, strides=strides, kernel_init=_conv_init, impl=impl,
                 rngs=rngs)
         else:

@@ -52,7 +52,9 @@ APPENDIX_D_WEIGHT_DECAY = 3.75e-4
 class ShampooState(NamedTuple):
     """Optimizer state; one tuple entry per parameter leaf (None where it does not apply)."""
 
-    count: jax.Array  # int32 number of updates done so far
+    # A field named like tuple.count (optax states' convention); typeshed's tuple declares it
+    # a method, which a NamedTuple field may not override in mypy's eyes.
+    count: jax.Array  # type: ignore[assignment]  # int32 number of updates done so far
     stats: tuple  # (L, R) block statistics, or None for non-preconditioned leaves
     preconds: tuple  # (P_L, P_R) inverse roots, or None
     graft_nu: tuple  # Adam-graft second moment (param shape, float32), or None
@@ -145,7 +147,8 @@ def scale_by_shampoo(
 
     def init_fn(params: Any) -> ShampooState:
         leaves = jax.tree.leaves(params)
-        stats, preconds = [], []
+        stats: list[tuple[jax.Array, jax.Array] | None] = []
+        preconds: list[tuple[jax.Array, jax.Array] | None] = []
         for lay in _layouts(leaves, block_size):
             if lay is None:
                 stats.append(None)
@@ -200,8 +203,8 @@ def scale_by_shampoo(
             directions.append(jnp.where(count >= start, shampoo_dir, fallback))
 
         momentum, outputs = _momentum(directions, state.momentum, beta1, nesterov)
-        new_updates = treedef.unflatten(
-            [u.astype(g.dtype) for u, g in zip(outputs, leaves, strict=True)]
+        new_updates = jax.tree.unflatten(
+            treedef, [u.astype(g.dtype) for u, g in zip(outputs, leaves, strict=True)]
         )
         new_state = ShampooState(
             count=optax.safe_int32_increment(count),

@@ -23,9 +23,10 @@ from kdlib.data.pipelines import crop_fraction
 
 @dataclass
 class RunData:
-    """Arrays of one run, in memory: train/val/test images (uint8) and labels."""
+    """Arrays of one run, in memory: train/val/test images (uint8) and labels (a streamed
+    training split stays a :class:`kdlib.data.StreamingDataset`: :func:`load_data`)."""
 
-    train: data.Dataset
+    train: data.Dataset | data.StreamingDataset
     val: data.Dataset
     test: data.Dataset
 

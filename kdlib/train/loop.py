@@ -7,7 +7,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +42,10 @@ def enable_compile_cache() -> None:
     """
     default = Path.home() / ".cache" / "kdlib" / "jax"
     path = Path(os.environ.get("KDLIB_JAX_CACHE") or default)
-    if jax.config.jax_compilation_cache_dir:
-        if Path(jax.config.jax_compilation_cache_dir) == path:
+    # jax.config's stub declares no attributes for its flags (read here as at runtime).
+    current = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
+    if current:
+        if Path(current) == path:
             prune_compile_cache(path)  # ours, set by an earlier call: before this group reads
         return
     path.mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,8 @@ CACHE_ENTRY_MAX_BYTES = 8 * 2**20
 
 def compile_cache_dir() -> str | None:
     """The persistent compilation cache's folder JAX uses, or None when it has none."""
-    return jax.config.jax_compilation_cache_dir or None
+    # jax.config's stub declares no attributes for its flags (read here as at runtime).
+    return jax.config.jax_compilation_cache_dir or None  # type: ignore[attr-defined]
 
 
 def prune_compile_cache(path: str | Path, max_bytes: int | None = None) -> int:
@@ -182,7 +185,8 @@ def train_group(
     teacher, student, targets = prog.teacher, prog.student, prog.targets
     carry, hp, sched, chunk = prog.carry, prog.hp, prog.sched, prog.chunk
     student.eval()
-    eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)
+    # nnx.split's stub types the States as a variadic tuple; two filters give exactly two.
+    eval_graphdef, _, _ = nnx.split(student, nnx.Param, ...)  # type: ignore[misc]
     teacher_states = put(teacher.states) if teacher else []
     # The teacher's logits of the evaluation splits do not change during training either.
     teacher_eval = ({split: teacher.predict(ds.images, eval_batch(config.preset)) for split, ds in
@@ -192,8 +196,9 @@ def train_group(
         host_targets = targets if fixed else None
         consts = None
     else:
-        consts = put((rd.train.images, rd.train.labels, jnp.asarray(targets), teacher_states,
-                      train_aspects(config, rd.train)))
+        in_memory = cast(data.Dataset, rd.train)  # not streamed
+        consts = put((in_memory.images, in_memory.labels, jnp.asarray(targets), teacher_states,
+                      train_aspects(config, in_memory)))
 
     k = config.steps_per_call
     eval_every = config.eval_every or max(k, steps // 10)
@@ -259,8 +264,8 @@ def train_group(
         t0 = time.perf_counter()
         n_steps = min(k, steps - step)  # the last chunk may be shorter (one more compile)
         if streamed:
-            images, labels, rows, aspects = stream_chunk(config, rd.train, step, n_steps,
-                                                         host_targets)
+            images, labels, rows, aspects = stream_chunk(
+                config, cast(data.StreamingDataset, rd.train), step, n_steps, host_targets)
             consts = put((images, labels, rows, teacher_states, aspects))
         carry, loss = chunk(carry, consts, hp, sched, jnp.asarray(step, jnp.int32),
                             num_steps=n_steps)

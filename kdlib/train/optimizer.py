@@ -55,7 +55,8 @@ HPARAMS = ("lr", "wd", "temperature", "dist_beta", "dist_gamma")
 
 def group_key(config: RunConfig) -> str:
     """Configs with equal keys differ only in :data:`HPARAMS` and can train as one group."""
-    neutral = dataclasses.replace(config, **{h: 0.0 for h in HPARAMS})
+    zeros: dict[str, Any] = {h: 0.0 for h in HPARAMS}
+    neutral = dataclasses.replace(config, **zeros)
     return config_hash(neutral)
 
 

@@ -106,7 +106,8 @@ def group_program(
                if config.teachers else None)
     student = build_student(config, num_classes, in_channels)
     student.train()
-    graphdef, params, rest = nnx.split(student, nnx.Param, ...)
+    # nnx.split's stub types the States as a variadic tuple; two filters give exactly two.
+    graphdef, params, rest = nnx.split(student, nnx.Param, ...)  # type: ignore[misc]
     # One jitted init for the group: eager inits compile a zeros program per leaf shape (45
     # for a MobileNetV3 at smoke), a jitted one per call. wd as an array, as the step passes
     # it: a float 0.0 would drop the decay from the chain and its state (a run with wd=0
@@ -139,7 +140,8 @@ def train_chunk(config: RunConfig, graphdef: Any, teacher: Teacher | None, mesh:
     and a second length of an arm skips tracing it and loading it from the compilation cache
     (a MobileNetV3 group at smoke: 19 s per length; issue 15). Every other config field, the
     student's and teachers' graphs and the mesh are part of the key."""
-    neutral = dataclasses.replace(config, epochs=1.0, seed=0, **dict.fromkeys(HPARAMS, 0.0))
+    zeros: dict[str, Any] = dict.fromkeys(HPARAMS, 0.0)
+    neutral = dataclasses.replace(config, epochs=1.0, seed=0, **zeros)
     teacher_key = None if teacher is None else (
         teacher.names, tuple(teacher.graphdefs), teacher.sizes, teacher.ensemble)
     key = (repr(neutral), graphdef, teacher_key, mesh, streamed, unroll)

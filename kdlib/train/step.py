@@ -267,7 +267,8 @@ def make_train_chunk(
             inputs = chunk_inputs(consts, sched, start_step, num_steps=num_steps)
             return chunk_students(carry, hp, sched, start_step, inputs)
 
-        split.inputs, split.students = chunk_inputs, chunk_students  # the two programs
+        programs: Any = split  # a function that also carries the two programs, by name
+        programs.inputs, programs.students = chunk_inputs, chunk_students
         return split
 
     students_step = _students_step(config, graphdef, vectorize_runs(config))

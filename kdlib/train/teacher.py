@@ -74,8 +74,13 @@ class Teacher:
     def predict(self, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
         """The ensemble's evaluation logits on uint8 images, each teacher at its own size
         (:meth:`eval_logits` of :func:`kdlib.train.evaluate.predict`)."""
-        return self.eval_logits([predict(gd, (s,), images, size, batch) for gd, s, size
-                                 in zip(self.graphdefs, self.states, self.sizes, strict=True)])
+        per_teacher = []
+        for gd, s, size in zip(self.graphdefs, self.states, self.sizes, strict=True):
+            if size is None:  # the evaluation views are cut at the teacher's size
+                raise ValueError(f"Teacher.predict needs each teacher's input size; "
+                                 f"sizes={self.sizes!r} (pass sizes= to Teacher)")
+            per_teacher.append(predict(gd, (s,), images, size, batch))
+        return self.eval_logits(per_teacher)
 
     def eval_logits(self, per_teacher: list[np.ndarray]) -> np.ndarray:
         """The ensemble's logits for evaluation metrics from each teacher's: the mean of the
@@ -122,8 +127,9 @@ def fixed_targets(
     """
     fn = _jitted_apply(teacher) if jit_fixed_targets(config) else teacher.apply
     apply = lambda imgs: fn(teacher.states, imgs)
-    kw = dict(teacher_size=teacher_size, batch_size=EVAL_BATCH,
-              num_crops=config.fixed_num_crops, seed=config.seed, **crop_kwargs(config))
+    kw: dict[str, Any] = dict(teacher_size=teacher_size, batch_size=EVAL_BATCH,
+                              num_crops=config.fixed_num_crops, seed=config.seed,
+                              **crop_kwargs(config))
     big_vision = config.data.pipeline == "big_vision"
     if not isinstance(train_data, data.StreamingDataset):
         aspect = train_data.aspect if big_vision else None
