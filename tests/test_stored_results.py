@@ -279,3 +279,20 @@ def test_queued_lengths_are_the_planned_ones_not_yet_shown():
     for size, lengths in expected.items():
         note = chapters.queued_note("02_patience", "cpu")
         assert f"{lengths[-1]:,g} epochs on {size:,} images" in note and "3 seeds" in note
+
+
+def test_chapter_03_trains_the_best_label_only_arm_on_validation_at_its_longer_length():
+    """Issue 14 asks 03's longer length for the best label-only arm: imagenet.PLANNED_ARMS
+    names one, which must lead every other label-only arm on validation at each length the
+    chapter shows (the stored table), as every choice in the book is made."""
+    import pandas as pd
+
+    from kdlib.experiments import imagenet
+
+    table = pd.read_csv(RESULTS / "cpu" / "03_imagenet" / "table_arms.csv")
+    labels = table[~table["arm"].isin(imagenet.DISTILL_ARMS)]
+    planned = [a for a in imagenet.PLANNED_ARMS if a not in imagenet.DISTILL_ARMS]
+    assert len(planned) == 1 and set(labels["epochs"]) == set(imagenet.EPOCHS["cpu"])
+    best = labels.loc[labels.groupby("epochs")["val_acc"].idxmax(), "arm"]
+    assert set(best) == set(planned), labels.pivot(index="arm", columns="epochs",
+                                                   values="val_acc")
