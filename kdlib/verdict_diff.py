@@ -33,6 +33,10 @@ class Change:
     seeds_before: int | str | None = None
     seeds_after: int | str | None = None
     detail: str = ""  # the sub-check's numbers now
+    # A verdict's claims.verdict_robustness before and after ('' where no other reading of the
+    # rules changes it): a verdict row is listed when this alone changed too.
+    other_before: str = ""
+    other_after: str = ""
 
     @property
     def moved(self) -> bool:
@@ -45,18 +49,23 @@ def diff(before: Iterable[Claim], after: Iterable[Claim], *, every: bool = False
     """Verdict and sub-check changes from ``before`` to ``after``, claims in number order.
 
     A sub-check changes when its outcome or its seeds differ (new and dropped ones included);
-    ``every`` also lists each unchanged verdict, so the result reads as the whole tally.
+    a verdict when it, or what other readings of the rules make of it
+    (:func:`kdlib.claims.verdict_robustness`), differs; ``every`` also lists each unchanged
+    verdict, so the result reads as the whole tally.
     """
     old = {c.id: c for c in before}
     new = {c.id: c for c in after}
     out = []
     for cid in sorted(set(old) | set(new), key=lambda i: int(i[1:])):
         was, now = old.get(cid), new.get(cid)
-        if every or was is None or now is None or was.verdict != now.verdict:
+        other = [claims_mod.verdict_robustness(c) if c else "" for c in (was, now)]
+        if (every or was is None or now is None or was.verdict != now.verdict
+                or other[0] != other[1]):
             out.append(Change(cid, None, None if was is None else was.verdict,
                               None if now is None else now.verdict,
                               None if was is None else was.seeds,
-                              None if now is None else now.seeds))
+                              None if now is None else now.seeds,
+                              other_before=other[0], other_after=other[1]))
         checks_before = {k["name"]: k for k in (was.checks if was else ())}
         checks_after = {k["name"]: k for k in (now.checks if now else ())}
         for name in [*checks_after, *(n for n in checks_before if n not in checks_after)]:
@@ -97,10 +106,11 @@ def markdown(changes: Sequence[Change]) -> str:
         return "No verdict or sub-check changed.\n"
     lines = []
     if verdicts:
-        lines += ["| claim | before | after | seeds per point |", "| --- | --- | --- | --- |"]
+        lines += ["| claim | before | after | seeds per point | under other readings |",
+                  "| --- | --- | --- | --- | --- |"]
         lines += [f"| {c.id} | {c.before or '-'} | {c.after or '-'}"
                   f"{' (changed)' if c.moved else ''} | {c.seeds_before or '-'} -> "
-                  f"{c.seeds_after or '-'} |" for c in verdicts]
+                  f"{c.seeds_after or '-'} | {_other(c)} |" for c in verdicts]
         lines.append("")
     if checks:
         lines += ["| claim | sub-check | before | after | numbers now |",
@@ -108,6 +118,16 @@ def markdown(changes: Sequence[Change]) -> str:
         lines += [f"| {c.id} | {_cell(c.check)} | {_outcome(c.before, c.seeds_before)} | "
                   f"{_outcome(c.after, c.seeds_after)} | {_cell(c.detail)} |" for c in checks]
     return "\n".join(lines) + "\n"
+
+
+def _other(change: Change) -> str:
+    """'the same under every reading -> inconclusive under 2 of 5 other readings'."""
+    def one(text: str) -> str:
+        return text or "the same under every reading"
+
+    if change.other_before == change.other_after:
+        return one(change.other_after)
+    return f"{one(change.other_before)} -> {one(change.other_after)}"
 
 
 def _outcome(outcome: str | None, seeds: int | str | None) -> str:

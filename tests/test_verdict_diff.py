@@ -39,10 +39,25 @@ def test_diff_lists_moved_verdicts_and_checks_whose_outcome_or_seeds_changed():
     assert [c.id for c in every if c.check is None] == ["C1", "C2", "C10"]
     assert verdict_diff.diff(after, after) == []
     text = verdict_diff.markdown(changes)
-    assert "| C1 | inconclusive | reproduced (changed) | 3 -> 3 |" in text
+    assert ("| C1 | inconclusive | reproduced (changed) | 3 -> 3 | the same under every "
+            "reading |") in text
     assert "| C1 | b | holds (n=1) | holds (n=3) | b numbers |" in text
     assert "| C2 | gone | holds (n=1) | - | gone numbers |" in text
     assert verdict_diff.markdown([]) == "No verdict or sub-check changed.\n"
+
+
+def test_a_verdict_row_is_listed_when_only_what_other_readings_make_of_it_changed():
+    """Replicates can firm a verdict without moving it: C1 stays reproduced, but a 3 SE bar
+    no longer makes it inconclusive; the diff lists the row and says so."""
+    firm = claim("C1", "reproduced", ("a", "holds", 3))
+    fragile = dataclasses.replace(firm, checks=({**firm.checks[0],
+                                                 "strict_outcome": "inconclusive"},))
+    assert claims.verdict_robustness(fragile) == "inconclusive under 1 of 1 other reading"
+    changes = verdict_diff.diff([fragile], [firm])
+    assert [(c.id, c.check, c.moved) for c in changes] == [("C1", None, False)]
+    assert ("| C1 | reproduced | reproduced | 3 -> 3 | inconclusive under 1 of 1 other reading "
+            "-> the same under every reading |") in verdict_diff.markdown(changes)
+    assert verdict_diff.diff([fragile], [fragile]) == []
 
 
 def test_claims_at_reads_a_revisions_committed_claims(tmp_path, monkeypatch):
