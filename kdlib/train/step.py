@@ -100,8 +100,11 @@ def _students_step(config: RunConfig, graphdef: Any, vectorize: bool) -> Callabl
             )(params, rest, opt_state, hp, sched, step, x, t_logits, y)
             return (params, rest, opt_state), loss
         group = hp["lr"].shape[0]
-        outs = [student_step(*take_run((params, rest, opt_state, hp), i), sched, step, x,
-                             t_logits, y) for i in range(group)]
+        outs = []
+        for i in range(group):
+            run_params, run_rest, run_opt, run_hp = take_run((params, rest, opt_state, hp), i)
+            outs.append(student_step(run_params, run_rest, run_opt, run_hp, sched, step, x,
+                                     t_logits, y))
         new_params, new_rest, new_opt, loss = stack_runs(outs)
         return (new_params, new_rest, new_opt), loss
 
@@ -142,7 +145,7 @@ def cached_program(cache: OrderedDict, key: Any, build: Callable[[], Callable],
 _STUDENT_CHUNKS: OrderedDict[tuple, Callable] = OrderedDict()
 
 
-def build_students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | None
+def build_students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool
                          ) -> Callable:
     """A new jitted students' half of a split chunk for ``config`` (see :func:`students_chunk`,
     which shares one per :func:`students_key`)."""
@@ -164,7 +167,7 @@ def build_students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: b
     return chunk_students
 
 
-def students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool | None
+def students_chunk(config: RunConfig, graphdef: Any, mesh: Mesh, unroll: bool
                    ) -> Callable:
     """The students' half of a split chunk: ``(carry, hp, sched, start_step, inputs) ->
     (carry, mean_loss_per_run)``, a scan of :func:`_students_step` over a chunk's inputs.
@@ -206,7 +209,7 @@ def make_train_chunk(
     fixed = teacher_mode(policy) == "fixed"
     distill = config.loss != "labels"
     big_vision = config.data.pipeline == "big_vision"
-    crop_kw = crop_kwargs(config)
+    crop_kw: dict[str, Any] = crop_kwargs(config)
     sum_losses = (teacher is not None and teacher.ensemble == "sum_losses"
                   and len(teacher.names) > 1)
     teacher_size = teacher_view_size(config)
@@ -237,6 +240,8 @@ def make_train_chunk(
                                    v.mix_partner)
         elif fixed:
             t_logits = targets_all[idx]
+        elif teacher is None or v.teacher is None:  # traced once: no cost per step
+            raise ValueError(f"policy {policy!r} distills from a live teacher; none was given")
         elif sum_losses:
             t_logits = teacher.targets(teacher_states, v.teacher)
         else:
