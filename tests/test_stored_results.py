@@ -247,6 +247,20 @@ def test_the_readme_example_of_the_shorter_schedules_reading_is_the_store():
     assert "seeds per point 1," in c13.at_shorter and "grid's edge" in c13.at_shorter
 
 
+def test_the_readme_names_every_verdict_another_reading_changes():
+    """The README's list of the verdicts marked † (claims.verdict_robustness) is the store's."""
+    from kdlib import claims
+
+    readme = " ".join((RESULTS.parent / "README.md").read_text().split())
+    marked = [c for c in claims.load("cpu", root=RESULTS) if claims.verdict_robustness(c)]
+    texts = {c.id: claims.verdict_robustness(c) for c in marked}
+    assert [c.id for c in marked] == ["C1", "C5"], texts
+    assert texts["C1"] == "inconclusive under 5 of 5 other readings"
+    assert texts["C5"] == "inconclusive under 1 of 4 other readings"
+    assert ('C1\'s "reproduced" is inconclusive under 5 of 5 other readings, C5\'s "partly" '
+            "under 1 of 4, the only two in the store") in readme
+
+
 def test_the_readme_snippet_for_reading_the_store_runs():
     """The README's "Reading the stored runs yourself" code gives one row per stored run."""
     readme = (RESULTS.parent / "README.md").read_text()
