@@ -391,8 +391,24 @@ def verdict_robustness(claim: Claim, names: bool = False) -> str:
     """The claim's :func:`robustness`: 'inconclusive under 4 of 5 other readings' when its
     verdict is another under some alternative reading its sub-checks record ('' when none
     is), so a tally shows at a glance which verdicts rest on a choice of the rules."""
-    recorded = [r for r in ALTERNATIVES if any(k.get(r) for k in claim.checks)]
-    return _under(claim.verdict, {r: verdict_under(claim, r) for r in recorded}, names)
+    from kdlib import evidence
+
+    if not claim.checks:
+        return ""
+    return _under(claim.verdict, evidence.verdicts_under(_as_checks(claim)), names)
+
+
+def _as_checks(claim: Claim) -> list[Any]:
+    """The claim's stored sub-checks as :class:`kdlib.evidence.Check` (their outcomes only)."""
+    from kdlib import evidence
+
+    fields = ("name", "outcome", "detail", *ALTERNATIVES)
+
+    def check(c: dict[str, Any]) -> evidence.Check:
+        kw: dict[str, Any] = {k: c.get(k) for k in fields}
+        return evidence.Check(**kw)
+
+    return [check(c) for c in claim.checks]
 
 
 def verdict_under(claim: Claim, reading: str) -> str:
@@ -402,13 +418,7 @@ def verdict_under(claim: Claim, reading: str) -> str:
 
     if not claim.checks:
         return claim.verdict
-    fields = ("name", "outcome", "detail", *ALTERNATIVES)
-
-    def check(c: dict[str, Any]) -> evidence.Check:
-        kw: dict[str, Any] = {k: c.get(k) for k in fields}
-        return evidence.Check(**kw)
-
-    return evidence.combine([check(c) for c in claim.checks], reading=reading)
+    return evidence.combine(_as_checks(claim), reading=reading)
 
 
 def sensitivity(claims: Iterable[Claim]) -> str:
@@ -603,12 +613,13 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
     """'13 claims at the `cpu` preset: **1** reproduced ([C13](09_dist.ipynb#what-we-found)),
     ...': each claim id links to its chapter's findings box (chapters in ``linked`` only)."""
     claims = _sorted(claims)
+    fragile = {c.id: verdict_robustness(c) for c in claims}
     by_verdict: dict[str, list[str]] = {v: [] for v in VERDICTS}
     for c in claims:
         ref = (f"[{c.id}]({c.chapter}{link_suffix}#{FINDINGS_ANCHOR})"
                if c.verdict != "not run" and (linked is None or c.chapter in linked) else c.id)
         by_verdict[c.verdict].append(ref + ("*" if provisional(c) else "")
-                                     + ("†" if verdict_robustness(c) else ""))
+                                     + ("†" if fragile[c.id] else ""))
     parts = [f"**{len(ids)}** {verdict}" + (f" ({', '.join(ids)})" if ids else "")
              for verdict, ids in by_verdict.items()]
     weak = sum(provisional(c) for c in claims)
@@ -616,9 +627,9 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
             "seeds or selected at a grid edge the ladder goes beyond: they follow the written "
             "rules (with the pooled seed noise) but are provisional until the queue stores "
             "the replicates and grown grids." if weak else "")
-    fragile = [f"{c.id} {verdict_robustness(c)}" for c in claims if verdict_robustness(c)]
-    if fragile:
-        note += (f" † {len(fragile)} of {len(claims)} verdicts are another under some "
+    marked = [f"{cid} {text}" for cid, text in fragile.items() if text]
+    if marked:
+        note += (f" † {len(marked)} of {len(claims)} verdicts are another under some "
                  "alternative reading of the rules (the sensitivity table below lists them): "
-                 + "; ".join(fragile) + ".")
+                 + "; ".join(marked) + ".")
     return f"{len(claims)} claims at the `{preset}` preset: " + ", ".join(parts) + "." + note

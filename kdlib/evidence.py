@@ -492,6 +492,14 @@ def combine(checks: Sequence[Check], *, reading: str = "outcome") -> str:
     return "inconclusive"
 
 
+def verdicts_under(checks: Sequence[Check]) -> dict[str, str]:
+    """The verdict under each alternative reading (:data:`READINGS` after "outcome") that
+    some check records: where one differs from :func:`combine`'s, the verdict rests on a
+    choice of the rules rather than on the runs alone."""
+    return {r: combine(checks, reading=r) for r in READINGS[1:]
+            if any(getattr(c, r) for c in checks)}
+
+
 # A check's outcome under the rule, and under the alternative readings it records.
 READINGS = ("outcome", "coarse_outcome", "strict_outcome", "heldout_outcome",
             "selection_outcome", "followup_outcome")

@@ -113,7 +113,7 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
             if n is None or c.margin is None or c.bound is None:  # n: margin and bound set
                 out.append(c.name)
                 continue
-            count = f"{n:.0f}" if n <= MAX_SEEDS_NAMED else f"more than {MAX_SEEDS_NAMED}"
+            count = _seeds_count(n)
             lean = ("" if c.margin == c.bound
                     else ", leaning holds" if c.margin > c.bound else ", leaning fails")
             out.append(f"{c.name} ({count}{lean})")
@@ -145,6 +145,11 @@ def _default_settle(checks: list[ev.Check], min_seeds: int, named: str = "") -> 
     return "; ".join(parts)
 
 
+def _seeds_count(n: float) -> str:
+    """'8', or 'more than 30' beyond :data:`MAX_SEEDS_NAMED`."""
+    return f"{n:.0f}" if n <= MAX_SEEDS_NAMED else f"more than {MAX_SEEDS_NAMED}"
+
+
 def _fragile_text(checks: list[ev.Check]) -> str:
     """Where another reading of the rules (a 3 SE bar, the noise pooled per size, ...) gives
     the claim another verdict: which readings, and the decided checks that flip under them,
@@ -152,19 +157,18 @@ def _fragile_text(checks: list[ev.Check]) -> str:
     undoes it (added 2026-12-06, text only: a decided verdict had said nothing would settle
     it, although every alternative reading made C1 inconclusive)."""
     verdict = ev.combine(checks)
-    recorded = [r for r in ev.READINGS[1:] if any(getattr(c, r) for c in checks)]
-    differ = [r for r in recorded if ev.combine(checks, reading=r) != verdict]
+    under = ev.verdicts_under(checks)
+    differ = [r for r, v in under.items() if v != verdict]
     if not differ:
         return ""
 
     def named(c: ev.Check) -> str:
         n = ev.seeds_to_firm(c)
-        return (c.name if n is None else f"{c.name} ({n:.0f})" if n <= MAX_SEEDS_NAMED
-                else f"{c.name} (more than {MAX_SEEDS_NAMED})")
+        return c.name if n is None else f"{c.name} ({_seeds_count(n)})"
 
     shaky = [named(c) for c in checks if c.outcome in ("holds", "fails")
              and any(getattr(c, r) not in (None, c.outcome) for r in differ)]
-    return (f"the verdict is another under {len(differ)} of {len(recorded)} other readings of "
+    return (f"the verdict is another under {len(differ)} of {len(under)} other readings of "
             f"the rules ({'; '.join(ALTERNATIVES[r] for r in differ)}); more seeds would firm "
             f"the checks that flip there (in brackets: about how many per point would keep one "
             f"decided at {ev.K_STRICT:g} SE, were the difference what it reads now): "
