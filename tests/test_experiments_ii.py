@@ -223,6 +223,25 @@ def test_throughput_table_reads_the_selected_runs_summary(tmp_path):
             t.loc[0, "seed_img_per_s_max"], t.loc[0, "n_seeds"]) == (900.0, 300.0, 900.0, 2)
 
 
+def test_chapter_03_shows_its_longer_lengths_for_the_planned_arms_only(monkeypatch):
+    """A PLANNED length moved to LONGER (once stored) is shown for PLANNED_ARMS and no other
+    arm, with the same configs the queue trained; a length is in one of the two, not both."""
+    from kdlib.experiments import imagenet
+
+    for preset in ("smoke", "cpu"):
+        assert not set(imagenet.LONGER.get(preset, ())) & set(imagenet.PLANNED.get(preset, ()))
+    queued = imagenet.arms("cpu", planned=True)
+    monkeypatch.setattr(imagenet, "LONGER", {"cpu": (16.0,)})
+    monkeypatch.setattr(imagenet, "PLANNED", {})
+    shown = imagenet.arms("cpu")
+    assert shown == queued
+    assert {a for a, by in shown.items() if 16.0 in by} == set(imagenet.PLANNED_ARMS)
+    assert imagenet.lengths("cpu", "labels: SGD") == imagenet.EPOCHS["cpu"]
+    assert imagenet.lengths("cpu", "function matching") == (*imagenet.EPOCHS["cpu"], 16.0)
+    with pytest.raises(ValueError, match="arm='labels'.*fixed teacher"):
+        imagenet.lengths("cpu", "labels")
+
+
 def test_planned_lengths_add_only_the_queued_arms_and_keep_the_shown_ones():
     """03 at 16 epochs (distillation arms + labels: Adam), 07 at 300 (every arm but the
     BN-momentum one); the chapters' shown grids are unchanged. 05's Adam at 1000 (chapter 01's

@@ -300,6 +300,17 @@ def test_c7_labels_below_distillation():
     c = v.c7_labels_below_distillation(tab(partial), "03", ["labels: Adam"],
                                        ["fixed teacher", "function matching"])
     assert c.checks[0]["name"] == "function matching > labels at 2 epochs"
+    # a longer length trained for one label-only arm only (03 at 16 epochs) reads that one
+    longer = lengths(dict(IMAGENET, **{"labels: SGD": (.60, .66, .70)}), eps=(1.0, 2.0, 4.0))
+    for arm, acc in (("labels: Adam", .80), ("function matching", .84),
+                     ("fixed teacher", .86)):
+        longer[arm][16.0] = s3(acc)
+    c = v.c7_labels_below_distillation(tab(longer), "03", ["labels: Adam", "labels: SGD"],
+                                       ["fixed teacher", "function matching"])
+    assert c.checks[0]["name"] == "function matching > labels at 16 epochs"
+    assert c.checks[0]["outcome"] == "holds"
+    assert c.ours.startswith("at 16 epochs: best label-only labels: Adam 80.0")
+    assert c.ours.endswith("; the only label-only arm trained at 16 epochs")
     long_ = {"labels: Adam": (.70, .78, .74), "function matching": (.72, .80, .83)}
     c = v.c7_labels_below_distillation(tab(lengths(long_, eps=(300.0, 1200.0, 4800.0))),
                                        "03", ["labels: Adam"], ["function matching"])
@@ -535,6 +546,10 @@ def test_longest_step_says_what_the_longest_schedule_changed():
     text = v.longest_step({"1000 images, 30 epochs": edged}, 0.875, "function matching")
     assert "1000 images, 300 -> 1000 epochs" in text
     assert "at 2 SE; provisional: the 300-epoch point was selected at its grid's edge)" in text
+    edged["at_edge"] = ["lr", "lr"]
+    text = v.longest_step({"1000 images, 30 epochs": edged}, 0.875, "function matching")
+    assert ("; provisional: the 300- and 1000-epoch points were selected at their grids' "
+            "edges)") in text
 
 
 def test_what_would_settle_it_names_the_checks_that_read_a_point_at_a_grid_edge():

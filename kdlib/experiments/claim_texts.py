@@ -227,10 +227,10 @@ RULE_CHANGES: dict[str, str] = {
            "be decided, leaning holds) were planned to 8 seeds under the same criterion, "
            "fixed before any new seed was trained, and queued after the lengths issue 14 asks "
            "for: C4 stays not testable whatever they read, while its 250- and 4k-image "
-           "'within 2 pts of the teacher' checks are; later on 2026-12-06 that follow-up was "
-           "cut for the budget before any of its new seeds trained (issues 13 and 14 asked "
-           "for about 30 h; 62 h were spent and about 38 h were still planned): the check "
-           "reads the 3 seeds per point stored"),
+           "'within 2 pts of the teacher' checks are; in the next session (also 2026-12-06) "
+           "that follow-up was cut for the budget before any of its new seeds trained "
+           "(issues 13 and 14 asked for about 30 h; 62 h were spent and about 38 h were "
+           "still planned): the check reads the 3 seeds per point stored"),
     "C8": ("; on 2026-12-05 C8 gained a check of 'at a fraction of the cost': the low-res "
            "student's forward FLOPs at most 0.6x the baseline's; late that day its 'stays "
            "close' allows 2 pts, the paper's own drop (1.82 pts, Table 1) rounded up as C9's "

@@ -33,6 +33,18 @@ DISTILL_ARMS = tuple(a for a, (_, loss, _) in ARMS.items() if loss != "labels")
 # against 76.10% for Adam + mixup, 76.79% and 76.02% test, results/cpu/03_imagenet/table_arms.csv).
 PLANNED = {"cpu": (16.0,)}
 PLANNED_ARMS = (*DISTILL_ARMS, "labels: Adam")
+# The longer lengths the chapter shows, for PLANNED_ARMS only: a PLANNED length moves here once
+# all its runs (grown grids, 3 seeds) are stored; the other label-only arms stop at EPOCHS'.
+LONGER: dict[str, tuple[float, ...]] = {}
+
+
+def lengths(preset: str, arm: str, planned: bool = False) -> tuple[float, ...]:
+    """The schedule lengths ``arm`` trains at ``preset``: EPOCHS, then for PLANNED_ARMS the
+    LONGER lengths and, with ``planned``, the PLANNED ones."""
+    if arm not in ARMS:
+        raise ValueError(f"arm={arm!r}; chapter 03 has {list(ARMS)}")
+    longer = LONGER.get(preset, ()) + (PLANNED.get(preset, ()) if planned else ())
+    return EPOCHS[preset] + (longer if arm in PLANNED_ARMS else ())
 
 
 # The ImageNet config and sweep later chapters vary too (they live in common).
@@ -42,8 +54,8 @@ axes = common.imagenet_axes
 
 
 def arms(preset: str, planned: bool = False) -> common.Arms:
-    """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`); with ``planned``,
-    the :data:`PLANNED` lengths too, for :data:`PLANNED_ARMS` only."""
+    """``{arm: {epochs: (base config, sweep axes)}}`` (see :data:`ARMS`) at each arm's
+    :func:`lengths`; with ``planned``, the :data:`PLANNED` ones too."""
     preset = presets.check(preset)
     out: common.Arms = {}
     for arm, (policy, loss, optimizer) in ARMS.items():
@@ -56,8 +68,7 @@ def arms(preset: str, planned: bool = False) -> common.Arms:
             sweep = common.sweep_axes(preset, loss)
             if optimizer == "sgd":
                 sweep = {**sweep, "lr": [10 * lr for lr in sweep["lr"]]}
-        longer = PLANNED.get(preset, ()) if planned and arm in PLANNED_ARMS else ()
-        for ep in EPOCHS[preset] + longer:
+        for ep in lengths(preset, arm, planned):
             if preset == "paper":
                 cfg = paper_imagenet_config(policy=policy, loss=loss, optimizer=optimizer,
                                             epochs=ep, **extra)

@@ -329,8 +329,11 @@ def longest_step(tables: Mapping[str, pd.DataFrame], teacher_acc: float, arm: st
         word = {"holds": "a gain", "fails": "a loss", "inconclusive": "within the noise"}
         gap = teacher_acc - last.mean
         edges = [f"{e:g}" for e, x in ((eps[-2], prev), (eps[-1], last)) if x.at_edge]
-        edge = (f"; provisional: the {' and '.join(edges)}-epoch point was selected at its "
-                "grid's edge" if edges else "")
+        edge = ("" if not edges else
+                f"; provisional: the {edges[0]}-epoch point was selected at its grid's edge"
+                if len(edges) == 1 else
+                f"; provisional: the {edges[0]}- and {edges[1]}-epoch points were selected at "
+                "their grids' edges")
         parts.append(f"{regime}, {eps[-2]:g} -> {eps[-1]:g} epochs: {prev.text()} -> "
                      f"{last.text()}, {ev._pts(step.margin)} ({word[step.outcome]}: "
                      f"±{100 * 2 * step.se:.1f} at 2 SE{edge}), {100 * abs(gap):.1f} pts "
@@ -463,7 +466,11 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
         raise ValueError(f"no schedule length has both {recipe!r} and a label arm of "
                          f"{list(label_arms)} finished")
     longest = eps[-1]
-    best_l, best_d = best_arm(table, label_arms, longest), best_arm(table, distill_arms, longest)
+    # a longer length may train only the label-only arm chosen at the shorter ones (03: "labels:
+    # Adam" at 16 epochs): the best is read among the arms trained there
+    at_longest = [a for a in label_arms if has(table, a, longest)]
+    best_l = best_arm(table, at_longest, longest)
+    best_d = best_arm(table, [a for a in distill_arms if has(table, a, longest)], longest)
     checks = [ev.greater(f"{recipe} > labels at {longest:g} epochs",
                          est(table, recipe, longest), est(table, best_l, longest), noise)]
     if longest > overfit_epochs:
@@ -484,6 +491,11 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
             f"{est(table, recipe, longest).text()}")
     if best_d != recipe:
         ours += f" (best distillation arm: {best_d} {est(table, best_d, longest).text()})"
+    if len(at_longest) < len(label_arms):
+        ours += (f"; the only label-only arm trained at {longest:g} epochs"
+                 if len(at_longest) == 1 else
+                 f"; {len(at_longest)} of {len(label_arms)} label-only arms trained at "
+                 f"{longest:g} epochs")
     return _claim("C7", ours, checks, chapter, noise,
                   seeds_of(table, [(best_l, longest), (recipe, longest)]),
                   f"up to {longest:g} epochs on 55k images")
