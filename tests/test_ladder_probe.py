@@ -105,7 +105,7 @@ def test_every_optimizers_ladder_end_is_probed(tmp_path):
 def test_the_report_names_each_extended_comparison_with_its_data():
     text = probe.beyond_text()
     assert "01_consistency's 1000 images at 30 epochs (lr 0.3)" in text
-    assert "03_imagenet's full split at 1 epochs (lr 0.3, 1)" in text and "None" not in text
+    assert "03_imagenet's full split at 1 epoch (lr 0.3, 1)" in text and "None" not in text
 
 
 def test_an_extended_ladders_end_is_probed_one_step_further(tmp_path):

@@ -256,7 +256,7 @@ def test_c6_compares_fm_with_consistent_teaching_at_short_schedules():
     acc = {"fixed teacher": (.50, .82, .83), "consistent teaching": (.60, .70, .80),
            "function matching": (.55, .68, .79)}
     c = v.c6_fixed_saturates(tab(lengths(acc, eps=(1.0, 2.0, 4.0))), "03")
-    assert c.checks[0]["name"] == "FM trails consistent teaching at 1 epochs"
+    assert c.checks[0]["name"] == "FM trails consistent teaching at 1 epoch"
     assert c.checks[0]["outcome"] == "holds"  # 60 vs 55 although the fixed teacher is at 50
     acc["consistent teaching"] = (.50, .70, .80)
     c = v.c6_fixed_saturates(tab(lengths(acc, eps=(1.0, 2.0, 4.0))), "03")

@@ -32,6 +32,7 @@ from typing import Any
 
 from kdlib import presets, store
 from kdlib.config import RunConfig, config_from_dict
+from kdlib.experiments.verdict_tables import epochs_text
 
 BEYOND = 0.3  # one step past the ladder's 0.1, on its 1-3-10 spacing
 AT_END = 0.1  # the written ladder's last lr (grids.LADDERS["lr"][-1]), where probes start
@@ -72,7 +73,7 @@ def ladder_end_points(preset: str = "cpu", root: Any = None) -> list[dict[str, A
                     "images": float(config["epochs"]) * (config["data"].get("train_size")
                                                          or 55_000)})
                 point["read by"].append(f"{section} {path.stem.removeprefix('table_')}: "
-                                        f"{row.arm} at {row.epochs:g} epochs")
+                                        f"{row.arm} at {epochs_text(row.epochs)}")
     return sorted(found.values(), key=lambda p: (p["images"], str(p["run"])))
 
 
@@ -182,7 +183,7 @@ def beyond_text() -> str:
         steps = ", ".join(f"{name} {', '.join(f'{v:g}' for v in values)}"
                           for name, values in extra.items())
         data = f"{size} images" if size else "full split"
-        where.append(f"{section}'s {data} at {epochs:g} epochs ({steps})")
+        where.append(f"{section}'s {data} at {epochs_text(epochs)} ({steps})")
     return (" Where a probe led, the ladder of its comparison goes that step further for "
             f"every arm alike, and the queue grows those grids: {'; '.join(where)}; their "
             "configs selected there leave this count (lr 0.1 is no longer their grid's end; "

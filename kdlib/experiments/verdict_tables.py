@@ -76,6 +76,11 @@ def has_arm(table: pd.DataFrame, arm: str) -> bool:
     return any(has(table, arm, e) for e in set(table[table["arm"] == arm]["epochs"]))
 
 
+def epochs_text(epochs: float) -> str:
+    """``epochs`` as prose: "1 epoch", "2.5 epochs", "300 epochs"."""
+    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")
+
+
 def lengths_of(table: pd.DataFrame, arm: str) -> list[float]:
     """The schedule lengths of ``arm`` with a finished run, shortest first."""
     eps = sorted(e for e in set(table[table["arm"] == arm]["epochs"]) if has(table, arm, e))

@@ -37,6 +37,7 @@ from kdlib.experiments.verdict_tables import (
     best_arm,
     best_length,
     by_regime,
+    epochs_text,
     est,
     has,
     has_arm,
@@ -413,7 +414,7 @@ def c6_fixed_saturates(table: pd.DataFrame, chapter: str, noise: ev.Noise | None
     fixed, cons, fm = "fixed teacher", "consistent teaching", "function matching"
     eps = lengths_of(table, fixed)
     shortest, longest = eps[0], eps[-1]
-    checks = [ev.greater(f"FM trails consistent teaching at {shortest:g} epochs",
+    checks = [ev.greater(f"FM trails consistent teaching at {epochs_text(shortest)}",
                          est(table, cons, shortest), est(table, fm, shortest), noise)]
     if longest >= min_epochs:
         checks.append(leads_each(f"FM leads at {longest:g} epochs", est(table, fm, longest),
