@@ -261,7 +261,12 @@ RULE_CHANGES: dict[str, str] = {
            "compared the best distillation arm, which at cpu is the fixed teacher the paper "
            "argues against: the check went from holds (+8.9 pts ±3.3, n=1) to inconclusive "
            "(+2.9 pts ±3.3, n=1), and the verdict stays not testable at this scale (the "
-           "overfitting check is not testable at 4 epochs)"),
+           "overfitting check is not testable at 4 epochs); on 2026-12-06, before the book "
+           "showed any 16-epoch run (a dry run of the chapter on the stored seed-0 runs "
+           "crashed), 'the best label-only arm' at the longest length is the best of those "
+           "trained there: 16 epochs trains only labels: Adam (the best on validation at 1, 2 "
+           "and 4 epochs), and the rule, which assumed every label-only arm at every length, "
+           "could not read that length"),
     "C6": ("; on 2026-12-05 C6's short-schedule check compares function matching with "
            "consistent teaching, as section 3.2 does: before, it compared it with the fixed "
            "teacher, which FunMatch already leads at the paper's 30 epochs (73.89 vs 73.75%); "
