@@ -280,16 +280,22 @@ def checks_text(claim: Claim, noise: bool = True) -> str:
     return "; ".join(parts) + (f" ({tail})" if tail else "")
 
 
-def split_rule_notes(claims: Iterable[Claim]) -> tuple[str, dict[str, str]]:
+def split_rule_notes(claims: Iterable[Claim], common: str | None = None
+                     ) -> tuple[str, dict[str, str]]:
     """(the rule note every one of ``claims`` opens with, each claim's own remainder by id):
     the changes all rules lived through are said once, each claim's own beside it. The shared
-    part is the whole changes every note opens with (:func:`rule_entries`, the split the
-    chapters list them by); ("", every note) where fewer than 2 claims carry a note or they
-    share no whole change."""
+    part is ``common`` (the history every rule lived through, e.g. ``verdicts.RULE_NOTE``)
+    where every note opens with its whole changes (:func:`rule_entries`, the split the
+    chapters list them by), so a chapter of one claim splits too; else the whole changes every
+    note opens with; ("", every note) where fewer than 2 claims carry a note or they share
+    no whole change."""
     claims = list(claims)
     entries = [rule_entries(c.rule_note) for c in claims]
     n = 0
-    if len(claims) > 1 and all(entries):
+    shared = rule_entries(common) if common else []
+    if claims and shared and all(e[:len(shared)] == shared for e in entries):
+        n = len(shared)
+    elif len(claims) > 1 and all(entries):
         while all(len(e) > n and e[n] == entries[0][n] for e in entries):
             n += 1
     return "; ".join(entries[0][:n]) if n else "", {
@@ -318,13 +324,14 @@ def rule_list(note: str, indent: str = "") -> str:
                      for n, e in enumerate(rule_entries(note), 1))
 
 
-def report(claims: Iterable[Claim]) -> str:
+def report(claims: Iterable[Claim], common: str | None = None) -> str:
     """A chapter's claims as markdown: the claims table (no self-links), then each sub-check
-    with its numbers, then the noise, seeds, scale and what would settle each claim."""
+    with its numbers, then the noise, seeds, scale and what would settle each claim, and the
+    rule changes (``common``: those every rule lived through, :func:`split_rule_notes`)."""
     claims = _sorted(claims)
     shared = {c.noise for c in claims} if len(claims) > 1 else set()
     one_noise = len(shared) == 1 and "" not in shared  # said once, below the claims
-    common_note, own_note = split_rule_notes(claims)
+    common_note, own_note = split_rule_notes(claims, common)
     lines = [markdown_table(claims, linked=(), noise=not one_noise), "",
              "| id | sub-check | outcome | numbers |", "| --- | --- | --- | --- |"]
     lines += [f"| {c.id} | {_cell(k['name'])} | {k['outcome']}"
@@ -463,7 +470,7 @@ def sensitivity(claims: Iterable[Claim]) -> str:
 
 def grid_report(claims: Iterable[Claim]) -> str:
     """One paragraph on the grids the verdicts read: how many sub-checks read a point selected
-    at a grid edge the queue still grows (their verdicts are provisional) and how many a point
+    at a grid edge (their verdicts are provisional) and how many a point
     at the ladder's end that no stored probe beyond it brackets (the optimum may lie beyond
     the grid: said, not resolved), by claim."""
     claims = _sorted(claims)
@@ -479,8 +486,10 @@ def grid_report(claims: Iterable[Claim]) -> str:
     edge, edge_ids = ids("at_edge")
     end, end_ids = ids("at_ladder_end")
     text = (f"Of {len(measured)} sub-checks that compare measured points, {edge} read a point "
-            "selected at an edge of its learning-rate grid that the queue still grows"
-            + (f" ({edge_ids}): their verdicts are provisional" if edge else "")
+            "selected at an edge of its learning-rate grid"
+            + (f" ({edge_ids}): their verdicts are provisional, as the optimum may lie past "
+               "the edge (each chapter's last cell says whether a queue item grows it)"
+               if edge else "")
             + f"; {end} read a point selected at the ladder's end that no probe one step "
             "beyond brackets (the rule grows no further there, so its optimum may lie beyond "
             "the grid)")
@@ -587,7 +596,8 @@ def findings_html(claims: Iterable[Claim], preset: str, more: str = "#claims") -
                             f"({html.escape(check_numbers(k))}"
                             + (f"; {html.escape(robustness(k))}" if robustness(k) else "")
                             + ")" for k in key_checks(c))
-        changed = "its rule (or what it reads) changed after its results existed, see its note"
+        changed = ("its own rule (or what it reads) changed after its results existed, see its "
+                   "note")
         notes = ([outcome_counts(c)] if c.checks else []) + (
             [changed] if c.own_rule_changed else []) + (
             [f"the verdict is {fragile} of the rules"] if (fragile := verdict_robustness(c))
@@ -625,8 +635,8 @@ def tally_markdown(claims: Iterable[Claim], preset: str, link_suffix: str = ".ip
     weak = sum(provisional(c) for c in claims)
     note = (f" \\* {weak} of {len(claims)} verdicts read points with fewer than {MIN_SEEDS} "
             "seeds or selected at a grid edge the ladder goes beyond: they follow the written "
-            "rules (with the pooled seed noise) but are provisional until the queue stores "
-            "the replicates and grown grids." if weak else "")
+            "rules (with the pooled seed noise) but are provisional until those points have "
+            "their replicates and grown grids." if weak else "")
     marked = [f"{cid} {text}" for cid, text in fragile.items() if text]
     if marked:
         note += (f" † {len(marked)} of {len(claims)} verdicts are another under some "

@@ -167,6 +167,11 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
     return Noise(sd, f"{what} per run, pooled over {points} replicated points")
 
 
+def _points(n: int) -> str:
+    """'1 point', '3 points': how many replicated points a pool holds."""
+    return f"{n} point" + ("" if n == 1 else "s")
+
+
 def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
                            metric: str = "test_acc") -> Noise:
     """Seed noise per regime, level by level: seed spread differs between training-set sizes
@@ -208,14 +213,14 @@ def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],
     for regime in sorted(r for r in own if parent_regime(r) is None):
         sd, points = pools[regime]
         finer = [f"{r.rsplit(REGIME_SEP, 1)[1]} {per_run(pools[r][0], metric)} "
-                 f"({pools[r][1]} points)" for r in sorted(own, key=_natural)
+                 f"({_points(pools[r][1])})" for r in sorted(own, key=_natural)
                  if parent_regime(r) == regime]
-        parts.append(f"{regime} {per_run(sd, metric)} ({points} points"
+        parts.append(f"{regime} {per_run(sd, metric)} ({_points(points)}"
                      + (f"; {', '.join(finer)})" if finer else ")"))
     for regime in sorted(r for r in own if parent_regime(r) not in own and
                          parent_regime(r) is not None):
         sd, points = pools[regime]
-        parts.append(f"{regime} {per_run(sd, metric)} ({points} points)")
+        parts.append(f"{regime} {per_run(sd, metric)} ({_points(points)})")
     return Noise(overall.sd, f"per regime: {'; '.join(parts)}; elsewhere {overall.source} (a "
                  "length without a pool of its own reads the nearest shorter length's of its "
                  "training-set size, else its size's; a size without one reads this)", own,

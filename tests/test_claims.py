@@ -244,6 +244,14 @@ def test_rule_notes_every_claim_shares_are_said_once_and_each_claims_own_beside_
     assert claims.split_rule_notes([b]) == ("", {"C2": b.rule_note})
     bare = dataclasses.replace(make("C4"), rule_note="")
     assert claims.split_rule_notes([a, bare])[0] == ""
+    # a chapter of one claim splits at the history every rule lived through, when given
+    assert claims.split_rule_notes([b], common) == (common, {"C2": "on day 3 C2 reads x"})
+    assert claims.split_rule_notes([a], common) == (common, {"C1": ""})
+    text = claims.report([b], common)
+    assert "- **C2**: its own rule changes:\n   1. On day 3 C2 reads x." in text
+    assert "- **Rules** (every claim above), their changes in order:\n   1. Rules rewritten" in text
+    # a note that does not open with it keeps its whole history as its own
+    assert claims.split_rule_notes([bare, b], common) == ("", {"C4": "", "C2": b.rule_note})
 
 
 def test_a_rule_note_splits_into_its_changes_at_separators_outside_parentheses():
@@ -329,8 +337,8 @@ def test_a_check_says_under_how_many_other_readings_its_outcome_differs():
 def test_findings_box_says_where_a_claims_own_rule_changed_after_results():
     changed = dataclasses.replace(make("C5", verdict="inconclusive"), own_rule_changed=True)
     box = claims.findings_html([changed, make("C1", verdict="inconclusive")], "cpu")
-    assert box.count("its rule (or what it reads) changed after its results existed") == 1
-    assert box.index("C5 · inconclusive") < box.index("its rule (or what it reads) changed")
+    assert box.count("its own rule (or what it reads) changed after its results existed") == 1
+    assert box.index("C5 · inconclusive") < box.index("its own rule (or what it reads) changed")
     with pytest.raises(ValueError, match="own_rule_changed='yes' must be a bool"):
         dataclasses.replace(make("C5"), own_rule_changed="yes")
     stored = claims.parse({"claims": [dataclasses.asdict(changed)]}, "x.json")
@@ -357,7 +365,8 @@ def test_a_verdict_on_fewer_than_three_seeds_is_marked_provisional():
     text = claims.tally_markdown([one, mixed, three], "cpu")
     assert "**1** reproduced ([C1](01_consistency.ipynb#what-we-found)*)" in text
     assert "(C5" not in text and "#what-we-found))" in text  # C5 unmarked
-    assert text.endswith("provisional until the queue stores the replicates and grown grids.")
+    assert text.endswith("provisional until those points have their replicates and grown "
+                         "grids.")
     assert "2 of 3 verdicts read points with fewer than 3 seeds" in text
     table = claims.markdown_table([one, three])
     assert "**reproduced** (provisional: seeds per point 1, fewer than 3)" in table
@@ -458,8 +467,9 @@ def test_grid_report_counts_checks_at_a_grid_edge_and_at_the_ladders_end():
                                      {"name": "e", "outcome": "not testable", "detail": ""}))
     text = claims.grid_report([c2, c1])
     assert text == ("Of 4 sub-checks that compare measured points, 1 read a point selected at "
-                    "an edge of its learning-rate grid that the queue still grows (C1 1): their "
-                    "verdicts are provisional; 2 read a point selected at the ladder's end that "
+                    "an edge of its learning-rate grid (C1 1): their verdicts are provisional, "
+                    "as the optimum may lie past the edge (each chapter's last cell says whether "
+                    "a queue item grows it); 2 read a point selected at the ladder's end that "
                     "no probe one step beyond brackets (the rule grows no further there, so its "
                     "optimum may lie beyond the grid) (C1 1, C2 1; named in each claim's what "
                     "would settle it).")

@@ -287,7 +287,7 @@ def test_store_noise_pools_the_seeds_of_each_stored_config(tmp_path, monkeypatch
         f"10 images of {small.data.name} classes 0,3, ")
     assert noise.sd_for(common.noise_regime(small)) == pytest.approx(math.sqrt(0.005))
     assert noise.sd_for(common.noise_regime(config_to_dict(base))) == pytest.approx(noise.sd)
-    assert noise.source.startswith("per regime: 10 images 7.07 pts (1 points)")
+    assert noise.source.startswith("per regime: 10 images 7.07 pts (1 point)")
     # a longer schedule of the first size, louder than that size's pool: its own spread
     longer = base.replace(epochs=2 * base.epochs)
     for seed, acc in ((0, 0.60), (1, 0.76)):
@@ -403,6 +403,24 @@ def test_the_queued_points_are_the_plans_and_cover_every_verdict_point():
     # 01's 1k policies at 100 epochs are cut (tables only); the 07 item still trains 01's mix
     mix, fixed = (consistency.arms("cpu", "1k")[p][100.0][0] for p in ("mix", "fix/rs"))
     assert common.point_hash(mix) in queued and common.point_hash(fixed) not in queued
+    # ... in its own comparison: chapter 01's grid there is not grown by any item of its own
+    # (its last cell must not say the queue grows it)
+    own = {s: queue_plan.queued_points(s) for s in ("01_consistency", "07_cross_family")}
+    assert common.point_hash(mix) not in own["01_consistency"]
+    assert common.point_hash(mix) in own["07_cross_family"]
+    assert set().union(*(queue_plan.queued_points(s) for s in {
+        queue_plan.item_section(n) for n, _ in queue_plan.PLAN})) == queued
+
+
+def test_every_plan_item_names_its_chapter():
+    from kdlib.experiments import queue_plan
+
+    sections = {n: queue_plan.item_section(n) for n, _ in queue_plan.PLAN}
+    assert sections["02 1k images at 3000 epochs (function matching; C4, C5)"] == "02_patience"
+    assert sections[queue_plan.FOLLOW_UP[3]] == "07_cross_family"  # C11's MobileNet seeds
+    for bad in ("10 something", "seed follow-up: C99's x", "ladder probes"):
+        with pytest.raises(ValueError, match="names no chapter"):
+            queue_plan.item_section(bad)
 
 
 def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():

@@ -795,3 +795,18 @@ def test_a_composite_check_records_only_the_readings_its_parts_record():
     # recorded: the 3 new seeds (86.3%) are not shown within 2 pts of 87.5% at their SE, and
     # the student still improves, so "not testable" as the rule reads it
     assert gap["followup_outcome"] == "not testable"
+
+
+def test_the_chapters_rules_paragraph_reads_its_numbers_from_the_code():
+    """Every chapter opens its Claims with verdicts.rules_intro(): one generated text (typed
+    into nine notebooks, it had said "3 or more seeds" after the code read 2)."""
+    import math
+
+    from kdlib.seed_noise import MIN_POOLED_DOF
+
+    text = v.rules_intro()
+    assert all(name in text for name in claims.ALTERNATIVES.values())
+    assert f"{MIN_POOLED_DOF} degrees of freedom" in text
+    assert "a point with 2 or more seeds uses its own spread" in text
+    assert math.isfinite(ev.Estimate((0.80, 0.82)).own_sd)
+    assert math.isnan(ev.Estimate((0.80,)).own_sd)

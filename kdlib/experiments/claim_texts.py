@@ -9,6 +9,9 @@ claim of C1-C13 lived through, :data:`RULE_CHANGES` for one claim's own.
 
 from __future__ import annotations
 
+from kdlib.claims import ALTERNATIVES
+from kdlib.seed_noise import MIN_POOLED_DOF
+
 # Every claim the chapters test: id -> (the paper's claim, the paper's evidence, chapter).
 # The verdict functions below give these statements their measured evidence.
 STATEMENTS: dict[str, tuple[str, str, str]] = {
@@ -198,8 +201,10 @@ RULE_CHANGES: dict[str, str] = {
            "and the longest with the best transfer run (each baseline's best length on "
            "validation), as Table 4 and Figure 4 set every student length against one tuned "
            "baseline: before, it had compared the baselines at the student's own length, a weaker "
-           "bar (1k images: the student at 100 epochs, 80.0%, was ahead of scratch at 100, "
-           "77.5%, within the noise, and is behind the best scratch run, 83.1% at 1000)"),
+           "bar, which the student now passes at 100 epochs on 1k images (80.0±1.0% against "
+           "scratch's 77.5±1.5% at 100, 8 seeds each: +2.5 pts ±1.4 at 2 SE, within the noise "
+           "at the 3 seeds each had when the rule changed) while it is behind the best scratch "
+           "run, 83.1% at 1000 epochs"),
     "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
            "length with an Adam length 3x longer, and the shortest such), not the best of "
            "every pair, and its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
@@ -260,7 +265,8 @@ RULE_CHANGES: dict[str, str] = {
            "Table 3 set label-only training against, with the best label-only arm: before, it "
            "compared the best distillation arm, which at cpu is the fixed teacher the paper "
            "argues against: the check went from holds (+8.9 pts ±3.3, n=1) to inconclusive "
-           "(+2.9 pts ±3.3, n=1), and the verdict stays not testable at this scale (the "
+           "(+2.9 pts ±3.3, n=1, as it then read), and the verdict stays not testable at "
+           "this scale (the "
            "overfitting check is not testable at 4 epochs); on 2026-12-06, before the book "
            "showed any 16-epoch run (a dry run of the chapter on the stored seed-0 runs "
            "crashed), 'the best label-only arm' at the longest length is the best of those "
@@ -292,3 +298,45 @@ RULE_CHANGES: dict[str, str] = {
             "verdict went from inconclusive to not testable (a check not testable, none "
             "decided: evidence.combine)"),
 }
+
+
+def rules_intro() -> str:
+    """How every chapter's claims are decided, as the paragraph that opens its Claims section:
+    one text for every chapter, with the numbers its rules use read from the code (it was
+    typed into each notebook and had drifted: "3 or more seeds" after the code read 2)."""
+    readings = ", ".join(ALTERNATIVES.values())
+    return (
+        "Each claim of the paper this chapter tests, split into sub-checks, each decided on "
+        "means over seeds: a difference counts only beyond 2 standard errors, else the "
+        "sub-check is *inconclusive*; a sub-check the paper saw only beyond our longest "
+        "schedule, or whose premise our set-up lacks (a teacher stronger than its student), "
+        "is *not testable at this scale*. The verdict: *reproduced* (every sub-check holds), "
+        "*partly* (some hold, some fail), *not reproduced* (every sub-check fails), else "
+        "*inconclusive* or *not testable at this scale*. An outcome marked \"... under N of M "
+        "other readings\" would change under that many of the alternative readings the "
+        f"summary's sensitivity table lists ({readings}; the last only where a seed "
+        "follow-up grew the points): a decision resting on the rule's choices more than on "
+        "the runs. The rules live in `kdlib.experiments.verdicts` and are tested on "
+        "synthetic tables; they were rewritten on 2026-12-03 (issue 13) after these results "
+        "existed, and each claim says so.\n\n"
+        "A point's noise is the seed spread pooled over the replicated runs stored with its "
+        "training-set size and schedule length where that pool has "
+        f"{MIN_POOLED_DOF} degrees of freedom or a larger spread than it would read otherwise, "
+        "else the nearest "
+        "shorter length's of its size that has such a pool (since the session after "
+        "2026-12-05's, after results: seed noise falls with schedule length), else its "
+        "size's (per size since 2026-12-04, after results, when 250 images spread 1.9 pts per "
+        "run, 1000 images 0.4 and one pool over both 1.5; per length within a size since late "
+        "that day, when 1000 images spread 1.6 pts at 100 epochs and 0.4 at 300 and 1000; the "
+        "summary lists the outcomes this choice decides), else the spread over every "
+        "replicated run (or an assumed 1 point per run when none is), as each sub-check "
+        "names; a point with 2 or more seeds uses its own spread where that is larger (only "
+        "where larger since 2026-12-04, after results: 3 seeds once read ±0.04; from 2 seeds, "
+        "not 3, since the session after 2026-12-05's). Since 2026-12-05, also after "
+        "results (a review of the "
+        "rules against the paper): the best arm of a family is picked on validation, not "
+        "test, and a verdict that reads a point selected at a grid edge the ladder goes "
+        "beyond is provisional (a point at the ladder's end is named in what would settle "
+        "it); a claim whose own rule changed says how in its note. The claims are saved for "
+        "the [reproduction summary](90_summary.ipynb)."
+    )

@@ -149,14 +149,16 @@ def widen(axes: Mapping[str, list[Any]], points: list[Mapping[str, Any] | None],
     return out
 
 
-def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> str:
+def edge_report(tables: Any, preset: str | None = None, queued: Any = None,
+                section: str | None = None) -> str:
     """How many selected configs sit at a grid edge (see :func:`at_edge`), in one line.
 
     At the cpu preset (the one with a background queue) or with ``queued`` (a set of
-    :func:`~.run_keys.point_hash`, ``queue_plan.queued_points()``) it splits them: those at a
-    point a queue item trains, which it grows for every arm of that length alike, and those at
-    points no item trains further (kept as trained). Otherwise nothing is said about growing
-    them.
+    :func:`~.run_keys.point_hash`, ``queue_plan.queued_points(section)``: the chapter's own
+    items; another chapter's item grows its own comparison's grid, not this one's) it splits
+    them: those at a point a queue item trains, which it grows for every arm of that length
+    alike, and those at points no item trains further (kept as trained). Otherwise nothing is
+    said about growing them.
     """
     import pandas as pd
 
@@ -165,7 +167,7 @@ def edge_report(tables: Any, preset: str | None = None, queued: Any = None) -> s
     if queued is None and preset == "cpu":
         from kdlib.experiments import queue_plan
 
-        queued = queue_plan.queued_points()
+        queued = queue_plan.queued_points(section)
 
     named = tables.items() if isinstance(tables, Mapping) else ((None, t) for t in frames(tables))
     rows = pd.concat([t.assign(table_name=name) for name, t in named])

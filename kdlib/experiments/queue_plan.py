@@ -10,6 +10,7 @@ nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -279,12 +280,32 @@ VERDICT_POINTS: tuple[tuple[str, int | None, float], ...] = (
 )
 
 
-def queued_points() -> set[str]:
+def item_section(name: str) -> str:
+    """The chapter whose comparison a :data:`PLAN` item trains: the one its name opens with
+    ("02 1k images at 1000 epochs ..."), or a seed follow-up's claim's ("seed follow-up: C5's
+    ..." -> 02_patience)."""
+    from kdlib.experiments import chapters, claim_texts
+
+    if (number := re.match(r"^(\d\d) ", name)) is not None:
+        found = [s for s in chapters.SECTIONS if s.startswith(number[1] + "_")]
+        if found:
+            return found[0]
+    if (claim := re.match(r"^seed follow-up: (C\d+)'s ", name)) is not None:
+        if claim[1] in claim_texts.STATEMENTS:
+            return claim_texts.STATEMENTS[claim[1]][2]
+    raise ValueError(f"plan item {name!r} names no chapter: open it with the chapter's number "
+                     "('02 ...') or a claim's id ('seed follow-up: C5's ...')")
+
+
+def queued_points(section: str | None = None) -> set[str]:
     """The points (:func:`kdlib.experiments.run_keys.point_hash`: an arm at a length) of every
-    :data:`PLAN` item: those whose grids the queue grows and whose selected configs it
-    replicates (built from the plan, no store read)."""
-    return {common.point_hash(cfg) for _, build in PLAN for by_epochs in build().values()
-            for cfg, _ in by_epochs.values()}
+    :data:`PLAN` item (of ``section``'s comparisons only, where given: an item grows the grids
+    of its own chapter's arms, and another chapter that reads the same point keeps its own
+    grid): those whose grids the queue grows and whose selected configs it replicates (built
+    from the plan, no store read)."""
+    return {common.point_hash(cfg) for name, build in PLAN
+            if section is None or item_section(name) == section
+            for by_epochs in build().values() for cfg, _ in by_epochs.values()}
 
 
 # Measured batch images per second of a vectorized group of the cpu-preset BiT student, by

@@ -27,6 +27,7 @@ from kdlib.experiments.claim_texts import (
     RULE_NOTE,
     RULE_NOTE_CLAIMS,
     STATEMENTS,
+    rules_intro,  # noqa: F401  (the chapters' Claims section: verdicts.rules_intro())
 )
 from kdlib.experiments.composite_checks import (
     every_step,
