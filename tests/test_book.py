@@ -801,6 +801,23 @@ def test_every_chapter_opens_with_its_findings_then_its_main_figure():
                 assert "remove-cell" in tags, section
 
 
+def test_every_chapter_ends_with_its_claims_under_the_generated_rules():
+    """The "## Claims" section opens with the generated rules paragraph (it drifted while
+    typed into each notebook), names the chapter to the edge report (another chapter's queue
+    item does not grow its grids) and splits the rule notes at the shared history."""
+    from kdlib.experiments.chapters import SECTIONS
+
+    for section in SECTIONS:
+        cells = json.loads((REPO / "notebooks" / f"{section}.ipynb").read_text())["cells"]
+        text = ["".join(c["source"]) for c in cells]
+        heading = text.index("## Claims")
+        after = [i for i, t in enumerate(text) if i > heading and t.startswith("## ")]
+        last = "\n".join(text[heading + 1:after[0] if after else None])
+        for call in ("verdicts.rules_intro()", "section=chapter.SECTION",
+                     "claims.report(found, common=verdicts.RULE_NOTE)"):
+            assert call in last, (section, call)
+
+
 def test_chapters_that_read_an_older_noise_pool_are_executed_again(tmp_path, monkeypatch):
     """A replicate that finishes while the book runs changes the pooled seed noise: the
     chapters executed before it (and the summary, which reads every chapter) run again."""
