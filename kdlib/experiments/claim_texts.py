@@ -30,7 +30,9 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
     "C3": (
         'Function matching needs patience: at short schedules it is not the best policy, at long '
         'ones it is.',
-        'Figures 3, 9-12: mix trails at the shortest schedules and leads at the longest.',
+        'Appendix C (Figures 9-12): "(relatively) short runs may provide deceptive signal on '
+        "the best method\", and only with patience does function matching become the best "
+        'choice; section 3.2 (ImageNet): it "performs slightly worse with short schedules".',
         "01_consistency"),
     "C4": (
         'With function matching, accuracy keeps improving with longer schedules, without '
@@ -77,9 +79,9 @@ STATEMENTS: dict[str, tuple[str, str, str]] = {
         'overtakes").',
         "06_init"),
     "C11": (
-        'Function matching works across model families (a MobileNetV3 student of a BiT teacher, '
-        'better with GroupNorm than BatchNorm), and an ensemble teacher gives a better student at'
-        ' every schedule.',
+        'Function matching works across model families (a MobileNetV3 student of a BiT teacher; '
+        'Table 3 puts GroupNorm above BatchNorm, the variant section 3.6 opts for), and an '
+        'ensemble teacher gives a better student at every schedule.',
         'Table 3: MobileNet v3 (GN) 74.60% -> 76.31% (300 -> 1200 ep), (BN) 72.32% -> 73.51%; '
         'ensemble teacher T384+224 82.12% vs 81.54% at 1200 ep.',
         "07_cross_family"),
@@ -105,17 +107,19 @@ PAPER_SCALE: dict[str, str] = {
     "C1": "flowers102 (1,020 images) at 1,000-100,000 epochs, pets at 1,000-30,000, food101 "
           "and sun397 at 100-3,000 (Fig. 9-12)",
     "C2": "flowers102 at 10,000 epochs (Figure 3)",
-    "C3": "flowers102 at 1,000-100,000 epochs, pets at 1,000-30,000 (Fig. 9-10)",
+    "C3": "flowers102 at 1,000-100,000 epochs, pets at 1,000-30,000, food101 and sun397 at "
+          "100-3,000 (Fig. 9-12)",
     "C4": "1,000 to 1,000,000 epochs (flowers102); 300-30,000 (pets); 100-3,000 (food101, "
           "sun397)",
     "C5": "100 to 1,000,000 epochs on four datasets (Figure 4, Table 4)",
     "C6": "ImageNet (1.28M images) at 30-9,600 epochs",
     "C7": "ImageNet at 90-4,800 epochs from labels",
     "C8": "ImageNet at 30-9,600 epochs; teachers at 224 and 384 px",
-    "C9": "ImageNet at 300-4,800 epochs (Shampoo 1,200 vs Adam 4,800)",
+    "C9": "ImageNet at 30-4,800 epochs (Shampoo 30-1,200; its match: 1,200 vs Adam's 4,800)",
     "C10": "ImageNet at 30-4,800 epochs, BiT-M init",
-    "C11": "ImageNet at 300-1,200 epochs",
-    "C12": "pets/sun397 from other datasets at 100-10,000 epochs",
+    "C11": "ImageNet at 300-9,600 epochs",
+    "C12": "pets at 100-1,000 and sun397 at 30-300 epochs from other datasets (Figure 6, "
+           "its lengths read from the figure: out_of_domain.PAPER_TARGETS)",
     "C13": "ImageNet at 100-450 epochs (DIST, Huang et al.)",
 }
 
@@ -208,8 +212,9 @@ RULE_CHANGES: dict[str, str] = {
     "C9": ("; on 2026-12-05 C9's match reads one pair fixed in advance (Shampoo's longest "
            "length with an Adam length 3x longer, and the shortest such), not the best of "
            "every pair, and its tolerance for 'matches' grew from 0.5 to 0.6 pts, just above the "
-           "largest gap the paper itself calls a match (0.51 pts, Table 3: FunMatch with "
-           "Shampoo at 1200 epochs 81.67% vs Adam at 4800 82.18%), and chapter 05 shows Adam "
+           "gap behind the paper's own match (0.51 pts, Table 3's function-matching rows as "
+           "we read them: Shampoo at 1200 epochs 81.67% vs Adam at 4800 82.18%), and chapter "
+           "05 shows Adam "
            "at 1000 epochs (function matching at 1000 epochs, the point chapter 02 grew and "
            "replicated), so "
            "the match is read at 3.3x (300 vs 1000 epochs); in the session after "
