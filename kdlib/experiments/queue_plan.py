@@ -106,6 +106,8 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # the probes: no verdict reads them, but the chapter's pretrained-minus-random gap does, and
 # its random init sat at the edge of a grid that chapters 01 and 02 had grown (one config, one
 # run: that arm's growth and replicates are stored already, only the pretrained arm trains).
+# On 2026-12-06 01's 250 images at 1000 epochs moved before its 1k images (2.3 h against 9.0 h
+# estimated, neither started): the cheaper item lands a session sooner.
 # In the session after 2026-12-05 06 at 100 and 300 epochs moved after the seed follow-ups:
 # those decide checks of C1, C5, C10 and C11, while 06's lengths decide none (the chapter's
 # end now names the grown values chapter 02 reads for the same configs).
@@ -130,9 +132,7 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # seed trained. It goes last, after the lengths issue 14 asks for (about 5 h at the idle
 # single-run rate): C4 stays not testable whatever it reads, while its 250- and 4k-image
 # "within 2 pts of the teacher" checks are. Cut later on 2026-12-06 for the budget (CUT),
-# before any of its new seeds trained. Then 01's 250 images at 1000 epochs moved before its 1k
-# images (2.3 h against 9.0 h estimated, neither started): the cheaper item lands a session
-# sooner.
+# before any of its new seeds trained.
 FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (same/ic, "
              "fix/cc, ind/rc)",
              "seed follow-up: C5's 1k points at 100 epochs to 8 seeds (function matching, "
