@@ -3,7 +3,8 @@
 A verdict reads means over seeds. A difference counts only when it exceeds :data:`K` standard
 errors of the difference; otherwise the sub-check is "inconclusive". The standard error uses the
 pooled seed spread of the replicated points of the point's own regime (its training-set size and
-schedule length, else its training-set size: :mod:`kdlib.seed_noise`), else of every
+schedule length, else the nearest shorter length of its size with a pool of its own, else its
+training-set size: :mod:`kdlib.seed_noise`), else of every
 replicated point (:func:`pooled_noise`), else an assumed per-run spread (:data:`ASSUMED_SD`)
 that the claim then names; a point with 2 or more seeds uses its own spread where that is
 larger (each check names the spread each of its points read: :func:`spread_text`). Each
@@ -136,9 +137,14 @@ class Estimate:
     @property
     def own_sd(self) -> float:
         """The point's own per-run spread that :meth:`se` weighs against the pooled one: its
-        seeds' sd from MIN_OWN_SEEDS (or the one it kept from more), from 2 seeds where it
-        kept none; NaN where it has neither."""
-        own = self.sd if self.n >= MIN_OWN_SEEDS else self.kept_sd
+        seeds' sd from MIN_OWN_SEEDS, or the one it kept from more where that is larger (a
+        held-out point is as noisy as all its seeds showed; since 2026-12-06, a code review:
+        before, only a point left with fewer than MIN_OWN_SEEDS read the kept spread, so one
+        of 4 or more seeds could read a narrower one; no stored outcome moved), from
+        2 seeds where it kept none; NaN where it has neither."""
+        own = self.sd if self.n >= MIN_OWN_SEEDS else math.nan
+        if math.isfinite(self.kept_sd):
+            own = self.kept_sd if not math.isfinite(own) else max(own, self.kept_sd)
         if self.n == 2 and not math.isfinite(own):  # no spread kept from more seeds
             own = self.sd
         return own

@@ -197,6 +197,14 @@ def test_the_heldout_reading_keeps_the_point_s_own_spread():
     assert (check.outcome, check.heldout_outcome) == ("inconclusive", "inconclusive")
     quiet = ev.Estimate((0.80, 0.80, 0.80), "q", selected_first=True).heldout()
     assert quiet.se(0.01) == pytest.approx(0.01 / math.sqrt(2))  # the pool where wider
+    # 4 or more seeds too: the 3 left read the spread all 4 showed where it is wider (they
+    # had read their own, 0, and a lucky selected run made the held-out reading lenient)
+    four = ev.Estimate((0.90, 0.80, 0.80, 0.80), "four", selected_first=True)
+    assert four.heldout().own_sd == pytest.approx(four.sd)
+    assert four.heldout().se(0.005) == pytest.approx(four.sd / math.sqrt(3))
+    level = ev.Estimate((0.78,) * 4, "level", selected_first=True)
+    assert ev.greater("x", four, level, ev.Noise(0.005, "pool")).heldout_outcome == \
+        "inconclusive"
 
 
 def test_the_heldout_reading_needs_every_compared_point_to_hold_its_selected_run_out():

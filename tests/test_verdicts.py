@@ -1,6 +1,7 @@
 """The claim rules C1-C13 on synthetic tables: every verdict of the scale they can give."""
 
 import dataclasses
+import json
 import re
 
 import numpy as np
@@ -810,3 +811,32 @@ def test_the_chapters_rules_paragraph_reads_its_numbers_from_the_code():
     assert "a point with 2 or more seeds uses its own spread" in text
     assert math.isfinite(ev.Estimate((0.80, 0.82)).own_sd)
     assert math.isnan(ev.Estimate((0.80,)).own_sd)
+
+
+def test_an_arm_without_a_finished_run_is_named_not_silently_dropped():
+    """leads_each compares with every arm that has a number there; one without (all its runs
+    diverged, or none finished) cannot be shown behind, so the check names it."""
+    t = tab({"mix": {300.0: s3(.86)}, "fix/rs": {300.0: s3(.80)}, "same/ic": {300.0: s3(.84)}})
+    t.loc[t["arm"] == "same/ic", "test_acc"] = float("nan")
+    noise = v.noise_of(t)
+    check = cc.leads_each("mix leads", v.est(t, "mix", 300.0), t, ["fix/rs", "same/ic"], 300.0,
+                          noise)
+    assert check.outcome == "holds" and "deciding comparison of 1" in check.detail
+    assert check.detail.endswith("; not compared (no finished run at 300 epochs): same/ic")
+
+
+def test_a_table_read_back_from_csv_pools_the_same_noise(tmp_path):
+    """noise_of reads the per-seed lists of a stored table (JSON text in its CSV) as est()
+    does: it had skipped them and fallen back to the assumed 1 pt."""
+    t = tab({f"a{i}": {100.0: (0.80 + 0.004 * i - 0.004, 0.80 + 0.004 * i,
+                               0.80 + 0.004 * i + 0.004)} for i in range(6)})
+    t["regime"] = "1000 images, 100 epochs"
+    t["test_acc_seeds"] = t["test_acc_seeds"].map(lambda v: json.dumps(list(v)))
+    t.to_csv(tmp_path / "t.csv", index=False)
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert v.noise_of(back).sd == pytest.approx(v.noise_of(tab({f"a{i}": {100.0: tuple(
+        json.loads(t.loc[i, "test_acc_seeds"]))} for i in range(6)})).sd)
+    assert v.noise_of(back).sd == pytest.approx(0.004)
+    with pytest.raises(ValueError, match="not a list of per-seed values"):
+        v.noise_of(back.assign(test_acc_seeds="[0.8,"))
+

@@ -67,9 +67,15 @@ def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequen
 
     checks = [c for _, c in pairs]
     arm, decides = min(pairs, key=lambda p: (p[1].outcome != "fails", distance(p[1])))
+    # an arm without a finished number there (every run diverged, or none finished) is named,
+    # not compared: it cannot be shown behind, and a reader should see it was left out
+    missing = [a for a in others if not has(table, a, epochs)]
+    left_out = (f"; not compared (no finished run at {epochs:g} epochs): {', '.join(missing)}"
+                if missing else "")
     return dataclasses.replace(
         decides, detail=f"deciding comparison of {len(pairs)} (the clearest fail, else the "
-                        f"narrowest lead in SE): {arm}; {decides.detail}", **_all_of(checks))
+                        f"narrowest lead in SE): {arm}; {decides.detail}{left_out}",
+        **_all_of(checks))
 
 
 def every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:

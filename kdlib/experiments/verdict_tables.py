@@ -38,13 +38,7 @@ def est(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
         raise ValueError(f"col={col!r} is not a column of the results table; it has "
                          f"{sorted(map(str, table.columns))}")
     row = row_of(table, arm, epochs)
-    values = row.get(f"{col}_seeds")
-    if isinstance(values, str):  # a table read back from its CSV: the list as JSON text
-        try:
-            values = json.loads(values)
-        except ValueError as err:
-            raise ValueError(f"{col}_seeds of {arm!r} at {epochs:g} epochs is {values!r}, not "
-                             "a list of per-seed values") from err
+    values = _seed_list(row.get(f"{col}_seeds"), f"{col}_seeds of {arm!r} at {epochs:g} epochs")
     seeded = isinstance(values, list | tuple | np.ndarray) and len(values) > 0
     vals = tuple(float(v) for v in values) if seeded else (float(row[col]),)
     regime, edge, end = row.get("regime"), row.get("at_edge"), row.get("at_ladder_end")
@@ -93,6 +87,17 @@ def lengths_of(table: pd.DataFrame, arm: str) -> list[float]:
 UNLABELLED = "rows without a regime"
 
 
+def _seed_list(values: Any, what: str) -> Any:
+    """A ``<col>_seeds`` cell as a list: a table read back from its CSV holds the list as
+    JSON text; anything else (a list, or NaN where the row has none) as it is."""
+    if not isinstance(values, str):
+        return values
+    try:
+        return json.loads(values)
+    except ValueError as err:
+        raise ValueError(f"{what} is {values!r}, not a list of per-seed values") from err
+
+
 def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame],
              col: str = "test_acc") -> ev.Noise:
     """The pooled seed noise of ``col`` over the replicated rows of ``tables``, per their
@@ -102,7 +107,8 @@ def noise_of(tables: pd.DataFrame | Mapping[str, pd.DataFrame] | Sequence[pd.Dat
         if f"{col}_seeds" not in frame:
             continue
         regimes = frame["regime"] if "regime" in frame else [None] * len(frame)
-        for values, regime in zip(frame[f"{col}_seeds"], regimes, strict=True):
+        for cell, regime in zip(frame[f"{col}_seeds"], regimes, strict=True):
+            values = _seed_list(cell, f"a {col}_seeds cell")  # read as est() reads it
             if isinstance(values, list | tuple | np.ndarray):
                 key = regime if isinstance(regime, str) else UNLABELLED
                 groups.setdefault(key, []).append(list(values))

@@ -455,7 +455,7 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
                                  recipe: str = "function matching") -> Claim:
     """C7: the paper's distillation recipe (``recipe``, FunMatch: Figure 7 and Table 3 set
     label-only training against it) beats the best label-only arm at the longest length;
-    label-only training declines after its best length (testable from ``overfit_epochs``,
+    label-only training declines after its best length (testable beyond ``overfit_epochs``,
     where the paper's best label-only run, Adam + mixup, peaks). Until 2026-12-05 the first
     check read the best of ``distill_arms`` (RULE_CHANGES["C7"])."""
     if recipe not in distill_arms:
