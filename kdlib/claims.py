@@ -546,10 +546,11 @@ def key_checks(claim: Claim, most: int = 2) -> list[dict[str, Any]]:
     """The sub-checks that best show a verdict: for *partly* the clearest failing and the
     clearest holding one, else the clearest of the outcome that decided it."""
 
-    def strength(check: dict[str, Any]) -> float:
-        margin, se = check.get("margin"), check.get("se")
+    def strength(check: dict[str, Any]) -> float:  # standard errors clear of its bound
+        margin, se, bound = check.get("margin"), check.get("se"), check.get("bound")
+        bound = bound if isinstance(bound, (int, float)) else 0.0
         if isinstance(margin, (int, float)) and isinstance(se, (int, float)) and se > 0:
-            return abs(margin) / se
+            return abs(margin - bound) / se
         return 0.0
 
     def best(outcome: str) -> list[dict[str, Any]]:

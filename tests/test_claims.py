@@ -293,6 +293,11 @@ def test_key_checks_show_both_sides_of_a_partly_verdict():
     assert [k["name"] for k in claims.key_checks(c)] == ["a fail", "big hold"]
     reproduced = dataclasses.replace(c, verdict="reproduced", checks=c.checks[:2])
     assert [k["name"] for k in claims.key_checks(reproduced)] == ["big hold"]
+    # a tolerance check is as clear as its distance from its bound, not from zero: -0.2 pts
+    # against an allowed -2 is 18 SE clear, ahead of a +0.1 lead 10 SE clear
+    tolerant = {**_check("within 2 pts", "holds", -0.002, 0.001), "bound": -0.02}
+    both = dataclasses.replace(reproduced, checks=(c.checks[1], tolerant))
+    assert [k["name"] for k in claims.key_checks(both)] == ["within 2 pts"]
     with pytest.raises(ValueError, match="verdict='reproduced' contradicts its sub-checks, "
                                          "which give 'partly'"):
         dataclasses.replace(c, verdict="reproduced")
