@@ -506,7 +506,7 @@ def test_shared_points_find_one_training_config_read_by_two_chapters(tmp_path):
     assert list(shared["at_edge"]) == ["", "lr"]
     assert shared.loc[0, "selected"] == "lr=0.03, wd=0.0001, temperature=1"
     text = common.shared_points_report(shared)
-    assert text.startswith("1 points (an arm at a length, the same training config) are "
+    assert text.startswith("1 point (an arm at a length, the same training config) is "
                            "read by more than one chapter; 0 read the same numbers everywhere;")
     assert "1 select differently" in text
     assert text.endswith("The largest gap, at 300 epochs: 02_b's FM reads 82.1% (n=1, "

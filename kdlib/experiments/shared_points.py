@@ -61,9 +61,10 @@ def shared_points_report(shared: Any) -> str:
     differ = [g for _, g in groups if g["selected"].nunique() > 1
               or g["test_acc"].round(6).nunique() > 1]
     rerun = [g for g in differ if g["selected"].nunique() == 1]
-    text = (f"{len(groups)} points (an arm at a length, the same training config) are read by "
-            f"more than one chapter; {len(groups) - len(differ)} read the same numbers "
-            f"everywhere")
+    n = len(groups)
+    text = (f"{n} point{'s' if n != 1 else ''} (an arm at a length, the same training config) "
+            f"{'are' if n != 1 else 'is'} read by more than one chapter; {n - len(differ)} "
+            "read the same numbers everywhere")
     if not differ:
         return text + "."
     if rerun:
