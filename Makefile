@@ -11,7 +11,7 @@ ONLY ?=
 # OpenBLAS threads (jaxlib eigh, used by Shampoo) fight XLA for the cores: 4x slower steps.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue queue-park queue-status
+.PHONY: book book-check test check test-notebooks setup data notebooks lint verify-store bench clean-book browser browser-deps html queue queue-park queue-status
 
 setup: $(STAMP) data
 
@@ -43,6 +43,16 @@ book: setup
 	$(PY) -m kdlib.book run --preset $(PRESET) --toc
 	$(MAKE) html
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# The committed book is what this code computes from the stored runs: execute every chapter
+# of the toc at cpu (it trains nothing when every run is stored: tests/test_stored_results.py)
+# and fail where a page, table or claims file differs from the commit. CI runs it after make
+# test, so a change to the rules or the text cannot land with stale pages.
+book-check: setup
+	$(PY) -m kdlib.book run --preset cpu --toc
+	@changed=$$(git status --porcelain -- book results notebooks); if [ -n "$$changed" ]; then \
+	  echo "$$changed"; echo "book-check: the committed book is stale: run 'make book' and" \
+	    "commit book/ and results/"; exit 1; fi; echo "book-check: the committed book is current"
 
 # Render the executed notebooks in book/ as they are (no execution).
 html: setup
