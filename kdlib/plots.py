@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -152,9 +152,17 @@ def _axes(ax: Any) -> Any:
     return ax
 
 
-def _legend(ax: Any) -> None:
-    """(Re)draw the legend of `ax` when it has labelled artists (no warning otherwise)."""
-    if ax.get_legend_handles_labels()[0]:
+# A legend with more entries than this goes beside the axes, not over the data.
+LEGEND_INSIDE_MAX = 6
+
+
+def legend(ax: Any) -> None:
+    """(Re)draw the legend of `ax` when it has labelled artists (no warning otherwise); a long
+    one (more than LEGEND_INSIDE_MAX entries) beside the axes, where it covers no data."""
+    handles = ax.get_legend_handles_labels()[0]
+    if len(handles) > LEGEND_INSIDE_MAX:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    elif handles:
         ax.legend()
 
 
@@ -260,7 +268,7 @@ def plot_curves(
         ax.set_xlabel(x)
     if not ax.get_ylabel():
         ax.set_ylabel(metric)
-    _legend(ax)
+    legend(ax)
     return ax
 
 
@@ -272,8 +280,26 @@ def teacher_line(ax: Any, value: float, label: str = "teacher") -> Any:
     ax.axhline(
         float(value), color=TEACHER_COLOR, linestyle="--", linewidth=1.5, label=label, zorder=1
     )
-    _legend(ax)
+    legend(ax)
     return ax
+
+
+def teacher_acc_of(sweeps: Iterable[SweepResult | Sequence[RunRecord]],
+                   split: str = "val") -> float:
+    """The teacher's accuracy on ``split`` as the runs of ``sweeps`` recorded it
+    (``<split>_teacher_acc``), for the teacher line of a panel on that split: a student's
+    validation curve drawn against the teacher's *test* accuracy reads as beating the
+    teacher where it only matches it. ValueError when no finished run recorded it, or the
+    runs disagree (different teachers: draw one line per teacher)."""
+    key = f"{split}_teacher_acc"
+    found = {round(float(r.summary[key]), 9) for sweep in sweeps for r in _runs_of(sweep)
+             if r.status == "done" and _finite(r.summary.get(key))}
+    if not found:
+        raise ValueError(f"no finished run of these sweeps recorded {key!r}")
+    if len(found) > 1:
+        raise ValueError(f"the runs recorded {len(found)} different {key!r} values "
+                         f"{sorted(found)}: they have different teachers; draw one line each")
+    return found.pop()
 
 
 # --------------------------------------------------------------------------- schedule plots
@@ -311,7 +337,9 @@ def plot_final_vs_schedule(
     As in the paper's Figures 4 and 9-12. `table` is long format (e.g. :func:`arm_table`);
     a `yerr` column, if present, gives error bars (the seeds' sd in the chapters' tables), and
     an `n_seeds` column draws the points read on fewer than :data:`THIN_SEEDS` seeds hollow
-    (their spread is unmeasured, not zero), with a legend entry saying so. Rows with a missing
+    (their spread is unmeasured, not zero), an `at_edge` column marks with an x the points
+    selected at a grid edge (their grid may not hold the optimum), each with a legend entry
+    saying so, as the error bars get one (±1 sd over seeds). Rows with a missing
     y are left out; arms keep their first-appearance order and their :func:`color_for` color.
     `teacher` adds a dashed teacher line. x ticks are the schedule lengths present. Returns
     the axes.
@@ -324,7 +352,7 @@ def plot_final_vs_schedule(
         bad = rows.loc[pd.to_numeric(rows[x], errors="coerce") <= 0, x].tolist()
         raise ValueError(f"logx=True needs positive {x!r} values, got {bad}")
     ax = _axes(ax)
-    drew_thin = False
+    drew_thin = drew_edge = drew_bars = False
     for arm in pd.unique(table[hue]):
         part = rows[rows[hue] == arm].sort_values(x)
         if part.empty:
@@ -334,6 +362,7 @@ def plot_final_vs_schedule(
         if "yerr" in part.columns:
             yerr = part["yerr"].to_numpy(dtype=float)
             ax.errorbar(xs, ys, yerr=yerr, capsize=3, label=str(arm), **style)
+            drew_bars = drew_bars or bool((np.nan_to_num(yerr) > 0).any())
         else:
             ax.plot(xs, ys, label=str(arm), **style)
         if "n_seeds" in part.columns:
@@ -342,9 +371,21 @@ def plot_final_vs_schedule(
                 ax.plot(xs[thin], ys[thin], linestyle="none", marker=marker,
                         markerfacecolor="white", markeredgecolor=style["color"], zorder=3)
                 drew_thin = True
-    if drew_thin:
-        ax.plot([], [], linestyle="none", marker=marker, color="0.3", markerfacecolor="white",
-                label=f"hollow: < {THIN_SEEDS} seeds")
+        if "at_edge" in part.columns:  # selected at a grid edge: its grid may not hold the optimum
+            edge = part["at_edge"].map(lambda e: isinstance(e, str) and bool(e)).to_numpy()
+            if edge.any():
+                ax.plot(xs[edge], ys[edge], linestyle="none", marker="x", color="0.15",
+                        markersize=8, zorder=4)
+                drew_edge = True
+    said = set(ax.get_legend_handles_labels()[1])  # a second call on these axes adds none twice
+    for drew, label, style in (
+            (drew_bars, "bars: ±1 sd over seeds", {}),
+            (drew_thin, f"hollow: < {THIN_SEEDS} seeds",
+             dict(marker=marker, color="0.3", markerfacecolor="white")),
+            (drew_edge, "x: selected at its grid's edge (may be under-tuned)",
+             dict(marker="x", color="0.15"))):
+        if drew and label not in said:
+            ax.plot([], [], linestyle="none", label=label, **style)
     if teacher is not None:
         teacher_line(ax, teacher)
     if logx:
@@ -354,10 +395,10 @@ def plot_final_vs_schedule(
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
     if not ax.get_xlabel():
-        ax.set_xlabel(x)
+        ax.set_xlabel(f"{x} (log scale)" if logx else x)
     if not ax.get_ylabel():
         ax.set_ylabel(y)
-    _legend(ax)
+    legend(ax)
     return ax
 
 
@@ -403,8 +444,9 @@ def plot_final_bars(
             raise ValueError(f"teacher value must be a finite number, got {teacher!r}")
         ax.axvline(float(teacher), color=TEACHER_COLOR, linestyle="--", linewidth=1.5,
                    label="teacher")
-        _legend(ax)
-    low = min(values.min(), teacher if teacher is not None else values.min())
+        legend(ax)
+    ends = values - (xerr if xerr is not None else 0.0)  # each bar's lower whisker shows
+    low = min(ends.min(), teacher if teacher is not None else ends.min())
     ax.set_xlim(max(0.0, low - 0.1 * (values.max() - low + 0.01)), None)
     if not ax.get_xlabel():
         ax.set_xlabel(y)

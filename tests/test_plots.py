@@ -391,3 +391,55 @@ def test_styled_tables_render_the_same_every_time():
     first, second = plots.styled(frame).to_html(), plots.styled(frame.copy()).to_html()
     assert first == second and "50.00%" in first
     assert plots.styled(frame * 2).to_html() != first
+
+
+def test_a_validation_panel_reads_the_teachers_validation_accuracy(runs):
+    """The teacher line of a validation panel is the teacher's validation accuracy the runs
+    recorded (its test accuracy there made students read as beating it)."""
+    for r in runs[:3]:
+        r.summary["val_teacher_acc"] = 0.881
+    assert plots.teacher_acc_of([sweep_of(runs), runs[:1]]) == 0.881
+    with pytest.raises(ValueError, match="no finished run.*'test_teacher_acc'"):
+        plots.teacher_acc_of([runs], split="test")
+    runs[0].summary["val_teacher_acc"] = 0.86
+    with pytest.raises(ValueError, match="2 different 'val_teacher_acc'.*different teachers"):
+        plots.teacher_acc_of([runs])
+
+
+def test_schedule_points_at_a_grid_edge_are_marked_and_the_bars_explained(ax):
+    """A point selected at a grid edge gets an x (its grid may not hold the optimum), the
+    error bars say they are 1 sd, the log axis says it is one, and a bar chart's axis starts
+    left of every whisker."""
+    table = pd.DataFrame({"epochs": [30, 100, 300], "test_acc": [0.6, 0.7, 0.8],
+                          "arm": ["mix"] * 3, "yerr": [0.01, 0.0, 0.02], "n_seeds": [3, 1, 3],
+                          "at_edge": ["", "lr", float("nan")]})
+    plots.plot_final_vs_schedule(ax, table)
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x" and len(ln.get_xdata())]
+    assert len(crosses) == 1
+    np.testing.assert_allclose(crosses[0].get_xdata(), [100])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "bars: ±1 sd over seeds" in texts
+    assert "x: selected at its grid's edge (may be under-tuned)" in texts
+    assert ax.get_xlabel() == "epochs (log scale)"
+    plots.plot_final_vs_schedule(ax, table.assign(arm="fix/rs"), linestyle="--")  # once each
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts.count("bars: ±1 sd over seeds") == 1 and "fix/rs" in texts
+    ax.clear()
+    bars = pd.DataFrame({"arm": ["mix", "fix/rs"], "test_acc": [0.79, 0.66],
+                         "yerr": [0.01, 0.03]})
+    plots.plot_final_bars(ax, bars)
+    assert ax.get_xlim()[0] < 0.63  # fix/rs's lower whisker is inside the axes
+
+
+def test_a_long_legend_goes_beside_the_axes(ax):
+    """More than LEGEND_INSIDE_MAX entries (chapter 01's eight policies) would cover the
+    data: the legend sits right of the axes; a short one stays inside."""
+    arms = list(plots.POLICY_COLORS)[:8]
+    table = pd.DataFrame({"epochs": [30, 300] * len(arms), "test_acc": [0.6, 0.8] * len(arms),
+                          "arm": [a for a in arms for _ in range(2)]})
+    plots.plot_final_vs_schedule(ax, table)
+    anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    assert anchor.x0 > 1.0
+    ax.clear()
+    plots.plot_final_vs_schedule(ax, table[table["arm"] == arms[0]])
+    assert ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted()).x0 < 1.0
