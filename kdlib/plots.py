@@ -272,13 +272,15 @@ def plot_curves(
     return ax
 
 
-def teacher_line(ax: Any, value: float, label: str = "teacher") -> Any:
-    """A horizontal dashed line at the teacher's `value`, with `label` in the legend."""
+def teacher_line(ax: Any, value: float, label: str = "teacher", linestyle: str = "--") -> Any:
+    """A horizontal line (dashed; another `linestyle` for a second teacher) at the teacher's
+    `value`, with `label` in the legend."""
     if not _finite(value):
         raise ValueError(f"teacher value must be a finite number, got {value!r}")
     ax = _axes(ax)
     ax.axhline(
-        float(value), color=TEACHER_COLOR, linestyle="--", linewidth=1.5, label=label, zorder=1
+        float(value), color=TEACHER_COLOR, linestyle=linestyle, linewidth=1.5, label=label,
+        zorder=1,
     )
     legend(ax)
     return ax
@@ -388,6 +390,9 @@ def plot_final_vs_schedule(
             ax.plot([], [], linestyle="none", label=label, **style)
     if teacher is not None:
         teacher_line(ax, teacher)
+        low, high = ax.get_ylim()  # room above the line, so it does not sit on the frame
+        if high < teacher + 0.03 * (high - low):
+            ax.set_ylim(low, teacher + 0.03 * (high - low))
     if logx:
         ax.set_xscale("log")
     ticks = sorted(pd.unique(rows[x].astype(float)))
@@ -574,12 +579,18 @@ def paper_vs_ours(
 # --------------------------------------------------------------------------- curves per length
 
 
+# Axis labels of the metrics runs log.
+METRIC_LABELS = {"val_acc": "validation accuracy", "test_acc": "test accuracy",
+                 "train_loss": "training loss (log scale)"}
+
+
 def curves_by_length(
     by_arm: Mapping[str, Mapping[float, Any]],
     metrics: Sequence[str] = ("val_acc", "train_loss"),
     teacher: float | None = None,
     colors: Mapping[str, str] | None = None,
     panel_size: tuple[float, float] = (5.5, 3.8),
+    teacher_label: str = "teacher",
 ) -> Any:
     """The paper's Figures 9-12 shape: one row per schedule length, one column per metric
     (two panels to a row, so they read at the page's width), every arm's sweep (thin) and its
@@ -603,12 +614,17 @@ def curves_by_length(
                     color = (colors or {}).get(arm)
                     plot_curves(ax, sweeps[ep], metric, label=arm, color=color)
             if metric.endswith("acc") and teacher is not None:
-                teacher_line(ax, teacher)
+                teacher_line(ax, teacher, label=teacher_label)
             if "loss" in metric:
                 ax.set_yscale("log")
-            ax.set_title(f"{ep:g} epochs")
+            ax.set(title=f"{ep:g} epochs", ylabel=METRIC_LABELS.get(metric, metric))
             if ax.get_legend() is not None and (row, col) != (0, len(metrics) - 1):
                 ax.get_legend().remove()
+    if teacher is not None and not any(m.endswith("acc") for m in metrics[-1:]):
+        # the one legend kept (the top right panel's) names the teacher line too
+        ax = axes[0][len(metrics) - 1]
+        ax.plot([], [], color=TEACHER_COLOR, linestyle="--", label=teacher_label)
+        legend(ax)
     fig.tight_layout()
     return fig
 

@@ -380,6 +380,10 @@ def test_curves_by_length_one_row_per_length_and_a_column_per_metric(runs):
         assert len(thin_and_bold(axes[0])[1]) == 1 and len(thin_and_bold(axes[2])[1]) == 2
         assert any(ln.get_label() == "teacher" for ln in axes[2].get_lines())
         assert [a.get_legend() is not None for a in axes] == [False, True, False, False]
+        # the one legend kept names the teacher line; the axes say what they show
+        assert "teacher" in [t.get_text() for t in axes[1].get_legend().get_texts()]
+        assert [a.get_ylabel() for a in axes[:2]] == ["validation accuracy",
+                                                      "training loss (log scale)"]
     finally:
         plt.close(fig)
     with pytest.raises(ValueError, match="at least one"):
@@ -421,7 +425,8 @@ def test_schedule_points_at_a_grid_edge_are_marked_and_the_bars_explained(ax):
     assert "bars: ±1 sd over seeds" in texts
     assert "x: selected at its grid's edge (may be under-tuned)" in texts
     assert ax.get_xlabel() == "epochs (log scale)"
-    plots.plot_final_vs_schedule(ax, table.assign(arm="fix/rs"), linestyle="--")  # once each
+    plots.plot_final_vs_schedule(ax, table.assign(arm="fix/rs"), linestyle="--", teacher=0.83)
+    assert ax.get_ylim()[1] > 0.83 + 0.005  # the teacher line clears the frame
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts.count("bars: ±1 sd over seeds") == 1 and "fix/rs" in texts
     ax.clear()
