@@ -810,7 +810,7 @@ def test_every_chapter_ends_with_its_claims_under_the_generated_rules():
     for section in SECTIONS:
         cells = json.loads((REPO / "notebooks" / f"{section}.ipynb").read_text())["cells"]
         text = ["".join(c["source"]) for c in cells]
-        heading = text.index("## Claims")
+        heading = next(i for i, t in enumerate(text) if t.startswith("## Claims"))
         after = [i for i, t in enumerate(text) if i > heading and t.startswith("## ")]
         last = "\n".join(text[heading + 1:after[0] if after else None])
         for call in ("verdicts.rules_intro()", "section=chapter.SECTION",

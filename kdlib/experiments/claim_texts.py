@@ -342,6 +342,5 @@ def rules_intro() -> str:
         "rules against the paper): the best arm of a family is picked on validation, not "
         "test, and a verdict that reads a point selected at a grid edge the ladder goes "
         "beyond is provisional (a point at the ladder's end is named in what would settle "
-        "it); a claim whose own rule changed says how in its note. The claims are saved for "
-        "the [reproduction summary](90_summary.ipynb)."
+        "it); a claim whose own rule changed says how in its note."
     )
