@@ -620,7 +620,7 @@ def curves_by_length(
             ax.set(title=f"{ep:g} epochs", ylabel=METRIC_LABELS.get(metric, metric))
             if ax.get_legend() is not None and (row, col) != (0, len(metrics) - 1):
                 ax.get_legend().remove()
-    if teacher is not None and not any(m.endswith("acc") for m in metrics[-1:]):
+    if teacher is not None and not metrics[-1].endswith("acc"):
         # the one legend kept (the top right panel's) names the teacher line too
         ax = axes[0][len(metrics) - 1]
         ax.plot([], [], color=TEACHER_COLOR, linestyle="--", label=teacher_label)

@@ -55,8 +55,8 @@ def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequen
     one, else the closest in standard errors. (Until the session after 2026-12-05 C3 and C6
     compared only with the other arm best on validation, so an arm ahead on test went
     unseen.)"""
-    pairs = [(a, ev.greater(name, lead, est(table, a, epochs), noise)) for a in others
-             if has(table, a, epochs)]
+    finished = [a for a in others if has(table, a, epochs)]
+    pairs = [(a, ev.greater(name, lead, est(table, a, epochs), noise)) for a in finished]
     if not pairs:
         raise ValueError(f"{name}: none of {list(others)} has a finished run at {epochs:g} "
                          "epochs to compare with")
@@ -69,7 +69,7 @@ def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequen
     arm, decides = min(pairs, key=lambda p: (p[1].outcome != "fails", distance(p[1])))
     # an arm without a finished number there (every run diverged, or none finished) is named,
     # not compared: it cannot be shown behind, and a reader should see it was left out
-    missing = [a for a in others if not has(table, a, epochs)]
+    missing = [a for a in others if a not in finished]
     left_out = (f"; not compared (no finished run at {epochs:g} epochs): {', '.join(missing)}"
                 if missing else "")
     return dataclasses.replace(
