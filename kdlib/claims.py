@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kdlib import wording
 from kdlib.evidence import OUTCOMES as EVIDENCE_OUTCOMES
 from kdlib.evidence import VERDICTS as EVIDENCE_VERDICTS
 from kdlib.store import read_json, results_root, write_json_atomic
@@ -264,7 +265,7 @@ def why_provisional(claim: Claim) -> str:
         else []
     edges = edge_checks(claim)
     if edges:
-        parts.append(f"{len(edges)} check{'s' if len(edges) > 1 else ''} read a point "
+        parts.append(f"{wording.count(len(edges), 'check')} read a point "
                      "selected at its grid's edge")
     return "; ".join(parts)
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kdlib import wording
+
 # The per-run standard deviation of test accuracy assumed when no replicated point measured
 # it: two runs of one config and seed at two commits differed by 0.6 points (DESIGN.md), and
 # seeds add initialization and data-order noise on top.
@@ -169,7 +171,7 @@ def pooled_noise(groups: Iterable[Sequence[float]], metric: str = "test_acc") ->
 
 def _points(n: int) -> str:
     """'1 point', '3 points': how many replicated points a pool holds."""
-    return f"{n} point" + ("" if n == 1 else "s")
+    return wording.count(n, "point")
 
 
 def pooled_noise_by_regime(groups: Mapping[str, Iterable[Sequence[float]]],

@@ -706,13 +706,15 @@ def test_est_reads_seeds_from_a_table_read_back_from_csv(tmp_path):
         v.est(back, "mix", 300.0)
 
 
-def test_best_arm_skips_arms_without_a_validation_accuracy():
+def test_best_arm_refuses_an_arm_without_a_validation_accuracy():
+    """Skipping an unfinished arm would name the best of fewer arms than the check says."""
     t = tab({"same/rc": {300.0: s3(.80)}, "same/ic": {300.0: s3(.78)}})
     t.loc[t["arm"] == "same/rc", "val_acc"] = np.nan  # no finished run
-    assert vt.best_arm(t, ["same/rc", "same/ic"], 300.0) == "same/ic"
-    t["val_acc"] = np.nan
-    with pytest.raises(ValueError, match="no arm of"):
+    with pytest.raises(ValueError, match=r"\['same/rc'\] have no finished run"):
         vt.best_arm(t, ["same/rc", "same/ic"], 300.0)
+    assert vt.best_arm(t, ["same/ic"], 300.0) == "same/ic"
+    with pytest.raises(ValueError, match="at least one arm"):
+        vt.best_arm(t, [], 300.0)
 
 
 def test_est_carries_the_rows_selection_noise_into_the_selection_reading():

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from kdlib import evidence as ev
+from kdlib import wording
 from kdlib.experiments.verdict_tables import est, has
 
 
@@ -89,7 +90,7 @@ def every_step(name: str, checks: Sequence[ev.Check]) -> ev.Check:
     open_ = [c for c in checks if c.outcome == "inconclusive"]
     shown = (failed or open_)[0] if failed or open_ else None
     detail = (shown.detail if shown else
-              f"{len(checks)} step{'s' if len(checks) > 1 else ''} to a longer schedule, each "
+              f"{wording.count(len(checks), 'step')} to a longer schedule, each "
               "within the tolerance")
     return ev.Check(name, detail=detail, noise=shown.noise if shown else None,
                     **_all_of(checks))

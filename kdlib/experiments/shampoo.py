@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdlib import measurements, presets, store, sweep, train
+from kdlib import measurements, presets, store, sweep, train, wording
 from kdlib.experiments import common, paper_recipes
 from kdlib.optim.shampoo import APPENDIX_D_WEIGHT_DECAY
 
@@ -193,7 +193,7 @@ def step_time_text(times: Any, adam: str = "Adam", shampoo: str = "Shampoo") -> 
     return (f"step time Shampoo / Adam: {per_arm[adam] / per_arm[shampoo]:.2f}x "
             f"({adam} {per_arm[adam]:.0f} vs {shampoo} {per_arm[shampoo]:.0f} img/s per sweep "
             f"group, medians "
-            f"of {len(ratios)} round{'s' if len(ratios) != 1 else ''}{spread})")
+            f"of {wording.count(len(ratios), 'round')}{spread})")
 
 
 def experiments(preset: str, planned: bool = False) -> list[common.Arms]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdlib import presets
+from kdlib import presets, wording
 from kdlib.experiments.run_keys import SWEPT, training_key
 
 SHARED_COLUMNS = ("key", "chapter", "table", "arm", "epochs", "grid", "selected", "test_acc",
@@ -62,8 +62,8 @@ def shared_points_report(shared: Any) -> str:
               or g["test_acc"].round(6).nunique() > 1]
     rerun = [g for g in differ if g["selected"].nunique() == 1]
     n = len(groups)
-    text = (f"{n} point{'s' if n != 1 else ''} (an arm at a length, the same training config) "
-            f"{'are' if n != 1 else 'is'} read by more than one chapter; {n - len(differ)} "
+    text = (f"{wording.count(n, 'point')} (an arm at a length, the same training config) "
+            f"{wording.is_are(n)} read by more than one chapter; {n - len(differ)} "
             "read the same numbers everywhere")
     if not differ:
         return text + "."
@@ -113,8 +113,8 @@ def elsewhere_report(shared: Any, section: str) -> str:
         items.append(f"{here['arm']} at {here['epochs']:g} epochs: " + "; ".join(readings))
     if not items:
         return ""
-    return (f"{len(items)} point{'s' if len(items) != 1 else ''} this chapter reads "
-            f"{'are' if len(items) != 1 else 'is'} read by other chapters from another "
+    return (f"{wording.count(len(items), 'point')} this chapter reads "
+            f"{wording.is_are(len(items))} read by other chapters from another "
             "selection (the same training config; each chapter selects on the grid its "
             "compared arms share, so this chapter's checks read its own value): "
             + ". ".join(items) + ".")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from kdlib import evidence as ev
+from kdlib import wording
 from kdlib.experiments.grids import open_ends
 
 
@@ -72,7 +73,7 @@ def has_arm(table: pd.DataFrame, arm: str) -> bool:
 
 def epochs_text(epochs: float) -> str:
     """``epochs`` as prose: "1 epoch", "2.5 epochs", "300 epochs"."""
-    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")
+    return wording.count(float(epochs), "epoch")
 
 
 def lengths_of(table: pd.DataFrame, arm: str) -> list[float]:
@@ -133,17 +134,22 @@ def seeds_of(table: pd.DataFrame, pairs: Iterable[tuple[str, float]]) -> list[in
 def best_arm(table: pd.DataFrame, arms: Iterable[str], epochs: float) -> str:
     """The arm whose validation-selected run has the highest validation accuracy at
     ``epochs``: arms are picked as hyper-parameters are, never on the test set (until
-    2026-12-05 this picked the highest mean test accuracy)."""
+    2026-12-05 this picked the highest mean test accuracy). Every arm named must have a
+    finished run there: skipping one would pick the best of fewer arms than the check says
+    (callers that read a subset filter with :func:`has` and say so, as C7 does)."""
     if "val_acc" not in table:
         raise ValueError("picking the best arm needs a val_acc column (the selected run's "
                          f"validation accuracy); the table has {sorted(table.columns)}")
     arms = list(arms)
+    if not arms:
+        raise ValueError(f"picking the best arm at {epochs:g} epochs needs at least one arm")
     vals = {a: float(row_of(table, a, epochs)["val_acc"]) for a in arms}
-    finite = [a for a in arms if np.isfinite(vals[a])]
-    if not finite:
-        raise ValueError(f"no arm of {arms} has a finished run with a validation accuracy at "
-                         f"{epochs:g} epochs")
-    return max(finite, key=vals.__getitem__)
+    missing = [a for a in arms if not np.isfinite(vals[a])]
+    if missing:
+        raise ValueError(f"the best of {arms} at {epochs:g} epochs: {missing} have no finished "
+                         "run with a validation accuracy there; pass only the arms trained "
+                         "there and say which were left out")
+    return max(arms, key=vals.__getitem__)
 
 
 def pct(x: float) -> str:
