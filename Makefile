@@ -109,17 +109,21 @@ browser-deps:
 # crash restarts it (an item it crashed in twice is skipped).
 QUEUE_DIR ?= ../kdbook-queue
 queue: setup
+	@if pgrep -f "[k]dlib.experiments.queue --commit $(CURDIR)" > /dev/null; then \
+	  echo "a queue is already running for $(CURDIR) (pgrep -af kdlib.experiments.queue): checking its worktree out anew would change the code under it; make queue-park stops it"; exit 1; fi
 	@test -d $(QUEUE_DIR) || git worktree add --detach $(QUEUE_DIR) HEAD
 	@git -C $(QUEUE_DIR) checkout -q --detach $$(git rev-parse HEAD)
 	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
 	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR) --supervise
 
-# Stop the queue (SIGTERM; it loses at most the 10 minutes since its last checkpoint), wait up to
-# 2 minutes for its final commit, and commit its unfinished runs' latest checkpoints: a
-# session's checkout is laid anew and checkpoints are gitignored, so a group longer than the
-# session resumes only from parked ones.
+# Stop the queue (SIGTERM, acted on once a group's checkpoints or a git commit under way are
+# done; it loses at most the 10 minutes since its last checkpoint), wait up to 5 minutes for
+# its final commit (a compile can hold a stop for minutes), and commit its unfinished runs'
+# complete checkpoints (park refuses while a queue still runs): a session's checkout is laid
+# anew and checkpoints are gitignored, so a group longer than the session resumes only from
+# parked ones.
 queue-park: setup
-	-@pkill -TERM -f "[k]dlib.experiments.queue --commit"; for i in $$(seq 120); do \
+	-@pkill -TERM -f "[k]dlib.experiments.queue --commit"; for i in $$(seq 300); do \
 	  pgrep -f "[k]dlib.experiments.queue --commit" > /dev/null || break; sleep 1; done
 	$(PY) -m kdlib.experiments.queue --park $(CURDIR)
 

@@ -8,17 +8,22 @@ round-trip without orbax having to know them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+# Two steps kept: a group's runs save one after another, so a stop between two saves (a crash,
+# a full disk) leaves the runs one step apart, and they resume together from the older step
+# they all still hold (:func:`group_start`), not from step 0.
+MAX_TO_KEEP = 2
+
 
 class Checkpointer:
     """Keeps the latest ``max_to_keep`` checkpoints of a training state under ``directory``."""
 
-    def __init__(self, directory: str | Path, max_to_keep: int = 1):
+    def __init__(self, directory: str | Path, max_to_keep: int = MAX_TO_KEEP):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -26,6 +31,10 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
+
+    def steps(self) -> list[int]:
+        """The steps of every complete checkpoint kept, oldest first."""
+        return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: Any) -> None:
         """Saves ``state`` at ``step`` and waits until it is on disk.
@@ -69,26 +78,33 @@ class Checkpointer:
 
     def clear(self) -> None:
         """Deletes every checkpoint (a group restarts from step 0 when its runs disagree)."""
-        for step in self._manager.all_steps():
-            self._manager.delete(step)
+        self.drop_after(-1)
+
+    def drop_after(self, step: int) -> None:
+        """Deletes the checkpoints after ``step`` (a group resumes from an earlier one)."""
+        for kept in self._manager.all_steps():
+            if kept > step:
+                self._manager.delete(kept)
 
     def close(self) -> None:
         self._manager.close()
 
 
 def group_start(ckpts: list[Checkpointer]) -> int:
-    """The step a vectorized group resumes from: their common latest step, else 0.
+    """The step a vectorized group resumes from: the newest step every run holds, else 0.
 
-    Runs killed between their checkpoint saves disagree; those ahead are cleared, so the
-    group restarts together from 0 and no later save meets a step from the earlier attempt.
+    Runs stopped between their checkpoint saves disagree on their latest step; they resume
+    from the older step they all kept, and the steps past it are deleted, so no later save
+    meets a step from the earlier attempt. Runs with no step in common are cleared: the
+    group restarts together from 0.
     """
-    latest = {c.latest_step() for c in ckpts}
-    if len(latest) == 1 and None not in latest:
-        return cast(int, latest.pop())  # the one step, not None
+    if not ckpts:
+        return 0
+    common = set.intersection(*(set(c.steps()) for c in ckpts))
+    start = max(common) if common else 0
     for c in ckpts:
-        if c.latest_step() is not None:
-            c.clear()
-    return 0
+        c.drop_after(start if common else -1)
+    return start
 
 
 def _first_line(err: BaseException) -> str:

@@ -51,6 +51,9 @@ PROVENANCE_FILE = "provenance.json"
 FAILED_FILE = "failed.json"
 LOCKS_DIR = ".locks"  # per-config training locks (config_lock), in each preset's folder
 CHECKPOINT_DIR = "ckpt"  # resume checkpoints (kdlib.checkpoint), removed once the run is saved
+# The input hashes an unfinished run started on (kdlib.inputs): it resumes only on the same
+# files; removed once the run is saved (its provenance holds them then).
+STARTED_INPUTS_FILE = "inputs.json"
 
 FINISHED_STATUSES = ("done", "diverged")
 STATUSES = ("done", "diverged", "failed", "running")
@@ -193,6 +196,7 @@ def save_run(
         (path / FAILED_FILE).unlink(missing_ok=True)
         # Resume checkpoints go only now that the result is durable.
         shutil.rmtree(path / CHECKPOINT_DIR, ignore_errors=True)
+        (path / STARTED_INPUTS_FILE).unlink(missing_ok=True)
     return RunRecord(
         config=config_dict,
         summary=summary_dict,
@@ -311,7 +315,26 @@ def prepare_run(
         raise ValueError(f"{stored} holds a config whose hash is not {path.name}")
     path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stored, config_to_dict(config))
+    _restart_on_other_inputs(path, config)
     return path
+
+
+def _restart_on_other_inputs(path: Path, config: Any) -> None:
+    """An unfinished run resumes only on the input files it started on: where one changed (a
+    retrained teacher, another copy of the data), its checkpoints and metrics log go and it
+    trains from step 0, as a stale finished run is retrained. Records the inputs it starts
+    or resumes on (:data:`STARTED_INPUTS_FILE`)."""
+    from kdlib import inputs
+
+    current = inputs.of(config)
+    record = path / STARTED_INPUTS_FILE
+    started = read_json(record) if record.is_file() else None
+    if isinstance(started, dict) and (why := inputs.stale(started, current)):
+        shutil.rmtree(path / CHECKPOINT_DIR, ignore_errors=True)
+        (path / METRICS_FILE).unlink(missing_ok=True)
+        inputs.log.warning("kdlib: unfinished run %s restarts from step 0: %s since it "
+                           "started", path, "; ".join(why))
+    write_json_atomic(record, current)
 
 
 def earlier_wall(summary: dict[str, Any]) -> float:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from kdlib import interrupts
 from kdlib.provenance import provenance as make_provenance
 from kdlib.store import (
     RunRecord,
@@ -284,20 +285,21 @@ def _train_locked(
         return
     wall = time.time() - started_at
     batch = [p.name for p in paths]
-    for config, path, summary, status, inputs in zip(
-        configs, paths, summaries, statuses, seen, strict=True
-    ):
-        # Group mates: the runs it was trained with (a vectorized group shares float order).
-        summary = dict(summary)
-        group = summary.pop("group", None) or batch
-        prov = make_provenance(
-            config,
-            wall_time_s=wall + earlier_wall(summary),
-            started_at=started_at,
-            extra={"config_hash": path.name, "batch_size": len(configs), "group": group,
-                   **inputs},
-        )
-        save_run(path, config, summary, prov, status)
+    with interrupts.uninterrupted():  # a stop waits until every run of the group is stored
+        for config, path, summary, status, inputs in zip(
+            configs, paths, summaries, statuses, seen, strict=True
+        ):
+            # Group mates: the runs it was trained with (a vectorized group shares float order).
+            summary = dict(summary)
+            group = summary.pop("group", None) or batch
+            prov = make_provenance(
+                config,
+                wall_time_s=wall + earlier_wall(summary),
+                started_at=started_at,
+                extra={"config_hash": path.name, "batch_size": len(configs), "group": group,
+                       **inputs},
+            )
+            save_run(path, config, summary, prov, status)
 
 
 def _groups(configs: list[Any], group_by: Callable[[Any], Any] | None) -> list[list[Any]]:

@@ -93,6 +93,28 @@ def test_changing_an_input_retrains_the_run(results, caplog, changed):
     assert train.calls == 2  # the retrained run is fresh
 
 
+def test_an_unfinished_run_resumes_only_on_the_inputs_it_started_on(results, caplog):
+    """A run parked half-way whose teacher is retrained meanwhile must not resume its
+    checkpoint against the new teacher (a mixed run that would then pass as fresh): its
+    checkpoints and log go and it trains from step 0. Same inputs: the resume is kept."""
+    config = _config()
+    path = store.prepare_run(config)
+    started = json.loads((path / store.STARTED_INPUTS_FILE).read_text())
+    assert started == inputs.of(config) and "teachers/t1/weights.npz" in started
+    (path / store.CHECKPOINT_DIR / "40").mkdir(parents=True)
+    (path / "metrics.jsonl").write_text('{"step": 40}\n')
+    assert store.prepare_run(config) == path  # the next session, same inputs
+    assert (path / store.CHECKPOINT_DIR / "40").is_dir() and (path / "metrics.jsonl").is_file()
+    _replace_file(results / "teachers/t1/weights.npz", b"retrained weights")
+    with caplog.at_level(logging.WARNING, logger="kdlib"):
+        store.prepare_run(config)
+    assert not (path / store.CHECKPOINT_DIR).exists() and not (path / "metrics.jsonl").exists()
+    assert "restarts from step 0: teachers/t1/weights.npz changed" in caplog.text
+    assert json.loads((path / store.STARTED_INPUTS_FILE).read_text()) == inputs.of(config)
+    store.save_run(path, config, {"val_acc": 0.5}, {}, "done")  # provenance holds them now
+    assert not (path / store.STARTED_INPUTS_FILE).exists()
+
+
 def test_changing_a_dataset_file_retrains(results, tmp_path, monkeypatch):
     data_dir = tmp_path / "fmnist"
     data_dir.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -267,6 +268,88 @@ def test_park_commits_unfinished_checkpoints_and_a_finished_run_drops_them(tmp_p
     assert prefix + "summary.json" in git("ls-files").split()
     assert queue_checkout.park(tmp_path) == 0
     assert git("status", "--porcelain", "--", prefix) == ""
+
+
+def test_park_keeps_every_complete_step_a_group_may_resume_from(tmp_path):
+    """A group's runs resume from the newest step they all hold (checkpoint.group_start):
+    a run stopped a save ahead of its mates holds two steps, and parking both lets the next
+    session resume from the older one instead of step 0."""
+    git = _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
+    run = _run(tmp_path, "ahead0000000", step=8)
+    (run / "ckpt" / "12").mkdir()
+    (run / "ckpt" / "12" / "commit_success.txt").write_text("ok")
+    assert queue_checkout.complete_steps(run) == [8, 12]
+    assert queue_checkout.parkable_runs(tmp_path) == [(str(run.relative_to(tmp_path)), 12)]
+    assert queue_checkout.park(tmp_path) == 1
+    assert [p for p in git("ls-files").split() if "/ckpt/" in p] == [
+        f"results/cpu/02_patience/ahead0000000/ckpt/{s}/commit_success.txt" for s in (12, 8)]
+
+
+def test_park_refuses_while_a_queue_commits_to_the_checkout(tmp_path):
+    """A running queue's checkpoint being written is incomplete and its commits would race
+    the park's: park names the pid; a queue committing to another checkout does not count."""
+    import subprocess
+
+    _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
+    _run(tmp_path, "parked000000", step=4)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    fake = [sys.executable, "-c", "import time; time.sleep(60)", "-m",
+            "kdlib.experiments.queue", "--commit"]
+    here, there = (subprocess.Popen([*fake, str(repo)]) for repo in (tmp_path, other))
+    try:
+        assert queue_checkout.running_queues(tmp_path) == [here.pid]
+        assert queue_checkout.running_queues(other) == [there.pid]
+        with pytest.raises(RuntimeError, match=f"a queue is still running \\(pid {here.pid}\\)"):
+            queue_checkout.park(tmp_path)
+    finally:
+        for proc in (here, there):
+            proc.kill()
+            proc.wait()
+    assert queue_checkout.running_queues(tmp_path) == []
+    assert queue_checkout.park(tmp_path) == 1
+
+
+STOPPED_COMMITTER = """
+import signal, sys
+from pathlib import Path
+from kdlib.experiments import queue, queue_checkout
+signal.signal(signal.SIGTERM, queue._stop_once)
+try:
+    queue_checkout.commit_finished(Path(sys.argv[1]), "item")
+finally:
+    print("unwound", flush=True)
+"""
+
+
+def test_a_stop_during_a_commit_lets_it_finish_and_leaves_no_index_lock(tmp_path):
+    """make queue-park's SIGTERM used to kill a running `git commit` (subprocess.run kills
+    its child on SystemExit), leaving .git/index.lock: the final commit and the park then
+    failed. The stop now waits for the commit, then exits 143."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    git = _repo(tmp_path)
+    run = _run(tmp_path, "done00000000", done=True)
+    hook = tmp_path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {tmp_path}/in_hook\nsleep 2\n")
+    hook.chmod(0o755)
+    script = tmp_path / "committer.py"
+    script.write_text(STOPPED_COMMITTER)
+    env = {**os.environ, "PYTHONPATH": str(Path(queue.__file__).parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if (tmp_path / "in_hook").exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "unwound" in out
+    assert not (tmp_path / ".git" / "index.lock").exists()
+    assert f"{run.relative_to(tmp_path)}/summary.json" in git("ls-files").split()
 
 
 def _run(root, name, *, done=False, failed=False, step=None, preset="cpu"):

@@ -462,15 +462,24 @@ def test_a_selected_value_at_the_ladders_end_is_reported_not_hidden():
     assert "sit at the end of the written ladder" in common.edge_report(both)
 
 
-def test_a_group_whose_runs_disagree_restarts_together(tmp_path):
+def test_a_group_whose_runs_disagree_resumes_from_the_step_they_all_hold(tmp_path):
+    """A stop between two runs' saves (a crash, a full disk) leaves them a step apart: the
+    group resumes from the older step both kept, not from 0, and the newer one is dropped so
+    no later save meets it; with no step in common the group restarts from 0."""
     from kdlib.checkpoint import group_start
 
     a, b = Checkpointer(tmp_path / "a"), Checkpointer(tmp_path / "b")
     a.save(4, {"w": np.zeros(2)})  # killed before b saved step 4
     assert group_start([a, b]) == 0 and a.latest_step() is None
-    a.save(4, {"w": np.zeros(2)})
-    b.save(4, {"w": np.zeros(2)})
-    assert group_start([a, b]) == 4
+    for step in (4, 8):
+        a.save(step, {"w": np.full(2, float(step))})
+        b.save(step, {"w": np.full(2, float(step))})
+    a.save(12, {"w": np.full(2, 12.0)})  # killed before b saved step 12
+    assert a.steps() == [8, 12] and b.steps() == [4, 8]  # two kept
+    assert group_start([a, b]) == 8
+    assert a.steps() == [8] and b.steps() == [4, 8]
+    assert float(a.restore(8, {"w": np.zeros(2)})["w"][0]) == 8.0
+    assert group_start([a, b]) == 8  # a second look changes nothing
     a.close()
     b.close()
 

@@ -70,6 +70,24 @@ def test_labels_run_stores_history_and_summary(results):
     assert again.summary == record.summary
 
 
+def test_checkpoints_are_saved_where_a_stop_waits(results, monkeypatch):
+    """A SIGTERM (make queue-park) is acted on only between a group's checkpoint saves, never
+    inside them (kdlib.interrupts): a stop between two runs' saves left them a step apart."""
+    from kdlib import interrupts
+    from kdlib.checkpoint import Checkpointer
+
+    depths = []
+    orig = Checkpointer.save
+
+    def save(self, step, state):
+        depths.append(interrupts._depth)
+        orig(self, step, state)
+
+    monkeypatch.setattr(Checkpointer, "save", save)
+    train.train(tiny_config(checkpoint_every=2), results / "run", progress=False)
+    assert len(depths) == 4 and all(d > 0 for d in depths)  # steps 2, 4, 6, 8
+
+
 @pytest.mark.slow
 def test_same_config_gives_identical_results(results, tmp_path):
     config = tiny_config(epochs=0.5)

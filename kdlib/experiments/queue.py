@@ -21,8 +21,9 @@ are stored, the hours still to train and the hours their stored runs took) witho
 (a segfault inside the compiler is not an exception the queue can catch); an item it crashed on
 twice is skipped for the rest of that run, said in the log (``make queue`` supervises).
 
-``--park REPO`` commits the latest complete checkpoint (and the config and metrics log) of
-every unfinished run, after the queue is stopped: checkpoints are gitignored and a session's
+``--park REPO`` commits the complete checkpoints (and the config, metrics log and started-on
+input hashes) of every unfinished run, after the queue is stopped (it refuses beside a running
+queue): checkpoints are gitignored and a session's
 checkout is laid anew, so without it a group longer than the time left in a session would
 start over in every session. The next ``make queue`` resumes them; a parked run that finishes
 is committed with its checkpoint's removal (``make queue-park`` stops the queue and parks).
@@ -43,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kdlib import interrupts
 from kdlib.experiments import common, ladder_probe
 from kdlib.experiments import queue_checkout as checkout
 from kdlib.experiments import queue_plan as plan
@@ -123,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
                      help="how far each unfinished run under REPO's results is, and its hours "
                      "left at its logged pace; trains nothing")
     out.add_argument("--park", type=Path, default=None, metavar="REPO",
-                     help="commit the unfinished runs' latest checkpoints to REPO (stop the "
+                     help="commit the unfinished runs' checkpoints to REPO (stop the "
                      "queue first), train nothing")
     return out
 
@@ -142,9 +144,10 @@ def _committer(repo: Path, item: list[str], every_s: float) -> threading.Event:
 
 
 def _stop_once(*_: Any) -> None:
-    """SIGTERM in the queue: ignore any further one, then unwind (``finally`` commits)."""
+    """SIGTERM in the queue: ignore any further one, then unwind (``finally`` commits), once
+    the checkpoints or the git commit under way are done (kdlib.interrupts)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(128 + signal.SIGTERM)
+    interrupts.stop_or_defer(lambda: sys.exit(128 + signal.SIGTERM))
 
 
 def _without_options(argv: list[str], flags: tuple[str, ...], lists: tuple[str, ...]

@@ -1,8 +1,8 @@
 """The queue's side of a git checkout: commit finished run folders, park unfinished ones at
-their latest checkpoint, and report how far each unfinished run is.
+their complete checkpoints, and report how far each unfinished run is.
 
 Checkpoints are gitignored and a session's checkout is laid anew, so :func:`park` commits the
-latest complete checkpoint of every unfinished run (``make queue-park``); the next queue
+complete checkpoints of every unfinished run (``make queue-park``); the next queue
 resumes them. :func:`commit_finished` commits only run folders with a ``summary.json``, so a
 half-written run never lands.
 """
@@ -17,9 +17,46 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kdlib import store
+from kdlib import interrupts, store
 from kdlib.experiments.queue_plan import PRESET
 from kdlib.fileio import METRICS_FILE, MetricsLog
+
+# The command line of a running queue (make queue); park refuses to run beside one.
+QUEUE_COMMAND = ("kdlib.experiments.queue", "--commit")
+
+
+def running_queues(repo: Path) -> list[int]:
+    """The pids of the queue processes committing to ``repo`` (their command line holds
+    :data:`QUEUE_COMMAND` and ``repo``), this process left out: read from /proc (Linux;
+    [] elsewhere)."""
+    import os
+
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = [w.decode(errors="replace") for w in cmdline.read_bytes().split(b"\0")]
+        except OSError:  # the process ended while we looked
+            continue
+        if not all(w in words for w in QUEUE_COMMAND) or int(cmdline.parent.name) == os.getpid():
+            continue
+        target = words[words.index("--commit") + 1:][:1]
+        if target and Path(target[0]).resolve() == Path(repo).resolve():
+            pids.append(int(cmdline.parent.name))
+    return sorted(pids)
+
+
+def _git(repo: Path, *args: str, tries: int = 30) -> subprocess.CompletedProcess[str]:
+    """``git -C repo args``, retried while another git process holds the index lock (the
+    committer thread, the user's own git); uninterrupted, so a stop does not kill it halfway
+    and leave ``.git/index.lock`` behind. Any other failure is returned as it is."""
+    for attempt in range(tries):
+        with interrupts.uninterrupted():
+            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                                  text=True)
+        if done.returncode == 0 or "index.lock" not in done.stderr:
+            return done
+        time.sleep(min(2 + attempt, 10))
+    return done
 
 
 def _finished_uncommitted(repo: Path) -> list[str]:
@@ -64,11 +101,17 @@ def parkable_runs(repo: Path) -> list[tuple[str, int]]:
         run = config.parent
         if (run / store.SUMMARY_FILE).exists() or _finished_elsewhere(run, repo):
             continue
-        steps = [int(p.name) for p in (run / CKPT_DIR).glob("*")
-                 if p.name.isdigit() and (p / CKPT_COMPLETE).is_file()]
-        if steps:
-            out.append((str(run.relative_to(repo)), max(steps)))
+        if steps := complete_steps(run):
+            out.append((str(run.relative_to(repo)), steps[-1]))
     return out
+
+
+def complete_steps(run: Path) -> list[int]:
+    """The steps of ``run``'s complete checkpoints (orbax wrote their last file), oldest
+    first: a group's runs resume from the newest step they all hold (checkpoint.group_start),
+    so a park keeps every one of them, not only the latest."""
+    return sorted(int(p.name) for p in (run / CKPT_DIR).glob("*")
+                  if p.name.isdigit() and (p / CKPT_COMPLETE).is_file())
 
 
 PROGRESS_COLUMNS = ("run", "what", "step", "of", "done", "hours so far", "hours left")
@@ -107,30 +150,38 @@ def progress_rows(repo: Path) -> list[dict[str, Any]]:
 
 
 def park(repo: Path) -> int:
-    """Commits each :func:`parkable_runs` folder's config, metrics log and latest complete
-    checkpoint (checkpoints are gitignored: added by force), and the removal of the older
-    steps a previous park committed. Run with the queue stopped: a checkpoint being written
-    is not complete and is left out. Runs that finished since the queue's last commit are
-    committed first. Returns the number of runs parked (0 when nothing changed since the last
-    park)."""
+    """Commits each :func:`parkable_runs` folder's config, metrics log and complete
+    checkpoints (checkpoints are gitignored: added by force), and the removal of the older
+    steps a previous park committed. Refuses while a queue runs (its checkpoint being written
+    is not complete; its commits would race this one). Runs that finished since the queue's
+    last commit are committed first. Returns the number of runs parked (0 when nothing
+    changed since the last park)."""
+    if pids := running_queues(repo):
+        raise RuntimeError(f"a queue is still running (pid {', '.join(map(str, pids))}): stop "
+                           "it first (make queue-park sends SIGTERM and waits for it), then "
+                           "park again")
     commit_finished(repo, "finished before the queue was parked")
     runs = parkable_runs(repo)
     if not runs:
         return 0
 
-    def git(*args: str, check: bool = True) -> int:
-        return subprocess.run(["git", "-C", str(repo), *args], check=check,
-                              capture_output=True, text=True).returncode
+    def git(*args: str, ok: tuple[int, ...] = (0,)) -> int:
+        done = _git(repo, *args)
+        if done.returncode not in ok:
+            raise RuntimeError(f"git {' '.join(args[:2])} failed in {repo}: "
+                               f"{done.stderr.strip()}")
+        return done.returncode
 
     paths = []
-    for run, step in runs:
+    for run, _ in runs:
         git("add", "-u", "--", run)  # older parked steps that orbax has since deleted
-        files = [f"{run}/{store.CONFIG_FILE}", f"{run}/{CKPT_DIR}/{step}"]
-        if (repo / run / METRICS_FILE).is_file():
-            files.append(f"{run}/{METRICS_FILE}")
+        files = [f"{run}/{store.CONFIG_FILE}",
+                 *(f"{run}/{CKPT_DIR}/{step}" for step in complete_steps(repo / run))]
+        files += [f"{run}/{name}" for name in (METRICS_FILE, store.STARTED_INPUTS_FILE)
+                  if (repo / run / name).is_file()]
         git("add", "-f", "--", *files)
         paths.append(run)
-    if git("diff", "--cached", "--quiet", "--", *paths, check=False) == 0:
+    if git("diff", "--cached", "--quiet", "--", *paths, ok=(0, 1)) == 0:
         return 0  # parked as they are already
     steps = ", ".join(f"{Path(run).name} at step {step}" for run, step in runs)
     git("commit", "-q", "-m", f"queue: parked {len(runs)} unfinished runs at their latest "
@@ -171,13 +222,12 @@ def commit_finished(repo: Path, item: str) -> int:
             return 0
         message = (f"cpu results: {len(dirs)} finished run dirs ({describe_runs(repo, dirs)}; "
                    f"queue at: {item}; provenance in each)")
-        add = subprocess.run(["git", "-C", str(repo), "add", "-A", "--", *dirs],
-                             capture_output=True, text=True)
-        if add.returncode == 0:
-            done = subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", message,
-                                   "--", *dirs], capture_output=True, text=True)
-            if done.returncode == 0:
-                return len(dirs)
+        with interrupts.uninterrupted():  # a stop waits for the commit (no index.lock left)
+            add = _git(repo, "add", "-A", "--", *dirs, tries=1)
+            if add.returncode == 0:
+                done = _git(repo, "commit", "-q", "-m", message, "--", *dirs, tries=1)
+                if done.returncode == 0:
+                    return len(dirs)
         time.sleep(2 + attempt)
     print(f"could not commit {dirs}", file=sys.stderr)
     return 0

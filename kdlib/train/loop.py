@@ -16,7 +16,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import data, divergence, provenance, teachers
+from kdlib import data, divergence, interrupts, provenance, teachers
 from kdlib.checkpoint import Checkpointer, group_start
 from kdlib.config import RunConfig, config_hash
 from kdlib.fileio import MetricsLog
@@ -293,19 +293,21 @@ def train_group(
                 records[i] = evaluate(i, float(train_loss[i]))
                 logs[i].append(records[i])  # before the checkpoint: a resume drops later ones
             if step % ckpt_every == 0 or step >= steps:
-                for i in range(group):
-                    ckpts[i].save(step, host_take_run(carry, i))
+                with interrupts.uninterrupted():  # a stop waits until every run has saved
+                    for i in range(group):
+                        ckpts[i].save(step, host_take_run(carry, i))
                 last_save = time.time()
                 continue
         if every_s and time.time() - last_save >= every_s:
             # A timed checkpoint between evaluations: the window's losses go in the log with
             # it, so a resume averages the same losses as an uninterrupted run.
-            for i in range(group):
-                if status[i] == "done":
-                    logs[i].append({"step": step, "checkpoint": "timed",
-                                    "window_losses": [float(x[i]) for x in losses_since_eval],
-                                    **times_so_far(), "commit": commit})
-                ckpts[i].save(step, host_take_run(carry, i))
+            with interrupts.uninterrupted():
+                for i in range(group):
+                    if status[i] == "done":
+                        logs[i].append({"step": step, "checkpoint": "timed",
+                                        "window_losses": [float(x[i]) for x in losses_since_eval],
+                                        **times_so_far(), "commit": commit})
+                    ckpts[i].save(step, host_take_run(carry, i))
             last_save = time.time()
     bar.close()
     for c in ckpts:
