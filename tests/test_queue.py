@@ -289,6 +289,7 @@ def test_park_refuses_while_a_queue_commits_to_the_checkout(tmp_path):
     """A running queue's checkpoint being written is incomplete and its commits would race
     the park's: park names the pid; a queue committing to another checkout does not count."""
     import subprocess
+    import time
 
     _repo(tmp_path, SMOKE_AND_CKPT_IGNORED)
     _run(tmp_path, "parked000000", step=4)
@@ -298,6 +299,10 @@ def test_park_refuses_while_a_queue_commits_to_the_checkout(tmp_path):
             "kdlib.experiments.queue", "--commit"]
     here, there = (subprocess.Popen([*fake, str(repo)]) for repo in (tmp_path, other))
     try:
+        for _ in range(200):  # until both have exec'd (a forked child shows pytest's cmdline)
+            if queue_checkout.running_queues(tmp_path) and queue_checkout.running_queues(other):
+                break
+            time.sleep(0.05)
         assert queue_checkout.running_queues(tmp_path) == [here.pid]
         assert queue_checkout.running_queues(other) == [there.pid]
         with pytest.raises(RuntimeError, match=f"a queue is still running \\(pid {here.pid}\\)"):
