@@ -595,3 +595,49 @@ def test_leaving_the_selected_run_out_keeps_the_follow_up_seeds_in_place():
     assert held.n == 7 and held.followup_from == 2 and held.followup().values == (0.7,) * 5
     none = ev.Estimate((0.80, 0.81, 0.82), "x", selected_first=True, followup_from=3)
     assert none.heldout().followup_from is None
+
+
+# --- pinned by a mutation audit (2026-12-06): each fails if the named line is broken ---------
+
+
+def test_a_difference_of_gains_counts_both_gains_noise():
+    """C6, C12, C13 compare two gains: 83 -> 80 against 80 -> 80, one seed each at 1 pt per
+    run. Each gain has SE sqrt(2) pts, their difference exactly 2 pts: a 3-pt difference is
+    within 2 SE, a 5-pt one beyond it."""
+    def gain(a, b):
+        return e(a, label="a"), e(b, label="b")
+
+    check = ev.difference_greater("g", gain(.83, .80), gain(.80, .80), NOISE)
+    assert check.se == pytest.approx(0.02) and check.outcome == "inconclusive"
+    assert ev.difference_greater("g", gain(.85, .80), gain(.80, .80), NOISE).outcome == "holds"
+
+
+def test_a_tie_without_noise_is_not_greater_but_is_at_least():
+    """The paper's own numbers compare at zero noise (C9's reading of them): equal values are
+    not "greater", and are "at least" with no tolerance."""
+    a = e(0.8)
+    exact = ev.Noise(0.0, "exact")
+    assert ev.greater("a > b", a, a, exact).outcome == "inconclusive"
+    assert ev.at_least("a >= b", a, a, 0.0, exact).outcome == "holds"
+
+
+def test_selection_sd_follows_the_validation_winner():
+    """Two configs tie on validation (80%) and score 84% and 80% on test: a redrawn
+    selection picks each about half the time, so the winner's test accuracy spreads 2 pts;
+    the 50%-validation config (10% test) is never picked."""
+    sd = ev.selection_sd([0.80, 0.80, 0.50], [0.84, 0.80, 0.10], 0, val_sd=0.01, draws=20000)
+    assert sd == pytest.approx(0.02, abs=0.0005)
+
+
+def test_pooled_noise_measures_from_exactly_ten_degrees_of_freedom():
+    """Five points of 3 seeds are 10 degrees of freedom, the minimum (MIN_POOLED_DOF): their
+    spread (0.5 pts) is used, not the assumed 1 pt."""
+    noise = ev.pooled_noise([[0.800, 0.805, 0.810]] * 5)
+    assert noise.sd == pytest.approx(0.005) and not noise.assumed
+
+
+def test_the_follow_up_reading_needs_three_new_seeds():
+    """A follow-up of 2 new seeds (5 in all, 3 before it) is too few to read on its own."""
+    two_new = ev.Estimate((0.9,) * 5, "x", followup_from=3)
+    assert not two_new.can_follow_up
+    assert ev.greater("x", two_new, ev.constant(0.5), NOISE).followup_outcome is None

@@ -842,3 +842,86 @@ def test_a_table_read_back_from_csv_pools_the_same_noise(tmp_path):
     with pytest.raises(ValueError, match="not a list of per-seed values"):
         v.noise_of(back.assign(test_acc_seeds="[0.8,"))
 
+
+
+# --- pinned by a mutation audit (2026-12-06): each sub-check seen failing, or the point it
+# reads told apart from its neighbours ------------------------------------------------------
+
+
+def test_c3_trails_fails_where_mix_leads_at_the_short_schedule():
+    t = policies(dict(POLICY_SHORT, mix=.82), POLICY_LONG)  # ahead of fix/rs's .80
+    c = v.c3_patience_changes_ranking(t, "01")
+    assert outcomes(c) == ["fails", "holds"] and c.verdict == "partly"
+
+
+def test_c6_saturation_reads_the_last_step_not_the_first():
+    """From 1200 to 9600 epochs the fixed teacher gains 1 pt, function matching 3: the
+    saturation check holds by 2 pts. From the shortest length the fixed teacher gains more
+    (29 against 23 pts), so a rule reading that step would fail it."""
+    acc = {"fixed teacher": (.50, .78, .79), "consistent teaching": (.62, .79, .80),
+           "function matching": (.60, .80, .83)}
+    c = v.c6_fixed_saturates(tab(lengths(acc, eps=(30.0, 1200.0, 9600.0))), "03")
+    assert c.checks[2]["name"] == "the fixed teacher gains less over the last doubling than FM"
+    assert c.checks[2]["outcome"] == "holds" and c.checks[2]["margin"] == pytest.approx(0.02)
+
+
+def test_c8_the_high_res_teacher_is_checked_at_every_length():
+    acc = {"same resolution": (.80, .85, .88), "low-res student": (.795, .845, .875),
+           "high-res teacher": (.78, .87, .90)}  # behind at 10 epochs only
+    c = v.c8_resolution(tab(lengths(acc)), "04")
+    assert outcomes(c) == ["holds", "fails", "holds", "holds"] and c.verdict == "partly"
+    assert c.checks[1]["name"] == "high-res teacher helps at 10 epochs"
+
+
+def test_c9_shampoo_ahead_is_checked_at_every_length_and_needs_a_longer_adam():
+    t = tab(lengths({"Adam": (.70, .80, .85), "Shampoo": (.65, .85, .87)},
+                    eps=(30.0, 100.0, 300.0)))
+    assert [k["outcome"] for k in v.c9_shampoo(t, "05").checks[1:]] == ["fails", "holds", "holds"]
+    # no Adam length 3x or more a Shampoo length: the quarter-schedule check cannot be read
+    t = tab(lengths({"Adam": (.70, .80), "Shampoo": (.75, .85)}, eps=(30.0, 60.0)))
+    c = v.c9_shampoo(t, "05")
+    assert outcomes(c) == ["not testable", "holds", "holds"]
+    assert c.verdict == "not testable at this scale"
+
+
+def test_c12_in_domain_against_related_is_read_at_the_longest_length():
+    acc = {"in-domain": (.70, .80, .82), "related": (.60, .75, .85), "unrelated": (.2, .3, .4)}
+    c = v.c12_out_of_domain(tab(lengths(acc)), "08")
+    assert c.checks[0]["name"] == "in-domain > related at 1000 epochs"
+    assert c.checks[0]["outcome"] == "fails"
+
+
+def test_c2_loss_checks_read_the_loss_noise_not_the_accuracy_noise():
+    """Loss seeds spread 0.1 per run at 10 epochs (16 degrees of freedom): a 0.1 loss gap of
+    single runs at 100 epochs (SE 0.14) is undecided, though the accuracy pool (0.1 pt)
+    would call it."""
+    loss = {p: {10.0: (1.0, 1.2, 1.1), 100.0: 0.90 if p.startswith("fix") else 1.00}
+            for p in POLICY_SHORT}
+    c = v.c2_fixed_overfits(policies(POLICY_SHORT, POLICY_LONG, loss=loss), "01")
+    assert [k["outcome"] for k in c.checks[0::2]] == ["inconclusive"] * 3
+
+
+def test_leads_each_strict_reading_reads_every_rival():
+    """mix leads "far" by 15 pts and "near" by 2 (per-comparison SE 0.8 pts: 2.5 SE): it
+    holds at 2 SE, but at 3 SE the near rival leaves it inconclusive: the alternative
+    readings come from every comparison, not the first."""
+    t = tab({"mix": {300.0: (.85,) * 3}, "far": {300.0: (.70,) * 3},
+             "near": {300.0: (.83,) * 3}})
+    noise = ev.Noise(0.008 / (2 / 3) ** 0.5, "test")  # SE of a 3-vs-3 difference: 0.8 pts
+    check = cc.leads_each("mix leads", v.est(t, "mix", 300.0), t, ["far", "near"], 300.0, noise)
+    assert check.outcome == "holds" and check.strict_outcome == "inconclusive"
+
+
+def test_c11_at_one_length_cannot_say_the_student_keeps_improving():
+    acc = {"MobileNetV3-L (GN)": {1000.0: s3(.80)}, "MobileNetV3-L (BN)": {1000.0: s3(.78)},
+           "BiT student": {1000.0: s3(.85)}, "BiT student, 2 teachers": {1000.0: s3(.87)}}
+    c = v.c11_cross_family(tab(acc), "07")
+    assert c.checks[0]["name"] == "MobileNetV3-L (GN) keeps improving"
+    assert c.checks[0]["outcome"] == "not testable"
+
+
+def test_c13_needs_all_four_arms():
+    acc = {"KL, strong teacher": {100.0: s3(.8)}, "DIST, strong teacher": {100.0: s3(.8)},
+           "KL, weak teacher": {100.0: s3(.8)}}
+    with pytest.raises(ValueError, match="all four"):
+        v.c13_dist(tab(acc), "09")

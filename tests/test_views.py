@@ -259,3 +259,27 @@ def test_views_of_a_batch_sharded_over_devices_equal_unsharded():
     from conftest import run_on_devices
 
     assert run_on_devices(SHARDED_VIEWS, 8).split()[-1] == "OK"
+
+
+def test_mild_crop_policies_and_fixed_students_show_the_whole_image_or_its_mirror():
+    """With the crop as large as the image (crop_fraction 1), fix/cc, ind/rc and same/rc's
+    student views are each image or its left-right mirror, both occurring (the fixed
+    students flip too); fix/ic_ens likewise with an inception crop pinned to the whole image.
+    An inception crop at its default area range would move the views off the image."""
+    images = _images(16)
+    ref = images / 127.5 - 1.0
+
+    def whole_or_mirror(x):
+        x = np.asarray(x)
+        same = np.all(np.abs(x - ref) < 1e-4, axis=(1, 2, 3))
+        mirror = np.all(np.abs(x - ref[:, :, ::-1]) < 1e-4, axis=(1, 2, 3))
+        return same, mirror
+
+    made = {p: views.make_views(p, jax.random.key(0), images, student_size=H, crop_fraction=1.0)
+            for p in ("fix/cc", "ind/rc", "same/rc")}
+    made["fix/ic_ens"] = views.make_views("fix/ic_ens", jax.random.key(0), images,
+                                          student_size=H, area_range=(1.0, 1.0),
+                                          aspect_range=(1.0, 1.0))
+    for policy, v in made.items():
+        same, mirror = whole_or_mirror(v.student)
+        assert np.all(same | mirror) and same.any() and mirror.any(), policy
