@@ -925,3 +925,31 @@ def test_c13_needs_all_four_arms():
            "KL, weak teacher": {100.0: s3(.8)}}
     with pytest.raises(ValueError, match="all four"):
         v.c13_dist(tab(acc), "09")
+
+
+def test_c1_where_consistent_policies_trail_everywhere_is_not_reproduced():
+    worst = dict(POLICY_LONG, **{"same/rc": .70, "same/ic": .70, "mix": .70})
+    c = v.c1_consistency_wins({"1k": policies(POLICY_SHORT, worst),
+                               "250": policies(POLICY_SHORT, worst)}, "01")
+    assert outcomes(c) == ["fails"] * 4 and c.verdict == "not reproduced"
+
+
+def test_c12_reaches_inconclusive_and_not_reproduced():
+    # one seed each (the assumed 1 pt per run: 2 SE is 2.8 pts): in-domain leads related by
+    # 1 pt at the longest length, every other check clear
+    close = {"in-domain": (.70, .80, .85), "related": (.60, .75, .84), "unrelated": (.2, .3, .4)}
+    c = v.c12_out_of_domain(tab(lengths(close, seeds=lambda x: x)), "08")
+    assert outcomes(c) == ["inconclusive", "holds", "holds", "holds", "holds"]
+    assert c.verdict == "inconclusive"
+    # the mirror: in-domain last, unrelated below twice chance, the gap to related widening
+    backwards = {"in-domain": (.02, .02, .02), "related": (.12, .09, .06),
+                 "unrelated": (.15, .13, .12)}
+    c = v.c12_out_of_domain(tab(lengths(backwards)), "08")
+    assert outcomes(c) == ["fails"] * 5 and c.verdict == "not reproduced"
+
+
+def test_c13_gain_larger_with_the_weak_teacher_is_partly():
+    acc = {"KL, strong teacher": (.80, .84, .86), "DIST, strong teacher": (.81, .86, .90),
+           "KL, weak teacher": (.78, .82, .84), "DIST, weak teacher": (.78, .85, .90)}
+    c = v.c13_dist(tab(lengths(acc)), "09")  # +4 pts with the strong teacher, +6 with the weak
+    assert outcomes(c) == ["holds", "fails"] and c.verdict == "partly"
