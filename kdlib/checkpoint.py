@@ -107,6 +107,24 @@ def group_start(ckpts: list[Checkpointer]) -> int:
     return start
 
 
+def layout(state: Any) -> str:
+    """A short digest of a training state's layout: each leaf's path, shape and dtype, in the
+    order the checkpoint stores the leaves. Restoring matches leaves by position and checks
+    shapes only, so a code change that renames or reorders same-shaped leaves would load
+    weights into the wrong slots; the digest, logged beside each checkpoint, tells."""
+    import hashlib
+
+    rows = [f"{jax.tree_util.keystr(path)} {np.shape(leaf)} {getattr(leaf, 'dtype', '?')}"
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]]
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+def logged_layout(history: list[dict[str, Any]], step: int) -> str | None:
+    """The layout digest logged with the checkpoint at ``step`` (None: an older log)."""
+    found = [r["layout"] for r in history if r.get("step") == step and "layout" in r]
+    return found[-1] if found else None
+
+
 def _first_line(err: BaseException) -> str:
     """``Type: first line of the message`` of an exception (orbax's run to many lines)."""
     text = str(err).strip().splitlines()

@@ -635,3 +635,16 @@ def test_seed_cells_show_mean_sd_and_seeds_per_arm_and_length():
     cells = common.seed_cells(grown, ["b", "a"])
     assert cells.loc["b", "30 epochs"] == "85.52 ±0.14 (n=8, 5 follow-up)"
     assert cells.loc["b", "300 epochs"] == "69.38 (n=1)"
+
+
+def test_a_state_layout_names_paths_shapes_and_dtypes():
+    from kdlib.checkpoint import layout, logged_layout
+
+    state = {"conv": {"kernel": np.zeros((3, 3)), "bias": np.zeros(3)}, "step": np.int32(0)}
+    assert layout(state) == layout({k: v for k, v in reversed(state.items())})  # same tree
+    renamed = {"conv1": state["conv"], "step": state["step"]}
+    reshaped = {**state, "conv": {"kernel": np.zeros((3, 3)), "bias": np.zeros(4)}}
+    retyped = {**state, "step": np.float32(0)}
+    assert len({layout(s) for s in (state, renamed, reshaped, retyped)}) == 4
+    history = [{"step": 2, "layout": "a"}, {"step": 4}, {"step": 4, "layout": "b"}]
+    assert logged_layout(history, 4) == "b" and logged_layout(history, 6) is None

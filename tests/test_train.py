@@ -88,6 +88,36 @@ def test_checkpoints_are_saved_where_a_stop_waits(results, monkeypatch):
     assert len(depths) == 4 and all(d > 0 for d in depths)  # steps 2, 4, 6, 8
 
 
+def test_a_checkpoint_of_another_state_layout_restarts_the_run(results, monkeypatch, caplog):
+    """Restoring matches leaves by position: a code change that renames or reorders
+    same-shaped leaves would load weights into the wrong slots. The layout logged with each
+    checkpoint tells: the same layout resumes, another restarts from step 0 (warned)."""
+    import json
+    import logging
+
+    from kdlib.checkpoint import Checkpointer
+
+    saves = []
+    orig = Checkpointer.save
+    monkeypatch.setattr(Checkpointer, "save", lambda self, step, state: (
+        saves.append(step), orig(self, step, state)))
+    config, run = tiny_config(checkpoint_every=2), results / "run"
+    first = train.train(config, run, progress=False)
+    assert saves == [2, 4, 6, 8]
+    log = run / "metrics.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len({r["layout"] for r in records}) == 1 and "layout" not in first
+    saves.clear()
+    train.train(config, run, progress=False)  # the same code: resumed at the final step
+    assert saves == []
+    records[-1]["layout"] = "0123456789abcdef"  # as if another code had saved step 8
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with caplog.at_level(logging.WARNING, logger="kdlib"):
+        again = train.train(config, run, progress=False)
+    assert "another training-state layout" in caplog.text and saves == [2, 4, 6, 8]
+    assert again["test_acc"] == first["test_acc"]  # trained afresh, deterministically
+
+
 @pytest.mark.slow
 def test_same_config_gives_identical_results(results, tmp_path):
     config = tiny_config(epochs=0.5)

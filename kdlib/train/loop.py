@@ -4,6 +4,7 @@ as it goes, resuming from the last checkpoint after a kill."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from kdlib import data, divergence, interrupts, provenance, teachers
+from kdlib import checkpoint, data, divergence, interrupts, provenance, teachers
 from kdlib.checkpoint import Checkpointer, group_start
 from kdlib.config import RunConfig, config_hash
 from kdlib.fileio import MetricsLog
@@ -207,6 +208,19 @@ def train_group(
     ckpts = [Checkpointer(d / "ckpt") for d in run_dirs]
     logs = [MetricsLog(d / "metrics.jsonl") for d in run_dirs]
     step = group_start(ckpts)
+    state_layout = checkpoint.layout(prog.one_carry)
+    if step and (moved := [d for d, run_log in zip(run_dirs, logs, strict=True)
+                           if checkpoint.logged_layout(run_log.read(), step)
+                           not in (None, state_layout)]):
+        # the code changed the state's layout since these checkpoints were saved: their leaves
+        # would load into the wrong slots, so the group trains again from step 0
+        logging.getLogger("kdlib").warning(
+            f"kdlib: {', '.join(str(d) for d in moved)}: the checkpoint at step {step} "
+            "holds another training-state layout than this code's (the code changed since it "
+            "was saved); the group restarts from step 0")
+        for c in ckpts:
+            c.clear()
+        step = 0
     if step:  # every run of the group checkpointed at this step
         carry = put(host_stack_runs([c.restore(step, prog.one_carry) for c in ckpts]))
     for log in logs:
@@ -239,7 +253,8 @@ def train_group(
         """Validation metrics at every eval; test ones only at the end (run selection and
         the curves use validation; the test split is read once, for the reported number)."""
         record: dict[str, Any] = {"step": step, "epoch": step * config.batch_size / num_train,
-                                  "train_loss": train_loss, **times_so_far(), "commit": commit}
+                                  "train_loss": train_loss, **times_so_far(), "commit": commit,
+                                  "layout": state_layout}
         state = host_take_run(carry[:2], i)
         splits = (("val", rd.val), ("test", rd.test)) if step >= steps else (("val", rd.val),)
         for split, ds in splits:
@@ -306,7 +321,8 @@ def train_group(
                     if status[i] == "done":
                         logs[i].append({"step": step, "checkpoint": "timed",
                                         "window_losses": [float(x[i]) for x in losses_since_eval],
-                                        **times_so_far(), "commit": commit})
+                                        **times_so_far(), "commit": commit,
+                                        "layout": state_layout})
                     ckpts[i].save(step, host_take_run(carry, i))
             last_save = time.time()
     bar.close()
@@ -322,7 +338,8 @@ def train_group(
                 params_i, rest_i = host_take_run(carry[:2], i)
                 nnx.update(student, params_i, rest_i)
                 teachers.save_weights(student, run_dir / "model.npz")
-        summary = ({k: v for k, v in records[i].items() if k != "commit"}  # in provenance
+        # the commit is in the provenance, the layout only for resumes
+        summary = ({k: v for k, v in records[i].items() if k not in ("commit", "layout")}
                    if status[i] == "done" else {})
         if status[i] == "diverged":
             summary["diverged_at_step"] = diverged_at[i]
