@@ -953,3 +953,55 @@ def test_c13_gain_larger_with_the_weak_teacher_is_partly():
            "KL, weak teacher": (.78, .82, .84), "DIST, weak teacher": (.78, .85, .90)}
     c = v.c13_dist(tab(lengths(acc)), "09")  # +4 pts with the strong teacher, +6 with the weak
     assert outcomes(c) == ["holds", "fails"] and c.verdict == "partly"
+
+
+def test_c5_reaches_inconclusive_and_not_reproduced():
+    # one seed each (the assumed 1 pt per run): the student at 100 epochs 1 pt ahead of the
+    # best scratch run (69%), at 1000 1 pt ahead of the best transfer run (84%)
+    close = lengths({"function matching": (.70, .80, .85), "from scratch": (.60, .65, .69),
+                     "transfer": (.60, .70, .84)}, eps=(100.0, 300.0, 1000.0), seeds=lambda x: x)
+    c = v.c5_beats_baselines({"1k": tab(close)}, "02")
+    assert set(outcomes(c)) == {"inconclusive", "holds"} and c.verdict == "inconclusive"
+    behind = lengths({"function matching": (.60, .70, .75), "from scratch": (.80, .85, .85),
+                      "transfer": (.80, .85, .90)}, eps=(100.0, 300.0, 1000.0))
+    c = v.c5_beats_baselines({"1k": tab(behind)}, "02")
+    assert set(outcomes(c)) == {"fails"} and c.verdict == "not reproduced"
+
+
+def test_c11_reaches_inconclusive_and_not_reproduced():
+    acc = {"MobileNetV3-L (GN)": (.70, .75, .80), "MobileNetV3-L (BN)": (.68, .73, .78),
+           "BiT student": (.75, .80, .85), "BiT student, 2 teachers": (.77, .82, .87)}
+    one_seed = lengths(dict(acc, **{"MobileNetV3-L (BN)": (.68, .73, .795)}), seeds=lambda x: x)
+    one_seed["MobileNetV3-L (GN) from labels"] = {1000.0: .70}
+    c = v.c11_cross_family(tab(one_seed), "07")
+    assert "inconclusive" in outcomes(c) and "fails" not in outcomes(c)
+    assert c.verdict == "inconclusive"
+    worse = {"MobileNetV3-L (GN)": (.80, .75, .70), "MobileNetV3-L (BN)": (.80, .85, .90),
+             "BiT student": (.77, .82, .87), "BiT student, 2 teachers": (.75, .80, .85)}
+    every_way = lengths(worse)
+    every_way["MobileNetV3-L (GN) from labels"] = {1000.0: s3(.80)}
+    c = v.c11_cross_family(tab(every_way), "07")
+    assert set(outcomes(c)) == {"fails"} and c.verdict == "not reproduced"
+
+
+def test_c6_and_c7_at_the_papers_lengths_reach_inconclusive_and_not_reproduced():
+    eps = (30.0, 1200.0, 9600.0)
+    # one seed each: function matching 1 pt ahead of consistent teaching at the longest
+    close = {"fixed teacher": (.74, .78, .77), "consistent teaching": (.73, .80, .82),
+             "function matching": (.72, .80, .83)}
+    c = v.c6_fixed_saturates(tab(lengths(close, eps=eps, seeds=lambda x: x)), "03")
+    assert "inconclusive" in outcomes(c) and "fails" not in outcomes(c)
+    assert c.verdict == "inconclusive"
+    mirror = {"fixed teacher": (.70, .80, .90), "consistent teaching": (.73, .78, .80),
+              "function matching": (.80, .79, .79)}  # leads short, trails long, gains least
+    c = v.c6_fixed_saturates(tab(lengths(mirror, eps=eps)), "03")
+    assert set(outcomes(c)) == {"fails"} and c.verdict == "not reproduced"
+    # C7: label-only training 1 pt behind function matching and 1 pt below its own peak
+    near = {"labels: Adam": (.70, .79, .78), "function matching": (.72, .78, .79)}
+    c = v.c7_labels_below_distillation(tab(lengths(near, eps=eps, seeds=lambda x: x)), "03",
+                                       ["labels: Adam"], ["function matching"])
+    assert outcomes(c) == ["inconclusive", "inconclusive"] and c.verdict == "inconclusive"
+    ahead = {"labels: Adam": (.70, .80, .85), "function matching": (.72, .78, .79)}
+    c = v.c7_labels_below_distillation(tab(lengths(ahead, eps=eps)), "03", ["labels: Adam"],
+                                       ["function matching"])
+    assert outcomes(c) == ["fails", "fails"] and c.verdict == "not reproduced"
