@@ -1005,3 +1005,26 @@ def test_c6_and_c7_at_the_papers_lengths_reach_inconclusive_and_not_reproduced()
     c = v.c7_labels_below_distillation(tab(lengths(ahead, eps=eps)), "03", ["labels: Adam"],
                                        ["function matching"])
     assert outcomes(c) == ["fails", "fails"] and c.verdict == "not reproduced"
+
+
+def test_c9_and_c10_reach_inconclusive():
+    # one seed each (the assumed 1 pt per run): Shampoo 1 pt ahead at 30 and 300 epochs, and
+    # at 100 epochs half a point short of Adam at 300, within the noise of C9's tolerance
+    close = tab(lengths({"Adam": (.70, .80, .85), "Shampoo": (.71, .845, .86)},
+                        eps=(30.0, 100.0, 300.0), seeds=lambda x: x))
+    c = v.c9_shampoo(close, "05")
+    assert "inconclusive" in outcomes(c) and "fails" not in outcomes(c)
+    assert c.verdict == "inconclusive"
+    # the pretrained init 1 pt ahead at the shortest length, 0.5 pt behind at the longest
+    near = tab(lengths({"random init": (.60, .80, .855), "pretrained init": (.61, .82, .86)},
+                       seeds=lambda x: x))
+    c = v.c10_init(near, "06")
+    assert [k["outcome"] for k in c.checks][0] == "inconclusive" and c.verdict == "inconclusive"
+
+
+def test_c11_two_teachers_behind_one_fails():
+    acc = {"MobileNetV3-L (GN)": (.70, .75, .80), "MobileNetV3-L (BN)": (.68, .73, .78),
+           "BiT student": (.77, .82, .87), "BiT student, 2 teachers": (.75, .80, .85)}
+    c = v.c11_cross_family(tab(lengths(acc)), "07")
+    ensemble = [k for k in c.checks if k["name"].startswith("2 teachers > 1")]
+    assert ensemble and all(k["outcome"] == "fails" for k in ensemble)
