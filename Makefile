@@ -108,13 +108,17 @@ browser-deps:
 # into this checkout's results/ and committing each finished run folder here; supervised, so a
 # crash restarts it (an item it crashed in twice is skipped).
 QUEUE_DIR ?= ../kdbook-queue
+# Seed replicates train side by side in this many processes (kdlib.experiments.queue_workers:
+# two single runs trained 1.4x the images of one at a time on this 2-core machine).
+QUEUE_WORKERS ?= 2
 queue: setup
 	@if pgrep -f "[k]dlib.experiments.queue --commit $(CURDIR)" > /dev/null; then \
 	  echo "a queue is already running for $(CURDIR) (pgrep -af kdlib.experiments.queue): checking its worktree out anew would change the code under it; make queue-park stops it"; exit 1; fi
 	@test -d $(QUEUE_DIR) || git worktree add --detach $(QUEUE_DIR) HEAD
 	@git -C $(QUEUE_DIR) checkout -q --detach $$(git rev-parse HEAD)
 	cd $(QUEUE_DIR) && KDLIB_RESULTS=$(CURDIR)/results PYTHONPATH=$$PWD \
-	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR) --supervise
+	  nice -n 19 $(CURDIR)/$(PY) -m kdlib.experiments.queue --commit $(CURDIR) --supervise \
+	  --workers $(QUEUE_WORKERS)
 
 # Stop the queue (SIGTERM, acted on once a group's checkpoints or a git commit under way are
 # done; it loses at most the 10 minutes since its last checkpoint), wait up to 5 minutes for

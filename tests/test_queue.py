@@ -18,6 +18,7 @@ from kdlib.experiments import (
     queue,
     queue_checkout,
     queue_plan,
+    queue_workers,
     shampoo,
 )
 
@@ -641,3 +642,41 @@ def test_progress_reads_each_unfinished_runs_log(tmp_path, capsys):
                      "hours left": "?"}]
     assert queue.main(["--progress", str(tmp_path)]) == 0
     assert "2 unfinished run(s) with a metrics log" in capsys.readouterr().out
+
+
+def test_worker_options_are_checked_before_anything_runs(tmp_path):
+    for argv, message in ((["--workers", "0"], "--workers 0: train with 1 process or more"),
+                          (["--train-config", str(tmp_path / "none.json")], "is not a file")):
+        assert message in queue.check_args(queue.parser().parse_args(argv))
+    with pytest.raises(ValueError, match="workers=0"):
+        queue_workers.side_by_side(tmp_path, 0)
+    command = queue_workers.worker_command(tmp_path, tmp_path / "c.json")
+    assert command[1:] == ["-m", "kdlib.experiments.queue", "--commit", str(tmp_path),
+                           "--train-config", str(tmp_path / "c.json")]
+    # park and make queue see a worker as part of the queue committing to its checkout
+    assert all(word in command for word in queue_checkout.QUEUE_COMMAND)
+
+
+@pytest.mark.slow
+def test_replicates_trained_side_by_side_equal_those_trained_one_after_another(
+        tmp_path, monkeypatch, caplog):
+    """Two seed replicates, one here and one in a worker process: both stored, each the
+    same numbers as the run trained alone (a run does not depend on what trains beside it)."""
+    import logging
+
+    from test_train import tiny_config
+
+    from kdlib import store, train
+
+    _repo(tmp_path)
+    monkeypatch.setenv("KDLIB_RESULTS", str(tmp_path / "results"))
+    configs = [tiny_config(seed=s) for s in (1, 2)]
+    with caplog.at_level(logging.WARNING, logger="kdlib"):
+        queue_workers.side_by_side(tmp_path, 2)(configs)
+    assert "exited" not in caplog.text  # the worker stored its run
+    side = [store.fresh_run(c) for c in configs]
+    assert [r.status for r in side] == ["done", "done"]
+    alone = [train.train(c, tmp_path / f"alone{i}", progress=False)
+             for i, c in enumerate(configs)]
+    assert [r.summary["test_acc"] for r in side] == [a["test_acc"] for a in alone]
+    assert side[0].summary["test_acc"] != side[1].summary["test_acc"]  # two seeds

@@ -12,7 +12,7 @@ statistics over the whole store (:mod:`~.store_stats`) and the points several ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from kdlib import models, presets, profiling, sweep, teachers, train
@@ -65,6 +65,7 @@ def _sweep(cfg: RunConfig, axes: Mapping[str, list[Any]], train_it: bool, progre
 
 def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[Any]]]]],
              *, progress: bool = True, extras: bool | None = None, seeds: int | None = None,
+             train_singles: Callable[[Sequence[RunConfig]], None] | None = None,
              ) -> dict[str, dict[float, sweep.SweepResult]]:
     """Trains (or loads) every sweep of every arm; ``{arm: {epochs: SweepResult}}``.
 
@@ -75,6 +76,8 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     config selected at the lr ladder's end only once its probe is behind (:func:`_probe_leads`).
     ``extras`` False (default at cpu: :func:`train_extras_default`) only loads extras that are
     stored, a length's grown grid only when every arm's is, so budgets stay equal.
+    ``train_singles`` trains a selected config's replicates (the queue's side-by-side
+    workers, :mod:`kdlib.experiments.queue_workers`); by default one after another, here.
     """
     arms = {a: dict(by) for a, by in arms.items()}
     configs = [cfg for by in arms.values() for cfg, _ in by.values()]
@@ -112,7 +115,7 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
             train_it = extras and seeds > 1 and not _probe_leads(  # probed only to replicate
                 arms[arm][ep][0], result, grid, ladders, progress)
             result.replicates = _replicates(arms[arm][ep][0], result, seeds, train_it,
-                                            progress)
+                                            progress, train_singles)
     return results
 
 
@@ -148,9 +151,12 @@ def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, 
 
 
 def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
-                progress: bool) -> list[Any]:
+                progress: bool,
+                train_singles: Callable[[Sequence[RunConfig]], None] | None = None
+                ) -> list[Any]:
     """The seed replicates of ``result``'s selected config: ``seeds`` - 1 of them trained
-    (``train_it``) or else those stored, and any stored beyond them up to :data:`MAX_SEEDS`."""
+    (``train_it``; by ``train_singles`` where given, then loaded) or else those stored, and any
+    stored beyond them up to :data:`MAX_SEEDS`."""
     from kdlib import store
 
     point = result.best_point
@@ -158,6 +164,8 @@ def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it
         return []
     selected = base.replace(**point)
     configs = [replicate(selected, selected.seed + k) for k in range(1, max(seeds, MAX_SEEDS))]
+    if train_it and train_singles is not None:
+        train_singles(configs[:seeds - 1])
     trained = [train.run(c, progress=progress) for c in configs[:seeds - 1]] if train_it else []
     return trained + [r for c in configs[len(trained):] if (r := store.fresh_run(c)) is not None]
 

@@ -48,6 +48,7 @@ from kdlib import interrupts
 from kdlib.experiments import common, ladder_probe
 from kdlib.experiments import queue_checkout as checkout
 from kdlib.experiments import queue_plan as plan
+from kdlib.experiments import queue_workers as workers
 
 # The line the queue prints as it starts an item ("[12:00:00] item 16: ..."; "item 21+:" for
 # the ladder probes after item 21), which the supervisor reads to know where a crash happened.
@@ -124,6 +125,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--progress", type=Path, default=None, metavar="REPO",
                      help="how far each unfinished run under REPO's results is, and its hours "
                      "left at its logged pace; trains nothing")
+    out.add_argument("--workers", type=int, default=1,
+                     help="processes that train a selected config's seed replicates side by "
+                     "side (kdlib.experiments.queue_workers; make queue: 2)")
+    out.add_argument("--train-config", type=Path, default=None, metavar="FILE",
+                     help="a worker: train the run of the config in FILE, then exit (with "
+                     "--commit naming the queue's checkout, so park and make queue see it)")
     out.add_argument("--park", type=Path, default=None, metavar="REPO",
                      help="commit the unfinished runs' checkpoints to REPO (stop the "
                      "queue first), train nothing")
@@ -177,6 +184,10 @@ def check_args(args: argparse.Namespace) -> str | None:
     items = [str(i) for i in range(len(plan.PLAN))] + probes
     if not 0 <= args.start < len(plan.PLAN):
         return f"--start {args.start} is not a plan item; allowed: 0..{len(plan.PLAN) - 1}"
+    if args.workers < 1:
+        return f"--workers {args.workers}: train with 1 process or more"
+    if args.train_config is not None and not args.train_config.is_file():
+        return f"--train-config {args.train_config} is not a file (a config's JSON)"
     bad = [s for s in args.skip if s not in items]
     if bad:
         return (f"--skip {' '.join(bad)}: not plan items; allowed: 0..{len(plan.PLAN) - 1}"
@@ -202,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     problem = check_args(args)
     if problem:
         cli.error(problem)
+    if args.train_config:
+        signal.signal(signal.SIGTERM, _stop_once)  # a stop waits for its checkpoint saves
+        workers.train_config_file(args.train_config)
+        return 0
     if args.park:
         print(f"parked {checkout.park(args.park)} unfinished runs")
         return 0
@@ -222,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                                        *(["--skip", *sorted(skip)] if skip else [])],
                          skip=args.skip)
     skip = set(args.skip)
+    singles = (workers.side_by_side(args.commit, args.workers)
+               if args.commit and args.workers > 1 else None)
     current = ["starting"]
     stop = _committer(args.commit, current, 300.0) if args.commit else None
     # A stop (make queue-park's SIGTERM) unwinds like an error, so the finished runs are
@@ -239,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 # which item a crash belongs to
                 print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
                 common.run_arms(build(), progress=False, extras=True,
-                                seeds=plan.ITEM_SEEDS.get(name))
+                                seeds=plan.ITEM_SEEDS.get(name), train_singles=singles)
                 print(f"[{time.strftime('%H:%M:%S')}] item {i} done in "
                       f"{time.time() - t0:.0f} s", flush=True)
                 if args.commit:
