@@ -28,10 +28,6 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def latest_step(self) -> int | None:
-        """The step of the newest complete checkpoint, or None."""
-        return self._manager.latest_step()
-
     def steps(self) -> list[int]:
         """The steps of every complete checkpoint kept, oldest first."""
         return sorted(self._manager.all_steps())

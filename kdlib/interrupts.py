@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _depth = 0
-_pending: list[Callable[[], None]] = []
+_pending: Callable[[], None] | None = None  # the stop a block holds back (one is enough)
 
 
 def _main_thread() -> bool:
@@ -23,7 +23,7 @@ def _main_thread() -> bool:
 def uninterrupted() -> Iterator[None]:
     """A block a stop (:func:`stop_or_defer`) does not cut short: it runs when the outermost
     block of the main thread ends. In other threads, a plain block."""
-    global _depth
+    global _depth, _pending
     if not _main_thread():
         yield
         return
@@ -32,21 +32,21 @@ def uninterrupted() -> Iterator[None]:
         yield
     finally:
         _depth -= 1
-        if _depth == 0 and _pending:
-            action = _pending.pop()
-            _pending.clear()
+        if _depth == 0 and _pending is not None:
+            action, _pending = _pending, None
             action()
 
 
 def stop_or_defer(action: Callable[[], None]) -> None:
     """Runs ``action`` (e.g. ``sys.exit``) now, or at the end of the main thread's current
     :func:`uninterrupted` block: for a signal handler."""
+    global _pending
     if _depth and _main_thread():
-        _pending.append(action)
+        _pending = action
     else:
         action()
 
 
 def deferred() -> bool:
     """Whether a stop waits for the current block to end (for tests and progress lines)."""
-    return bool(_pending)
+    return _pending is not None
