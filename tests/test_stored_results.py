@@ -15,6 +15,11 @@ from kdlib.experiments import chapters, common, dist_loss
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Finished runs (a run being trained here has no summary yet).
 RUN_DIRS = sorted(p.parent for p in RESULTS.glob("*/*/*/summary.json"))
+# Runs the queue parked unfinished (config, metrics log and checkpoints committed; no summary):
+# the next `make queue` resumes each under its folder's hash, so a code change that gives its
+# config another hash would orphan it as surely as a finished run.
+PARKED_DIRS = sorted(p.parent for p in RESULTS.glob("*/*/*/config.json")
+                     if not (p.parent / "summary.json").exists())
 
 
 def chapter_configs(arms) -> list:
@@ -41,6 +46,17 @@ def test_stored_run_is_whole_and_hashes_to_its_folder(run_dir):
     provenance = json.loads((run_dir / "provenance.json").read_text())
     assert provenance["config_hash"] == run_dir.name and provenance["commit"]
     assert not (run_dir / "ckpt").exists()
+
+
+@pytest.mark.parametrize("run_dir", PARKED_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_parked_run_hashes_to_its_folder_and_has_a_checkpoint(run_dir):
+    """A parked run resumes only under its own hash, from a complete checkpoint it holds."""
+    from kdlib.config import config_from_dict
+    from kdlib.experiments import queue_checkout
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert store.config_hash(config_from_dict(config)) == run_dir.name
+    assert queue_checkout.complete_steps(run_dir), f"{run_dir} holds no complete checkpoint"
 
 
 CHAPTER_ARMS = [(s, lambda s=s: chapters.experiments(s, "cpu")) for s in chapters.SECTIONS]
@@ -76,9 +92,11 @@ def _is_extra_of(config: dict, families: dict[str, set[float]]) -> bool:
 
 @pytest.mark.parametrize(("section", "arms"), CHAPTER_ARMS)
 def test_stored_cpu_runs_are_the_chapters_configs(section, arms):
-    """Every stored run of a chapter is one its code builds today, a planned longer schedule,
-    or an evidence extra (grown grid, temperature 10, seed replicate) of one; else orphaned."""
-    stored = {p.name for p in RUN_DIRS if p.parts[-3] == "cpu" and p.parts[-2] == section}
+    """Every stored run of a chapter, finished or parked, is one its code builds today, a
+    planned longer schedule, or an evidence extra (grown grid, temperature 10, seed replicate)
+    of one; else orphaned."""
+    stored = {p.name for p in RUN_DIRS + PARKED_DIRS
+              if p.parts[-3] == "cpu" and p.parts[-2] == section}
     all_arms = arms() + chapters.experiments(section, "cpu", planned=True)
     built = set().union(*(chapter_hashes(a) for a in all_arms))
     families: dict[str, set[float]] = {}
