@@ -197,6 +197,31 @@ def test_a_ladder_end_selection_is_probed_before_its_replicates(monkeypatch, bes
         assert trained == []
 
 
+def test_the_queues_workers_get_every_probe_then_every_missing_replicate_as_one_batch(
+        monkeypatch):
+    """With ``train_singles`` (the queue's side-by-side workers) an item's probes go out as one
+    batch and then its replicates of every arm as one (an arm with one missing seed no longer
+    trains alone), leaving out what the store holds; each is then loaded in the arm's order."""
+    engine = FakeEngine({"mix": 0.1, "fix/rs": 0.1, "fix/cc": 3e-2})
+    patch(monkeypatch, engine)
+    stored = {("fix/rs", 1)}  # one replicate trained by an earlier, stopped queue
+    monkeypatch.setattr(store, "fresh_run", lambda c, root=None: engine._record(c)
+                        if (c.policy, c.seed) in stored else None)
+    batches = []
+
+    def train_singles(configs):
+        batches.append([(c.policy, c.lr, c.seed) for c in configs])
+        stored.update((c.policy, c.seed) for c in configs if c.seed > 0)
+
+    axes = {"lr": [3e-2, 1e-1]}
+    arms = {p: {300.0: (cfg(policy=p), axes)} for p in ("mix", "fix/rs", "fix/cc")}
+    results = common.run_arms(arms, extras=True, seeds=3, train_singles=train_singles)
+    assert batches == [[("mix", 0.3, 0), ("fix/rs", 0.3, 0)],  # both probes (behind), at once
+                       [("mix", 0.1, 1), ("mix", 0.1, 2), ("fix/rs", 0.1, 2),
+                        ("fix/cc", 3e-2, 1), ("fix/cc", 3e-2, 2)]]
+    assert all(len(r[300.0].replicates) == 2 for r in results.values())
+
+
 def test_a_selection_inside_the_ladder_trains_no_probe(monkeypatch):
     engine = FakeEngine({"mix": 3e-2})
     patch(monkeypatch, engine)

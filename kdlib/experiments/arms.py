@@ -76,8 +76,10 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
     config selected at the lr ladder's end only once its probe is behind (:func:`_probe_leads`).
     ``extras`` False (default at cpu: :func:`train_extras_default`) only loads extras that are
     stored, a length's grown grid only when every arm's is, so budgets stay equal.
-    ``train_singles`` trains a selected config's replicates (the queue's side-by-side
-    workers, :mod:`kdlib.experiments.queue_workers`); by default one after another, here.
+    ``train_singles`` trains the probes, then the seed replicates, of every arm and length that
+    are not stored yet, each as one batch (the queue's side-by-side workers,
+    :mod:`kdlib.experiments.queue_workers`: replicates of different arms share a batch); by
+    default one after another, here.
     """
     arms = {a: dict(by) for a, by in arms.items()}
     configs = [cfg for by in arms.values() for cfg, _ in by.values()]
@@ -109,14 +111,46 @@ def run_arms(arms: Mapping[str, Mapping[float, tuple[RunConfig, dict[str, list[A
             if axes == swept:
                 break
         grids_held.update({(a, ep): (swept[a], ladders) for a in names})
-    for arm, by_epochs in results.items():
-        for ep, result in by_epochs.items():
-            grid, ladders = grids_held[(arm, ep)]
-            train_it = extras and seeds > 1 and not _probe_leads(  # probed only to replicate
-                arms[arm][ep][0], result, grid, ladders, progress)
-            result.replicates = _replicates(arms[arm][ep][0], result, seeds, train_it,
-                                            progress, train_singles)
+    replicating = extras and seeds > 1
+    points = [(arms[arm][ep][0], result, *grids_held[(arm, ep)])
+              for arm, by_epochs in results.items() for ep, result in by_epochs.items()]
+    if replicating and train_singles is not None:  # every probe, side by side
+        _train_missing(train_singles, [c for point in points if (c := _probe(*point))])
+    train_its = [replicating and not _probe_leads(*point, progress)  # probed only to replicate
+                 for point in points]
+    if train_singles is not None:  # every replicate of the item, side by side
+        _train_missing(train_singles, [
+            c for (base, result, *_), train_it in zip(points, train_its, strict=True)
+            if train_it for c in _replicate_configs(base, result, seeds)[:seeds - 1]])
+    for (base, result, *_), train_it in zip(points, train_its, strict=True):
+        result.replicates = _replicates(base, result, seeds, train_it, progress)
     return results
+
+
+def _train_missing(train_singles: Callable[[Sequence[RunConfig]], None],
+                   configs: Sequence[RunConfig]) -> None:
+    """``train_singles`` over the ``configs`` the store does not hold yet (a stored one would
+    only hold a batch's slot to be loaded), in their order."""
+    from kdlib import store
+
+    if missing := [c for c in configs if store.fresh_run(c) is None]:
+        train_singles(missing)
+
+
+def _probe(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, list[Any]],
+           ladders: Mapping[str, tuple[float, ...]]) -> RunConfig | None:
+    """The probe :func:`_probe_leads` reads for ``result``'s selected config: one lr step past
+    the ladder's end where it was selected there (seed 0), else None."""
+    from kdlib.config import config_to_dict
+    from kdlib.experiments import ladder_probe
+
+    point = result.best_point
+    if point is None or "lr" not in at_ladder_end(axes, point, ladders):
+        return None
+    selected = base.replace(**point)
+    if selected.lr not in ladder_probe.STEPS:
+        return None
+    return ladder_probe.probe_config(config_to_dict(selected))
 
 
 def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, list[Any]],
@@ -126,16 +160,13 @@ def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, 
     and says whether it leads on validation: then the ladder is too short there, and the
     replicates wait until the comparison's ladder grows (grids.LADDER_BEYOND), instead of
     replicating a point the grown grid may no longer select (since 2026-12-06)."""
-    from kdlib.config import config_to_dict
     from kdlib.experiments import ladder_probe
 
-    point = result.best_point
-    if point is None or "lr" not in at_ladder_end(axes, point, ladders):
+    config = _probe(base, result, axes, ladders)
+    if config is None:
         return False
-    selected = base.replace(**point)
-    if selected.lr not in ladder_probe.STEPS:
-        return False
-    probe = train.run(ladder_probe.probe_config(config_to_dict(selected)), progress=progress)
+    selected = base.replace(**cast(dict[str, Any], result.best_point))
+    probe = train.run(config, progress=progress)
     best = result.best
     if best is None:  # not reached: best_point is not None
         raise ValueError("the sweep has a selected point but no selected run")
@@ -150,22 +181,25 @@ def _probe_leads(base: RunConfig, result: sweep.SweepResult, axes: Mapping[str, 
     return True
 
 
-def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
-                progress: bool,
-                train_singles: Callable[[Sequence[RunConfig]], None] | None = None
-                ) -> list[Any]:
-    """The seed replicates of ``result``'s selected config: ``seeds`` - 1 of them trained
-    (``train_it``; by ``train_singles`` where given, then loaded) or else those stored, and any
-    stored beyond them up to :data:`MAX_SEEDS`."""
-    from kdlib import store
-
+def _replicate_configs(base: RunConfig, result: sweep.SweepResult, seeds: int
+                       ) -> list[RunConfig]:
+    """The configs of ``result``'s selected config's seed replicates, up to
+    max(``seeds``, :data:`MAX_SEEDS`) seeds in all ([] without a selection or for 1 seed)."""
     point = result.best_point
     if point is None or seeds <= 1:
         return []
     selected = base.replace(**point)
-    configs = [replicate(selected, selected.seed + k) for k in range(1, max(seeds, MAX_SEEDS))]
-    if train_it and train_singles is not None:
-        train_singles(configs[:seeds - 1])
+    return [replicate(selected, selected.seed + k) for k in range(1, max(seeds, MAX_SEEDS))]
+
+
+def _replicates(base: RunConfig, result: sweep.SweepResult, seeds: int, train_it: bool,
+                progress: bool) -> list[Any]:
+    """The seed replicates of ``result``'s selected config: ``seeds`` - 1 of them trained
+    (``train_it``; loaded where the queue's workers stored them already) or else those
+    stored, and any stored beyond them up to :data:`MAX_SEEDS`."""
+    from kdlib import store
+
+    configs = _replicate_configs(base, result, seeds)
     trained = [train.run(c, progress=progress) for c in configs[:seeds - 1]] if train_it else []
     return trained + [r for c in configs[len(trained):] if (r := store.fresh_run(c)) is not None]
 
