@@ -31,11 +31,14 @@ DISTILL_ARMS = tuple(a for a, (_, loss, _) in ARMS.items() if loss != "labels")
 # three distillation arms and the best label-only arm ("labels: Adam": first on validation at
 # 1, 2 and 4 epochs, as every choice in the book is made; at 4 epochs 78.65% validation
 # against 76.10% for Adam + mixup, 76.79% and 76.02% test, results/cpu/03_imagenet/table_arms.csv).
-PLANNED = {"cpu": (16.0,)}
+PLANNED: dict[str, tuple[float, ...]] = {}
 PLANNED_ARMS = (*DISTILL_ARMS, "labels: Adam")
 # The longer lengths the chapter shows, for PLANNED_ARMS only: a PLANNED length moves here once
 # all its runs (grown grids, 3 seeds) are stored; the other label-only arms stop at EPOCHS'.
-LONGER: dict[str, tuple[float, ...]] = {}
+# 16 epochs at cpu: queue item 30, stored on 2026-12-06 (grids lr 3e-3 to 0.1 for every arm, at
+# T=1 and T=10 for the distillation arms; the two configs selected at lr 0.1 probed at 0.3,
+# both behind on validation).
+LONGER: dict[str, tuple[float, ...]] = {"cpu": (16.0,)}
 
 
 def lengths(preset: str, arm: str, planned: bool = False) -> tuple[float, ...]:
