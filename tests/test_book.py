@@ -717,6 +717,19 @@ def test_committed_book_notebooks_are_normalized():
         assert book.normalize(nb) == nb, f"{path.name} is not normalized: rebuild it"
 
 
+def test_committed_book_notebooks_print_no_warnings():
+    """A warning in an executed page is a defect the reader sees, and its text names the
+    kernel's temporary file (a pid), so every rebuild would change a committed page and
+    `make book-check` would fail on a fresh clone (a pandas fillna warning did, 2026-12-06)."""
+    for path in sorted((REPO / "book").glob(book.NOTEBOOK_GLOB)):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", ""))
+                assert not (out.get("name") == "stderr" and "Warning" in text), (
+                    f"{path.name}, cell {cell.get('id')}: {text[:300]}")
+
+
 def test_shampoo_step_time_is_a_stored_measurement(tmp_path, monkeypatch):
     """Chapter 05's step-time ratio is read back from the store, timed only when asked or
     when none is stored for the programs it times."""

@@ -343,3 +343,20 @@ def test_chapter_03_trains_the_best_label_only_arm_on_validation_at_its_longer_l
     longer = labels[~labels["epochs"].isin(imagenet.EPOCHS["cpu"])]
     assert set(longer["epochs"]) == set(imagenet.LONGER.get("cpu", ()))
     assert set(longer.dropna(subset=["test_acc"])["arm"]) <= set(planned)
+
+
+@pytest.mark.parametrize("regime", ["1k", "250"])
+def test_chapter_01s_longer_lengths_train_each_familys_best_at_the_shared_length(regime):
+    """The queue trains chapter 01's longer lengths for consistency.PLANNED_POLICIES only, and
+    C1-C3 read a family over the policies trained there: that is each family's best only if
+    those are the validation-best at the longest length every policy shares (stored table)."""
+    import pandas as pd
+
+    from kdlib.experiments import consistency, verdict_tables, verdicts
+
+    table = pd.read_csv(RESULTS / "cpu" / consistency.SECTION / f"table_{regime}_policies.csv")
+    shared = max(consistency.regimes("cpu")[regime][1])
+    for family in (verdicts.CONSISTENT, verdicts.FIXED, verdicts.INDEPENDENT):
+        best = verdict_tables.best_arm(table, family, shared)
+        assert best in consistency.PLANNED_POLICIES, (regime, family, best)
+    assert "mix" in consistency.PLANNED_POLICIES  # function matching, C2's and C3's reference

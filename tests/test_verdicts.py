@@ -102,6 +102,68 @@ def test_c2_compares_the_fixed_teacher_with_function_matching_as_section_3_1_1_d
     assert all(k["name"].endswith("than mix") for k in c.checks)
 
 
+# Chapter 01's longer lengths train only consistency.PLANNED_POLICIES (the best of each family
+# at the longest length all eight share): a 1000-epoch point of those four.
+PLANNED_LONGER = {"fix/cc": .83, "ind/rc": .82, "same/ic": .87, "mix": .88}
+
+
+def with_longer(table, acc, loss=None, epochs=1000.0):
+    """``table`` plus rows at ``epochs`` for the arms of ``acc`` only (3 tight seeds)."""
+    more = tab({a: {epochs: s3(x)} for a, x in acc.items()},
+               {a: {epochs: s3(x)} for a, x in (loss or {}).items()})
+    return pd.concat([table, more], ignore_index=True)
+
+
+def test_c1_at_a_longer_length_reads_each_family_over_the_policies_trained_there():
+    t = with_longer(policies(POLICY_SHORT, POLICY_LONG), PLANNED_LONGER)
+    c = v.c1_consistency_wins({"250": t}, "01")
+    assert [k["detail"].split(" vs ")[1].split(" @")[0] for k in c.checks] == \
+        ["fix/cc", "ind/rc"]  # the only fixed and independent policies at 1000 epochs
+    assert all("@1000ep" in k["detail"] for k in c.checks) and c.verdict == "reproduced"
+    assert "best consistent mix" in c.ours
+    assert "only same/ic, mix, fix/cc, ind/rc trained" in c.ours
+    # a family with no policy at the longest length is an error, not a silent pass
+    no_fixed = with_longer(policies(POLICY_SHORT, POLICY_LONG),
+                           {a: x for a, x in PLANNED_LONGER.items() if a != "fix/cc"})
+    with pytest.raises(ValueError, match="at least one arm"):
+        v.c1_consistency_wins({"250": no_fixed}, "01")
+    # every policy at every length: the text names no one left out
+    assert "only" not in v.c1_consistency_wins({"1k": policies(POLICY_SHORT, POLICY_LONG)},
+                                               "01").ours
+
+
+def test_c2_reads_each_fixed_policy_at_its_own_longest_length_beside_function_matching():
+    low = {p: {100.0: s3(0.05)} for p in v.FIXED}
+    t = with_longer(policies(POLICY_SHORT, POLICY_LONG, loss=low), PLANNED_LONGER,
+                    loss={"fix/cc": 0.04, "mix": 0.5, "same/ic": 0.4, "ind/rc": 0.6})
+    c = v.c2_fixed_overfits(t, "01")
+    assert [k["name"] for k in c.checks] == [
+        "fix/rs: lower training loss than mix at 100 epochs",
+        "fix/rs: lower test accuracy than mix at 100 epochs",
+        "fix/cc: lower training loss than mix", "fix/cc: lower test accuracy than mix",
+        "fix/ic_ens: lower training loss than mix at 100 epochs",
+        "fix/ic_ens: lower test accuracy than mix at 100 epochs"]
+    assert "fix/cc @1000ep" in c.checks[2]["detail"] and "mix @1000ep" in c.checks[3]["detail"]
+    assert "mix @100ep" in c.checks[1]["detail"] and c.verdict == "reproduced"
+    assert c.ours.startswith("at 1000 epochs, training loss / test: fix/cc 0.040 / 83.0%, "
+                             "mix 0.500 / 88.0%; at 100 epochs, training loss / test: fix/rs")
+    # the fixed teacher fits worse than function matching at 1000 epochs: that check fails
+    t = with_longer(policies(POLICY_SHORT, POLICY_LONG, loss=low), PLANNED_LONGER,
+                    loss={"fix/cc": 0.9, "mix": 0.5, "same/ic": 0.4, "ind/rc": 0.6})
+    c = v.c2_fixed_overfits(t, "01")
+    assert outcomes(c) == ["holds", "holds", "fails", "holds", "holds", "holds"]
+
+
+def test_c3_at_a_longer_length_compares_mix_with_each_policy_trained_there():
+    t = with_longer(policies(POLICY_SHORT, POLICY_LONG), PLANNED_LONGER)
+    c = v.c3_patience_changes_ranking(t, "01")
+    assert outcomes(c) == ["holds", "holds"] and "1000 epochs" in c.checks[1]["name"]
+    assert c.checks[1]["detail"].startswith("deciding comparison of 3 ")
+    assert "only same/ic, mix, fix/cc, ind/rc trained" in c.ours
+    behind = with_longer(policies(POLICY_SHORT, POLICY_LONG), dict(PLANNED_LONGER, mix=.84))
+    assert outcomes(v.c3_patience_changes_ranking(behind, "01")) == ["holds", "fails"]
+
+
 def test_c3_trails_short_leads_long():
     assert v.c3_patience_changes_ranking(policies(POLICY_SHORT, POLICY_LONG),
                                          "01").verdict == "reproduced"

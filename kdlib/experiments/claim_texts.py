@@ -174,25 +174,37 @@ RULE_NOTE = ("rule rewritten on 2026-12-03 (issue 13, noise-aware sub-checks on 
              "had 3 seeds, where the per-size pool (1.89, the earlier rule's for that point) "
              "read it inconclusive, and with the follow-up's 8 seeds at both lengths it holds "
              "under every reading the summary's sensitivity table lists (+2.1 pts ±0.7)")
+# Chapter 01's rules for lengths only some policies reach (C1-C3), written before any was read.
+LONGER_01 = ("; on 2026-12-06, before chapter 01 read any of its 1000-epoch runs (issue 14's "
+             "longer schedules, which train only function matching and the best consistent, "
+             "fixed and independent policies on validation at the longest length all eight "
+             "share: same/ic, fix/cc, ind/rc)")
 # Changes of one claim's rule, after results, appended to its RULE_NOTE.
 RULE_CHANGES: dict[str, str] = {
     "C3": ("; in the session after 2026-12-05, after results (a review of the rules against "
            "their code), 'mix leads every other policy' compares mix with each other policy "
            "(it held only if ahead of every one, fails if behind any), not only with the one "
-           "best on validation, which could miss an arm ahead on test"),
+           "best on validation, which could miss an arm ahead on test"
+           + LONGER_01 + ", 'mix leads every other policy' at the longest length compares "
+           "mix with each policy trained there, and names the ones left out"),
     "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
            "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
            "fixed before any new seed was trained (a seed follow-up in the queue for every "
            "inconclusive check that needed at most 12 seeds per point to be decided, were its "
            "difference what it read at 3: these needed 4 and 7), and the checks read every "
            "one stored, and the summary's sensitivity table also reads them from the 5 new "
-           "seeds alone, a reading added before any was trained"),
+           "seeds alone, a reading added before any was trained" + LONGER_01
+           + ", each family is read over its policies trained at a regime's longest length, "
+           "and the claim names the ones left out"),
     "C2": ("; on 2026-12-05 C2 compares the fixed-teacher policies with function matching, "
            "as section 3.1.1 does, not with the best consistent policy; in the session after "
            "that, after results, its training-loss checks read the seed noise of KL losses at "
            "T=1 only, the objective they compare (the pool had mixed cross-entropy, DIST and "
            "T=10 losses, on other scales: 0.011 per run at 1000 images and 300 epochs, 0.006 "
-           "without them; no outcome moved)"),
+           "without them; no outcome moved)" + LONGER_01
+           + ", each fixed policy is read at its own longest length beside function matching "
+           "at that length, and a check read short of function matching's longest names its "
+           "length"),
     "C5": ("; on 2026-12-05 C5's range starts at Figure 4's shortest schedule (100 epochs, "
            "food101 and sun397; flowers102 starts at 1,000), not ImageNet's 30: the 30- and "
            "40-epoch comparisons (1k and 250 images: the student trailed scratch, 2 fails; 4k "

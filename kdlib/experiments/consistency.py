@@ -19,29 +19,49 @@ SECTION = regimes_.CONSISTENCY_SECTION
 REGIMES = regimes_.CONSISTENCY_REGIMES
 PAPER_REGIMES = regimes_.CONSISTENCY_PAPER_REGIMES
 PLANNED = regimes_.CONSISTENCY_PLANNED
-# The policies the queue trains at the PLANNED lengths: function matching, the best consistent
-# policy, and the best fixed and independent ones (at 300 epochs on 1k images).
+LONGER = regimes_.CONSISTENCY_LONGER
+# The policies the queue trains at the PLANNED lengths (and the chapter shows at the LONGER
+# ones): function matching, the best consistent policy, and the best fixed and independent ones
+# on validation at the longest length all eight policies share (300 epochs on 1k images, 400
+# on 250: same/ic, fix/cc, ind/rc in both).
 PLANNED_POLICIES = ("fix/cc", "ind/rc", "same/ic", "mix")
 regimes = regimes_.consistency_regimes
 
 
+def lengths(preset: str, regime: str, policy: str, planned: bool = False
+            ) -> tuple[float, ...]:
+    """The schedule lengths ``policy`` trains in ``regime``: the regime's, then for
+    :data:`PLANNED_POLICIES` the :data:`LONGER` lengths and, with ``planned``, the
+    :data:`PLANNED` ones."""
+    if policy not in views.POLICIES:
+        raise ValueError(f"policy={policy!r}; chapter 01 has {list(views.POLICIES)}")
+    shared = regimes(preset)[regime][1]
+    if policy not in PLANNED_POLICIES:
+        return shared
+    extra = LONGER.get(preset, {}).get(regime, ()) + (
+        PLANNED.get(preset, {}).get(regime, ()) if planned else ())
+    return tuple(sorted(set(shared) | set(extra)))
+
+
+def shown_lengths(preset: str, regime: str) -> tuple[float, ...]:
+    """Every length the chapter shows in ``regime`` (some only for :data:`PLANNED_POLICIES`)."""
+    return tuple(sorted({ep for policy in views.POLICIES
+                         for ep in lengths(preset, regime, policy)}))
+
+
 def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
-    """``{policy: {epochs: (base config, sweep axes)}}`` for one regime; with ``planned``, the
-    :data:`PLANNED` lengths too, for :data:`PLANNED_POLICIES` only."""
+    """``{policy: {epochs: (base config, sweep axes)}}`` for one regime, each policy at its
+    :func:`lengths`; with ``planned``, the :data:`PLANNED` ones too (:data:`PLANNED_POLICIES`
+    only)."""
     presets.check(preset)
     if regime not in regimes(preset):
         raise ValueError(f"regime={regime!r}; {preset} has {sorted(regimes(preset))}")
-    size, epochs = regimes(preset, planned)[regime]
-    shown = set(regimes(preset)[regime][1])
+    size = regimes(preset)[regime][0]
     axes = common.sweep_axes(preset)
     out: common.Arms = {}
     for policy in views.POLICIES:
-        if planned and policy not in PLANNED_POLICIES:
-            eps_of_policy = tuple(e for e in epochs if e in shown)
-        else:
-            eps_of_policy = epochs
         out[policy] = {}
-        for ep in eps_of_policy:
+        for ep in lengths(preset, regime, policy, planned):
             if preset == "paper":
                 cfg = common.paper_config(SECTION, PAPER_REGIMES[regime][0], policy=policy,
                                           epochs=ep)

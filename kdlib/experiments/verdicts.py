@@ -192,24 +192,43 @@ def with_not_run(found: list[Claim]) -> list[Claim]:
 # --------------------------------------------------------------------------- chapter 01
 
 
+def _trained_at(table: pd.DataFrame, arms: Sequence[str], epochs: float) -> list[str]:
+    """The ``arms`` with a finished run at ``epochs``: at chapter 01's longer lengths only
+    the best of each family at the longest length every policy shares trains
+    (consistency.PLANNED_POLICIES), so a family is read over those."""
+    return [a for a in arms if has(table, a, epochs)]
+
+
+def _left_out_text(table: pd.DataFrame, epochs: float) -> str:
+    """" (at N epochs only ... trained ...)" where some policy stops short of ``epochs``."""
+    policies = [*CONSISTENT, *FIXED, *INDEPENDENT]
+    trained = [a for a in policies if has(table, a, epochs)]
+    if len(trained) == len(policies):
+        return ""
+    return (f" (at {epochs:g} epochs only {', '.join(trained)} trained, each family's best on "
+            "validation at the longest length all policies share; the others stop there)")
+
+
 def c1_consistency_wins(tables: pd.DataFrame | Mapping[str, pd.DataFrame], chapter: str,
                         noise: ev.Noise | None = None) -> Claim:
     """C1: in every data regime, at its longest schedule, the best consistent policy beats the
-    best fixed-teacher policy and the best independent-views policy (two sub-checks each)."""
+    best fixed-teacher policy and the best independent-views policy (two sub-checks each);
+    each family read over its policies trained at that length (since 2026-12-06)."""
     noise = noise or noise_of(tables)
     checks, parts, seeds, scale = [], [], [], []
     for regime, table in by_regime(tables).items():
         longest = max(lengths_of(table, "mix"))
         name = f"{regime} images" if regime else "main regime"
-        best_c = best_arm(table, CONSISTENT, longest)
+        best_c = best_arm(table, _trained_at(table, CONSISTENT, longest), longest)
         c = est(table, best_c, longest)
         for family, arms in (("fixed", FIXED), ("independent", INDEPENDENT)):
-            best_o = best_arm(table, arms, longest)
+            best_o = best_arm(table, _trained_at(table, arms, longest), longest)
             checks.append(ev.greater(f"{name}: best consistent > best {family}", c,
                                      est(table, best_o, longest), noise))
             seeds += seeds_of(table, [(best_o, longest)])
         seeds.append(c.n)
-        parts.append(f"{name} at {longest:g} epochs: best consistent {best_c} {c.text()}")
+        parts.append(f"{name} at {longest:g} epochs: best consistent {best_c} {c.text()}"
+                     + _left_out_text(table, longest))
         scale.append(f"{name} to {longest:g} epochs")
     return _claim("C1", "; ".join(parts), checks, chapter, noise, seeds, ", ".join(scale))
 
@@ -219,24 +238,43 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str, noise: ev.Noise | None 
     """C2: each fixed-teacher policy reaches a lower training loss than function matching and
     yet a lower test accuracy, at the longest schedule (two sub-checks per policy: a policy
     that fits worse is not overfitting). Section 3.1.1 contrasts the fixed teacher with
-    function matching (until 2026-12-05 the rule read the best consistent policy)."""
+    function matching (until 2026-12-05 the rule read the best consistent policy). Since
+    2026-12-06 each fixed policy is read at its own longest length, beside function matching
+    at the same length (chapter 01's longer lengths train fix/cc only); a check read short of
+    function matching's longest names its length."""
     noise = noise or noise_of(table)
     loss_noise = loss_noise or noise_of(table, "train_loss")
     fm = "mix"
     longest = max(lengths_of(table, fm))
-    c_acc, c_loss = est(table, fm, longest), est(table, fm, longest, "train_loss")
-    checks, seeds = [], [c_acc.n]
+    checks, seeds, read = [], [], []
     for f in FIXED:
-        f_loss = est(table, f, longest, "train_loss")
-        checks.append(_loss_lower(f"{f}: lower training loss than {fm}", f_loss, c_loss,
+        shared = [e for e in lengths_of(table, fm) if has(table, f, e)]
+        if not shared:
+            raise ValueError(f"C2 compares {f} with {fm} at a length both finished; {f} has "
+                             f"none of {fm}'s lengths {lengths_of(table, fm)}")
+        ep = max(shared)
+        at = "" if ep == longest else f" at {ep:g} epochs"
+        c_acc, c_loss = est(table, fm, ep), est(table, fm, ep, "train_loss")
+        f_loss = est(table, f, ep, "train_loss")
+        checks.append(_loss_lower(f"{f}: lower training loss than {fm}{at}", f_loss, c_loss,
                                   loss_noise))
-        checks.append(ev.greater(f"{f}: lower test accuracy than {fm}", c_acc,
-                                 est(table, f, longest), noise))
-        seeds.append(f_loss.n)
-    ours = (f"at {longest:g} epochs, training loss / test: " + ", ".join(
-        f"{a} {est(table, a, longest, 'train_loss').mean:.3f} / "
-        f"{pct(est(table, a, longest).mean)}" for a in (*FIXED, fm)))
-    return _claim("C2", ours, checks, chapter, noise, seeds, f"{longest:g} epochs")
+        checks.append(ev.greater(f"{f}: lower test accuracy than {fm}{at}", c_acc,
+                                 est(table, f, ep), noise))
+        seeds += [f_loss.n, c_acc.n]
+        read.append((f, ep))
+    read += [(fm, ep) for ep in sorted({ep for _, ep in read})]
+
+    def fit(arm: str, ep: float) -> str:
+        return (f"{arm} {est(table, arm, ep, 'train_loss').mean:.3f} / "
+                f"{pct(est(table, arm, ep).mean)}")
+
+    by_length = {ep: [a for a, e in read if e == ep] for _, ep in read}
+    ours = "; ".join(f"at {ep:g} epochs, training loss / test: "
+                     + ", ".join(fit(a, ep) for a in arms)
+                     for ep, arms in sorted(by_length.items(), reverse=True))
+    lengths_read = sorted(by_length)
+    scale = " and ".join(f"{ep:g}" for ep in lengths_read) + " epochs"
+    return _claim("C2", ours, checks, chapter, noise, seeds, scale)
 
 
 def _loss_lower(name: str, a: ev.Estimate, b: ev.Estimate, noise: ev.Noise) -> ev.Check:
@@ -251,25 +289,29 @@ def _loss_lower(name: str, a: ev.Estimate, b: ev.Estimate, noise: ev.Noise) -> e
 def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
                                 noise: ev.Noise | None = None) -> Claim:
     """C3: function matching trails the best other policy at the shortest schedule and leads
-    every other policy at the longest (two sub-checks)."""
+    every other policy at the longest (two sub-checks); at the longest, every other policy
+    trained there (since 2026-12-06: chapter 01's longer lengths train the best of each
+    family only)."""
     noise = noise or noise_of(table)
     eps = lengths_of(table, "mix")
     shortest, longest = eps[0], eps[-1]
     others = [a for a in FIXED + INDEPENDENT + CONSISTENT if a != "mix"]
-    best_short, best_long = best_arm(table, others, shortest), best_arm(table, others, longest)
+    others_long = _trained_at(table, others, longest)
+    best_short = best_arm(table, others, shortest)
+    best_long = best_arm(table, others_long, longest)
     mix_s, mix_l = est(table, "mix", shortest), est(table, "mix", longest)
     checks = [
         ev.greater(f"mix trails the best other policy at {shortest:g} epochs",
                    est(table, best_short, shortest), mix_s, noise),
         leads_each(f"mix leads every other policy at {longest:g} epochs", mix_l, table,
-                    others, longest, noise),
+                    others_long, longest, noise),
     ]
     if len(eps) < 2:
         checks = [ev.not_testable("mix trails at short and leads at long schedules",
                                   "one schedule length only")]
     ours = (f"mix {mix_s.text()} at {shortest:g} epochs (best other on validation "
             f"{best_short}), {mix_l.text()} at {longest:g} (best other on validation "
-            f"{best_long}; the check compares with each)")
+            f"{best_long}; the check compares with each){_left_out_text(table, longest)}")
     return _claim("C3", ours, checks, chapter, noise, [mix_s.n, mix_l.n],
                   f"{shortest:g}-{longest:g} epochs")
 
