@@ -259,10 +259,16 @@ def test_mixup_coefficient_distribution():
     assert lams.min() >= 0 and lams.max() <= 1
     assert lams.mean() == pytest.approx(0.5, abs=0.06)
     assert 0.2 < np.mean(lams < 0.3) < 0.4  # uniform: P(lam < 0.3) = 0.3
-    dom = np.array(
-        [float(augment.mixup_params(_key(s), 4, dominant=True)[0]) for s in range(50)]
-    )
-    assert dom.min() >= 0.5
+    # dominant: the same draw folded onto [0.5, 1] (max(lam, 1 - lam)), the same partners
+    for partner in augment.PARTNERS:
+        for s in range(50):
+            lam, idx = augment.mixup_params(_key(s), 4, partner=partner)
+            dom, dom_idx = augment.mixup_params(_key(s), 4, partner=partner, dominant=True)
+            assert float(dom) == pytest.approx(max(float(lam), 1 - float(lam)), abs=1e-7)
+            np.testing.assert_array_equal(dom_idx, idx)
+    doms = np.array([float(augment.mixup_params(_key(s), 4, dominant=True)[0])
+                     for s in range(300)])
+    assert 0.2 < np.mean(doms < 0.65) < 0.4  # U[0.5, 1]: P(< 0.65) = 0.3
 
 
 def test_mixup_errors():
