@@ -242,6 +242,31 @@ def test_chapter_03_shows_its_longer_lengths_for_the_planned_arms_only(monkeypat
         imagenet.lengths("cpu", "labels")
 
 
+def test_chapter_01_shows_its_longer_lengths_for_the_planned_policies_only(monkeypatch):
+    """A CONSISTENCY_PLANNED length moved to CONSISTENCY_LONGER (once stored) is shown for
+    PLANNED_POLICIES and no other policy, with the configs the queue trained; a length is in
+    one of the two tables, not both; the regime's own lengths (which chapters 04-09 read)
+    stay those every policy trains."""
+    from kdlib.experiments import consistency, regimes
+
+    for preset, by_regime in consistency.LONGER.items():
+        for regime, eps in by_regime.items():
+            assert not set(eps) & set(consistency.PLANNED.get(preset, {}).get(regime, ()))
+    queued = consistency.arms("cpu", "1k", planned=True)
+    monkeypatch.setitem(consistency.LONGER, "cpu", {"1k": (1000.0,)})
+    monkeypatch.setitem(consistency.PLANNED, "cpu", {})
+    shown = consistency.arms("cpu", "1k")
+    assert shown == queued
+    assert {p for p, by in shown.items() if 1000.0 in by} == set(consistency.PLANNED_POLICIES)
+    assert consistency.lengths("cpu", "1k", "fix/rs") == (30.0, 100.0, 300.0)
+    assert consistency.lengths("cpu", "1k", "mix") == (30.0, 100.0, 300.0, 1000.0)
+    assert consistency.shown_lengths("cpu", "1k") == (30.0, 100.0, 300.0, 1000.0)
+    assert regimes.small_data_regime("cpu") == (1000, (30.0, 100.0, 300.0))
+    assert regimes.fm_section("cpu", 1000, 1000.0, "05_shampoo") == consistency.SECTION
+    with pytest.raises(ValueError, match="policy='fix'.*fix/rs"):
+        consistency.lengths("cpu", "1k", "fix")
+
+
 def test_planned_lengths_add_only_the_queued_arms_and_keep_the_shown_ones():
     """07 at 300 (every arm but the BN-momentum one); the chapters' shown grids are unchanged
     (03's 16 epochs are shown since they are stored: nothing planned there). 05's Adam at 1000
