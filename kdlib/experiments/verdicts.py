@@ -205,8 +205,9 @@ def _left_out_text(table: pd.DataFrame, epochs: float) -> str:
     trained = [a for a in policies if has(table, a, epochs)]
     if len(trained) == len(policies):
         return ""
-    return (f" (at {epochs:g} epochs only {', '.join(trained)} trained, each family's best on "
-            "validation at the longest length all policies share; the others stop there)")
+    return (f" (at {epochs:g} epochs only {', '.join(trained)} trained: function matching and "
+            "each family's best on validation at the longest length all policies share; the "
+            "others stop there)")
 
 
 def c1_consistency_wins(tables: pd.DataFrame | Mapping[str, pd.DataFrame], chapter: str,
