@@ -14,7 +14,7 @@ import pandas as pd
 
 from kdlib import evidence as ev
 from kdlib import wording
-from kdlib.experiments.verdict_tables import est, has
+from kdlib.experiments.verdict_tables import est, finished_at
 
 
 def records(checks: Sequence[ev.Check], reading: str) -> bool:
@@ -56,7 +56,7 @@ def leads_each(name: str, lead: ev.Estimate, table: pd.DataFrame, others: Sequen
     one, else the closest in standard errors. (Until the session after 2026-12-05 C3 and C6
     compared only with the other arm best on validation, so an arm ahead on test went
     unseen.)"""
-    finished = [a for a in others if has(table, a, epochs)]
+    finished = finished_at(table, others, epochs)
     pairs = [(a, ev.greater(name, lead, est(table, a, epochs), noise)) for a in finished]
     if not pairs:
         raise ValueError(f"{name}: none of {list(others)} has a finished run at {epochs:g} "

@@ -66,6 +66,12 @@ def has(table: pd.DataFrame, arm: str, epochs: float, col: str = "test_acc") -> 
     return not rows.empty and bool(np.isfinite(rows.iloc[0][col]))
 
 
+def finished_at(table: pd.DataFrame, arms: Iterable[str], epochs: float) -> list[str]:
+    """The ``arms`` with a finished run at ``epochs``, in their order: a longer length may
+    train only some arms (chapter 01's best policies, chapter 03's leading label arm)."""
+    return [a for a in arms if has(table, a, epochs)]
+
+
 def has_arm(table: pd.DataFrame, arm: str) -> bool:
     """Whether ``arm`` has a finished run at any length."""
     return any(has(table, arm, e) for e in set(table[table["arm"] == arm]["epochs"]))

@@ -40,6 +40,7 @@ from kdlib.experiments.verdict_tables import (
     by_regime,
     epochs_text,
     est,
+    finished_at,
     has,
     has_arm,
     lengths_of,
@@ -192,17 +193,10 @@ def with_not_run(found: list[Claim]) -> list[Claim]:
 # --------------------------------------------------------------------------- chapter 01
 
 
-def _trained_at(table: pd.DataFrame, arms: Sequence[str], epochs: float) -> list[str]:
-    """The ``arms`` with a finished run at ``epochs``: at chapter 01's longer lengths only
-    the best of each family at the longest length every policy shares trains
-    (consistency.PLANNED_POLICIES), so a family is read over those."""
-    return [a for a in arms if has(table, a, epochs)]
-
-
 def _left_out_text(table: pd.DataFrame, epochs: float) -> str:
     """" (at N epochs only ... trained ...)" where some policy stops short of ``epochs``."""
     policies = [*CONSISTENT, *FIXED, *INDEPENDENT]
-    trained = [a for a in policies if has(table, a, epochs)]
+    trained = finished_at(table, policies, epochs)
     if len(trained) == len(policies):
         return ""
     return (f" (at {epochs:g} epochs only {', '.join(trained)} trained: function matching and "
@@ -220,10 +214,10 @@ def c1_consistency_wins(tables: pd.DataFrame | Mapping[str, pd.DataFrame], chapt
     for regime, table in by_regime(tables).items():
         longest = max(lengths_of(table, "mix"))
         name = f"{regime} images" if regime else "main regime"
-        best_c = best_arm(table, _trained_at(table, CONSISTENT, longest), longest)
+        best_c = best_arm(table, finished_at(table, CONSISTENT, longest), longest)
         c = est(table, best_c, longest)
         for family, arms in (("fixed", FIXED), ("independent", INDEPENDENT)):
-            best_o = best_arm(table, _trained_at(table, arms, longest), longest)
+            best_o = best_arm(table, finished_at(table, arms, longest), longest)
             checks.append(ev.greater(f"{name}: best consistent > best {family}", c,
                                      est(table, best_o, longest), noise))
             seeds += seeds_of(table, [(best_o, longest)])
@@ -247,7 +241,8 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str, noise: ev.Noise | None 
     loss_noise = loss_noise or noise_of(table, "train_loss")
     fm = "mix"
     longest = max(lengths_of(table, fm))
-    checks, seeds, read = [], [], []
+    checks, seeds = [], []
+    by_length: dict[float, list[str]] = {}  # the fixed policies read at each length
     for f in FIXED:
         shared = [e for e in lengths_of(table, fm) if has(table, f, e)]
         if not shared:
@@ -262,19 +257,16 @@ def c2_fixed_overfits(table: pd.DataFrame, chapter: str, noise: ev.Noise | None 
         checks.append(ev.greater(f"{f}: lower test accuracy than {fm}{at}", c_acc,
                                  est(table, f, ep), noise))
         seeds += [f_loss.n, c_acc.n]
-        read.append((f, ep))
-    read += [(fm, ep) for ep in sorted({ep for _, ep in read})]
+        by_length.setdefault(ep, []).append(f)
 
     def fit(arm: str, ep: float) -> str:
         return (f"{arm} {est(table, arm, ep, 'train_loss').mean:.3f} / "
                 f"{pct(est(table, arm, ep).mean)}")
 
-    by_length = {ep: [a for a, e in read if e == ep] for _, ep in read}
     ours = "; ".join(f"at {ep:g} epochs, training loss / test: "
-                     + ", ".join(fit(a, ep) for a in arms)
-                     for ep, arms in sorted(by_length.items(), reverse=True))
-    lengths_read = sorted(by_length)
-    scale = " and ".join(f"{ep:g}" for ep in lengths_read) + " epochs"
+                     + ", ".join(fit(a, ep) for a in (*fixed, fm))
+                     for ep, fixed in sorted(by_length.items(), reverse=True))
+    scale = " and ".join(f"{ep:g}" for ep in sorted(by_length)) + " epochs"
     return _claim("C2", ours, checks, chapter, noise, seeds, scale)
 
 
@@ -297,7 +289,7 @@ def c3_patience_changes_ranking(table: pd.DataFrame, chapter: str,
     eps = lengths_of(table, "mix")
     shortest, longest = eps[0], eps[-1]
     others = [a for a in FIXED + INDEPENDENT + CONSISTENT if a != "mix"]
-    others_long = _trained_at(table, others, longest)
+    others_long = finished_at(table, others, longest)
     best_short = best_arm(table, others, shortest)
     best_long = best_arm(table, others_long, longest)
     mix_s, mix_l = est(table, "mix", shortest), est(table, "mix", longest)
@@ -513,9 +505,9 @@ def c7_labels_below_distillation(table: pd.DataFrame, chapter: str,
     longest = eps[-1]
     # a longer length may train only the label-only arm chosen at the shorter ones (03: "labels:
     # Adam" at 16 epochs): the best is read among the arms trained there
-    at_longest = [a for a in label_arms if has(table, a, longest)]
+    at_longest = finished_at(table, label_arms, longest)
     best_l = best_arm(table, at_longest, longest)
-    best_d = best_arm(table, [a for a in distill_arms if has(table, a, longest)], longest)
+    best_d = best_arm(table, finished_at(table, distill_arms, longest), longest)
     checks = [ev.greater(f"{recipe} > labels at {longest:g} epochs",
                          est(table, recipe, longest), est(table, best_l, longest), noise)]
     if longest > overfit_epochs:
