@@ -94,11 +94,13 @@ def test_every_point_a_verdict_reads_is_replicated_by_an_item():
 def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
     names = [name for name, _ in queue_plan.PLAN]
     # issue 14's order for the long lengths: 02, then 03 (C7's only replicated point), then
-    # 01, 07 last
+    # 01, 07 last (its distillation arms, then its labels baseline, queued after them)
     at = {key: next(i for i, n in enumerate(names) if n.startswith(key))
           for key in ("02 250 images at 4000", "02 1k images at 3000", "03 55k images at 16",
-                      "01 1k images at 1000", "07 at 300")}
-    assert list(at) == sorted(at, key=at.get) and at["07 at 300"] == len(names) - 1
+                      "01 1k images at 1000", "07 at 300", "07 MobileNetV3-L (GN) from labels "
+                      "at 300")}
+    assert list(at) == sorted(at, key=at.get)
+    assert at["07 MobileNetV3-L (GN) from labels at 300"] == len(names) - 1
     assert not any("tables only" in n for n in names)
     cut = {name: why for name, _, why in queue_plan.CUT}
     assert cut and all(why for why in cut.values())
@@ -452,21 +454,47 @@ def test_a_run_two_items_load_counts_in_the_first_only():
 
 def test_c11s_labels_baseline_is_queued_as_a_comparison_of_its_own():
     """The MobileNet trained from labels is C11's baseline: queued at cpu, shown once stored,
-    its grid grown apart from the distillation arms' (an item holding only it)."""
-    item = dict(queue_plan.PLAN)["07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's "
-                           "baseline)"]()
-    assert set(item) == {cross_family.LABELS_ARM}
-    assert set(item[cross_family.LABELS_ARM]) == set(cross_family.LABELS_SHOWN["cpu"]) | set(
-        cross_family.LABELS_PLANNED.get("cpu", ()))
-    for cfg, axes in item[cross_family.LABELS_ARM].values():
-        assert cfg.loss == "labels" and cfg.teachers == () and cfg.section == "07_cross_family"
-        assert cfg.student == cross_family.student("MobileNetV3-L (GN)", "cpu")
-        assert axes == common.sweep_axes("cpu", "labels")
-    assert set(cross_family.label_arms("cpu")[cross_family.LABELS_ARM]) == set(
-        cross_family.LABELS_SHOWN["cpu"])  # stored since 2026-12-05: the chapter shows them
+    its grid grown apart from the distillation arms' (items holding only it: 30 and 100
+    epochs, then 300 after the 300-epoch distillation item)."""
+    plan = dict(queue_plan.PLAN)
+    short = plan["07 MobileNetV3-L (GN) from labels at 30 and 100 epochs (C11's baseline)"]()
+    long = plan["07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)"]()
+    assert set(short) == set(long) == {cross_family.LABELS_ARM}
+    assert set(short[cross_family.LABELS_ARM]) == {30.0, 100.0}
+    assert set(long[cross_family.LABELS_ARM]) == set(cross_family.PLANNED["cpu"]) == {300.0}
+    distilled = plan["07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble; C11)"]()
+    assert cross_family.LABELS_ARM not in distilled and set(distilled) == set(
+        cross_family.PLANNED_ARMS) - {"BiT student", cross_family.LABELS_ARM}
+    for item in (short, long):
+        for ep, (cfg, axes) in item[cross_family.LABELS_ARM].items():
+            assert cfg.loss == "labels" and cfg.teachers == () and cfg.epochs == ep
+            assert cfg.section == "07_cross_family"
+            assert cfg.student == cross_family.student("MobileNetV3-L (GN)", "cpu")
+            assert axes == common.start_axes("cpu", "07_cross_family", 1000, ep,
+                                             common.sweep_axes("cpu", "labels"))
+    # the chapter shows each length once every arm's runs at it are stored (LONGER)
+    shown = set(cross_family.label_arms("cpu")[cross_family.LABELS_ARM])
+    assert shown == {30.0, 100.0, *cross_family.LONGER.get("cpu", ())}
     assert cross_family.label_arms("smoke") == {}
     assert set(cross_family.label_arms("gpu")[cross_family.LABELS_ARM]) == set(
         cross_family.epochs("gpu"))
+
+
+def test_cross_family_lengths_hold_the_longer_ones_for_the_planned_arms_only(monkeypatch):
+    """A length in LONGER is shown for PLANNED_ARMS (the labels arm too), not for the
+    BatchNorm-momentum arm; PLANNED ones only with ``planned``."""
+    monkeypatch.setattr(cross_family, "PLANNED", {"cpu": (300.0,)})
+    monkeypatch.setattr(cross_family, "LONGER", {"cpu": (1000.0,)})
+    assert cross_family.lengths("cpu", cross_family.BN_SLOW_STATS, planned=True) == (30.0, 100.0)
+    for arm in cross_family.PLANNED_ARMS:
+        assert cross_family.lengths("cpu", arm) == (30.0, 100.0, 1000.0)
+        assert cross_family.lengths("cpu", arm, planned=True) == (30.0, 100.0, 1000.0, 300.0)
+    arms = cross_family.arms("cpu")
+    assert set(arms[cross_family.BN_SLOW_STATS]) == {30.0, 100.0}
+    assert all(set(by) == {30.0, 100.0, 1000.0} for a, by in arms.items()
+               if a != cross_family.BN_SLOW_STATS)
+    assert set(cross_family.label_arms("cpu")[cross_family.LABELS_ARM]) == {30.0, 100.0, 1000.0}
+    assert cross_family.lengths("gpu", cross_family.LABELS_ARM) == cross_family.epochs("gpu")
 
 
 CRASHING_CHILD = """
