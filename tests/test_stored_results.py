@@ -180,6 +180,19 @@ def test_chapter_02_says_how_long_its_schedules_go():
             "images") in text
 
 
+def test_chapter_01_names_where_it_shows_its_longer_lengths():
+    """Chapter 01's intro names the longer lengths it shows and on which subsets
+    (regimes.CONSISTENCY_LONGER), so the prose moves with the table when a queued length joins."""
+    from kdlib.experiments import regimes
+
+    longer = regimes.CONSISTENCY_LONGER["cpu"]
+    lengths = " and ".join(f"{ep:,.0f}" for ep in sorted({e for eps in longer.values()
+                                                           for e in eps}))
+    where = ("both subsets" if set(longer) == {"250", "1k"}
+             else {"250": "the 250 images", "1k": "the 1,000 images"}[next(iter(longer))])
+    assert f"issue 14 adds {lengths} epochs on {where}" in _prose("01_consistency")
+
+
 def test_chapter_03_says_how_far_its_grids_go():
     """Chapter 03's intro names how far the 1-epoch ladder goes past 0.1 (grids.LADDER_BEYOND)
     and says the unreplicated lengths' points all sit at their base grid's edge (the stored
