@@ -2,7 +2,8 @@
 
 Times the real engine step (``kdlib.train.make_train_chunk``: views -> teacher forward ->
 student forward/backward -> Adam update, ``steps_per_call`` steps per ``lax.scan``) on
-random uint8 data, for the cpu-preset teacher/student pair and, with ``--paper``, a
+random uint8 data, for the cpu-preset teacher/student pair (and chapter 07's
+MobileNetV3-L (GN) student) and, with ``--paper``, a
 paper-scale pair (R152x2 -> R50x1 at 128 px). ``--impl xla`` times the plain ops.
 
     python benchmarks/distill_step.py [--impl cpu|xla] [--batch 128] [--group 4] [--paper]
@@ -26,6 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from kdlib import profiling, train, views
 from kdlib.config import ModelConfig, RunConfig
+from kdlib.experiments import cross_family
 from kdlib.experiments.teachers import STUDENT_MODEL, TEACHER_MODEL
 
 
@@ -156,6 +158,8 @@ def main() -> None:
         ("cpu preset: distill mix (teacher+student)", STUDENT_MODEL, TEACHER_MODEL, "mix", "kl"),
         ("cpu preset: distill fix/rs (no teacher fwd)", STUDENT_MODEL, TEACHER_MODEL, "fix/rs",
          "kl"),
+        ("cpu preset: distill mix into MobileNetV3-L (GN)",
+         cross_family.student("MobileNetV3-L (GN)", "cpu"), TEACHER_MODEL, "mix", "kl"),
     ]
     rows = [row for row in rows if args.only in row[0]]
     for name, s_cfg, t_cfg, policy, loss in [] if args.paper_only else rows:
