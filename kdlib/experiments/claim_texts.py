@@ -186,7 +186,11 @@ RULE_CHANGES: dict[str, str] = {
            "(it held only if ahead of every one, fails if behind any), not only with the one "
            "best on validation, which could miss an arm ahead on test"
            + LONGER_01 + ", 'mix leads every other policy' at the longest length compares "
-           "mix with each policy trained there, and names the ones left out"),
+           "mix with each policy trained there, and names the ones left out; on 2026-12-06, "
+           "when 1000 epochs on 1k images was first read, the points deciding 'mix leads every "
+           "other policy' there (mix and same/ic: +0.3 pts, ±0.6 at 2 SE, about 9 seeds per "
+           "point to be decided) were planned to 8 seeds under the criterion of C1, C5, C10 "
+           "and C11's follow-ups, fixed before any new seed was trained"),
     "C1": ("; late on 2026-12-05, after results, the points its 250-image checks read "
            "(same/ic, fix/cc and ind/rc at 400 epochs) were planned to 8 seeds, a number "
            "fixed before any new seed was trained (a seed follow-up in the queue for every "

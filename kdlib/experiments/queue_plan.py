@@ -133,6 +133,12 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # single-run rate): C4 stays not testable whatever it reads, while its 250- and 4k-image
 # "within 2 pts of the teacher" checks are. Cut later on 2026-12-06 for the budget (CUT),
 # before any of its new seeds trained.
+# On 2026-12-06, when item 32's 1000-epoch points on 1k images were first read (3 seeds), the
+# criterion picked C3's 'mix leads every other policy at 1000 epochs' (its deciding comparison,
+# mix vs same/ic: +0.3 pts, +-0.6 at 2 SE; about 9 seeds per point to be decided, leaning
+# holds; mix leads fix/cc and ind/rc beyond the noise): mix and same/ic there go to 8 seeds,
+# fixed before any new seed trained, queued after issue 14's last items (07 at 300 epochs).
+# No other inconclusive check not yet followed up needed 12 or fewer.
 FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (same/ic, "
              "fix/cc, ind/rc)",
              "seed follow-up: C5's 1k points at 100 epochs to 8 seeds (function matching, "
@@ -143,7 +149,8 @@ FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (sa
              "seed follow-up: C4's 250-image points at 1000 and 4000 epochs to 8 seeds "
              "(function matching)",
              "seed follow-up: C4's 1k-image points at 1000 and 3000 epochs to 8 seeds "
-             "(function matching)")
+             "(function matching)",
+             "seed follow-up: C3's 1k points at 1000 epochs to 8 seeds (mix, same/ic)")
 # Seeds per selected config an item trains, where it is not arms.SEEDS.
 ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, common.MAX_SEEDS)
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
@@ -220,6 +227,8 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)",
      lambda: _only(cross_family.label_arms(PRESET, planned=True), (cross_family.LABELS_ARM,),
                    cross_family.PLANNED[PRESET])),
+    (FOLLOW_UP[6], lambda: _only(consistency.arms(PRESET, "1k"), ("mix", "same/ic"),
+                                 (1000.0,))),
 ]
 
 # Items cut from the plan for the budget (2026-12-04, issues 13 and 14 asked for about 30 h;
