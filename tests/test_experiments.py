@@ -27,10 +27,12 @@ def test_every_config_of_every_chapter_validates(preset):
 def test_arms_share_one_sweep_and_length_per_arm():
     a = consistency.arms("cpu", "1k")
     assert set(a) == set(views.POLICIES)
-    axes = {repr(ax) for by_ep in a.values() for _, ax in by_ep.values()}
-    assert len(axes) == 1  # the same grid for every policy
-    lengths = {tuple(by_ep) for by_ep in a.values()}
-    assert lengths == {consistency.REGIMES["cpu"]["1k"][1]}
+    for ep in {ep for by_ep in a.values() for ep in by_ep}:  # the same grid for every policy
+        assert len({repr(by_ep[ep][1]) for by_ep in a.values() if ep in by_ep}) == 1, ep
+    base = consistency.REGIMES["cpu"]["1k"][1]
+    longer = consistency.LONGER["cpu"].get("1k", ())
+    for policy, by_ep in a.items():  # a longer length for the planned policies only
+        assert tuple(by_ep) == base + (longer if policy in consistency.PLANNED_POLICIES else ())
 
 
 def test_patience_reuses_chapter_01_runs_where_identical():
