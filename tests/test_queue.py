@@ -499,6 +499,8 @@ def test_cross_family_lengths_hold_the_longer_ones_for_the_planned_arms_only(mon
                if a != cross_family.BN_SLOW_STATS)
     assert set(cross_family.label_arms("cpu")[cross_family.LABELS_ARM]) == {30.0, 100.0, 1000.0}
     assert cross_family.lengths("gpu", cross_family.LABELS_ARM) == cross_family.epochs("gpu")
+    with pytest.raises(ValueError, match="arm='MobileNetV3-XL'; chapter 07 has"):
+        cross_family.lengths("cpu", "MobileNetV3-XL")
 
 
 CRASHING_CHILD = """

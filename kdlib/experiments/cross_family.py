@@ -134,6 +134,8 @@ def lengths(preset: str, arm: str, planned: bool = False) -> tuple[float, ...]:
     :data:`PLANNED_ARMS` the :data:`LONGER` lengths and, with ``planned``, the :data:`PLANNED`
     ones."""
     preset = presets.check(preset)
+    if arm not in (*ARMS, LABELS_ARM):
+        raise ValueError(f"arm={arm!r}; chapter 07 has {[*ARMS, LABELS_ARM]}")
     longer = LONGER.get(preset, ()) + (PLANNED.get(preset, ()) if planned else ())
     return epochs(preset) + (longer if arm in PLANNED_ARMS else ())
 
