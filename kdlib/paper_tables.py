@@ -81,7 +81,7 @@ TABLE2_ANALOGS: dict[tuple[str, int], Analog | None] = {
     ("Original ResNet", 224): Analog(
         "03_imagenet", "arms",
         ("labels: Adam", "labels: Adam + mixup", "labels: SGD", "labels: SGD + mixup"),
-        "the student trained from labels on all 55,000 images (best optimizer)"),
+        "the student trained from labels on all 55,000 images"),
     ("BiT-M-R50", 224): Analog(
         "02_patience", "1k_arms", ("transfer",),
         "the student pretrained on another domain (digits), fine-tuned on 1,000 images"),
@@ -95,9 +95,10 @@ TABLE2_ANALOGS: dict[tuple[str, int], Analog | None] = {
 
 
 def _read_analog(path: Any, arms: tuple[str, ...]) -> tuple[float, str, str] | None:
-    """(accuracy %, '±sd over n seeds' or '', 'at <epochs> epochs') of the best of ``arms``
+    """(accuracy %, '±sd over n seeds' or '', '<epochs> epochs') of the best of ``arms``
     on validation at the longest schedule in a stored chapter table (one row per arm and
-    length, as :func:`kdlib.experiments.common.results_table` writes it), or None."""
+    length, as :func:`kdlib.experiments.common.results_table` writes it), or None. Where
+    ``arms`` are several, the length names the arm picked and which of them reach it."""
     import pandas as pd
 
     frame = pd.read_csv(path)
@@ -115,7 +116,13 @@ def _read_analog(path: Any, arms: tuple[str, ...]) -> tuple[float, str, str] | N
     spread = ""
     if "test_acc_sd" in rows.columns and pd.notna(best.get("test_acc_sd")):
         spread = f"±{100 * best['test_acc_sd']:.1f} sd over {int(best['n_seeds'])} seeds"
-    return 100 * float(best["test_acc"]), spread, f"{longest:g} epochs"
+    length = f"{longest:g} epochs"
+    if len(arms) > 1:
+        there = list(dict.fromkeys(rows["arm"]))
+        among = (f"the best on validation of {', '.join(there)}" if len(there) > 1 else
+                 f"the only one of the {len(arms)} arms ({', '.join(arms)}) trained there")
+        length += f" ({best['arm']}: {among})"
+    return 100 * float(best["test_acc"]), spread, length
 
 
 def table2(paper_rows: list[dict[str, Any]], preset: str,

@@ -37,14 +37,29 @@ def test_table2_reads_analogs_from_stored_chapter_tables(tmp_path):
             for r in paper_tables.table2(literature(), "cpu", root=tmp_path)}
     original = rows[("Original ResNet", 224)]
     assert original["ours (%)"] == "61.50" and original["from"] == "03_imagenet"
-    assert "4 epochs" in original["our analog"]  # the longest schedule, best label arm
-    # on validation
+    # the longest schedule, the best label arm on validation, named with the arms it beat
+    assert original["our analog"].endswith(
+        "4 epochs (labels: Adam: the best on validation of labels: Adam, labels: SGD)")
     bit = rows[("BiT-M-R50", 224)]
     assert bit["ours (%)"] == "75.00 (±1.0 sd over 3 seeds)" and "300 epochs" in bit["our analog"]
     assert rows[("Meal-v2", 224)]["our analog"] == paper_tables.NO_ANALOG
     missing = rows[("FunMatch (T224)", 160)]  # chapter 04 stored nothing here
     assert "not stored" in missing["our analog"] and missing["ours (%)"] == ""
     assert original["imagenet_top1"] == "77.2"  # the paper's columns are kept
+
+
+def test_table2_names_an_analog_arm_alone_at_the_longest_length(tmp_path):
+    """Where only one of an analog's arms reaches the longest length, the row says so rather
+    than calling it the best of them."""
+    section = tmp_path / "cpu" / "03_imagenet"
+    section.mkdir(parents=True)
+    (section / "table_arms.csv").write_text(
+        "arm,epochs,test_acc,val_acc\nlabels: Adam,16.0,0.86,0.86\nlabels: SGD,4.0,0.8,0.81\n")
+    rows = {(r["model"], int(r["resolution"])): r
+            for r in paper_tables.table2(literature(), "cpu", root=tmp_path)}
+    assert rows[("Original ResNet", 224)]["our analog"].endswith(
+        "16 epochs (labels: Adam: the only one of the 4 arms (labels: Adam, labels: Adam + "
+        "mixup, labels: SGD, labels: SGD + mixup) trained there)")
 
 
 def test_table2_refuses_a_table_without_validation(tmp_path):

@@ -603,6 +603,40 @@ def test_a_follow_up_item_trains_its_own_number_of_seeds(monkeypatch):
     assert asked == [None, queue.common.MAX_SEEDS]
 
 
+def test_a_claim_waits_for_its_follow_ups_with_seeds_left(monkeypatch):
+    """The summary's "still training" names a claim's seed follow-ups whose seeds are not all
+    stored (read with the item's 8 seeds), after its chapter's queued lengths; only that
+    claim's ("C3's", not "C30's"), and no plain item."""
+    from kdlib.experiments import chapters
+
+    left = {"seed follow-up: C3's a (x)": 0.5, "seed follow-up: C3's b (y)": 0.0,
+            "seed follow-up: C30's c (z)": 1.0, "01 plain item": 2.0}
+    follow_ups = tuple(name for name in left if name.startswith("seed follow-up"))
+    monkeypatch.setattr(queue_plan, "PLAN", [(n, lambda n=n: {n: {}}) for n in left])
+    monkeypatch.setattr(queue_plan, "FOLLOW_UP", follow_ups)
+    monkeypatch.setattr(queue_plan, "ITEM_SEEDS", dict.fromkeys(follow_ups, 8))
+    monkeypatch.setattr(queue_plan, "base_sweeps", lambda arms: [])
+    seeds_read = []
+
+    def load_item(arms, sweeps, seeds):
+        seeds_read.append(seeds)
+        return arms
+
+    monkeypatch.setattr(queue_plan, "load_item", load_item)
+    monkeypatch.setattr(queue_plan, "remaining_hours",
+                        lambda arms, sweeps, loaded, seeds: left[next(iter(loaded))])
+    assert queue_plan.pending_followups("C3") == ["C3's a (x)"]
+    assert seeds_read == [8, 8]
+    assert queue_plan.pending_followups("C30") == ["C30's c (z)"]
+    assert queue_plan.pending_followups("C1") == []
+    monkeypatch.setattr(chapters, "queued_text", lambda section, preset: "300 epochs")
+    assert (chapters.still_training("C3", "01_consistency", "cpu")
+            == "300 epochs; seed follow-up: C3's a (x)")
+    assert chapters.still_training("C3", "01_consistency", "smoke") == "300 epochs"
+    monkeypatch.setattr(chapters, "queued_text", lambda section, preset: "")
+    assert chapters.still_training("C1", "01_consistency", "cpu") == ""
+
+
 def test_a_second_sigterm_does_not_cut_the_final_commit_short(tmp_path):
     """The supervisor passes make queue-park's stop on, so the queue may get SIGTERM twice:
     the first unwinds it (its finally commits), the second is ignored."""

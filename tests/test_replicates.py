@@ -660,6 +660,11 @@ def test_seed_cells_show_mean_sd_and_seeds_per_arm_and_length():
     cells = common.seed_cells(grown, ["b", "a"])
     assert cells.loc["b", "30 epochs"] == "85.52 ±0.14 (n=8, 5 follow-up)"
     assert cells.loc["b", "300 epochs"] == "69.38 (n=1)"
+    # a selection at a grid edge the ladder goes beyond says so; one inside its grid does not
+    edged = table.assign(at_edge=["", "lr", ""])
+    cells = common.seed_cells(edged, ["b", "a"])
+    assert cells.loc["b", "300 epochs"] == "69.38 (n=1, grid edge)"
+    assert cells.loc["b", "30 epochs"] == "85.52 ±0.14 (n=3)"
 
 
 def test_a_state_layout_names_paths_shapes_and_dtypes():

@@ -288,6 +288,20 @@ def test_the_readme_example_of_the_shorter_schedules_reading_is_the_store():
     assert "seeds per point 1," in c13.at_shorter and "grid's edge" in c13.at_shorter
 
 
+def test_the_readme_counts_the_store_checks_families_within_seed_noise():
+    """The README's count of the store check's families that only seed noise separates from
+    their stored runs is the recorded check's (results/cpu/store_check.json)."""
+    from kdlib import retrain
+
+    readme = " ".join((RESULTS.parent / "README.md").read_text().split())
+    _, rows = retrain.check_rows("cpu", root=RESULTS)
+    checked = [r["verdict"] for r in rows if r["verdict"] != "not checked"]
+    in_noise = checked.count("within seed noise")
+    assert "outside seed noise" not in checked
+    assert (f"{in_noise} of the {len(checked)} checked families, all 30-epoch runs retrained "
+            "on another machine, are there, none outside it") in readme
+
+
 def test_the_readme_names_every_verdict_another_reading_changes():
     """The README's list of the verdicts marked † (claims.verdict_robustness) is the store's."""
     from kdlib import claims

@@ -354,8 +354,10 @@ def seed_cells(table: Any, arms: Sequence[str] | None = None) -> Any:
     """:func:`results_table` as an arm x schedule-length grid of text cells: the test
     accuracy's mean over the selected config's seeds (%), ± their standard deviation where
     there are 2 or more, and the number of seeds, e.g. ``85.52 ±0.14 (n=3)`` or
-    ``69.38 (n=1)``, and how many of them a seed follow-up added (``(n=8, 5 follow-up)``);
-    rows in ``arms`` order when given."""
+    ``69.38 (n=1)``, how many of them a seed follow-up added (``(n=8, 5 follow-up)``), and
+    ``grid edge`` where the selection sits at a grid edge the ladder goes beyond (its grid
+    may not hold the optimum, as :meth:`kdlib.evidence.Estimate.text` marks it); rows in
+    ``arms`` order when given."""
     import pandas as pd
 
     def cell(row: Any) -> str:
@@ -364,8 +366,10 @@ def seed_cells(table: Any, arms: Sequence[str] | None = None) -> Any:
         sd = "" if pd.isna(row["test_acc_sd"]) else f" ±{100 * row['test_acc_sd']:.2f}"
         n, first = int(row["n_seeds"]), row.get("followup_from")
         new = n - int(first) if first is not None and pd.notna(first) else 0
-        return f"{100 * row['test_acc']:.2f}{sd} (n={n}" + (f", {new} follow-up)" if new > 0
-                                                           else ")")
+        edge = row.get("at_edge")
+        notes = [f"n={n}", *([f"{new} follow-up"] if new > 0 else []),
+                 *(["grid edge"] if isinstance(edge, str) and edge else [])]
+        return f"{100 * row['test_acc']:.2f}{sd} ({', '.join(notes)})"
 
     grid = table.assign(cell=table.apply(cell, axis=1)).pivot(
         index="arm", columns="epochs", values="cell").fillna("")

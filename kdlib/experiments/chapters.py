@@ -77,6 +77,19 @@ def queued_text(section: str, preset: str) -> str:
     return lengths_text(queued_lengths(section, preset))
 
 
+def still_training(claim: str, section: str, preset: str) -> str:
+    """What the background queue still trains for ``claim`` of ``section``: the chapter's
+    queued lengths (:func:`queued_text`; no verdict reads them until stored) and, at cpu, the
+    claim's seed follow-ups with seeds still to train
+    (:func:`kdlib.experiments.queue_plan.pending_followups`); "" if none."""
+    parts = [queued_text(section, preset)]
+    if preset == "cpu":
+        from kdlib.experiments import queue_plan
+
+        parts += [f"seed follow-up: {f}" for f in queue_plan.pending_followups(claim)]
+    return "; ".join(p for p in parts if p)
+
+
 def queued_note(section: str, preset: str) -> str:
     """One sentence naming the lengths still queued for ``section`` (markdown); "" if none."""
     from kdlib.experiments.arms import SEEDS

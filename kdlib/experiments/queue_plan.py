@@ -243,8 +243,7 @@ CUT: list[tuple[str, Callable[[], common.Arms], str]] = [
      "C13 reads 09 at 300 epochs, replicated by items 0 and 2"),
     ("01 1k images at 100 epochs (extras; tables only)",
      _extras_of(lambda: consistency.arms(PRESET, "1k"), (100.0,)),
-     "C1-C3 read 01 at 30 and 300 epochs, and at 1000 once queued (each replicated by its "
-     "own item)"),
+     "C1-C3 read 01 at 30, 300 and 1000 epochs (each replicated by its own item)"),
     (FOLLOW_UP[5], lambda: _only(patience.arms(PRESET, "1k"), ("function matching",),
                                  (1000.0, 3000.0)),
      "C4 stays not testable whatever it reads; its two points hold 3 seeds each, issue 13's "
@@ -467,6 +466,21 @@ def plan_rows(start: int = 0) -> list[dict[str, Any]]:
         if name == PROBES_AFTER:
             rows.append(probe_row())
     return rows
+
+
+def pending_followups(claim: str) -> list[str]:
+    """The seed follow-ups of ``claim`` ("C3") in :data:`PLAN` with seeds still to train, as
+    named there less the "seed follow-up: " prefix: what the claim still waits for besides its
+    chapter's queued lengths (its checks read each follow-up seed once it is stored). Reads
+    the store; trains nothing."""
+    pending = []
+    for name, build in PLAN:
+        if name in FOLLOW_UP and name.startswith(f"seed follow-up: {claim}'s "):
+            arms, seeds = build(), ITEM_SEEDS.get(name, common.SEEDS[PRESET])
+            sweeps = base_sweeps(arms)
+            if remaining_hours(arms, sweeps, load_item(arms, sweeps, seeds), seeds) > 0:
+                pending.append(name.removeprefix("seed follow-up: "))
+    return pending
 
 
 def _finished(row: dict[str, Any]) -> bool:
