@@ -465,7 +465,10 @@ def test_c11s_labels_baseline_is_queued_as_a_comparison_of_its_own():
     long = plan["07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)"]()
     assert set(short) == set(long) == {cross_family.LABELS_ARM}
     assert set(short[cross_family.LABELS_ARM]) == {30.0, 100.0}
-    assert set(long[cross_family.LABELS_ARM]) == set(cross_family.PLANNED["cpu"]) == {300.0}
+    assert set(long[cross_family.LABELS_ARM]) == {300.0}
+    # 300 epochs is planned until stored, then shown: one or the other
+    assert (cross_family.PLANNED.get("cpu", ()) + cross_family.LONGER.get("cpu", ())
+            == (300.0,))
     distilled = plan["07 at 300 epochs (MobileNetV3 students, the 2-teacher ensemble; C11)"]()
     assert cross_family.LABELS_ARM not in distilled and set(distilled) == set(
         cross_family.PLANNED_ARMS) - {"BiT student", cross_family.LABELS_ARM}

@@ -193,6 +193,28 @@ def test_chapter_01_names_where_it_shows_its_longer_lengths():
     assert f"issue 14 adds {lengths} epochs on {where}" in _prose("01_consistency")
 
 
+def test_chapter_07_names_the_lengths_it_shows_and_those_still_training():
+    """Chapter 07's intro names its cpu lengths as cross_family has them: the base ones, and
+    300 epochs as added (PLANNED: training) or shown (LONGER), so the prose moves with the
+    table when the queue's length joins."""
+    from kdlib.experiments import cross_family
+
+    text = _prose("07_cross_family")
+    base = " and ".join(f"{ep:g}" for ep in cross_family.CPU_EPOCHS)
+    longer = cross_family.LONGER.get("cpu", ())
+    planned = cross_family.PLANNED.get("cpu", ())
+    assert not set(longer) & set(planned), "a length is planned or shown, not both"
+    if planned:
+        assert (f"at the cpu preset {base} epochs; issue 14 adds "
+                + " and ".join(f"{ep:g}" for ep in planned) + " for every arm but the "
+                "BatchNorm-momentum one, shown once the background queue has stored them all"
+                ) in text
+    else:
+        shown = ", ".join(f"{ep:g}" for ep in cross_family.CPU_EPOCHS)
+        assert (f"at the cpu preset {shown} and " + " and ".join(f"{ep:g}" for ep in longer)
+                + " epochs, the longer for every arm but the BatchNorm-momentum one") in text
+
+
 def test_chapter_03_says_how_far_its_grids_go():
     """Chapter 03's intro names how far the 1-epoch ladder goes past 0.1 (grids.LADDER_BEYOND)
     and says the unreplicated lengths' points all sit at their base grid's edge (the stored

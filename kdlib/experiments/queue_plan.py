@@ -221,12 +221,12 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
      lambda: _only(cross_family.arms(PRESET, planned=True),
                    tuple(a for a in cross_family.PLANNED_ARMS
                          if a not in ("BiT student", cross_family.LABELS_ARM)),
-                   cross_family.PLANNED[PRESET])),
+                   (300.0,))),
     # Queued on 2026-12-06, before any 07 run at 300 epochs trained; an item of its own, as
     # at 30 and 100 epochs, so that its grid grows apart from the distillation arms'.
     ("07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)",
      lambda: _only(cross_family.label_arms(PRESET, planned=True), (cross_family.LABELS_ARM,),
-                   cross_family.PLANNED[PRESET])),
+                   (300.0,))),
     (FOLLOW_UP[6], lambda: _only(consistency.arms(PRESET, "1k"), ("mix", "same/ic"),
                                  (1000.0,))),
 ]
