@@ -23,6 +23,7 @@ def check_run(config: RunConfig) -> None:
     """Raises a one-line ValueError (or FileNotFoundError) for anything that would fail the
     run later; returns None for a config that can train."""
     check_values(config)
+    _check_dataset_names(config)  # before the teachers: a typo is named as one, not a mismatch
     for name in (*config.teachers, *([config.init] if config.init else [])):
         teachers.check_stored(name)
     check_stored_models_fit(config)
@@ -47,7 +48,9 @@ def check_values(config: RunConfig) -> None:
 
 
 def check_model(name: Any, kwargs: dict[str, Any]) -> None:
-    """The model name is registered and its kwargs are keyword arguments it takes."""
+    """The model name is registered, its kwargs are keyword arguments it takes, and their
+    values are ones it accepts (its constructor's own check, :data:`kdlib.models.ARG_CHECKS`,
+    run before a run folder is made)."""
     if not isinstance(name, str) or name not in models.MODELS:
         raise ValueError(f"student.name={name!r} is not one of {sorted(models.MODELS)}")
     params = inspect.signature(models.MODELS[name].__init__).parameters.values()
@@ -57,6 +60,10 @@ def check_model(name: Any, kwargs: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"student.kwargs has unknown key(s) {unknown} for model {name!r}; "
                          f"allowed: {allowed}")
+    try:
+        models.ARG_CHECKS[name](**kwargs)
+    except ValueError as e:
+        raise ValueError(f"student.kwargs of model {name!r}: {e}") from None
 
 
 def _resolved_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -123,13 +130,19 @@ def _check_shampoo(options: dict[str, Any]) -> None:
         raise ValueError(f"shampoo={options!r}: {err}") from None
 
 
+def _check_dataset_names(config: RunConfig) -> None:
+    """The training and evaluation datasets are ones kdlib knows."""
+    for field, name in (("data.name", config.data.name),
+                        ("data.eval_name", config.data.eval_name)):
+        if name is not None and name not in data.DATASETS:
+            raise ValueError(f"{field}={name!r} is not one of {data.DATASETS}")
+
+
 def _check_data(config: RunConfig) -> int | None:
     """Checks the dataset names and splits (reading embedded splits); the number of
     training images when known without tfds, else None."""
     d = config.data
-    for field, name in (("data.name", d.name), ("data.eval_name", d.eval_name)):
-        if name is not None and name not in data.DATASETS:
-            raise ValueError(f"{field}={name!r} is not one of {data.DATASETS}")
+    _check_dataset_names(config)
     if d.pipeline == "big_vision":
         embedded = [n for n in (d.name, d.eval_dataset) if n in data.EMBEDDED]
         if embedded:

@@ -253,6 +253,19 @@ def validate(config: RunConfig) -> None:
     if config.loss == "dist" and config.dist_beta == 0 and config.dist_gamma == 0:
         raise ValueError("loss='dist' with dist_beta=0 and dist_gamma=0 is zero for every "
                          "input: set either (the defaults are 1 and 1)")
+    if config.loss == "labels":
+        # ignored in training, yet part of the run's hash: a second copy of the same run
+        unused = [f"{name}={getattr(config, name)!r}" for name, is_default in (
+            ("teachers", not config.teachers), ("temperature", config.temperature == 1.0),
+            ("teacher_size", config.teacher_size is None)) if not is_default]
+        if unused:
+            raise ValueError(f"loss='labels' trains without a teacher, so {', '.join(unused)} "
+                             "would change the run's hash but not its training: leave them at "
+                             "teachers=(), temperature=1.0, teacher_size=None")
+    if config.loss != "dist" and (config.dist_beta, config.dist_gamma) != (1.0, 1.0):
+        raise ValueError(f"dist_beta={config.dist_beta!r}, dist_gamma={config.dist_gamma!r} "
+                         f"weigh DIST's terms, but loss={config.loss!r}: leave them at 1.0 "
+                         "(they would change the run's hash but not its training)")
     if config.loss == "labels" and teacher_mode(config.policy) == "fixed":
         raise ValueError(f"policy={config.policy!r} needs a teacher; loss='labels' has none")
     if isinstance(config.teacher_size, tuple | list):

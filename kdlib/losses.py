@@ -26,20 +26,35 @@ DIST_EPS = 1e-8  # added to the denominator of the Pearson correlation (authors'
 
 
 def _check_temperature(temperature: float | jax.Array) -> None:
-    """Rejects a concrete temperature <= 0; traced ones (a vmapped sweep) pass unchecked."""
-    if temperature is None or isinstance(temperature, str | bytes | bool):
-        raise ValueError(f"temperature={temperature!r} must be a number > 0")
+    """Rejects a concrete temperature that is not one finite number > 0 (an array of them
+    would broadcast against the classes, or square the batch: a wrong loss, not an error);
+    traced ones (a vmapped sweep over temperatures) pass unchecked."""
+    _check_positive("temperature", temperature, strict=True)
     values = concrete_values(temperature)
+    if values is not None and values.ndim:
+        raise ValueError(f"temperature of shape {values.shape} must be one number: per-example "
+                         "temperatures are not supported (a sweep over temperatures vmaps "
+                         "over the call, as kdlib.train does)")
+
+
+def _check_positive(name: str, value: float | jax.Array, strict: bool) -> None:
+    """A concrete ``value`` is a finite number > 0 (``strict``) or >= 0; traced ones pass."""
+    bound = "> 0" if strict else ">= 0"
+    if value is None or isinstance(value, str | bytes | bool):
+        raise ValueError(f"{name}={value!r} must be a number {bound}")
+    values = concrete_values(value)
     if values is None:
         return
     if values.dtype.kind not in "biuf":
-        raise ValueError(f"temperature={temperature!r} must be a number > 0 (got dtype "
+        raise ValueError(f"{name}={value!r} must be a number {bound} (got dtype "
                          f"{values.dtype})")
-    if not np.all(values > 0):
-        if values.ndim:  # per-example temperatures: name the offending value, not the array
-            raise ValueError(f"temperature must be > 0 everywhere; its smallest entry is "
-                             f"{float(values.min())!r}")
-        raise ValueError(f"temperature={temperature!r} must be > 0")
+    ok = np.isfinite(values) & ((values > 0) if strict else (values >= 0))
+    if not np.all(ok):
+        if values.ndim:  # per-example values: name the offending one, not the array
+            worst = values[~ok].flat[0]
+            raise ValueError(f"{name} must be finite and {bound} everywhere; it holds "
+                             f"{float(worst)!r}")
+        raise ValueError(f"{name}={value!r} must be a finite number {bound}")
 
 
 def _check_pair(student_logits: jax.Array, teacher_logits: jax.Array, ndim: int | None) -> None:
@@ -117,6 +132,14 @@ def dist(
     """
     _check_pair(student_logits, teacher_logits, 2)
     _check_temperature(temperature)
+    _check_positive("beta", beta, strict=False)
+    _check_positive("gamma", gamma, strict=False)
+    if jnp.shape(student_logits)[0] < 1:  # one example is defined: its columns are constant
+        raise ValueError(f"DIST averages over the batch, so it needs 1 or more examples; got "
+                         f"logits of shape {jnp.shape(student_logits)}")
+    if axis_name is not None and not isinstance(axis_name, str):
+        raise ValueError(f"axis_name={axis_name!r} must be None or the name (str) of the "
+                         "vmap/shard_map axis the batch is split over")
     return _dist(student_logits, teacher_logits, temperature, beta, gamma, axis_name)
 
 

@@ -81,6 +81,9 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root)
     from_env = os.environ.get(RESULTS_ENV)
     if from_env:
+        if Path(from_env).exists() and not Path(from_env).is_dir():
+            raise ValueError(f"{RESULTS_ENV}={from_env!r} is a file, not a folder: point it at "
+                             "the folder results are stored in (or unset it for <repo>/results)")
         return Path(from_env)
     return find_repo_root() / "results"
 
@@ -255,14 +258,20 @@ def list_runs(
     include_unfinished: bool = False,
 ) -> list[RunRecord]:
     """All runs stored under `root` (optionally of one preset/section), sorted by path; a
-    preset with no folder that is not a preset either names the allowed ones (a typo would
-    otherwise read no runs)."""
+    preset with no folder that is not a preset either, or a section with no folder under
+    any preset searched, names the allowed ones (a typo would otherwise read no runs)."""
     base = results_root(root)
     if preset is not None and not (base / preset).is_dir():
         from kdlib import presets as known
 
         known.check(preset)
     presets = [base / preset] if preset is not None else _subdirs(base)
+    searched = [p for p in presets if p.is_dir()]  # a preset with no runs yet reads none
+    if section is not None and searched and not any((p / section).is_dir() for p in searched):
+        stored = sorted({s.name for p in searched for s in _subdirs(p)})
+        raise ValueError(f"section={section!r} has no folder under {base}"
+                         + (f"/{preset}" if preset is not None else "")
+                         + f"; the sections stored there: {stored}")
     records = []
     for preset_dir in presets:
         sections = [preset_dir / section] if section is not None else _subdirs(preset_dir)

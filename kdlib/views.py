@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +81,16 @@ def _view(images: jax.Array, boxes: jax.Array, flips: jax.Array | None, size: in
     return augment.value_range(out)
 
 
+def _check_key(rng: Any) -> None:
+    """``rng`` is one JAX PRNG key: a typed key (``jax.random.key``) or a raw uint32 pair
+    (``jax.random.PRNGKey``), traced or not."""
+    dtype, shape = getattr(rng, "dtype", None), getattr(rng, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if not ((typed and shape == ()) or (dtype == np.uint32 and shape == (2,))):
+        raise ValueError(f"rng={rng!r} must be one JAX PRNG key, e.g. jax.random.key(0) (got "
+                         f"{type(rng).__name__} of dtype {dtype}, shape {shape})")
+
+
 def make_views(
     policy: str,
     rng: jax.Array,
@@ -104,6 +114,7 @@ def make_views(
     pipeline), so that inception crops keep true pixel aspects; None: the images' own.
     """
     check_policy(policy)
+    _check_key(rng)
     _check_uint8(images)
     augment._check_size(student_size, "student_size")
     teacher_size = student_size if teacher_size is None else teacher_size

@@ -136,6 +136,38 @@ def _edit(name: str, change: Callable[[dict], dict]) -> Callable[[Path], None]:
     return corrupt
 
 
+def _list_section_of_a_stored_run(env: dict, section: str) -> object:
+    """Stores a finished run of the good config (section 'bad'), then lists ``section``."""
+    config = good()
+    path = store.prepare_run(config)
+    store.save_run(path, config, {"val_acc": 0.5}, {"config_hash": path.name}, "done")
+    env["snapshot"] = _snapshot(env["root"])  # the stored run is the setup
+    return store.list_runs(preset="smoke", section=section)
+
+
+def _results_env(env: dict) -> object:
+    os.environ["KDLIB_RESULTS"] = str(env["tmp"] / "results.json")  # the fixture restores it
+    return store.list_runs()
+
+
+def _consistency():
+    from kdlib.experiments import consistency
+
+    return consistency
+
+
+def _imagenet():
+    from kdlib.experiments import imagenet
+
+    return imagenet
+
+
+def _views():
+    from kdlib import views
+
+    return views
+
+
 def cli(*argv: str) -> Callable[[dict], object]:
     return lambda env: book.main(list(argv))
 
@@ -232,6 +264,23 @@ CASES: list[tuple[str, Callable, str]] = [
      r"ignore them"),
     ("dist batch 1", run(loss="dist", batch_size=1),
      r"loss='dist' with batch_size=1: .*needs batch_size >= 2"),
+    ("labels with a teacher", run(loss="labels", policy="same/ic"),
+     r"loss='labels' trains without a teacher, so teachers=\('t_ok',\) would change the "
+     r"run's hash but not its training"),
+    ("labels with a temperature", run(loss="labels", teachers=(), temperature=4.0),
+     r"loss='labels' trains without a teacher, so temperature=4\.0 would change"),
+    ("dist weights without dist", run(dist_beta=2.0),
+     r"dist_beta=2\.0, dist_gamma=1\.0 weigh DIST's terms, but loss='kl': leave them at 1\.0"),
+    ("student depth bad", run(**{"student.kwargs": {**TINY, "depth": [0, 0, 0, 0]}}),
+     r"student\.kwargs of model 'bit': depth=\[0, 0, 0, 0\] must be one of"),
+    ("student width zero", run(**{"student.kwargs": {**TINY, "width": 0}}),
+     r"student\.kwargs of model 'bit': width=0 must be a positive number"),
+    ("student stem typo", run(**{"student.kwargs": {**TINY, "stem": "smal"}}),
+     r"student\.kwargs of model 'bit': stem='smal' is not one of \('imagenet', 'small'\)"),
+    ("mobilenet variant typo", run(student=ModelConfig("mobilenet_v3", {"variant": "medium"})),
+     r"student\.kwargs of model 'mobilenet_v3': variant='medium' is not one of"),
+    ("dataset typo with a teacher", run(**{"data.name": "fashion_mnistt"}),
+     r"data\.name='fashion_mnistt' is not one of"),
     ("dist all zero", run(loss="dist", dist_beta=0, dist_gamma=0),
      r"dist_beta=0 and dist_gamma=0 is zero for every input"),
     # --- teachers and pretrained inits
@@ -366,6 +415,24 @@ CASES: list[tuple[str, Callable, str]] = [
      r"--dir /no/such/dir is not a folder: give the folder of the executed copies"),
     ("runs of a preset typo", lambda env: store.list_runs(preset="cpuu"),
      r"preset='cpuu' is not one of"),
+    ("runs of a section typo", lambda env: _list_section_of_a_stored_run(env, "bda"),
+     r"section='bda' has no folder under .*; the sections stored there: \['bad'\]"),
+    ("KDLIB_RESULTS a file", write("results.json", "{}", lambda env: _results_env(env)),
+     r"KDLIB_RESULTS='.*results\.json' is a file, not a folder"),
+    # --- the chapters' grids and lengths (a typo would pick another grid without a word)
+    ("grid of a loss typo", lambda env: common.sweep_axes("gpu", "label"),
+     r"loss='label'; allowed: \['kl', 'dist', 'labels'\]"),
+    ("paper grid of an optimizer typo", lambda env: common.paper_imagenet_axes("labels", "SGD"),
+     r"optimizer='SGD'; allowed: \['adam', 'sgd', 'shampoo'\]"),
+    ("imagenet grid of an optimizer typo",
+     lambda env: common.imagenet_axes("cpu", optimizer="adamw"), r"optimizer='adamw'; allowed"),
+    ("chapter 01 regime typo", lambda env: _consistency().lengths("cpu", "1K", "mix"),
+     r"regime='1K'; cpu has \['1k', '250'\]"),
+    ("chapter 03 preset typo", lambda env: _imagenet().lengths("gpuu", "function matching"),
+     r"preset='gpuu' is not one of"),
+    ("views of a bad key", lambda env: _views().make_views(
+        "same/ic", 0, np.zeros((2, 28, 28, 1), np.uint8), student_size=8),
+     r"rng=0 must be one JAX PRNG key, e.g\. jax\.random\.key\(0\)"),
     ("cli colab config missing", cli("colab", "--check", "--config", "nope.yml"), r"nope\.yml"),
 ]
 

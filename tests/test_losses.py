@@ -230,8 +230,25 @@ def test_loss_errors():
         losses.onehot(jnp.array([0.5]), 3)
     with pytest.raises(ValueError, match="must be a number > 0 \\(got dtype"):
         losses.kl(s, t, np.array("2"))
-    with pytest.raises(ValueError, match="smallest entry is 0.0"):
+    with pytest.raises(ValueError, match="it holds 0.0"):
         losses.kl(s, t, jnp.array([[1.0], [0.0], [2.0], [1.0]]))
+    # per-example temperatures would broadcast against the classes or square the batch
+    for shape in ((4, 1), (2,), (4,)):
+        with pytest.raises(ValueError, match=rf"temperature of shape \({shape[0]},"):
+            losses.kl(s, t, jnp.ones(shape))
+    for bad_t in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match=rf"temperature={bad_t!r} must be a finite number"):
+            losses.kl(s, t, bad_t)
+    for name in ("beta", "gamma"):
+        for bad in (-1.0, float("nan")):
+            with pytest.raises(ValueError, match=rf"{name}={bad!r} must be a finite number >= 0"):
+                losses.dist(s, t, **{name: bad})
+        with pytest.raises(ValueError, match=rf"{name}='x' must be a number >= 0"):
+            losses.dist(s, t, **{name: "x"})
+    with pytest.raises(ValueError, match=r"needs 1 or more examples; got logits of shape"):
+        losses.dist(s[:0], t[:0])  # an empty batch (a single example is defined, tested)
+    with pytest.raises(ValueError, match=r"axis_name=3 must be None or the name"):
+        losses.dist(s, t, axis_name=3)
     for bad_t in ("2", None, True):
         with pytest.raises(ValueError, match=rf"temperature={bad_t!r} must be a number > 0"):
             losses.kl(s, t, bad_t)

@@ -422,7 +422,11 @@ def test_different_presets_do_not_overwrite(tmp_path):
     assert load_run(b.path).summary["val_acc"] == 0.9
     assert [r.path for r in list_runs(tmp_path)] == sorted([a.path, b.path])
     assert [r.path for r in list_runs(tmp_path, preset="cpu")] == [b.path]
-    assert list_runs(tmp_path, preset="smoke", section="nope") == []
+    # a section typo names the sections stored, as a preset typo names the presets
+    with pytest.raises(ValueError, match=r"section='nope' has no folder under .*smoke; the "
+                       r"sections stored there: \['01_consistency'\]"):
+        list_runs(tmp_path, preset="smoke", section="nope")
+    assert list_runs(tmp_path, preset="gpu", section="nope") == []  # no gpu runs at all
 
 
 def test_list_runs_unfinished_and_hash_collision(tmp_path):

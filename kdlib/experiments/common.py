@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kdlib import data, presets, sweep, teachers, train  # noqa: F401  (sweep, train: tests patch)
-from kdlib.config import DataConfig, ModelConfig, RunConfig
+from kdlib.config import LOSSES, OPTIMIZERS, DataConfig, ModelConfig, RunConfig
 from kdlib.experiments import paper_recipes
 from kdlib.experiments import teachers as teacher_chapter
 from kdlib.experiments.arms import (  # noqa: F401  (re-exported: common.run_arms, ...)
@@ -147,6 +147,13 @@ def fmnist(preset: str, train_size: int | None = None, classes: tuple[int, ...] 
     )
 
 
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A clear error for a ``name`` outside ``allowed``: a typo ("label") would otherwise
+    pick another loss's or optimizer's grid without a word."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed: {list(allowed)}")
+
+
 def sweep_axes(preset: str, loss: str = "kl") -> dict[str, list[Any]]:
     """The hyper-parameter grid every arm gets (from labels: no temperature).
 
@@ -154,6 +161,7 @@ def sweep_axes(preset: str, loss: str = "kl") -> dict[str, list[Any]]:
     the temperature; paper is the paper's full lr x wd x T grid.
     """
     preset = presets.check(preset)
+    _check_choice("loss", loss, LOSSES)
     if preset in ("smoke", "cpu"):
         return {"lr": [1e-3, 3e-3]}
     if preset == "gpu":
@@ -270,6 +278,8 @@ def paper_imagenet_axes(loss: str = "kl", optimizer: str = "adam") -> dict[str, 
     """The ImageNet sweep at the paper preset: Listing 1's single point (the paper gives no
     ImageNet grid); from labels, a small grid around it (SGD: learning rates x 10); Shampoo:
     appendix D's weight decay."""
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
     r = paper_recipes.LISTING_1
     if loss == "labels":
         lrs = [0.01, 0.03]
@@ -282,6 +292,7 @@ def paper_imagenet_axes(loss: str = "kl", optimizer: str = "adam") -> dict[str, 
 def imagenet_axes(preset: str, loss: str = "kl", optimizer: str = "adam") -> dict[str, list]:
     """The sweep of the ImageNet-based chapters: :func:`paper_imagenet_axes` at the paper
     preset, else the preset's common grid (:func:`sweep_axes`)."""
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
     if presets.check(preset) == "paper":
         return paper_imagenet_axes(loss, optimizer)
     return sweep_axes(preset, loss)

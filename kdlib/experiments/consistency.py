@@ -35,12 +35,21 @@ def lengths(preset: str, regime: str, policy: str, planned: bool = False
     :data:`PLANNED` ones."""
     if policy not in views.POLICIES:
         raise ValueError(f"policy={policy!r}; chapter 01 has {list(views.POLICIES)}")
-    shared = regimes(preset)[regime][1]
+    shared = _regime(preset, regime)[1]
     if policy not in PLANNED_POLICIES:
         return shared
     extra = LONGER.get(preset, {}).get(regime, ()) + (
         PLANNED.get(preset, {}).get(regime, ()) if planned else ())
     return tuple(sorted(set(shared) | set(extra)))
+
+
+def _regime(preset: str, regime: str) -> tuple[int | None, tuple[float, ...]]:
+    """``regime``'s (training-set size, schedule lengths) at ``preset``; a clear error naming
+    the preset's regimes for any other."""
+    found = regimes(presets.check(preset))
+    if regime not in found:
+        raise ValueError(f"regime={regime!r}; {preset} has {sorted(found)}")
+    return found[regime]
 
 
 def shown_lengths(preset: str, regime: str) -> tuple[float, ...]:
@@ -53,10 +62,7 @@ def arms(preset: str, regime: str, planned: bool = False) -> common.Arms:
     """``{policy: {epochs: (base config, sweep axes)}}`` for one regime, each policy at its
     :func:`lengths`; with ``planned``, the :data:`PLANNED` ones too (:data:`PLANNED_POLICIES`
     only)."""
-    presets.check(preset)
-    if regime not in regimes(preset):
-        raise ValueError(f"regime={regime!r}; {preset} has {sorted(regimes(preset))}")
-    size = regimes(preset)[regime][0]
+    size = _regime(preset, regime)[0]
     axes = common.sweep_axes(preset)
     out: common.Arms = {}
     for policy in views.POLICIES:

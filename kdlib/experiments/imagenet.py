@@ -44,6 +44,7 @@ LONGER: dict[str, tuple[float, ...]] = {"cpu": (16.0,)}
 def lengths(preset: str, arm: str, planned: bool = False) -> tuple[float, ...]:
     """The schedule lengths ``arm`` trains at ``preset``: EPOCHS, then for PLANNED_ARMS the
     LONGER lengths and, with ``planned``, the PLANNED ones."""
+    preset = presets.check(preset)
     if arm not in ARMS:
         raise ValueError(f"arm={arm!r}; chapter 03 has {list(ARMS)}")
     longer = LONGER.get(preset, ()) + (PLANNED.get(preset, ()) if planned else ())

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flax import nnx
 
+from kdlib.models import bit, mobilenet_v3
 from kdlib.models.bit import BiT
 from kdlib.models.bit_npz import bit_npz_arrays, bit_npz_layout, load_bit_npz, save_bit_npz
 from kdlib.models.mobilenet_v3 import MobileNetV3
 
 MODELS: dict[str, type[nnx.Module]] = {"bit": BiT, "mobilenet_v3": MobileNetV3}
+# Each model's argument check, which its constructor runs first: callable without building.
+ARG_CHECKS: dict[str, Callable[..., None]] = {"bit": bit.check_args,
+                                              "mobilenet_v3": mobilenet_v3.check_args}
 
 __all__ = [
-    "MODELS", "BiT", "MobileNetV3", "bit_npz_arrays", "bit_npz_layout", "count_params",
-    "create", "load_bit_npz", "save_bit_npz",
+    "ARG_CHECKS", "MODELS", "BiT", "MobileNetV3", "bit_npz_arrays", "bit_npz_layout",
+    "count_params", "create", "load_bit_npz", "save_bit_npz",
 ]
 
 

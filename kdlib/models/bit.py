@@ -62,6 +62,23 @@ def base_width(width: float) -> int:
     return max(1, int(round(BASE_CHANNELS * width)))
 
 
+def check_args(*, depth: int | Sequence[int] = 50, width: float = 1.0, num_classes: int = 1000,
+               in_channels: int = 3, stem: str = "imagenet", pool_pad: str = "zero",
+               impl: str | None = None) -> None:
+    """Raises a one-line ValueError for a bad :class:`BiT` argument, before anything is
+    built (a run's config is checked with it before its folder is made)."""
+    block_sizes(depth)
+    base_width(width)
+    for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r} must be a positive int")
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r} is not one of {STEMS}")
+    if pool_pad not in layers.POOL_PADDINGS:
+        raise ValueError(f"pool_pad={pool_pad!r} is not one of {layers.POOL_PADDINGS}")
+    ops.resolve_impl(impl)
+
+
 class RootBlock(nnx.Module):
     """Stem: 7x7/2 conv (padding 3) + 3x3/2 max-pool (padding 1), or a 3x3/1 conv for
     28-32 px images (``stem="small"``). No normalization."""
@@ -165,12 +182,10 @@ class BiT(nnx.Module):
         in_channels: int = 3, stem: str = "imagenet", pool_pad: str = "zero",
         impl: str | None = None, rngs: nnx.Rngs | None = None,
     ):
+        check_args(depth=depth, width=width, num_classes=num_classes,
+                   in_channels=in_channels, stem=stem, pool_pad=pool_pad, impl=impl)
         sizes = block_sizes(depth)
         base = base_width(width)
-        for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive int")
-        ops.resolve_impl(impl)
         rngs = nnx.Rngs(0) if rngs is None else rngs
         self.depth = sizes
         self.width = width

@@ -208,6 +208,36 @@ class InvertedResidual(nnx.Module):
         return x + y if self.use_residual else y
 
 
+def check_args(*, variant: str = "large", num_classes: int = 1000, width: float = 1.0,
+               norm: str = "gn", in_channels: int = 3, stem: str = "imagenet",
+               dropout: float = 0.0, bn_momentum: float = 0.99, shallow: bool = False,
+               impl: str | None = None) -> None:
+    """Raises a one-line ValueError for a bad :class:`MobileNetV3` argument, before anything
+    is built (a run's config is checked with it before its folder is made)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r} is not one of {NORMS}")
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r} is not one of {STEMS}")
+    if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
+        raise ValueError(f"width={width!r} must be a positive number")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not (
+        0 <= dropout < 1
+    ):
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, int | float) or not (
+        0 <= bn_momentum < 1
+    ):
+        raise ValueError(f"bn_momentum={bn_momentum!r} must be in [0, 1)")
+    if not isinstance(shallow, bool):
+        raise ValueError(f"shallow={shallow!r} must be True or False")
+    for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r} must be a positive int")
+    ops.resolve_impl(impl)
+
+
 class MobileNetV3(nnx.Module):
     """MobileNetV3 classifier: float NHWC images in [-1, 1] -> logits (N, num_classes).
 
@@ -233,28 +263,9 @@ class MobileNetV3(nnx.Module):
         bn_momentum: float = 0.99, shallow: bool = False, impl: str | None = None,
         rngs: nnx.Rngs | None = None,
     ):
-        if variant not in VARIANTS:
-            raise ValueError(f"variant={variant!r} is not one of {VARIANTS}")
-        if norm not in NORMS:
-            raise ValueError(f"norm={norm!r} is not one of {NORMS}")
-        if stem not in STEMS:
-            raise ValueError(f"stem={stem!r} is not one of {STEMS}")
-        if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
-            raise ValueError(f"width={width!r} must be a positive number")
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not (
-            0 <= dropout < 1
-        ):
-            raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
-        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, int | float) or not (
-            0 <= bn_momentum < 1
-        ):
-            raise ValueError(f"bn_momentum={bn_momentum!r} must be in [0, 1)")
-        if not isinstance(shallow, bool):
-            raise ValueError(f"shallow={shallow!r} must be True or False")
-        for name, v in [("num_classes", num_classes), ("in_channels", in_channels)]:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive int")
-        ops.resolve_impl(impl)
+        check_args(variant=variant, num_classes=num_classes, width=width, norm=norm,
+                   in_channels=in_channels, stem=stem, dropout=dropout,
+                   bn_momentum=bn_momentum, shallow=shallow, impl=impl)
         rngs = nnx.Rngs(0) if rngs is None else rngs
         scale = lambda c: make_divisible(c * width)
         self.variant = variant
