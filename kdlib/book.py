@@ -70,24 +70,56 @@ def notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = 
                          "notebooks (default: notebooks/)")
     found = sorted(folder.glob(NOTEBOOK_GLOB))
     if only:
-        found = [p for p in found if any(p.stem.startswith(o) for o in only)]
+        found = [p for p in found if any(p.stem.startswith(o) for o in check_prefixes(only))]
         if not found:
             raise ValueError(f"--only {only} matches no notebook in {folder}")
     return found
 
 
+def check_prefixes(only: list[str]) -> list[str]:
+    """``only`` when no prefix is blank: an empty one would match every notebook."""
+    blank = [o for o in only if not o.strip()]
+    if blank:
+        raise ValueError(f"--only {only}: a blank prefix ({blank[0]!r}) matches every notebook; "
+                         "give name prefixes such as 00 or 01_consistency")
+    return only
+
+
 def toc_stems(toc: str | os.PathLike | None = None) -> list[str]:
-    """Stems of the files ``_toc.yml`` puts in the book (root, chapters, sections, parts)."""
+    """Stems of the files ``_toc.yml`` puts in the book (root, chapters, sections, parts);
+    a one-line ValueError naming the file when it is missing or not such a table."""
     import yaml
 
     path = Path(toc) if toc is not None else REPO / "_toc.yml"
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    needs = ("a toc is a YAML mapping with a 'root' file and lists of entries under "
+             "'chapters' or 'parts', each a mapping like {file: book/01_consistency}, as in "
+             "_toc.yml")
+    if not path.is_file():
+        raise ValueError(f"table of contents {path} is not a file: give the book's _toc.yml "
+                         "or one like it")
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        raise ValueError(f"table of contents {path} is not valid YAML"
+                         + (f" (line {where.line + 1})" if where else "") + f": {needs}"
+                         ) from None
+    if not isinstance(entries, dict) or not isinstance(entries.get("root"), str):
+        raise ValueError(f"table of contents {path} names no 'root' file: {needs}")
     stems = [Path(entries["root"]).stem]
 
-    def walk(items: list | None) -> None:
-        for item in items or []:
+    def walk(items: object) -> None:
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise ValueError(f"table of contents {path} holds {items!r} where a list "
+                             f"belongs: {needs}")
+        for item in items:
+            if not isinstance(item, dict):
+                raise ValueError(f"table of contents {path} holds the entry {item!r}: "
+                                 f"{needs}")
             if "file" in item:
-                stems.append(Path(item["file"]).stem)
+                stems.append(Path(str(item["file"])).stem)
             for key in ("chapters", "sections", "parts"):
                 walk(item.get(key))
 
@@ -387,8 +419,15 @@ def _run_command(args: argparse.Namespace) -> int:
     out_dir = output_dir(args.preset, args.out)
     paths = notebooks(args.only, args.dir)
     if args.toc:  # the book's chapters only: a notebook whose runs are not stored yet stays out
-        in_book = set(toc_stems(args.toc_file))
+        toc = args.toc_file or REPO / "_toc.yml"
+        in_book = set(toc_stems(toc))
         paths = [p for p in paths if p.stem in in_book]
+        if not paths:  # as without --toc: an empty selection is an error, not "total ok 0"
+            folder = args.dir or REPO / "notebooks"
+            if args.only:
+                raise ValueError(f"--only {args.only} matches no notebook in {folder} that "
+                                 f"{toc} puts in the book")
+            raise ValueError(f"--toc: {toc} puts no notebook of {folder} in the book")
     shared_before = shared_points_state(args.preset)
     outcomes = run(paths, args.preset, out_dir)
     again = [p for p in paths if p.stem in chapters_reading_shared_points()]
@@ -424,7 +463,7 @@ def _normalize_command(args: argparse.Namespace) -> int:
                          "copies (default: book/)")
     paths = sorted(folder.glob(NOTEBOOK_GLOB))
     if args.only:
-        paths = [p for p in paths if any(p.stem.startswith(o) for o in args.only)]
+        paths = [p for p in paths if any(p.stem.startswith(o) for o in check_prefixes(args.only))]
         if not paths:
             raise ValueError(f"--only {args.only} matches no executed notebook in {folder}")
     changed = [p for p in paths if write_notebook(p, normalize(read_json(p), target=p))]

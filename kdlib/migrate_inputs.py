@@ -124,8 +124,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: migrate, print the counts per rule; 1 when any run was skipped."""
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
     results = Path(args.results) if args.results else find_repo_root() / "results"
+    if not results.is_dir():  # else nothing is found, and "no run to migrate" reads as done
+        cli.error(f"--results {results} is not a folder: give the results folder "
+                  "(results/, holding <preset>/<section>/<run>)")
     counts = migrate(results, dry_run=args.dry_run)
     for rule, n in sorted(counts.items()):
         print(f"{n:5d}  {rule}")

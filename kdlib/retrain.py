@@ -116,6 +116,22 @@ def _compare(stored: dict[str, Any], summary: dict[str, Any], tolerance: dict[st
             "within": all(diff[k] <= tolerance[k] for k in diff)}
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path when it is a finished run's folder (config.json and summary.json),
+    else a one-line ValueError naming it and what is missing: checked before any training."""
+    run_dir = Path(run_dir)
+    why = ("no such folder" if not run_dir.exists() else
+           "a file, not a folder" if not run_dir.is_dir() else
+           f"{store.CONFIG_FILE} missing: not a run folder"
+           if not (run_dir / store.CONFIG_FILE).is_file() else
+           f"{store.SUMMARY_FILE} missing: the run has not finished"
+           if not (run_dir / store.SUMMARY_FILE).is_file() else None)
+    if why is not None:
+        raise ValueError(f"{run_dir} holds no finished run ({why}): give a stored run folder "
+                         "such as results/cpu/<chapter>/<hash>")
+    return run_dir
+
+
 def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None,
                   with_group: bool = False) -> dict[str, Any]:
     """Retrains the stored run in ``run_dir`` (alone, or ``with_group``: with the runs it was
@@ -128,11 +144,11 @@ def retrain_check(run_dir: str | Path, tolerance: dict[str, float] | None = None
     from kdlib import train
 
     tolerance = dict(TOLERANCE if tolerance is None else tolerance)
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     stored = store.load_run(run_dir)
-    if stored is None:
-        raise ValueError(f"{run_dir} holds no finished run (summary.json missing): give a "
-                         "stored run folder such as results/cpu/<chapter>/<hash>")
+    if stored is None:  # check_run_dir saw both files: only a race gets here
+        raise ValueError(f"{run_dir} holds no finished run: give a stored run folder such as "
+                         "results/cpu/<chapter>/<hash>")
     mates, source = group_mates(stored) if with_group else ([stored], "alone")
     configs = [config_from_dict(m.config) for m in mates]
     for mate, config in zip(mates, configs, strict=True):
@@ -186,11 +202,29 @@ def load_record(path: str | Path, with_group: bool = False) -> dict[str, Any]:
     path = Path(path)
     commit = prov.git_commit()
     if path.exists():
-        record = json.loads(path.read_text())
+        record = _read_record(path)
         if record.get("commit") == commit and record.get("with_group", False) == with_group:
             return record
     return {"commit": commit, "machine": prov.machine(), "tolerance": TOLERANCE,
             "with_group": with_group, "checks": {}}
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The store-check record in ``path``; a one-line ValueError naming it when it is a folder
+    or not such a record (a JSON object with a "checks" object), which a retrain would
+    otherwise overwrite."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file: give the JSON file of the store check (a new "
+                         "file's path starts one)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): give a store-check record that "
+                         "--record wrote, or a new file's path") from None
+    if not isinstance(record, dict) or not isinstance(record.get("checks"), dict):
+        raise ValueError(f"{path} is not a store-check record (a JSON object with a \"checks\" "
+                         "object): give one that --record wrote, or a new file's path")
+    return record
 
 
 def describe_family(key: tuple[Any, ...]) -> str:
@@ -268,7 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         run_dirs += [record.path for record in family_representatives().values()]
     if not run_dirs:
         parser_.error("give stored run folders, or --families")
-    kept = load_record(args.record, args.with_group) if args.record else None
+    try:  # bad input: one line, before anything trains
+        kept = load_record(args.record, args.with_group) if args.record else None
+    except ValueError as err:
+        parser_.error(f"--record {err}")
+    try:
+        for run_dir in run_dirs:
+            if kept is None or stored_name(run_dir) not in kept["checks"]:
+                check_run_dir(run_dir)
+    except ValueError as err:
+        parser_.error(str(err))
     worst = 0
     for run_dir in run_dirs:
         name = stored_name(run_dir)

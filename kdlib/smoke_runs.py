@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=None, help="results root (default: the store's)")
     args = parser.parse_args(argv)
+    if args.root is not None and not Path(args.root).is_dir():  # a typo would be created
+        parser.error(f"--root {args.root} is not a folder: give an existing results root "
+                     "(default: the store's, results/ or $KDLIB_RESULTS)")
     cleared = clear_if_stale(args.root)
     print("smoke runs: " + ("cleared (the code or its libraries changed since they were "
                             "trained)" if cleared else "kept (trained by this very code)"))

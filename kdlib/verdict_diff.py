@@ -6,6 +6,8 @@ When replicates land or a rule changes, the book is re-executed and every chapte
 
     python -m kdlib.verdict_diff HEAD~3            # cpu preset, working tree vs HEAD~3
     python -m kdlib.verdict_diff 074e409 --preset cpu --all
+
+A revision that committed no claims at the preset is an error (every claim would read as new).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from kdlib import claims as claims_mod
+from kdlib import presets
 from kdlib.claims import Claim
 from kdlib.store import find_repo_root
 
@@ -88,13 +91,21 @@ def claims_at(rev: str, preset: str, repo: str | Path | None = None) -> list[Cla
             raise ValueError(f"git {' '.join(args)} failed in {repo}: {found.stderr.strip()}")
         return found.stdout
 
-    git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    try:
+        git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    except ValueError:
+        raise ValueError(f"revision {rev!r} is not a commit in {repo}: give a git revision "
+                         "such as HEAD, HEAD~3 or a commit hash") from None
     paths = [p for p in git("ls-tree", "-r", "--name-only", rev, "--", f"{base}/").splitlines()
              if p.endswith(f"/{claims_mod.CLAIMS_FILE}") and p.count("/") == base.as_posix()
              .count("/") + 2]
     found: list[Claim] = []
     for path in paths:
-        found.extend(claims_mod.parse(json.loads(git("show", f"{rev}:{path}")), f"{rev}:{path}"))
+        try:
+            stored = json.loads(git("show", f"{rev}:{path}"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{rev}:{path} is not valid JSON ({err})") from None
+        found.extend(claims_mod.parse(stored, f"{rev}:{path}"))
     return sorted(found, key=lambda c: c.number)
 
 
@@ -142,14 +153,24 @@ def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="python -m kdlib.verdict_diff",
                                   description=__doc__.splitlines()[0])
     out.add_argument("rev", help="git revision whose committed claims to compare against")
-    out.add_argument("--preset", default="cpu")
+    out.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=presets.PRESETS)
     out.add_argument("--all", action="store_true", help="list unchanged verdicts too")
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    before = claims_at(args.rev, args.preset)
+    """Command line: the changes as markdown; a bad revision, or one that stored no claims at
+    the preset (every claim would read as new), is a usage error."""
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:
+        before = claims_at(args.rev, args.preset)
+    except ValueError as err:  # bad input: one line, no traceback
+        cli.error(str(err))
+    if not before:
+        cli.error(f"revision {args.rev!r} holds no stored claims at preset {args.preset!r} "
+                  f"(no results/{args.preset}/*/{claims_mod.CLAIMS_FILE} there): give a "
+                  "revision that committed that preset's claims")
     after = claims_mod.load(args.preset)
     print(markdown(diff(before, after, every=args.all)), end="")
     return 0

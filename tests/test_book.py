@@ -366,6 +366,49 @@ def test_toc_selects_the_book_chapters_only(nb_dir, tmp_path, monkeypatch):
     assert executed == ["00_teachers.ipynb"]  # 07_small is not in the toc
 
 
+@pytest.mark.parametrize("text, names", [
+    ("", "names no 'root' file"), ("{}\n", "names no 'root' file"),
+    ("root: [a\n  b: c\n", "is not valid YAML (line 2)"),
+    ("root: book/intro\nchapters: hello\n", "holds 'hello' where a list belongs")])
+def test_a_toc_file_that_is_no_table_of_contents_is_a_usage_error(
+        nb_dir, tmp_path, monkeypatch, capsys, text, names):
+    """An empty, rootless or malformed --toc-file: one line naming the file and what a toc
+    needs (exit status 2), not a TypeError, KeyError or YAML error from inside a library."""
+    toc = tmp_path / "toc.yml"
+    toc.write_text(text)
+    monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("executed"))
+    with pytest.raises(SystemExit) as exit_info:
+        book.main(["run", "--preset", "gpu", "--out", str(tmp_path / "out"), "--dir",
+                   str(nb_dir), "--toc", "--toc-file", str(toc)])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"table of contents {toc} {names}" in last and "a 'root' file" in last, last
+
+
+def test_an_empty_selection_is_an_error_with_toc_as_without_and_a_blank_prefix_too(
+        nb_dir, tmp_path, monkeypatch, capsys):
+    """--toc with --only 00 where the toc lacks 00 runs nothing: the same usage error as an
+    --only matching no notebook (not "total ok 0"); --only "" would match every notebook."""
+    toc = tmp_path / "_toc.yml"
+    toc.write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/07_small\n")
+    monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("executed"))
+    common = ["run", "--preset", "gpu", "--out", str(tmp_path / "out"), "--dir", str(nb_dir)]
+    for argv, message in (
+            (["--only", "00", "--toc", "--toc-file", str(toc)],
+             f"--only ['00'] matches no notebook in {nb_dir} that {toc} puts in the book"),
+            (["--only", "09"], f"--only ['09'] matches no notebook in {nb_dir}"),
+            (["--only", ""], "--only ['']: a blank prefix ('') matches every notebook; give "
+                             "name prefixes such as 00")):
+        with pytest.raises(SystemExit) as exit_info:
+            book.main(common + argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_info:
+        book.main(["normalize", "--dir", str(nb_dir), "--only", "07", ""])
+    assert exit_info.value.code == 2
+    assert "a blank prefix ('')" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_repo_toc_chapters_have_executed_notebooks():
     """Every notebook chapter of the book has its executed copy in book/ (what is rendered)."""
     sources = {p.stem for p in book.notebooks()}

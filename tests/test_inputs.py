@@ -188,3 +188,15 @@ def test_every_stored_cpu_run_saw_todays_inputs(monkeypatch):
     stale = {h: why for h, why in stale.items() if why}
     assert not stale, f"run `python -m kdlib.migrate_inputs` (runs stored without it): {stale}"
     assert all(None not in inputs.of(r.config).values() for r in records[:3])  # all found
+
+
+@pytest.mark.parametrize("argv", [["--dry-run"], []])
+def test_migrating_a_results_folder_that_does_not_exist_is_a_usage_error(
+        tmp_path, capsys, argv):
+    """A missing --results finds no run and would print nothing and succeed: refused, named."""
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(SystemExit) as exit_info:
+        migrate_inputs.main(["--results", str(missing), *argv])
+    assert exit_info.value.code == 2
+    assert (f"--results {missing} is not a folder: give the results folder"
+            in capsys.readouterr().err.strip().splitlines()[-1])

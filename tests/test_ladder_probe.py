@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from kdlib import store
 from kdlib.experiments import common
 from kdlib.experiments import ladder_probe as probe
@@ -127,3 +129,19 @@ def test_an_extended_ladders_end_is_probed_one_step_further(tmp_path):
     assert probe.beyond_reading(points[0]["config"], 0.80, tmp_path) == "behind"
     with pytest.raises(ValueError, match="lr=0.03 is no ladder end"):
         probe.probe_config({**points[0]["config"], "lr": 0.03})
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--preset", "bogus"], ["'bogus'", "'cpu'", "'paper'"]),
+    (["--train", "-1"], ["'-1'", "0 or more"]),
+])
+def test_a_bad_preset_or_a_negative_probe_count_is_a_usage_error(argv, names, capsys):
+    """--train -1 would slice off the last probe (train all but one), --preset bogus fail deep
+    in a library: each is one line naming the value and what is allowed, exit status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        probe.main(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(n in last for n in names), last
+    with pytest.raises(ValueError, match="limit=-1"):
+        probe.train_probes("cpu", -1)

@@ -384,3 +384,25 @@ def test_paper_pair_lowers_as_one_sharded_step_on_8_devices():
     assert ok == "OK" and shape == "(1,)"
     assert 230e6 < int(n_teacher) < 240e6  # BiT-R152x2: ~236M parameters
     assert sharded == "True" and bf16 == "True"  # batch sharded; Adam's mu in bfloat16
+
+
+def test_the_command_line_names_a_bad_page_path_and_its_whole_description(tmp_path, capsys):
+    """--write into a folder or a missing folder, --check of a folder or a missing page: one
+    line naming the path and what is wrong (not a traceback, not "out of date"), exit status
+    2, before the page is computed; --help describes the module in whole sentences."""
+    for argv, message in (
+            (["--write", str(tmp_path / "no" / "x.md")], f"its folder {tmp_path / 'no'} does "
+                                                          "not exist"),
+            (["--write", str(tmp_path)], f"--write {tmp_path} is a folder, not a file"),
+            (["--check", str(tmp_path / "x.md")], f"--check {tmp_path / 'x.md'} is missing"),
+            (["--check", str(tmp_path)], f"--check {tmp_path} is a folder, not a file")):
+        with pytest.raises(SystemExit) as exit_info:
+            paper_recipes.main(argv)
+        assert exit_info.value.code == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in last and "out of date" not in last, last
+    with pytest.raises(SystemExit) as exit_info:
+        paper_recipes.main(["--help"])
+    assert exit_info.value.code == 0
+    assert ("where each number comes from, what a chapter costs to run, and what still differs "
+            "from the paper.") in " ".join(capsys.readouterr().out.split())

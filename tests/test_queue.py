@@ -719,6 +719,11 @@ def test_worker_options_are_checked_before_anything_runs(tmp_path):
     for argv, message in ((["--workers", "0"], "--workers 0: train with 1 process or more"),
                           (["--train-config", str(tmp_path / "none.json")], "is not a file")):
         assert message in queue.check_args(queue.parser().parse_args(argv))
+    _repo(tmp_path)  # make queue's command line, and the supervisor's child's, stay valid
+    for argv in (["--commit", str(tmp_path), "--supervise", "--workers", "2"],
+                 ["--commit", str(tmp_path), "--workers", "2", "--skip", "16"],
+                 ["--commit", str(tmp_path), "--train-config", __file__]):
+        assert queue.check_args(queue.parser().parse_args(argv)) is None, argv
     with pytest.raises(ValueError, match="workers=0"):
         queue_workers.side_by_side(tmp_path, 0)
     command = queue_workers.worker_command(tmp_path, tmp_path / "c.json")
@@ -726,6 +731,16 @@ def test_worker_options_are_checked_before_anything_runs(tmp_path):
                            "--train-config", str(tmp_path / "c.json")]
     # park and make queue see a worker as part of the queue committing to its checkout
     assert all(word in command for word in queue_checkout.QUEUE_COMMAND)
+
+
+def test_workers_without_commit_is_a_usage_error(capsys):
+    """Side by side needs the checkout the workers commit to: without --commit the queue
+    would silently train in one process."""
+    with pytest.raises(SystemExit) as info:
+        queue.main(["--workers", "2"])
+    assert info.value.code == 2
+    assert ("--workers 2 needs --commit REPO" in capsys.readouterr().err.strip()
+            .splitlines()[-1])
 
 
 @pytest.mark.slow

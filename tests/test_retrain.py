@@ -60,6 +60,49 @@ def test_retrain_check_refuses_an_unfinished_folder(tmp_path):
         retrain.retrain_check(tmp_path / "abc")
 
 
+def _run_folders(tmp_path):
+    """Folders that are not finished runs, with what a retrain must say of each."""
+    (tmp_path / "notrun").mkdir()
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    (tmp_path / "afile").write_text("")
+    return [(tmp_path / "gone", "no such folder"),
+            (tmp_path / "notrun", "config.json missing"),
+            (tmp_path / "unfinished", "summary.json missing"),
+            (tmp_path / "afile", "a file, not a folder")]
+
+
+def test_a_folder_that_is_no_finished_run_is_a_usage_error_naming_what_is_missing(
+        tmp_path, capsys):
+    """Before anything trains: one line naming the folder and the file it lacks (config.json
+    and summary.json are told apart), exit status 2, no traceback."""
+    for path, why in _run_folders(tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            retrain.main([str(path)])
+        assert exit_info.value.code == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{path} holds no finished run ({why}" in last, last
+        assert "results/cpu/<chapter>/<hash>" in last
+
+
+@pytest.mark.parametrize("content, why", [
+    ("{bad", "is not valid JSON"), ("[]", "is not a store-check record"),
+    (None, "is not a file")])
+def test_a_record_that_is_a_folder_or_not_a_store_check_is_a_usage_error(
+        tmp_path, capsys, content, why):
+    """--record names a file a retrain would overwrite: a folder or a file that is no
+    store-check record is refused, naming it, before anything trains."""
+    record = tmp_path / "check.json"
+    if content is None:
+        record.mkdir()
+    else:
+        record.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        retrain.main([str(tmp_path / "gone"), "--record", str(record)])
+    assert exit_info.value.code == 2
+    assert f"--record {record} {why}" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_record_skips_checks_kept_at_this_commit_and_restarts_at_another(tmp_path, capsys):
     """--record resumes: a check kept at the current commit is not retrained (the folder named
     need not even exist); a record from another commit starts over."""

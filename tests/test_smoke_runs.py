@@ -1,5 +1,7 @@
 """kdlib.smoke_runs: smoke runs are kept across `make test` runs only for the same code."""
 
+import pytest
+
 from kdlib import smoke_runs
 
 
@@ -37,3 +39,14 @@ def test_fingerprint_sees_a_one_byte_change_of_any_source(tmp_path):
     (pkg / "sub" / "b.py").write_text("y = 3\n")
     assert smoke_runs.fingerprint(pkg) != before
     assert len(smoke_runs.fingerprint()) == 64  # this kdlib
+
+
+def test_a_root_that_does_not_exist_is_refused_and_not_created(tmp_path, capsys):
+    """--root with a typo would create <typo>/smoke/.trained-by: a usage error instead."""
+    typo = tmp_path / "typo"
+    with pytest.raises(SystemExit) as exit_info:
+        smoke_runs.main(["--root", str(typo)])
+    assert exit_info.value.code == 2
+    assert (f"--root {typo} is not a folder: give an existing results root"
+            in capsys.readouterr().err.strip().splitlines()[-1])
+    assert not typo.exists()

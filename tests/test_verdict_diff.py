@@ -82,3 +82,35 @@ def test_claims_at_reads_a_revisions_committed_claims(tmp_path, monkeypatch):
         (None, "inconclusive", "reproduced"), ("a", "inconclusive", "holds")]
     with pytest.raises(ValueError, match="no-such-rev"):
         verdict_diff.claims_at("no-such-rev", "cpu", repo)
+
+
+def _repo_with_one_commit(tmp_path, monkeypatch):
+    """A git checkout (cwd) whose only commit holds no claims; cpu claims in the working tree."""
+    repo = tmp_path / "repo"
+    (repo / "kdlib").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    monkeypatch.delenv("KDLIB_RESULTS", raising=False)
+    monkeypatch.chdir(repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "no claims yet"], check=True)
+    claims.save([claim("C1", "reproduced")], "cpu", "01_consistency", root=repo / "results")
+    return repo
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["HEAD", "--preset", "bogus"], ["'bogus'", "'cpu'", "'paper'"]),
+    (["bogusrev"], ["'bogusrev'", "git revision"]),
+    (["HEAD"], ["'HEAD'", "no stored claims at preset 'cpu'", "results/cpu/*/claims.json"]),
+])
+def test_the_command_line_refuses_a_bad_preset_or_revision_in_one_line(
+        argv, names, tmp_path, monkeypatch, capsys):
+    """An unknown preset or revision, or one that stored no claims (every claim would read as
+    changed from "-"), is a usage error naming it and what is allowed, not a silent result."""
+    _repo_with_one_commit(tmp_path, monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        verdict_diff.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr()
+    assert not err.out and all(n in err.err.splitlines()[-1] for n in names), err.err

@@ -92,6 +92,8 @@ def train_probes(preset: str = "cpu", limit: int | None = 6, progress: bool = Fa
     (``None``: every one; the background queue's step); returns how many are stored."""
     from kdlib import train
 
+    if limit is not None and limit < 0:  # [:-1] would train all but the last
+        raise ValueError(f"limit={limit}: train 0 probes or more (None: every one)")
     points = ladder_end_points(preset)[:limit]
     for point in points:
         train.run(probe_config(point["config"]), progress=progress)
@@ -190,11 +192,23 @@ def beyond_text() -> str:
             "one selected at the new end is named in its claim's what would settle it).")
 
 
+def _count(text: str) -> int:
+    """``--train``'s N: a whole number, 0 or more (a negative one would slice off the last
+    probes instead of training that many)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of probes: give 0 or more")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m kdlib.experiments.ladder_probe``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--train", type=int, default=0, metavar="N",
+    p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=presets.PRESETS)
+    p.add_argument("--train", type=_count, default=0, metavar="N",
                    help="train the N cheapest probes (stored ones are loaded)")
     p.add_argument("--report", action="store_true", help="print the comparison table")
     return p

@@ -382,17 +382,41 @@ def book_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def path_problem(option: str, path: Path | None) -> str | None:
+    """Why ``path`` cannot be ``--write``'s target or ``--check``'s page, as one line, or None:
+    a folder, a missing folder to write into, or a page to check that does not exist."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return (f"{option} {path} is a folder, not a file: give the page's path, e.g. "
+                "book/paper_scale.md")
+    if option == "--write" and not path.parent.is_dir():
+        return f"{option} {path}: its folder {path.parent} does not exist"
+    if option == "--check" and not path.is_file():
+        return (f"{option} {path} is missing (no such file): give the generated page, e.g. "
+                "book/paper_scale.md (--write writes it)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``--write PATH`` writes :func:`book_page`; ``--check PATH`` fails when it is stale."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path)
-    parser.add_argument("--check", type=Path)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--write", type=Path, help="write the page to this file")
+    parser.add_argument("--check", type=Path,
+                        help="exit 1 when this file is not the page as generated now")
     args = parser.parse_args(argv)
+    problem = path_problem("--write", args.write) or (  # --check of the page --write writes
+        None if args.check == args.write else path_problem("--check", args.check))
+    if problem:
+        parser.error(problem)
     text = book_page()
     if args.write:
-        args.write.write_text(text, encoding="utf-8")
+        try:
+            args.write.write_text(text, encoding="utf-8")
+        except OSError as err:  # e.g. a read-only folder: one line, no traceback
+            parser.error(f"--write {args.write}: {err.strerror or err}")
     if args.check:
-        if not args.check.is_file() or args.check.read_text(encoding="utf-8") != text:
+        if args.check.read_text(encoding="utf-8") != text:
             print(f"{args.check} is out of date: run python -m kdlib.experiments.paper_recipes "
                   f"--write {args.check}")
             return 1

@@ -177,8 +177,9 @@ def _without_options(argv: list[str], flags: tuple[str, ...], lists: tuple[str, 
 
 def check_args(args: argparse.Namespace) -> str | None:
     """The first bad option of a queue command line as one line, or None: an item number
-    outside the plan would otherwise skip nothing or run nothing, and a --commit or --park
-    checkout that is not a git checkout would fail only at its first commit, minutes in."""
+    outside the plan would otherwise skip nothing or run nothing, --workers without --commit
+    train in one process, and a --commit or --park checkout that is not a git checkout would
+    fail only at its first commit, minutes in."""
     names = [name for name, _ in plan.PLAN]
     probes = [f"{plan.probes_index()}+"] if plan.PROBES_AFTER in names else []
     items = [str(i) for i in range(len(plan.PLAN))] + probes
@@ -186,6 +187,9 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--start {args.start} is not a plan item; allowed: 0..{len(plan.PLAN) - 1}"
     if args.workers < 1:
         return f"--workers {args.workers}: train with 1 process or more"
+    if args.workers > 1 and args.commit is None:  # else it would train in one process
+        return (f"--workers {args.workers} needs --commit REPO (the checkout its worker "
+                "processes commit to); without --commit, use --workers 1")
     if args.train_config is not None and not args.train_config.is_file():
         return f"--train-config {args.train_config} is not a file (a config's JSON)"
     bad = [s for s in args.skip if s not in items]
