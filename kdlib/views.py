@@ -87,7 +87,8 @@ def _check_key(rng: Any) -> None:
     dtype, shape = getattr(rng, "dtype", None), getattr(rng, "shape", None)
     typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
     if not ((typed and shape == ()) or (dtype == np.uint32 and shape == (2,))):
-        raise ValueError(f"rng={rng!r} must be one JAX PRNG key, e.g. jax.random.key(0) (got "
+        shown = f"{rng!r}" if shape is None else "an array"  # an array's repr spans lines
+        raise ValueError(f"rng={shown} must be one JAX PRNG key, e.g. jax.random.key(0) (got "
                          f"{type(rng).__name__} of dtype {dtype}, shape {shape})")
 
 

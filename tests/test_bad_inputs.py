@@ -433,6 +433,9 @@ CASES: list[tuple[str, Callable, str]] = [
     ("views of a bad key", lambda env: _views().make_views(
         "same/ic", 0, np.zeros((2, 28, 28, 1), np.uint8), student_size=8),
      r"rng=0 must be one JAX PRNG key, e.g\. jax\.random\.key\(0\)"),
+    ("views of an array for a key", lambda env: _views().make_views(
+        "same/ic", np.zeros((30, 30)), np.zeros((2, 28, 28, 1), np.uint8), student_size=8),
+     r"rng=an array must be one JAX PRNG key.*ndarray of dtype float64, shape \(30, 30\)"),
     ("cli colab config missing", cli("colab", "--check", "--config", "nope.yml"), r"nope\.yml"),
 ]
 
