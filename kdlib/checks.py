@@ -139,10 +139,9 @@ def _check_dataset_names(config: RunConfig) -> None:
 
 
 def _check_data(config: RunConfig) -> int | None:
-    """Checks the dataset names and splits (reading embedded splits); the number of
-    training images when known without tfds, else None."""
+    """Checks the dataset splits (reading embedded splits; :func:`check_run` checked the
+    names first); the number of training images when known without tfds, else None."""
     d = config.data
-    _check_dataset_names(config)
     if d.pipeline == "big_vision":
         embedded = [n for n in (d.name, d.eval_dataset) if n in data.EMBEDDED]
         if embedded:

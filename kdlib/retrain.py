@@ -23,6 +23,7 @@ from typing import Any
 
 from kdlib import store
 from kdlib.config import config_from_dict
+from kdlib.fileio import read_json
 
 # Runs shorter than this retrain in the test suite (a rolled chunk: seconds to compile); the
 # families whose shortest stored run is longer are checked by ``--families`` (make verify-store).
@@ -216,11 +217,7 @@ def _read_record(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"{path} is not a file: give the JSON file of the store check (a new "
                          "file's path starts one)")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): give a store-check record that "
-                         "--record wrote, or a new file's path") from None
+    record = read_json(path)  # a ValueError naming the file when it is not valid JSON
     if not isinstance(record, dict) or not isinstance(record.get("checks"), dict):
         raise ValueError(f"{path} is not a store-check record (a JSON object with a \"checks\" "
                          "object): give one that --record wrote, or a new file's path")
