@@ -260,12 +260,14 @@ def list_runs(
     """All runs stored under `root` (optionally of one preset/section), sorted by path; a
     preset with no folder that is not a preset either, or a section with no folder under
     any preset searched, names the allowed ones (a typo would otherwise read no runs)."""
+    from kdlib import presets as known
+
     base = results_root(root)
     if preset is not None and not (base / preset).is_dir():
-        from kdlib import presets as known
-
         known.check(preset)
-    presets = [base / preset] if preset is not None else _subdirs(base)
+    # Only preset folders hold runs (results/teachers holds teacher cards, not runs).
+    presets = ([base / preset] if preset is not None
+               else [p for p in _subdirs(base) if p.name in known.PRESETS])
     searched = [p for p in presets if p.is_dir()]  # a preset with no runs yet reads none
     if section is not None and searched and not any((p / section).is_dir() for p in searched):
         stored = sorted({s.name for p in searched for s in _subdirs(p)})

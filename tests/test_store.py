@@ -427,6 +427,11 @@ def test_different_presets_do_not_overwrite(tmp_path):
                        r"sections stored there: \['01_consistency'\]"):
         list_runs(tmp_path, preset="smoke", section="nope")
     assert list_runs(tmp_path, preset="gpu", section="nope") == []  # no gpu runs at all
+    # a folder that is not a preset (results/teachers) is neither read nor named as a section
+    (tmp_path / "teachers" / "fmnist_bit_t28").mkdir(parents=True)
+    assert [r.path for r in list_runs(tmp_path)] == sorted([a.path, b.path])
+    with pytest.raises(ValueError, match=r"the sections stored there: \['01_consistency'\]$"):
+        list_runs(tmp_path, section="nope")
 
 
 def test_list_runs_unfinished_and_hash_collision(tmp_path):
