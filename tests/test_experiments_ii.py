@@ -47,8 +47,11 @@ def test_arms_share_sweep_size_and_lengths(preset):
         left_out = {cross_family.BN_SLOW_STATS} if (chapter is cross_family
                                                     and preset == "smoke") else set()
         assert set(a) == set(chapter.ARMS) - left_out
-        # same lengths for all arms (05's Adam also beyond Shampoo's longest, ADAM_LONGER)
-        longer = set(shampoo.ADAM_LONGER.get(preset, ())) if chapter is shampoo else set()
+        # same lengths for all arms (05's Adam also beyond Shampoo's longest, ADAM_LONGER;
+        # 07's longer lengths for every arm but the BN-momentum one, LONGER)
+        longer = (set(shampoo.ADAM_LONGER.get(preset, ())) if chapter is shampoo
+                  else set(cross_family.LONGER.get(preset, ())) if chapter is cross_family
+                  else set())
         assert len({tuple(e for e in by_ep if e not in longer) for by_ep in a.values()}) == 1
         sizes = set()
         for by_ep in a.values():
@@ -267,17 +270,20 @@ def test_chapter_01_shows_its_longer_lengths_for_the_planned_policies_only(monke
         consistency.lengths("cpu", "1k", "fix")
 
 
-def test_planned_lengths_add_only_the_queued_arms_and_keep_the_shown_ones():
-    """07 at 300 (every arm but the BN-momentum one); the chapters' shown grids are unchanged
-    (03's 16 epochs are shown since they are stored: nothing planned there). 05's Adam at 1000
-    (chapter 01's stored run) is shown, beyond Shampoo's longest."""
+def test_planned_lengths_add_only_the_queued_arms_and_keep_the_shown_ones(monkeypatch):
+    """A planned length (here a made-up 07 at 3000) adds to every arm but the BN-momentum one
+    and leaves the shown grids unchanged; 03's 16 epochs and 07's 300 are shown since they
+    are stored (nothing planned there). 05's Adam at 1000 (chapter 01's stored run) is shown,
+    beyond Shampoo's longest."""
     from kdlib.experiments import consistency, imagenet
 
+    queued = set(cross_family.ARMS) - {cross_family.BN_SLOW_STATS}
+    assert {a for a, by in cross_family.arms("cpu").items() if 300.0 in by} == queued
+    monkeypatch.setitem(cross_family.PLANNED, "cpu", (3000.0,))
     for chapter, added in (
         (imagenet, {}),
         (shampoo, {}),
-        (cross_family, {a: {300.0} for a in cross_family.ARMS
-                        if a != cross_family.BN_SLOW_STATS}),
+        (cross_family, dict.fromkeys(queued, {3000.0})),
     ):
         shown, planned = chapter.arms("cpu"), chapter.arms("cpu", planned=True)
         assert set(shown) == set(planned)

@@ -276,7 +276,11 @@ RULE_CHANGES: dict[str, str] = {
             "met (it had been left out for its cost, and following up only the checks that "
             "leaned the paper's way would bias the tally towards it), fixed before any new "
             "seed was trained, and the check reads every one stored (and, in the summary's "
-            "sensitivity table, the 5 new seeds alone)"),
+            "sensitivity table, the 5 new seeds alone); on 2026-12-07, when chapter 07's "
+            "300-epoch points were first read (3 seeds), the points of that check at 300 "
+            "epochs (+1.6 pts, ±2.1 at 2 SE; about 6 seeds per point to be decided, leaning "
+            "holds) were planned to 8 seeds under the same criterion, fixed before any new "
+            "seed was trained"),
     "C10": ("; on 2026-12-05 C10 gained a check for section 3.5's title, 'eventually falls "
             "behind': the random init ahead at the longest length; late that day, after "
             "results, the 30-epoch points (the head start, which needed about 10 seeds per "

@@ -6,7 +6,7 @@ teacher into MobileNetV3 students (Large with GroupNorm: 74.60% at 300 epochs, 7
 (the mean of the logits of the 224 px and the 384 px teachers) gives a better student than
 its default teacher at every length (82.82% at 9600 epochs).
 
-Here, on chapter 01's 1,000-image regime at its schedule lengths (cpu: up to 100 epochs),
+Here, on chapter 01's 1,000-image regime at its schedule lengths (cpu: up to 300 epochs),
 every arm with the same lr sweep and steps:
 
 - ``BiT student``: chapter 01's ``mix`` runs (reused).
@@ -70,16 +70,16 @@ CPU_EPOCHS = (30.0, 100.0)  # see the docstring; measured budget: benchmarks/REA
 # student's is chapter 01's stored mix run). On 2026-12-06, before any 07 run at 300 epochs
 # trained, the MobileNet from labels joined them (LABELS_ARM; the gpu preset plans it at every
 # length), so that C11's distilled-vs-labels check reads the longest length like its others.
-PLANNED = {"cpu": (300.0,)}
+PLANNED: dict[str, tuple[float, ...]] = {}
 # The longer lengths the chapter shows, for PLANNED_ARMS only: a PLANNED length moves here once
-# all its runs (grown grids, 3 seeds) are stored.
-LONGER: dict[str, tuple[float, ...]] = {}
+# all its runs (grown grids, 3 seeds) are stored: cpu's 300 epochs on 2026-12-07.
+LONGER = {"cpu": (300.0,)}
 # C11's baseline (2026-12-05): the MobileNetV3-L (GN) student trained from labels (inception
 # crops, as chapter 02's from-scratch baseline), so "works across families" compares its
 # distillation with its own label training, as the paper compares with the best published
 # MobileNetV3. A comparison of its own: its grid grows apart from the distillation arms'. The
 # cpu and gpu presets train it at the chapter's lengths (cpu: 30 and 100 epochs stored on
-# 2026-12-05; 300 planned); smoke leaves it out (one more MobileNet program), the paper preset
+# 2026-12-05; 300 on 2026-12-07); smoke leaves it out (one more MobileNet program), the paper preset
 # too (no recipe for it in the paper).
 LABELS_ARM = "MobileNetV3-L (GN) from labels"
 PLANNED_ARMS = (*(a for a in ARMS if a != BN_SLOW_STATS), LABELS_ARM)

@@ -139,6 +139,12 @@ def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
 # holds; mix leads fix/cc and ind/rc beyond the noise): mix and same/ic there go to 8 seeds,
 # fixed before any new seed trained, queued after issue 14's last items (07 at 300 epochs).
 # No other inconclusive check not yet followed up needed 12 or fewer.
+# On 2026-12-07, when chapter 07's 300-epoch points were first read (items 33 and 34, 3 seeds
+# each), the criterion picked C11's 'distilled > from labels at 300 epochs' (+1.6 pts, +-2.1
+# at 2 SE; about 6 seeds per point to be decided, leaning holds): the distilled MobileNetV3-L
+# (GN) and the one from labels there go to 8 seeds, fixed before any new seed trained, ahead
+# of C3's follow-up (about 1 h against 4 h at the pace of that day, so a session lands it).
+# '2 teachers > 1 at 300 epochs' (-0.5 pts, +-1.2) needed about 15: not followed up.
 FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (same/ic, "
              "fix/cc, ind/rc)",
              "seed follow-up: C5's 1k points at 100 epochs to 8 seeds (function matching, "
@@ -150,7 +156,9 @@ FOLLOW_UP = ("seed follow-up: C1's 250-image points at 400 epochs to 8 seeds (sa
              "(function matching)",
              "seed follow-up: C4's 1k-image points at 1000 and 3000 epochs to 8 seeds "
              "(function matching)",
-             "seed follow-up: C3's 1k points at 1000 epochs to 8 seeds (mix, same/ic)")
+             "seed follow-up: C3's 1k points at 1000 epochs to 8 seeds (mix, same/ic)",
+             "seed follow-up: C11's MobileNetV3-L (GN) at 300 epochs to 8 seeds (distilled, "
+             "from labels)")
 # Seeds per selected config an item trains, where it is not arms.SEEDS.
 ITEM_SEEDS = dict.fromkeys(FOLLOW_UP, common.MAX_SEEDS)
 PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
@@ -227,6 +235,9 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)",
      lambda: _only(cross_family.label_arms(PRESET, planned=True), (cross_family.LABELS_ARM,),
                    (300.0,))),
+    (FOLLOW_UP[7], lambda: {
+        **_only(cross_family.arms(PRESET), ("MobileNetV3-L (GN)",), (300.0,)),
+        **_only(cross_family.label_arms(PRESET), (cross_family.LABELS_ARM,), (300.0,))}),
     (FOLLOW_UP[6], lambda: _only(consistency.arms(PRESET, "1k"), ("mix", "same/ic"),
                                  (1000.0,))),
 ]
