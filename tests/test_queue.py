@@ -115,9 +115,9 @@ def test_items_that_cannot_move_a_verdict_run_last_or_are_cut():
             # a cut follow-up says which verdict it could not move and leaves its points read
             # at the seeds issue 13 asks for
             assert "not testable" in why
-            results = queue.common.run_arms(build(), progress=False, extras=False)
+            results = queue_plan.run_item(build(), progress=False, extras=False)
             seeds = [len(r.seed_values()) for by in results.values() for r in by.values()]
-            assert seeds and min(seeds) >= queue.common.SEEDS["cpu"], (name, seeds)
+            assert seeds and min(seeds) >= queue_plan.common.SEEDS["cpu"], (name, seeds)
         else:  # nothing else a verdict reads was cut
             assert "tables only" in name and not points & set(queue_plan.VERDICT_POINTS)
     assert "Cut for the budget" in queue_plan.plan_summary([])
@@ -584,7 +584,7 @@ def test_the_item_line_comes_before_the_item_builds(monkeypatch, capsys):
         raise RuntimeError("no arms")
 
     monkeypatch.setattr(queue_plan, "PLAN", [("fine", lambda: {}), ("broken", broken)])
-    monkeypatch.setattr(queue.common, "run_arms", lambda arms, **_: {})
+    monkeypatch.setattr(queue_plan.common, "run_arms", lambda arms, **_: {})
     with pytest.raises(RuntimeError, match="no arms"):
         queue.main(["--start", "1"])
     out = capsys.readouterr().out
@@ -597,13 +597,14 @@ def test_a_follow_up_item_trains_its_own_number_of_seeds(monkeypatch):
     names = [name for name, _ in queue_plan.PLAN] + [name for name, _, _ in queue_plan.CUT]
     assert all(name in names for name in queue_plan.FOLLOW_UP)
     assert set(queue_plan.ITEM_SEEDS) == set(queue_plan.FOLLOW_UP)
-    assert set(queue_plan.ITEM_SEEDS.values()) == {queue.common.MAX_SEEDS}
+    assert set(queue_plan.ITEM_SEEDS.values()) == {queue_plan.common.MAX_SEEDS}
     asked = []
     plan = [("plain", lambda: {}), (queue_plan.FOLLOW_UP[0], lambda: {})]
     monkeypatch.setattr(queue_plan, "PLAN", plan)
-    monkeypatch.setattr(queue.common, "run_arms", lambda arms, **kw: asked.append(kw["seeds"]))
+    monkeypatch.setattr(queue_plan.common, "run_arms",
+                        lambda arms, **kw: asked.append(kw["seeds"]) or {})
     queue.main([])
-    assert asked == [None, queue.common.MAX_SEEDS]
+    assert asked == [None, queue_plan.common.MAX_SEEDS]
 
 
 def test_a_claim_waits_for_its_follow_ups_with_seeds_left(monkeypatch):
@@ -766,3 +767,24 @@ def test_replicates_trained_side_by_side_equal_those_trained_one_after_another(
              for i, c in enumerate(configs)]
     assert [r.summary["test_acc"] for r in side] == [a["test_acc"] for a in alone]
     assert side[0].summary["test_acc"] != side[1].summary["test_acc"]  # two seeds
+
+
+def test_an_item_grows_grids_per_comparison_as_its_chapter_does(monkeypatch):
+    """run_arms widens every arm of a call alike, so an item mixing chapter 07's MobileNet
+    from labels with a distillation arm (C11's follow-ups) runs them as two calls, as the
+    chapter does: the labels arm's grid edge must not grow the distilled arm's grid."""
+    from kdlib.experiments import cross_family
+
+    follow_up = dict(queue_plan.PLAN)[queue_plan.FOLLOW_UP[7]]()
+    assert set(follow_up) == {"MobileNetV3-L (GN)", cross_family.LABELS_ARM}
+    parts = queue_plan.comparisons(follow_up)
+    assert [set(p) for p in parts] == [{"MobileNetV3-L (GN)"}, {cross_family.LABELS_ARM}]
+    calls = []
+    monkeypatch.setattr(queue_plan.common, "run_arms",
+                        lambda arms, **kw: calls.append((set(arms), kw)) or dict.fromkeys(arms))
+    got = queue_plan.run_item(follow_up, seeds=8)
+    assert calls == [({"MobileNetV3-L (GN)"}, {"seeds": 8}),
+                     ({cross_family.LABELS_ARM}, {"seeds": 8})]
+    assert set(got) == set(follow_up)
+    chapter_arms = cross_family.arms("cpu")
+    assert queue_plan.comparisons(chapter_arms) == [chapter_arms]  # one comparison: one call

@@ -3,7 +3,8 @@
 Its plan is :mod:`kdlib.experiments.queue_plan`; committing and parking run folders in a git
 checkout is :mod:`kdlib.experiments.queue_checkout`; this module is the command line, the run
 loop and the supervisor. Each item is one comparison (arms at one or more schedule lengths)
-run through :func:`kdlib.experiments.common.run_arms` with the extras on: the short-schedule
+run through :func:`kdlib.experiments.common.run_arms` (per comparison its chapter grows grids
+over: :func:`kdlib.experiments.queue_plan.run_item`) with the extras on: the short-schedule
 temperatures, the grid grown until it brackets every selected run, then the seed replicates.
 Every finished run is stored the moment its group finishes, and with ``--commit`` committed to
 git within five minutes; an interrupted run resumes from its checkpoint when the queue is
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from kdlib import interrupts
-from kdlib.experiments import common, ladder_probe
+from kdlib.experiments import ladder_probe
 from kdlib.experiments import queue_checkout as checkout
 from kdlib.experiments import queue_plan as plan
 from kdlib.experiments import queue_workers as workers
@@ -259,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 # printed before anything of the item runs: the supervisor reads it to know
                 # which item a crash belongs to
                 print(f"[{time.strftime('%H:%M:%S')}] item {i}: {name}", flush=True)
-                common.run_arms(build(), progress=False, extras=True,
-                                seeds=plan.ITEM_SEEDS.get(name), train_singles=singles)
+                plan.run_item(build(), progress=False, extras=True,
+                              seeds=plan.ITEM_SEEDS.get(name), train_singles=singles)
                 print(f"[{time.strftime('%H:%M:%S')}] item {i} done in "
                       f"{time.time() - t0:.0f} s", flush=True)
                 if args.commit:

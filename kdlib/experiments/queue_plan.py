@@ -389,13 +389,31 @@ def base_sweeps(arms: common.Arms) -> list[tuple[RunConfig, int, int]]:
     return out
 
 
+def comparisons(arms: common.Arms) -> list[common.Arms]:
+    """An item's arms split as their chapters grow grids over them (run_arms widens every
+    arm of a call alike): chapter 07's MobileNet from labels apart from the distillation arms,
+    as the chapter runs :func:`cross_family.label_arms` on its own; every other arm
+    together. (A C11 follow-up that mixed them grew the distilled arm's grid by the labels
+    arm's edge, 2026-12-07: a run no chapter loads.)"""
+    apart = {a: by for a, by in arms.items() if a == cross_family.LABELS_ARM}
+    rest = {a: by for a, by in arms.items() if a not in apart}
+    return [part for part in (rest, apart) if part] or [dict(arms)]
+
+
+def run_item(arms: common.Arms, **kwargs: Any) -> dict[str, dict[float, Any]]:
+    """:func:`common.run_arms` over each of the item's :func:`comparisons` (``kwargs``
+    passed on), the results of all together."""
+    return {a: by for part in comparisons(arms)
+            for a, by in common.run_arms(part, **kwargs).items()}
+
+
 def load_item(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]], seeds: int = 3
               ) -> dict[str, dict[float, Any]] | None:
     """An item's sweeps as the chapter loads them (grown grids, replicates), or None while a
     base run is missing (loading would train it)."""
     if any(missing for _, _, missing in sweeps):
         return None
-    return common.run_arms(arms, progress=False, extras=False, seeds=seeds)
+    return run_item(arms, progress=False, extras=False, seeds=seeds)
 
 
 def remaining_hours(arms: common.Arms, sweeps: list[tuple[RunConfig, int, int]],
