@@ -78,6 +78,16 @@ def _consistency(regime: str, lengths: tuple[float, ...],
     return build
 
 
+def _distilled_and_labels(epochs: float) -> Callable[[], common.Arms]:
+    """C11's follow-up points at ``epochs``: chapter 07's MobileNetV3-L (GN), distilled and
+    from labels (two comparisons: :func:`comparisons`)."""
+    def build() -> common.Arms:
+        return {**_only(cross_family.arms(PRESET), ("MobileNetV3-L (GN)",), (epochs,)),
+                **_only(cross_family.label_arms(PRESET), (cross_family.LABELS_ARM,),
+                        (epochs,))}
+    return build
+
+
 def _extras_of(build: Callable[[], common.Arms], lengths: tuple[float, ...]
                ) -> Callable[[], common.Arms]:
     """Every arm of a chapter's ``build()`` at ``lengths``, as the chapter shows them (no
@@ -208,9 +218,7 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
                                  ("function matching", "from scratch"), (100.0,))),
     (FOLLOW_UP[2], lambda: _only(init.arms(PRESET), ("pretrained init", "random init"),
                                  (30.0,))),
-    (FOLLOW_UP[3], lambda: {
-        **_only(cross_family.arms(PRESET), ("MobileNetV3-L (GN)",), (100.0,)),
-        **_only(cross_family.label_arms(PRESET), (cross_family.LABELS_ARM,), (100.0,))}),
+    (FOLLOW_UP[3], _distilled_and_labels(100.0)),
     ("06 at 100 and 300 epochs (extras: the lengths the chapter's gap reads)",
      _extras_of(lambda: init.arms(PRESET), (100.0, 300.0))),
     ("02 250 images at 4000 epochs (function matching; C4, C5)",
@@ -235,9 +243,7 @@ PLAN: list[tuple[str, Callable[[], common.Arms]]] = [
     ("07 MobileNetV3-L (GN) from labels at 300 epochs (C11's baseline)",
      lambda: _only(cross_family.label_arms(PRESET, planned=True), (cross_family.LABELS_ARM,),
                    (300.0,))),
-    (FOLLOW_UP[7], lambda: {
-        **_only(cross_family.arms(PRESET), ("MobileNetV3-L (GN)",), (300.0,)),
-        **_only(cross_family.label_arms(PRESET), (cross_family.LABELS_ARM,), (300.0,))}),
+    (FOLLOW_UP[7], _distilled_and_labels(300.0)),
     (FOLLOW_UP[6], lambda: _only(consistency.arms(PRESET, "1k"), ("mix", "same/ic"),
                                  (1000.0,))),
 ]
